@@ -1,0 +1,151 @@
+//! The dirbroker configuration file (TOML).
+//!
+//! ```toml
+//! [directory]
+//! uris = ["ldaps://ldap1.example.org", "ldaps://ldap2.example.org"]
+//! base_dn = "dc=example,dc=org"
+//! bind_dn = "cn=broker,ou=system,dc=example,dc=org"
+//! bind_password_file = "/etc/dirbroker/bind.pw"   # or env DIRBROKER_BIND_PASSWORD_FILE
+//! connect_timeout_ms = 3000
+//! op_timeout_ms = 5000
+//! pool_size = 4
+//!
+//! [directory.tls]
+//! starttls = false
+//! ca_file = "/etc/dirbroker/ldap-ca.pem"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::directory::{Bind, DirectoryConfig, TlsSettings};
+use crate::secret::read_secret_file;
+
+pub const DEFAULT_PATH: &str = "/etc/dirbroker/dirbroker.toml";
+/// Environment variable naming the config file.
+pub const ENV_CONFIG: &str = "DIRBROKER_CONFIG";
+/// Environment variable naming the bind password file (overrides the config).
+pub const ENV_BIND_PASSWORD_FILE: &str = "DIRBROKER_BIND_PASSWORD_FILE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub directory: DirectorySection,
+    /// Where the file was read from (for messages).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    pub uris: Vec<String>,
+    pub base_dn: String,
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
+    /// Bind with SASL EXTERNAL (ldapi:// peer credentials or a TLS client certificate).
+    #[serde(default)]
+    pub sasl_external: bool,
+    #[serde(default)]
+    pub tls: TlsSettings,
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_op_ms")]
+    pub op_timeout_ms: u64,
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+}
+
+fn default_connect_ms() -> u64 {
+    3000
+}
+fn default_op_ms() -> u64 {
+    5000
+}
+fn default_pool() -> usize {
+    4
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
+        cfg.path = path.to_path_buf();
+        Ok(cfg)
+    }
+
+    /// The directory settings, with the bind password read from its file.
+    /// `DIRBROKER_BIND_PASSWORD_FILE` overrides `bind_password_file`.
+    pub fn directory_config(&self) -> Result<DirectoryConfig, ConfigError> {
+        let d = &self.directory;
+        let invalid = |message: String| ConfigError::Invalid { path: self.path.display().to_string(), message };
+        let pw_file = std::env::var_os(ENV_BIND_PASSWORD_FILE).map(PathBuf::from).or_else(|| d.bind_password_file.clone());
+        let bind = match (&d.bind_dn, d.sasl_external) {
+            (Some(_), true) => return Err(invalid("set either bind_dn or sasl_external, not both".into())),
+            (None, true) => Bind::External,
+            (None, false) => Bind::Anonymous,
+            (Some(dn), false) => {
+                let file = pw_file.ok_or_else(|| {
+                    invalid(format!("bind_dn is set but no bind_password_file (or {ENV_BIND_PASSWORD_FILE})"))
+                })?;
+                let password = read_secret_file(&file).map_err(|e| invalid(e.to_string()))?;
+                Bind::Simple { dn: dn.clone(), password }
+            }
+        };
+        let mut cfg = DirectoryConfig::new(d.uris.clone(), d.base_dn.clone(), bind);
+        cfg.tls = d.tls.clone();
+        cfg.connect_timeout = Duration::from_millis(d.connect_timeout_ms);
+        cfg.op_timeout = Duration::from_millis(d.op_timeout_ms);
+        cfg.pool_size = d.pool_size;
+        cfg.validate().map_err(|e| invalid(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_types_say_where() {
+        let p = Path::new("x.toml");
+        let err = Config::parse("[directory]\nuris = [\"ldap://a\"]\nbase_dn = \"dc=x\"\nbind_pw = \"oops\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml") && err.contains("bind_pw"), "{err}");
+        let err = Config::parse("[directory]\nuris = \"ldap://a\"\nbase_dn = \"dc=x\"\n", p).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bind_dn_needs_a_password_file() {
+        let cfg = Config::parse("[directory]\nuris = [\"ldap://a\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=b,dc=x\"\n", Path::new("c.toml"))
+            .unwrap();
+        if std::env::var_os(ENV_BIND_PASSWORD_FILE).is_none() {
+            assert!(cfg.directory_config().unwrap_err().to_string().contains("bind_password_file"));
+        }
+        let bad_uri = Config::parse("[directory]\nuris = [\"http://a\"]\nbase_dn = \"dc=x\"\n", Path::new("c.toml")).unwrap();
+        assert!(bad_uri.directory_config().unwrap_err().to_string().contains("http://a"));
+    }
+}

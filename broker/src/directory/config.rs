@@ -1,0 +1,103 @@
+//! How to reach the directory: URIs (tried in order), identity, TLS, timeouts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls_pki_types::{CertificateDer, pem::PemObject};
+use serde::{Deserialize, Serialize};
+
+use super::error::{DirError, Result};
+use crate::secret::SecretString;
+
+/// Who the connection binds as.
+#[derive(Clone, Debug)]
+pub enum Bind {
+    Anonymous,
+    /// Simple bind; only over TLS or ldapi outside tests.
+    Simple { dn: String, password: SecretString },
+    /// SASL EXTERNAL, e.g. peer credentials over ldapi.
+    External,
+}
+
+/// TLS settings. `ldaps://` URIs always use TLS; `starttls` upgrades `ldap://`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Upgrade `ldap://` connections with StartTLS (refusing to go on in clear if it fails).
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA certificate(s) to trust. When set, only these are
+    /// trusted (pinning); when unset, the system's Mozilla roots are.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DirectoryConfig {
+    pub uris: Vec<String>,
+    pub base_dn: String,
+    pub bind: Bind,
+    pub tls: TlsSettings,
+    pub connect_timeout: Duration,
+    pub op_timeout: Duration,
+    pub pool_size: usize,
+}
+
+impl DirectoryConfig {
+    pub fn new(uris: Vec<String>, base_dn: impl Into<String>, bind: Bind) -> Self {
+        DirectoryConfig {
+            uris,
+            base_dn: base_dn.into(),
+            bind,
+            tls: TlsSettings::default(),
+            connect_timeout: Duration::from_secs(3),
+            op_timeout: Duration::from_secs(5),
+            pool_size: 4,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.uris.is_empty() {
+            return Err(DirError::Config("no directory URI configured".into()));
+        }
+        for uri in &self.uris {
+            let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            match scheme.as_deref() {
+                Some("ldap" | "ldaps" | "ldapi") => {}
+                _ => return Err(DirError::Config(format!("{uri:?} is not an ldap://, ldaps:// or ldapi:// URI"))),
+            }
+        }
+        if self.pool_size == 0 {
+            return Err(DirError::Config("pool_size must be at least 1".into()));
+        }
+        if self.connect_timeout.is_zero() || self.op_timeout.is_zero() {
+            return Err(DirError::Config("timeouts must be greater than zero".into()));
+        }
+        Ok(())
+    }
+
+    /// The rustls client configuration pinning `tls.ca_file`, if set. Without
+    /// it, ldap3 trusts the system's certificate store.
+    pub(crate) fn rustls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>> {
+        let Some(path) = &self.tls.ca_file else {
+            return Ok(None);
+        };
+        crate::install_crypto_provider();
+        let bad = |e: &dyn std::fmt::Display| DirError::Config(format!("CA file {}: {e}", path.display()));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(&e))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(&e))?;
+        if certs.is_empty() {
+            return Err(bad(&"holds no PEM certificate"));
+        }
+        let mut roots = RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(&e))?;
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        Ok(Some(Arc::new(config)))
+    }
+}

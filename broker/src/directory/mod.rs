@@ -1,0 +1,258 @@
+//! The directory layer: typed, escaped, pooled access to OpenLDAP.
+//!
+//! ```text
+//!  caller ──► Directory ──► pool of bound connections ──► URI 1 │ URI 2 │ …
+//!               │  search/read/add/modify/delete, each under op_timeout
+//!               └─ errors: NotFound, AlreadyExists, ConstraintViolation,
+//!                  Unavailable (retryable), BadInput, …
+//! ```
+//!
+//! Connections are bound once with the service identity and reused; a
+//! connection that broke is dropped and the next one dials the URIs in
+//! order, starting with the one that answered last. Filters and DNs are built
+//! only with [`Filter`] and [`Dn`], which escape input (RFC 4515 / RFC 4514).
+
+pub mod config;
+pub mod dn;
+pub mod entry;
+pub mod error;
+pub mod filter;
+pub mod layout;
+mod pool;
+pub mod values;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{Object, Pool, PoolError};
+use ldap3::exop::{PasswordModify, WhoAmI};
+use ldap3::{Ldap, Mod, Scope as LdapScope};
+
+pub use config::{Bind, DirectoryConfig, TlsSettings};
+pub use dn::Dn;
+pub use entry::Entry;
+pub use error::{DirError, Result};
+pub use filter::Filter;
+pub use layout::Layout;
+
+use crate::secret::SecretString;
+
+/// Search scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    OneLevel,
+    Subtree,
+}
+
+impl From<Scope> for LdapScope {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Base => LdapScope::Base,
+            Scope::OneLevel => LdapScope::OneLevel,
+            Scope::Subtree => LdapScope::Subtree,
+        }
+    }
+}
+
+/// One change of a modify operation; values are raw bytes.
+pub type Change = Mod<Vec<u8>>;
+
+/// Attributes of a new entry: (attribute description, values).
+pub type Attrs = Vec<(String, Vec<Vec<u8>>)>;
+
+/// A pooled, bound connection set to one directory (several URIs).
+#[derive(Clone)]
+pub struct Directory {
+    pool: Pool<pool::Manager>,
+    dialer: Arc<pool::Dialer>,
+    layout: Layout,
+    op_timeout: Duration,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").field("base", &self.layout.base).field("uris", &self.dialer.uris()).finish()
+    }
+}
+
+impl Directory {
+    /// Build the pool and open one connection now, so that a wrong password or
+    /// an unreachable directory shows at start rather than at first use.
+    pub async fn connect(cfg: DirectoryConfig) -> Result<Directory> {
+        let dir = Self::lazy(cfg)?;
+        drop(dir.conn().await?);
+        Ok(dir)
+    }
+
+    /// Build the pool without dialling; the first operation connects.
+    pub fn lazy(cfg: DirectoryConfig) -> Result<Directory> {
+        cfg.validate()?;
+        let base = Dn::parse(&cfg.base_dn).map_err(|e| DirError::Config(format!("base_dn: {e}")))?;
+        let layout = Layout::new(base)?;
+        let op_timeout = cfg.op_timeout;
+        let dialer = Arc::new(pool::Dialer::new(cfg)?);
+        let pool = pool::build(dialer.clone())?;
+        Ok(Directory { pool, dialer, layout, op_timeout })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn conn(&self) -> Result<Object<pool::Manager>> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => e,
+            PoolError::Timeout(_) => {
+                DirError::Unavailable { detail: format!("no directory connection within {:?}", self.op_timeout) }
+            }
+            other => DirError::Unavailable { detail: other.to_string() },
+        })
+    }
+
+    /// Run `op` on a pooled connection. A connection whose operation failed
+    /// with a transport error is taken out of the pool; `retry` allows one
+    /// more attempt on a fresh connection (for reads: a pooled connection may
+    /// have been closed by the server since its last use).
+    async fn run<T, F>(&self, dn: &str, retry: bool, op: F) -> Result<T>
+    where
+        F: AsyncFn(&mut Ldap) -> std::result::Result<T, ldap3::LdapError>,
+    {
+        let attempts = if retry { 2 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let mut conn = self.conn().await?;
+            conn.with_timeout(self.op_timeout);
+            match op(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let err = DirError::from_ldap(e, dn);
+                    if !err.is_retryable() {
+                        return Err(err);
+                    }
+                    drop(Object::take(conn));
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or(DirError::Unavailable { detail: "no attempt made".into() }))
+    }
+
+    /// Search below `base`. A missing base is [`DirError::NotFound`].
+    pub async fn search(&self, base: &Dn, scope: Scope, filter: &Filter, attrs: &[&str]) -> Result<Vec<Entry>> {
+        let filter = filter.to_string();
+        let attrs: Vec<&str> = if attrs.is_empty() { vec!["*"] } else { attrs.to_vec() };
+        let (entries, _) = self
+            .run(base.as_str(), true, async |l: &mut Ldap| {
+                l.search(base.as_str(), scope.into(), &filter, &attrs).await?.success()
+            })
+            .await?;
+        entries.into_iter().map(|re| Entry::from_search(ldap3::SearchEntry::construct(re))).collect()
+    }
+
+    /// Read one entry by DN.
+    pub async fn read(&self, dn: &Dn, attrs: &[&str]) -> Result<Entry> {
+        let mut found = self.search(dn, Scope::Base, &Filter::any(), attrs).await?;
+        match found.pop() {
+            Some(e) if found.is_empty() => Ok(e),
+            Some(_) => Err(DirError::Ldap { dn: dn.to_string(), rc: 0, message: "base search returned several entries".into() }),
+            None => Err(DirError::NotFound { what: dn.to_string() }),
+        }
+    }
+
+    /// Search for at most one entry; several matches are an error.
+    pub async fn find_one(&self, base: &Dn, filter: &Filter, attrs: &[&str]) -> Result<Option<Entry>> {
+        let mut found = self.search(base, Scope::Subtree, filter, attrs).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(DirError::ConstraintViolation {
+                dn: base.to_string(),
+                rc: 0,
+                message: format!("{n} entries match {filter}, expected at most one"),
+            }),
+        }
+    }
+
+    pub async fn add(&self, dn: &Dn, attrs: Attrs) -> Result<()> {
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(name, values)| (name.into_bytes(), values.into_iter().collect()))
+            .collect();
+        self.run(dn.as_str(), false, async |l: &mut Ldap| l.add(dn.as_str(), attrs.clone()).await?.success())
+            .await
+            .map(drop)
+    }
+
+    /// Apply `changes` to `dn` in one modify operation: all or nothing.
+    pub async fn modify(&self, dn: &Dn, changes: Vec<Change>) -> Result<()> {
+        self.run(dn.as_str(), false, async |l: &mut Ldap| l.modify(dn.as_str(), changes.clone()).await?.success())
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete(&self, dn: &Dn) -> Result<()> {
+        self.run(dn.as_str(), false, async |l: &mut Ldap| l.delete(dn.as_str()).await?.success()).await.map(drop)
+    }
+
+    /// The authorization identity of the pooled connections (RFC 4532), e.g.
+    /// `dn:cn=broker,ou=system,dc=example,dc=org`.
+    pub async fn whoami(&self) -> Result<String> {
+        let (exop, _) = self.run("", true, async |l: &mut Ldap| l.extended(WhoAmI).await?.success()).await?;
+        let raw = exop.val.unwrap_or_default();
+        String::from_utf8(raw).map_err(|_| DirError::Ldap { dn: String::new(), rc: 0, message: "WhoAmI reply is not UTF-8".into() })
+    }
+
+    /// Set the password of `dn` with the Password Modify extended operation
+    /// (RFC 3062), so slapd hashes it with its configured scheme.
+    pub async fn set_password(&self, dn: &Dn, password: &SecretString) -> Result<()> {
+        check_password_input(password)?;
+        self.run(dn.as_str(), false, async |l: &mut Ldap| {
+            l.extended(PasswordModify { user_id: Some(dn.as_str()), old_pass: None, new_pass: Some(password.expose()) })
+                .await?
+                .success()
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Whether `password` is right for `dn`, by binding as `dn` on a fresh
+    /// connection (never a pooled one, which must keep the service identity).
+    pub async fn check_password(&self, dn: &Dn, password: &SecretString) -> Result<bool> {
+        check_password_input(password)?;
+        match self.dialer.dial(&Bind::Simple { dn: dn.to_string(), password: password.clone() }).await {
+            Ok(mut ldap) => {
+                let _ = ldap.unbind().await;
+                Ok(true)
+            }
+            Err(DirError::InvalidCredentials { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A second directory handle on the same servers bound as another identity.
+    pub fn with_bind(&self, bind: Bind) -> Result<Directory> {
+        let mut cfg = self.dialer.config().clone();
+        cfg.bind = bind;
+        Self::lazy(cfg)
+    }
+
+    /// Close every idle connection (e.g. before the process exits).
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// An empty password would turn a simple bind into an unauthenticated one
+/// (RFC 4513 §5.1.2), which "succeeds"; refuse it everywhere.
+fn check_password_input(password: &SecretString) -> Result<()> {
+    if password.expose().is_empty() {
+        return Err(DirError::bad_input("password", "is empty"));
+    }
+    if password.expose().chars().any(|c| c == '\0') {
+        return Err(DirError::bad_input("password", "contains a NUL character"));
+    }
+    Ok(())
+}
