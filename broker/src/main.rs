@@ -1,1 +1,7 @@
-fn main() {}
+//! `dirbroker`: the command-line tool. Noun-verb subcommands; see `dirbroker --help`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,1 +1,12 @@
-fn main(){}
+//! End-to-end tests against a real slapd started from the Debian package.
+//! One binary, so the tree links once; each test starts its own slapd on its
+//! own port and directory.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod directory;

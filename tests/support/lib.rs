@@ -1,0 +1,121 @@
+//! Support for the end-to-end tests: a real slapd per test, directory
+//! handles bound as each identity, and helpers to run the `dirbroker` binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use dirbroker::directory::Directory;
+use dirbroker::testbed::{Identity, Testbed, TestbedOptions};
+
+pub use dirbroker;
+
+/// A fresh temporary directory for a testbed; short, so the ldapi socket path fits.
+pub fn scratch_dir() -> tempfile::TempDir {
+    #[allow(clippy::expect_used)]
+    tempfile::Builder::new()
+        .prefix("dbt")
+        .tempdir_in("/tmp")
+        .expect("temp dir in /tmp")
+}
+
+/// A started slapd with the dirbroker schema, ACLs and base entries; removed on drop.
+#[derive(Debug)]
+pub struct Bed {
+    pub bed: Testbed,
+    _tmp: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Bed {
+    type Target = Testbed;
+    fn deref(&self) -> &Testbed {
+        &self.bed
+    }
+}
+
+impl std::ops::DerefMut for Bed {
+    fn deref_mut(&mut self) -> &mut Testbed {
+        &mut self.bed
+    }
+}
+
+pub async fn start_with(configure: impl FnOnce(&mut TestbedOptions)) -> Bed {
+    let tmp = scratch_dir();
+    let mut opts = TestbedOptions::new(tmp.path().join("slapd"));
+    configure(&mut opts);
+    match Testbed::start(opts).await {
+        Ok(bed) => Bed { bed, _tmp: tmp },
+        Err(e) => panic!("testbed did not start: {e}"),
+    }
+}
+
+pub async fn start() -> Bed {
+    start_with(|_| {}).await
+}
+
+impl Bed {
+    pub async fn dir_as(&self, who: Identity) -> Directory {
+        let cfg = self
+            .bed
+            .directory_config(who)
+            .unwrap_or_else(|e| panic!("config for {who:?}: {e}"));
+        Directory::connect(cfg)
+            .await
+            .unwrap_or_else(|e| panic!("connect as {who:?}: {e}"))
+    }
+
+    /// Run an ldap-utils tool against this slapd's ldapi socket as root (EXTERNAL).
+    pub fn ldap_tool_external(&self, tool: &str, args: &[&str], stdin: &str) -> Output {
+        run_with_stdin(
+            Command::new(tool)
+                .args(["-Q", "-Y", "EXTERNAL", "-H", &self.bed.ldapi_uri()])
+                .args(args),
+            stdin,
+        )
+    }
+
+    /// Run an ldap-utils tool over ldap:// bound as the directory admin (password from its file).
+    pub fn ldap_tool_admin(&self, tool: &str, args: &[&str], stdin: &str) -> Output {
+        let dn = self
+            .bed
+            .bind_dn(Identity::Admin)
+            .ok()
+            .flatten()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let pw = self.bed.password_file(Identity::Admin).unwrap_or_default();
+        run_with_stdin(
+            Command::new(tool)
+                .args(["-x", "-H", &self.bed.uri(), "-D", &dn, "-y"])
+                .arg(pw)
+                .args(args),
+            stdin,
+        )
+    }
+}
+
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(stdin.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait {cmd:?}: {e}"))
+}
+
+/// Path of the `dirbroker` binary built for these tests.
+pub fn dirbroker_bin() -> PathBuf {
+    let mut p = std::env::current_exe().unwrap_or_default();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join("dirbroker")
+}

@@ -22,7 +22,11 @@ pub(crate) struct Dialer {
 impl Dialer {
     pub(crate) fn new(cfg: DirectoryConfig) -> Result<Dialer> {
         let tls = cfg.rustls_config()?;
-        Ok(Dialer { cfg, tls, preferred: AtomicUsize::new(0) })
+        Ok(Dialer {
+            cfg,
+            tls,
+            preferred: AtomicUsize::new(0),
+        })
     }
 
     pub(crate) fn config(&self) -> &DirectoryConfig {
@@ -40,7 +44,9 @@ impl Dialer {
         let start = self.preferred.load(Ordering::Relaxed) % n.max(1);
         let mut failures = Vec::new();
         for i in (0..n).map(|k| (start + k) % n) {
-            let Some(uri) = self.cfg.uris.get(i) else { continue };
+            let Some(uri) = self.cfg.uris.get(i) else {
+                continue;
+            };
             match self.dial_one(uri, bind).await {
                 Ok(ldap) => {
                     self.preferred.store(i, Ordering::Relaxed);
@@ -50,11 +56,15 @@ impl Dialer {
                 Err(e) => return Err(e),
             }
         }
-        Err(DirError::Unavailable { detail: failures.join("; ") })
+        Err(DirError::Unavailable {
+            detail: failures.join("; "),
+        })
     }
 
     async fn dial_one(&self, uri: &str, bind: &Bind) -> Result<Ldap> {
-        let is_ldap = uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("ldap://"));
+        let is_ldap = uri
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("ldap://"));
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.cfg.connect_timeout)
             .set_starttls(self.cfg.tls.starttls && is_ldap);
@@ -63,11 +73,15 @@ impl Dialer {
         }
         // The connect timeout covers TCP and TLS; StartTLS and bind run under
         // the operation timeout.
-        let (conn, mut ldap) =
-            tokio::time::timeout(self.cfg.connect_timeout + self.cfg.op_timeout, LdapConnAsync::with_settings(settings, uri))
-                .await
-                .map_err(|_| DirError::Unavailable { detail: "connect timed out".into() })?
-                .map_err(|e| DirError::from_ldap(e, uri))?;
+        let (conn, mut ldap) = tokio::time::timeout(
+            self.cfg.connect_timeout + self.cfg.op_timeout,
+            LdapConnAsync::with_settings(settings, uri),
+        )
+        .await
+        .map_err(|_| DirError::Unavailable {
+            detail: "connect timed out".into(),
+        })?
+        .map_err(|e| DirError::from_ldap(e, uri))?;
         ldap3::drive!(conn);
         ldap.with_timeout(self.cfg.op_timeout);
         let res = match bind {
@@ -79,7 +93,8 @@ impl Dialer {
             Bind::Simple { dn, .. } => dn.as_str(),
             _ => uri,
         };
-        res.and_then(|r| r.success()).map_err(|e| DirError::from_ldap(e, who))?;
+        res.and_then(|r| r.success())
+            .map_err(|e| DirError::from_ldap(e, who))?;
         Ok(ldap)
     }
 }
@@ -97,7 +112,11 @@ impl managed::Manager for Manager {
     }
 
     async fn recycle(&self, conn: &mut Ldap, _: &Metrics) -> RecycleResult<DirError> {
-        if conn.is_closed() { Err(RecycleError::message("connection closed")) } else { Ok(()) }
+        if conn.is_closed() {
+            Err(RecycleError::message("connection closed"))
+        } else {
+            Ok(())
+        }
     }
 }
 

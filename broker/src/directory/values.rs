@@ -4,7 +4,11 @@
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, macros::format_description};
 
 pub fn bool_value(b: bool) -> Vec<u8> {
-    if b { b"TRUE".to_vec() } else { b"FALSE".to_vec() }
+    if b {
+        b"TRUE".to_vec()
+    } else {
+        b"FALSE".to_vec()
+    }
 }
 
 pub fn int_value(i: i64) -> Vec<u8> {
@@ -57,7 +61,10 @@ pub fn parse_generalized_time(s: &str) -> Result<OffsetDateTime, String> {
         }
         _ => return Err(bad()),
     };
-    let t = naive.assume_offset(offset).replace_nanosecond(nanos).map_err(|_| bad())?;
+    let t = naive
+        .assume_offset(offset)
+        .replace_nanosecond(nanos)
+        .map_err(|_| bad())?;
     Ok(t.to_offset(UtcOffset::UTC))
 }
 
@@ -73,7 +80,14 @@ mod tests {
         assert_eq!(off, t);
         let frac = parse_generalized_time("20261122134848.5Z").unwrap();
         assert_eq!(frac.nanosecond(), 500_000_000);
-        for bad in ["", "2026", "20261322134848Z", "20261122134848", "20261122134848X", "20261122134848+02"] {
+        for bad in [
+            "",
+            "2026",
+            "20261322134848Z",
+            "20261122134848",
+            "20261122134848X",
+            "20261122134848+02",
+        ] {
             assert!(parse_generalized_time(bad).is_err(), "{bad}");
         }
     }
