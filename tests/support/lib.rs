@@ -1,6 +1,9 @@
 //! Support for the end-to-end tests: a real slapd per test, directory
 //! handles bound as each identity, and helpers to run the `dirbroker` binary.
 
+// Test support: failing loudly is the point here.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
