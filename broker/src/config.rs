@@ -32,10 +32,7 @@ pub const ENV_BIND_PASSWORD_FILE: &str = "DIRBROKER_BIND_PASSWORD_FILE";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: {message}")]
@@ -86,19 +83,14 @@ fn default_pool() -> usize {
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
         cfg.path = path.to_path_buf();
         Ok(cfg)
     }
@@ -107,32 +99,21 @@ impl Config {
     /// `DIRBROKER_BIND_PASSWORD_FILE` overrides `bind_password_file`.
     pub fn directory_config(&self) -> Result<DirectoryConfig, ConfigError> {
         let d = &self.directory;
-        let invalid = |message: String| ConfigError::Invalid {
-            path: self.path.display().to_string(),
-            message,
-        };
-        let pw_file = std::env::var_os(ENV_BIND_PASSWORD_FILE)
-            .map(PathBuf::from)
-            .or_else(|| d.bind_password_file.clone());
+        let invalid = |message: String| ConfigError::Invalid { path: self.path.display().to_string(), message };
+        let pw_file =
+            std::env::var_os(ENV_BIND_PASSWORD_FILE).map(PathBuf::from).or_else(|| d.bind_password_file.clone());
         let bind = match (&d.bind_dn, d.sasl_external) {
             (Some(_), true) => {
-                return Err(invalid(
-                    "set either bind_dn or sasl_external, not both".into(),
-                ));
+                return Err(invalid("set either bind_dn or sasl_external, not both".into()));
             }
             (None, true) => Bind::External,
             (None, false) => Bind::Anonymous,
             (Some(dn), false) => {
                 let file = pw_file.ok_or_else(|| {
-                    invalid(format!(
-                        "bind_dn is set but no bind_password_file (or {ENV_BIND_PASSWORD_FILE})"
-                    ))
+                    invalid(format!("bind_dn is set but no bind_password_file (or {ENV_BIND_PASSWORD_FILE})"))
                 })?;
                 let password = read_secret_file(&file).map_err(|e| invalid(e.to_string()))?;
-                Bind::Simple {
-                    dn: dn.clone(),
-                    password,
-                }
+                Bind::Simple { dn: dn.clone(), password }
             }
         };
         let mut cfg = DirectoryConfig::new(d.uris.clone(), d.base_dn.clone(), bind);
@@ -152,16 +133,11 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_types_say_where() {
         let p = Path::new("x.toml");
-        let err = Config::parse(
-            "[directory]\nuris = [\"ldap://a\"]\nbase_dn = \"dc=x\"\nbind_pw = \"oops\"\n",
-            p,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("x.toml") && err.contains("bind_pw"), "{err}");
-        let err = Config::parse("[directory]\nuris = \"ldap://a\"\nbase_dn = \"dc=x\"\n", p)
+        let err = Config::parse("[directory]\nuris = [\"ldap://a\"]\nbase_dn = \"dc=x\"\nbind_pw = \"oops\"\n", p)
             .unwrap_err()
             .to_string();
+        assert!(err.contains("x.toml") && err.contains("bind_pw"), "{err}");
+        let err = Config::parse("[directory]\nuris = \"ldap://a\"\nbase_dn = \"dc=x\"\n", p).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -173,24 +149,10 @@ mod tests {
         )
         .unwrap();
         if std::env::var_os(ENV_BIND_PASSWORD_FILE).is_none() {
-            assert!(
-                cfg.directory_config()
-                    .unwrap_err()
-                    .to_string()
-                    .contains("bind_password_file")
-            );
+            assert!(cfg.directory_config().unwrap_err().to_string().contains("bind_password_file"));
         }
-        let bad_uri = Config::parse(
-            "[directory]\nuris = [\"http://a\"]\nbase_dn = \"dc=x\"\n",
-            Path::new("c.toml"),
-        )
-        .unwrap();
-        assert!(
-            bad_uri
-                .directory_config()
-                .unwrap_err()
-                .to_string()
-                .contains("http://a")
-        );
+        let bad_uri =
+            Config::parse("[directory]\nuris = [\"http://a\"]\nbase_dn = \"dc=x\"\n", Path::new("c.toml")).unwrap();
+        assert!(bad_uri.directory_config().unwrap_err().to_string().contains("http://a"));
     }
 }

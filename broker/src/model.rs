@@ -108,8 +108,12 @@ fn owned(v: Option<&str>) -> Option<String> {
     v.map(str::to_string)
 }
 
+/// Values of a multi-valued attribute. LDAP values are a set: order is not
+/// kept by the server, so they come back sorted for stable output.
 fn strings(e: &Entry, attr: &str) -> Result<Vec<String>> {
-    Ok(e.strs(attr)?.into_iter().map(str::to_string).collect())
+    let mut v: Vec<String> = e.strs(attr)?.into_iter().map(str::to_string).collect();
+    v.sort();
+    Ok(v)
 }
 
 fn sealed(e: &Entry, attr: &str) -> Result<Option<Sealed>> {
@@ -210,12 +214,7 @@ impl User {
     pub fn new(uid: &str, cn: &str) -> Result<User> {
         crate::directory::dn::check_value("uid", uid)?;
         crate::directory::dn::check_value("name", cn)?;
-        let sn = cn
-            .rsplit(' ')
-            .next()
-            .filter(|s| !s.is_empty())
-            .unwrap_or(cn)
-            .to_string();
+        let sn = cn.rsplit(' ').next().filter(|s| !s.is_empty()).unwrap_or(cn).to_string();
         Ok(User {
             uid: uid.to_string(),
             cn: cn.to_string(),
@@ -238,8 +237,7 @@ impl User {
 }
 
 impl DirEntry for User {
-    const OBJECT_CLASSES: &'static [&'static str] =
-        &["inetOrgPerson", "ldapPublicKey", "dirbrokerUser"];
+    const OBJECT_CLASSES: &'static [&'static str] = &["inetOrgPerson", "ldapPublicKey", "dirbrokerUser"];
     const KIND_CLASS: &'static str = "dirbrokerUser";
     const RDN_ATTR: &'static str = "uid";
 
@@ -276,10 +274,7 @@ impl DirEntry for User {
         b.opt_time("dirbrokerPublicValueTime", self.public_value_time);
         b.opt_bytes("dirbrokerPasswordKdf", self.password_kdf.as_deref());
         b.flag("dirbrokerKeystrokeHardening", self.keystroke_hardening);
-        b.opt_bytes(
-            "dirbrokerSealedSshPrivateKey",
-            self.sealed_ssh_private_key.as_ref().map(|s| s.0.as_slice()),
-        );
+        b.opt_bytes("dirbrokerSealedSshPrivateKey", self.sealed_ssh_private_key.as_ref().map(|s| s.0.as_slice()));
         b.done()
     }
 
@@ -304,14 +299,11 @@ impl DirEntry for User {
         };
         // cn and sn may hold several values in entries other tools wrote; take the first.
         let first = |attr: &str| -> Result<String> {
-            e.strs(attr)?
-                .first()
-                .map(|s| s.to_string())
-                .ok_or_else(|| DirError::MalformedEntry {
-                    dn: e.dn.to_string(),
-                    attr: attr.to_string(),
-                    reason: "missing".into(),
-                })
+            e.strs(attr)?.first().map(|s| s.to_string()).ok_or_else(|| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: attr.to_string(),
+                reason: "missing".into(),
+            })
         };
         let uid = first("uid")?;
         Ok(User {
@@ -437,10 +429,7 @@ impl DirEntry for OtpToken {
         b.opt_str("dirbrokerOtpAlgorithm", self.algorithm.as_deref());
         b.opt_int("dirbrokerOtpDigits", self.digits.map(i64::from));
         b.opt_int("dirbrokerOtpPeriod", self.period.map(i64::from));
-        b.opt_bytes(
-            "dirbrokerOtpSecret",
-            self.secret.as_ref().map(|s| s.0.as_slice()),
-        );
+        b.opt_bytes("dirbrokerOtpSecret", self.secret.as_ref().map(|s| s.0.as_slice()));
         b.opt_int("dirbrokerHotpCounter", self.hotp_counter);
         b.opt_int("dirbrokerTotpWatermark", self.totp_watermark);
         b.opt_int("dirbrokerTotpClockOffset", self.clock_offset);
@@ -464,13 +453,11 @@ impl DirEntry for OtpToken {
         })?;
         Ok(OtpToken {
             id: e.required_str("dirbrokerTokenId")?.to_string(),
-            owner: e
-                .dn_value("dirbrokerTokenOwner")?
-                .ok_or_else(|| DirError::MalformedEntry {
-                    dn: e.dn.to_string(),
-                    attr: "dirbrokerTokenOwner".into(),
-                    reason: "missing".into(),
-                })?,
+            owner: e.dn_value("dirbrokerTokenOwner")?.ok_or_else(|| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: "dirbrokerTokenOwner".into(),
+                reason: "missing".into(),
+            })?,
             kind,
             description: owned(e.str("description")?),
             algorithm: owned(e.str("dirbrokerOtpAlgorithm")?),
@@ -526,8 +513,7 @@ impl Host {
 }
 
 impl DirEntry for Host {
-    const OBJECT_CLASSES: &'static [&'static str] =
-        &["device", "ipHost", "ldapPublicKey", "dirbrokerHost"];
+    const OBJECT_CLASSES: &'static [&'static str] = &["device", "ipHost", "ldapPublicKey", "dirbrokerHost"];
     const KIND_CLASS: &'static str = "dirbrokerHost";
     const RDN_ATTR: &'static str = "cn";
 
@@ -540,9 +526,7 @@ impl DirEntry for Host {
 
     fn to_attrs(&self) -> Attrs {
         let mut b = AttrsBuilder::classes(Self::OBJECT_CLASSES);
-        let names: Vec<String> = std::iter::once(self.name.clone())
-            .chain(self.aliases.iter().cloned())
-            .collect();
+        let names: Vec<String> = std::iter::once(self.name.clone()).chain(self.aliases.iter().cloned()).collect();
         b.strs("cn", &names);
         b.strs("ipHostNumber", &self.addresses);
         b.strs("sshPublicKey", &self.ssh_public_keys);
@@ -555,18 +539,13 @@ impl DirEntry for Host {
     fn from_entry(e: &Entry) -> Result<Host> {
         let rdn_name = e.dn.first_rdn().map(|(_, v)| v);
         let names = strings(e, "cn")?;
-        let name = rdn_name.or_else(|| names.first().cloned()).ok_or_else(|| {
-            DirError::MalformedEntry {
-                dn: e.dn.to_string(),
-                attr: "cn".into(),
-                reason: "missing".into(),
-            }
+        let name = rdn_name.or_else(|| names.first().cloned()).ok_or_else(|| DirError::MalformedEntry {
+            dn: e.dn.to_string(),
+            attr: "cn".into(),
+            reason: "missing".into(),
         })?;
         Ok(Host {
-            aliases: names
-                .into_iter()
-                .filter(|n| !n.eq_ignore_ascii_case(&name))
-                .collect(),
+            aliases: names.into_iter().filter(|n| !n.eq_ignore_ascii_case(&name)).collect(),
             name,
             addresses: strings(e, "ipHostNumber")?,
             ssh_public_keys: strings(e, "sshPublicKey")?,
@@ -591,13 +570,7 @@ pub struct DataCenter {
 impl DataCenter {
     pub fn new(id: &str) -> Result<DataCenter> {
         crate::directory::dn::check_value("data-center id", id)?;
-        Ok(DataCenter {
-            id: id.to_string(),
-            name: None,
-            endpoint: None,
-            certificate: None,
-            disabled: false,
-        })
+        Ok(DataCenter { id: id.to_string(), name: None, endpoint: None, certificate: None, disabled: false })
     }
 }
 
@@ -682,10 +655,7 @@ impl DirEntry for PhysicalServer {
         b.str("dirbrokerServerId", &self.id);
         b.str("dirbrokerDataCenter", self.datacenter.as_str());
         b.opt_str("dirbrokerEndpoint", self.endpoint.as_deref());
-        b.opt_bytes(
-            "dirbrokerServerTotpSecret",
-            self.totp_secret.as_ref().map(|s| s.0.as_slice()),
-        );
+        b.opt_bytes("dirbrokerServerTotpSecret", self.totp_secret.as_ref().map(|s| s.0.as_slice()));
         b.opt_str("dirbrokerOtpAlgorithm", self.algorithm.as_deref());
         b.opt_int("dirbrokerOtpDigits", self.digits.map(i64::from));
         b.opt_int("dirbrokerOtpPeriod", self.period.map(i64::from));
@@ -697,12 +667,10 @@ impl DirEntry for PhysicalServer {
     fn from_entry(e: &Entry) -> Result<PhysicalServer> {
         Ok(PhysicalServer {
             id: e.required_str("dirbrokerServerId")?.to_string(),
-            datacenter: e.dn_value("dirbrokerDataCenter")?.ok_or_else(|| {
-                DirError::MalformedEntry {
-                    dn: e.dn.to_string(),
-                    attr: "dirbrokerDataCenter".into(),
-                    reason: "missing".into(),
-                }
+            datacenter: e.dn_value("dirbrokerDataCenter")?.ok_or_else(|| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: "dirbrokerDataCenter".into(),
+                reason: "missing".into(),
             })?,
             endpoint: owned(e.str("dirbrokerEndpoint")?),
             totp_secret: sealed(e, "dirbrokerServerTotpSecret")?,
@@ -766,13 +734,11 @@ impl DirEntry for Service {
     fn from_entry(e: &Entry) -> Result<Service> {
         let min_level = match e.int("dirbrokerMinLevel")? {
             None => None,
-            Some(n) => Some(
-                UserLevel::from_number(n).ok_or_else(|| DirError::MalformedEntry {
-                    dn: e.dn.to_string(),
-                    attr: "dirbrokerMinLevel".into(),
-                    reason: format!("{n} is not a level from 1 to 4"),
-                })?,
-            ),
+            Some(n) => Some(UserLevel::from_number(n).ok_or_else(|| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: "dirbrokerMinLevel".into(),
+                reason: format!("{n} is not a level from 1 to 4"),
+            })?),
         };
         Ok(Service {
             id: e.required_str("dirbrokerServiceId")?.to_string(),
@@ -919,7 +885,11 @@ impl DirEntry for PreSharedKey {
     fn from_entry(e: &Entry) -> Result<PreSharedKey> {
         Ok(PreSharedKey {
             id: e.required_str("dirbrokerPskId")?.to_string(),
-            parties: e.dns("dirbrokerPskParty")?,
+            parties: {
+                let mut p = e.dns("dirbrokerPskParty")?;
+                p.sort();
+                p
+            },
             secret: sealed(e, "dirbrokerPskSecret")?.ok_or_else(|| DirError::MalformedEntry {
                 dn: e.dn.to_string(),
                 attr: "dirbrokerPskSecret".into(),
@@ -952,9 +922,7 @@ impl Directory {
     pub async fn list<T: DirEntry>(&self) -> Result<Vec<T>> {
         let base = T::container(self.layout());
         let filter = crate::directory::Filter::object_class(T::KIND_CLASS);
-        let entries = self
-            .search(base, crate::directory::Scope::Subtree, &filter, &["*"])
-            .await?;
+        let entries = self.search(base, crate::directory::Scope::Subtree, &filter, &["*"]).await?;
         entries.iter().map(T::from_entry).collect()
     }
 
@@ -963,9 +931,7 @@ impl Directory {
     pub async fn find_user(&self, uid: &str) -> Result<Option<User>> {
         crate::directory::dn::check_value("uid", uid)?;
         let filter = crate::directory::Filter::eq("uid", uid);
-        let found = self
-            .find_one(&self.layout().people, &filter, &["*"])
-            .await?;
+        let found = self.find_one(&self.layout().people, &filter, &["*"]).await?;
         found.as_ref().map(User::from_entry).transpose()
     }
 }

@@ -17,9 +17,7 @@ pub const ACL_SUFFIX: &str = "dc=example,dc=org";
 
 /// The ACL file for another suffix and database (e.g. `olcDatabase={1}mdb,cn=config`).
 pub fn acl_ldif_for(suffix: &str, database_dn: &str) -> String {
-    ACL_LDIF
-        .replace("olcDatabase={1}mdb,cn=config", database_dn)
-        .replace(ACL_SUFFIX, suffix)
+    ACL_LDIF.replace("olcDatabase={1}mdb,cn=config", database_dn).replace(ACL_SUFFIX, suffix)
 }
 
 /// The index file for another database.
@@ -59,28 +57,17 @@ mod tests {
                     continue;
                 }
                 out.extend(cur.take());
-                cur = prefixes
-                    .iter()
-                    .find_map(|p| line.strip_prefix(p))
-                    .map(|rest| rest.trim().to_string());
+                cur = prefixes.iter().find_map(|p| line.strip_prefix(p)).map(|rest| rest.trim().to_string());
             }
             out.extend(cur);
-            out.into_iter()
-                .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect()
+            out.into_iter().map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
         }
         let ldif = defs(DIRBROKER_LDIF, &["olcAttributeTypes:", "olcObjectClasses:"]);
         let conf = defs(DIRBROKER_SCHEMA, &["attributetype", "objectclass"]);
         assert!(ldif.len() > 40, "found only {} definitions", ldif.len());
         assert_eq!(ldif, conf);
-        for class in REQUIRED_CLASSES
-            .iter()
-            .filter(|c| c.starts_with("dirbroker"))
-        {
-            assert!(
-                DIRBROKER_LDIF.contains(&format!("'{class}'")),
-                "{class} missing"
-            );
+        for class in REQUIRED_CLASSES.iter().filter(|c| c.starts_with("dirbroker")) {
+            assert!(DIRBROKER_LDIF.contains(&format!("'{class}'")), "{class} missing");
         }
     }
 

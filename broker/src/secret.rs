@@ -45,10 +45,7 @@ impl fmt::Debug for SecretString {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
     #[error("cannot read secret file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("secret file {path} is readable by others (mode {mode:o}); run: chmod 600 {path}")]
     TooOpen { path: String, mode: u32 },
     #[error("secret file {path} is empty")]
@@ -63,37 +60,23 @@ pub enum SecretFileError {
 /// The file must not be world-readable. One trailing newline is removed.
 pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
     let shown = path.display().to_string();
-    let io = |source| SecretFileError::Io {
-        path: shown.clone(),
-        source,
-    };
+    let io = |source| SecretFileError::Io { path: shown.clone(), source };
     let mut buf = Zeroizing::new(Vec::new());
     if path == Path::new("-") {
-        std::io::stdin()
-            .take(65537)
-            .read_to_end(&mut buf)
-            .map_err(io)?;
+        std::io::stdin().take(65537).read_to_end(&mut buf).map_err(io)?;
     } else {
         let file = std::fs::File::open(path).map_err(io)?;
         let mode = file.metadata().map_err(io)?.permissions().mode();
         if mode & 0o004 != 0 {
-            return Err(SecretFileError::TooOpen {
-                path: shown,
-                mode: mode & 0o777,
-            });
+            return Err(SecretFileError::TooOpen { path: shown, mode: mode & 0o777 });
         }
         file.take(65537).read_to_end(&mut buf).map_err(io)?;
     }
     if buf.len() > 65536 {
         return Err(SecretFileError::TooLarge { path: shown });
     }
-    let text = std::str::from_utf8(&buf).map_err(|_| SecretFileError::NotText {
-        path: shown.clone(),
-    })?;
-    let text = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(text);
+    let text = std::str::from_utf8(&buf).map_err(|_| SecretFileError::NotText { path: shown.clone() })?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
     if text.is_empty() {
         return Err(SecretFileError::Empty { path: shown });
     }
@@ -104,20 +87,10 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let result = f
-        .write_all(contents)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let result = f.write_all(contents).and_then(|()| f.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -133,26 +106,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pw");
         write_private_file(&p, b"hunter2\n").unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(read_secret_file(&p).unwrap().expose(), "hunter2");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            read_secret_file(&p),
-            Err(SecretFileError::TooOpen { .. })
-        ));
+        assert!(matches!(read_secret_file(&p), Err(SecretFileError::TooOpen { .. })));
         write_private_file(&p, b"\n").unwrap();
-        assert!(matches!(
-            read_secret_file(&p),
-            Err(SecretFileError::Empty { .. })
-        ));
+        assert!(matches!(read_secret_file(&p), Err(SecretFileError::Empty { .. })));
         write_private_file(&p, b"\xff\xfe").unwrap();
-        assert!(matches!(
-            read_secret_file(&p),
-            Err(SecretFileError::NotText { .. })
-        ));
+        assert!(matches!(read_secret_file(&p), Err(SecretFileError::NotText { .. })));
         assert!(format!("{:?}", SecretString::new("x".into())).contains("redacted"));
     }
 }

@@ -43,10 +43,7 @@ pub enum TestbedError {
     #[error("{step} failed: {detail}")]
     Step { step: String, detail: String },
     #[error("I/O on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error(transparent)]
     Directory(#[from] DirError),
 }
@@ -54,10 +51,7 @@ pub enum TestbedError {
 type Result<T> = std::result::Result<T, TestbedError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TestbedError + '_ {
-    move |source| TestbedError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| TestbedError::Io { path: path.display().to_string(), source }
 }
 
 /// Which identity a directory handle binds as.
@@ -126,33 +120,18 @@ fn tool(name: &str) -> Result<PathBuf> {
     SBIN.iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
-        .ok_or_else(|| TestbedError::MissingTool {
-            tool: name.to_string(),
-        })
+        .ok_or_else(|| TestbedError::MissingTool { tool: name.to_string() })
 }
 
 /// Run a tool to completion; `input` goes to its stdin. Fails with its output.
 fn run(step: &str, cmd: &mut Command, input: Option<&[u8]>) -> Result<String> {
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| TestbedError::Step {
-        step: step.into(),
-        detail: e.to_string(),
-    })?;
+    let mut child = cmd.spawn().map_err(|e| TestbedError::Step { step: step.into(), detail: e.to_string() })?;
     if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(data).map_err(|e| TestbedError::Step {
-            step: step.into(),
-            detail: e.to_string(),
-        })?;
+        stdin.write_all(data).map_err(|e| TestbedError::Step { step: step.into(), detail: e.to_string() })?;
     }
-    let out = child.wait_with_output().map_err(|e| TestbedError::Step {
-        step: step.into(),
-        detail: e.to_string(),
-    })?;
+    let out = child.wait_with_output().map_err(|e| TestbedError::Step { step: step.into(), detail: e.to_string() })?;
     if !out.status.success() {
         return Err(TestbedError::Step {
             step: step.into(),
@@ -182,20 +161,14 @@ pub fn ldapi_url(socket: &Path) -> String {
 
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
-    Ok(l.local_addr()
-        .map_err(io_err(Path::new("127.0.0.1:0")))?
-        .port())
+    Ok(l.local_addr().map_err(io_err(Path::new("127.0.0.1:0")))?.port())
 }
 
 /// A path that is safe to write into cn=config LDIF: absolute, UTF-8, no control characters.
 fn plain_path(p: &Path) -> Result<&str> {
-    let s = p
-        .to_str()
-        .ok_or_else(|| TestbedError::Refused(format!("{} is not UTF-8", p.display())))?;
+    let s = p.to_str().ok_or_else(|| TestbedError::Refused(format!("{} is not UTF-8", p.display())))?;
     if !p.is_absolute() || s.chars().any(char::is_control) {
-        return Err(TestbedError::Refused(format!(
-            "{s:?} must be an absolute path without control characters"
-        )));
+        return Err(TestbedError::Refused(format!("{s:?} must be an absolute path without control characters")));
     }
     Ok(s)
 }
@@ -224,10 +197,7 @@ fn remove_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let empty = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .next()
-        .is_none();
+    let empty = std::fs::read_dir(dir).map_err(io_err(dir))?.next().is_none();
     if !empty && !dir.join(MARKER).exists() {
         return Err(TestbedError::Refused(format!(
             "{} is not empty and was not made by dirbroker testbed; not touching it",
@@ -278,35 +248,24 @@ impl Testbed {
         }
         remove_dir(&dir)?;
         if dir.join("ldapi").as_os_str().len() > 100 {
-            return Err(TestbedError::Refused(format!(
-                "{} is too long for a unix socket path",
-                dir.display()
-            )));
+            return Err(TestbedError::Refused(format!("{} is too long for a unix socket path", dir.display())));
         }
         for sub in ["", "slapd.d", "data", "schema"] {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err(&dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
         std::fs::write(dir.join(MARKER), b"made by dirbroker testbed\n").map_err(io_err(&dir))?;
         let meta = std::fs::metadata(&dir).map_err(io_err(&dir))?;
-        let external = format!(
-            "gidNumber={}+uidNumber={},cn=peercred,cn=external,cn=auth",
-            meta.gid(),
-            meta.uid()
-        );
+        let external = format!("gidNumber={}+uidNumber={},cn=peercred,cn=external,cn=auth", meta.gid(), meta.uid());
 
         for file in ["admin.pw", "broker.pw", "node-reader.pw"] {
             let p = dir.join(file);
-            write_private_file(&p, SecretString::generate(24).expose().as_bytes())
-                .map_err(io_err(&p))?;
+            write_private_file(&p, SecretString::generate(24).expose().as_bytes()).map_err(io_err(&p))?;
         }
         let root_hash = run(
             "slappasswd",
-            Command::new(tool("slappasswd")?)
-                .args(["-h", "{SSHA}", "-T"])
-                .arg(dir.join("admin.pw")),
+            Command::new(tool("slappasswd")?).args(["-h", "{SSHA}", "-T"]).arg(dir.join("admin.pw")),
             None,
         )?;
 
@@ -319,12 +278,7 @@ impl Testbed {
         std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
         run(
             "slapadd of cn=config",
-            Command::new(&slapadd)
-                .arg("-n0")
-                .arg("-F")
-                .arg(dir.join("slapd.d"))
-                .arg("-l")
-                .arg(&config_path),
+            Command::new(&slapadd).arg("-n0").arg("-F").arg(dir.join("slapd.d")).arg("-l").arg(&config_path),
             None,
         )?;
 
@@ -355,10 +309,8 @@ impl Testbed {
             if opts.detach {
                 cmd.process_group(0);
             }
-            let child = cmd.spawn().map_err(|e| TestbedError::Step {
-                step: "start slapd".into(),
-                detail: e.to_string(),
-            })?;
+            let child =
+                cmd.spawn().map_err(|e| TestbedError::Step { step: "start slapd".into(), detail: e.to_string() })?;
             let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
             let mut bed = Testbed {
                 dir: dir.clone(),
@@ -368,10 +320,7 @@ impl Testbed {
                 child: Some(child),
                 pid,
                 detach: opts.detach,
-                tls: tls.as_ref().zip(ldaps_port).map(|(ca, p)| TestbedTls {
-                    ca_file: ca.clone(),
-                    ldaps_port: p,
-                }),
+                tls: tls.as_ref().zip(ldaps_port).map(|(ca, p)| TestbedTls { ca_file: ca.clone(), ldaps_port: p }),
                 stopped: false,
             };
             match bed.wait_ready(&ldapi).await {
@@ -439,17 +388,9 @@ impl Testbed {
         }
         let suffix = self.suffix.to_string();
         let files = [
-            (
-                "openssh-lpk.ldif",
-                schema::OPENSSH_LPK_LDIF.to_string(),
-                true,
-            ),
+            ("openssh-lpk.ldif", schema::OPENSSH_LPK_LDIF.to_string(), true),
             ("dirbroker.ldif", schema::DIRBROKER_LDIF.to_string(), true),
-            (
-                "acl.ldif",
-                schema::acl_ldif_for(&suffix, DATABASE_DN),
-                false,
-            ),
+            ("acl.ldif", schema::acl_ldif_for(&suffix, DATABASE_DN), false),
             ("indexes.ldif", schema::indexes_ldif_for(DATABASE_DN), false),
         ];
         for (name, text, add) in files {
@@ -458,27 +399,16 @@ impl Testbed {
             self.ldap_tool(if add { "ldapadd" } else { "ldapmodify" }, &path, ldapi)?;
         }
         let admin = Directory::connect(self.directory_config(Identity::Admin)?).await?;
-        let (attr, value) = self
-            .suffix
-            .first_rdn()
-            .ok_or_else(|| TestbedError::Refused("empty suffix".into()))?;
+        let (attr, value) = self.suffix.first_rdn().ok_or_else(|| TestbedError::Refused("empty suffix".into()))?;
         let top: Vec<(String, Vec<Vec<u8>>)> = match attr.to_ascii_lowercase().as_str() {
             "dc" => vec![
-                (
-                    "objectClass".into(),
-                    vec![b"dcObject".to_vec(), b"organization".to_vec()],
-                ),
+                ("objectClass".into(), vec![b"dcObject".to_vec(), b"organization".to_vec()]),
                 ("dc".into(), vec![value.clone().into_bytes()]),
                 ("o".into(), vec![value.into_bytes()]),
             ],
-            "o" => vec![
-                ("objectClass".into(), vec![b"organization".to_vec()]),
-                ("o".into(), vec![value.into_bytes()]),
-            ],
+            "o" => vec![("objectClass".into(), vec![b"organization".to_vec()]), ("o".into(), vec![value.into_bytes()])],
             other => {
-                return Err(TestbedError::Refused(format!(
-                    "suffix must start with dc= or o=, not {other}="
-                )));
+                return Err(TestbedError::Refused(format!("suffix must start with dc= or o=, not {other}=")));
             }
         };
         admin.add(&self.suffix, top).await?;
@@ -495,29 +425,15 @@ impl Testbed {
                 .await?;
         }
         for (dn, file, what) in [
-            (
-                self.layout.broker_dn()?,
-                "broker.pw",
-                "dirbroker broker service identity",
-            ),
-            (
-                self.layout.node_reader_dn()?,
-                "node-reader.pw",
-                "dirbroker read-only node identity",
-            ),
+            (self.layout.broker_dn()?, "broker.pw", "dirbroker broker service identity"),
+            (self.layout.node_reader_dn()?, "node-reader.pw", "dirbroker read-only node identity"),
         ] {
             let cn = dn.first_rdn().map(|(_, v)| v).unwrap_or_default();
             admin
                 .add(
                     &dn,
                     vec![
-                        (
-                            "objectClass".into(),
-                            vec![
-                                b"applicationProcess".to_vec(),
-                                b"simpleSecurityObject".to_vec(),
-                            ],
-                        ),
+                        ("objectClass".into(), vec![b"applicationProcess".to_vec(), b"simpleSecurityObject".to_vec()]),
                         ("cn".into(), vec![cn.into_bytes()]),
                         ("description".into(), vec![what.as_bytes().to_vec()]),
                         // Placeholder replaced at once through Password Modify, which hashes it.
@@ -525,8 +441,7 @@ impl Testbed {
                     ],
                 )
                 .await?;
-            let pw = read_secret_file(&self.dir.join(file))
-                .map_err(|e| TestbedError::Refused(e.to_string()))?;
+            let pw = read_secret_file(&self.dir.join(file)).map_err(|e| TestbedError::Refused(e.to_string()))?;
             admin.set_password(&dn, &pw).await?;
         }
         admin.close();
@@ -537,9 +452,7 @@ impl Testbed {
     fn ldap_tool(&self, name: &str, file: &Path, ldapi: &str) -> Result<()> {
         run(
             &format!("{name} {}", file.display()),
-            Command::new(tool(name)?)
-                .args(["-Q", "-Y", "EXTERNAL", "-H", ldapi, "-f"])
-                .arg(file),
+            Command::new(tool(name)?).args(["-Q", "-Y", "EXTERNAL", "-H", ldapi, "-f"]).arg(file),
             None,
         )
         .map(drop)
@@ -557,10 +470,7 @@ impl Testbed {
             pw = self.dir.join("broker.pw").display().to_string(),
         );
         if let Some(tls) = &self.tls {
-            text.push_str(&format!(
-                "\n[directory.tls]\nca_file = {:?}\n",
-                tls.ca_file.display().to_string()
-            ));
+            text.push_str(&format!("\n[directory.tls]\nca_file = {:?}\n", tls.ca_file.display().to_string()));
         }
         write_private_file(&path, text.as_bytes()).map_err(io_err(&path))
     }
@@ -621,8 +531,7 @@ impl Testbed {
         let bind = match (self.bind_dn(who)?, self.password_file(who)) {
             (Some(dn), Some(file)) => Bind::Simple {
                 dn: dn.to_string(),
-                password: read_secret_file(&file)
-                    .map_err(|e| TestbedError::Refused(e.to_string()))?,
+                password: read_secret_file(&file).map_err(|e| TestbedError::Refused(e.to_string()))?,
             },
             _ => Bind::Anonymous,
         };
@@ -630,20 +539,15 @@ impl Testbed {
         cfg.connect_timeout = Duration::from_secs(2);
         cfg.op_timeout = Duration::from_secs(5);
         if let Some(tls) = &self.tls {
-            cfg.tls = TlsSettings {
-                starttls: false,
-                ca_file: Some(tls.ca_file.clone()),
-            };
+            cfg.tls = TlsSettings { starttls: false, ca_file: Some(tls.ca_file.clone()) };
         }
         Ok(cfg)
     }
 
     /// Send a signal to slapd (tests use SIGSTOP/SIGCONT to play a hung server).
     pub fn signal(&self, sig: Signal) -> Result<()> {
-        kill(Pid::from_raw(self.pid), sig).map_err(|e| TestbedError::Step {
-            step: format!("signal {sig}"),
-            detail: e.to_string(),
-        })
+        kill(Pid::from_raw(self.pid), sig)
+            .map_err(|e| TestbedError::Step { step: format!("signal {sig}"), detail: e.to_string() })
     }
 
     fn kill_child(&mut self) {
@@ -680,10 +584,7 @@ impl Testbed {
             urls.push_str(&format!(" ldaps://127.0.0.1:{}/", tls.ldaps_port));
         }
         let log_path = self.dir.join("slapd.log");
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path))?;
+        let log = std::fs::OpenOptions::new().append(true).open(&log_path).map_err(io_err(&log_path))?;
         let log2 = log.try_clone().map_err(io_err(&log_path))?;
         let child = Command::new(tool("slapd")?)
             .args(["-d", "0", "-h", &urls, "-F"])
@@ -692,10 +593,7 @@ impl Testbed {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|e| TestbedError::Step {
-                step: "restart slapd".into(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| TestbedError::Step { step: "restart slapd".into(), detail: e.to_string() })?;
         self.pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         self.child = Some(child);
         self.stopped = false;
@@ -715,13 +613,7 @@ impl Drop for Testbed {
     }
 }
 
-fn config_ldif(
-    dir: &Path,
-    suffix: &Dn,
-    root_hash: &str,
-    external: &str,
-    tls: bool,
-) -> Result<String> {
+fn config_ldif(dir: &Path, suffix: &Dn, root_hash: &str, external: &str, tls: bool) -> Result<String> {
     let d = plain_path(dir)?;
     let argon2 = Path::new(MODULE_DIR).join("argon2.so").exists();
     let mut modules = String::from("olcModuleLoad: back_mdb\n");
@@ -794,30 +686,21 @@ olcAccess: {{0}}to * by * none
 
 /// A CA and a server certificate for 127.0.0.1/localhost, in DIR/tls.
 fn write_tls_material(dir: &Path) -> Result<PathBuf> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     let tls_dir = dir.join("tls");
     std::fs::create_dir_all(&tls_dir).map_err(io_err(&tls_dir))?;
-    let fail = |e: rcgen::Error| TestbedError::Step {
-        step: "make TLS certificates".into(),
-        detail: e.to_string(),
-    };
+    let fail = |e: rcgen::Error| TestbedError::Step { step: "make TLS certificates".into(), detail: e.to_string() };
     let now = time::OffsetDateTime::now_utc();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "dirbroker testbed CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "dirbroker testbed CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params.not_before = now - time::Duration::hours(1);
     ca_params.not_after = now + time::Duration::days(30);
     let ca_key = KeyPair::generate().map_err(fail)?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .map_err(fail)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).map_err(fail)?;
+    leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
     leaf.not_before = ca_params.not_before;
     leaf.not_after = ca_params.not_after;
     let leaf_key = KeyPair::generate().map_err(fail)?;

@@ -2,11 +2,6 @@
 //! One binary, so the tree links once; each test starts its own slapd on its
 //! own port and directory.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod directory;

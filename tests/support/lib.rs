@@ -15,10 +15,7 @@ pub use dirbroker;
 /// A fresh temporary directory for a testbed; short, so the ldapi socket path fits.
 pub fn scratch_dir() -> tempfile::TempDir {
     #[allow(clippy::expect_used)]
-    tempfile::Builder::new()
-        .prefix("dbt")
-        .tempdir_in("/tmp")
-        .expect("temp dir in /tmp")
+    tempfile::Builder::new().prefix("dbt").tempdir_in("/tmp").expect("temp dir in /tmp")
 }
 
 /// A started slapd with the dirbroker schema, ACLs and base entries; removed on drop.
@@ -57,40 +54,21 @@ pub async fn start() -> Bed {
 
 impl Bed {
     pub async fn dir_as(&self, who: Identity) -> Directory {
-        let cfg = self
-            .bed
-            .directory_config(who)
-            .unwrap_or_else(|e| panic!("config for {who:?}: {e}"));
-        Directory::connect(cfg)
-            .await
-            .unwrap_or_else(|e| panic!("connect as {who:?}: {e}"))
+        let cfg = self.bed.directory_config(who).unwrap_or_else(|e| panic!("config for {who:?}: {e}"));
+        Directory::connect(cfg).await.unwrap_or_else(|e| panic!("connect as {who:?}: {e}"))
     }
 
     /// Run an ldap-utils tool against this slapd's ldapi socket as root (EXTERNAL).
     pub fn ldap_tool_external(&self, tool: &str, args: &[&str], stdin: &str) -> Output {
-        run_with_stdin(
-            Command::new(tool)
-                .args(["-Q", "-Y", "EXTERNAL", "-H", &self.bed.ldapi_uri()])
-                .args(args),
-            stdin,
-        )
+        run_with_stdin(Command::new(tool).args(["-Q", "-Y", "EXTERNAL", "-H", &self.bed.ldapi_uri()]).args(args), stdin)
     }
 
     /// Run an ldap-utils tool over ldap:// bound as the directory admin (password from its file).
     pub fn ldap_tool_admin(&self, tool: &str, args: &[&str], stdin: &str) -> Output {
-        let dn = self
-            .bed
-            .bind_dn(Identity::Admin)
-            .ok()
-            .flatten()
-            .map(|d| d.to_string())
-            .unwrap_or_default();
+        let dn = self.bed.bind_dn(Identity::Admin).ok().flatten().map(|d| d.to_string()).unwrap_or_default();
         let pw = self.bed.password_file(Identity::Admin).unwrap_or_default();
         run_with_stdin(
-            Command::new(tool)
-                .args(["-x", "-H", &self.bed.uri(), "-D", &dn, "-y"])
-                .arg(pw)
-                .args(args),
+            Command::new(tool).args(["-x", "-H", &self.bed.uri(), "-D", &dn, "-y"]).arg(pw).args(args),
             stdin,
         )
     }
@@ -108,9 +86,7 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
     if let Some(mut si) = child.stdin.take() {
         let _ = si.write_all(stdin.as_bytes());
     }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait {cmd:?}: {e}"))
+    child.wait_with_output().unwrap_or_else(|e| panic!("wait {cmd:?}: {e}"))
 }
 
 /// Path of the `dirbroker` binary built for these tests.

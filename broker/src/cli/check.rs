@@ -12,34 +12,19 @@ pub async fn run(ctx: &Ctx) -> CliResult {
     checks.push((
         "bind".into(),
         !who.is_empty(),
-        format!(
-            "bound as {}",
-            if who.is_empty() { "anonymous" } else { &who }
-        ),
+        format!("bound as {}", if who.is_empty() { "anonymous" } else { &who }),
     ));
 
     let subschema = Dn::parse("cn=Subschema").map_err(Failure::from)?;
-    let schema = dir
-        .search(&subschema, Scope::Base, &Filter::any(), &["objectClasses"])
-        .await?;
+    let schema = dir.search(&subschema, Scope::Base, &Filter::any(), &["objectClasses"]).await?;
     let classes: Vec<String> = schema
         .first()
-        .map(|e| {
-            e.strs("objectClasses")
-                .unwrap_or_default()
-                .iter()
-                .map(|s| s.to_ascii_lowercase())
-                .collect()
-        })
+        .map(|e| e.strs("objectClasses").unwrap_or_default().iter().map(|s| s.to_ascii_lowercase()).collect())
         .unwrap_or_default();
     let missing: Vec<&str> = REQUIRED_CLASSES
         .iter()
         .copied()
-        .filter(|c| {
-            !classes
-                .iter()
-                .any(|d| d.contains(&format!("name '{}'", c.to_ascii_lowercase())))
-        })
+        .filter(|c| !classes.iter().any(|d| d.contains(&format!("name '{}'", c.to_ascii_lowercase()))))
         .collect();
     checks.push((
         "schema".into(),
@@ -56,11 +41,7 @@ pub async fn run(ctx: &Ctx) -> CliResult {
         checks.push((
             format!("entry {unit}"),
             ok,
-            if ok {
-                "present".into()
-            } else {
-                "missing or not readable".into()
-            },
+            if ok { "present".into() } else { "missing or not readable".into() },
         ));
     }
 
@@ -76,9 +57,5 @@ pub async fn run(ctx: &Ctx) -> CliResult {
             println!("{} {name}: {detail}", if *ok { "ok  " } else { "FAIL" });
         }
     }
-    if all_ok {
-        Ok(())
-    } else {
-        Err(Failure::new(1, "some checks failed"))
-    }
+    if all_ok { Ok(()) } else { Err(Failure::new(1, "some checks failed")) }
 }

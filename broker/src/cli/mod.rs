@@ -75,10 +75,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure {
-            code,
-            message: message.into(),
-        }
+        Failure { code, message: message.into() }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         Failure::new(2, message)
@@ -137,10 +134,7 @@ impl Ctx {
 
     /// Print a JSON value (for `--output json`).
     pub fn json(&self, value: &serde_json::Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
-        );
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
     }
 }
 
@@ -154,20 +148,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dirbroker: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let ctx = Ctx {
-        config_path: cli.config,
-        output: cli.output,
-    };
+    let ctx = Ctx { config_path: cli.config, output: cli.output };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
@@ -179,10 +167,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if ctx.output == Output::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "error": f.message, "exit_code": f.code })
-                );
+                println!("{}", serde_json::json!({ "error": f.message, "exit_code": f.code }));
             }
             eprintln!("dirbroker: {}", f.message);
             ExitCode::from(f.code)
@@ -193,8 +178,5 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

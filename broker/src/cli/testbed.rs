@@ -80,18 +80,11 @@ pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
                 ctx.json(&serde_json::json!({ "dir": dir, "running": pid.is_some(), "pid": pid }));
             } else {
                 match pid {
-                    Some(p) => println!(
-                        "slapd running, pid {p}, config {}",
-                        dir.join("dirbroker.toml").display()
-                    ),
+                    Some(p) => println!("slapd running, pid {p}, config {}", dir.join("dirbroker.toml").display()),
                     None => println!("no slapd running in {}", dir.display()),
                 }
             }
-            if pid.is_some() {
-                Ok(())
-            } else {
-                Err(Failure::new(1, "testbed not running"))
-            }
+            if pid.is_some() { Ok(()) } else { Err(Failure::new(1, "testbed not running")) }
         }
     }
 }
@@ -104,11 +97,7 @@ async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
     opts.detach = true;
     let bed = Testbed::start(opts).await.map_err(failure)?;
     let config = bed.dir().join("dirbroker.toml");
-    let admin = bed
-        .bind_dn(Identity::Admin)
-        .map_err(failure)?
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    let admin = bed.bind_dn(Identity::Admin).map_err(failure)?.map(|d| d.to_string()).unwrap_or_default();
     let admin_pw = bed.password_file(Identity::Admin).unwrap_or_default();
     if ctx.output == Output::Json {
         ctx.json(&serde_json::json!({
@@ -124,26 +113,15 @@ async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
             "admin_password_file": admin_pw,
         }));
     } else {
-        println!(
-            "slapd running (pid {}) in {}",
-            bed.pid(),
-            bed.dir().display()
-        );
+        println!("slapd running (pid {}) in {}", bed.pid(), bed.dir().display());
         println!("  LDAP:    {}", bed.uri());
         println!("  ldapi:   {}", bed.ldapi_uri());
         if let Some(tls) = bed.tls() {
-            println!(
-                "  LDAPS:   ldaps://127.0.0.1:{}  (CA {})",
-                tls.ldaps_port,
-                tls.ca_file.display()
-            );
+            println!("  LDAPS:   ldaps://127.0.0.1:{}  (CA {})", tls.ldaps_port, tls.ca_file.display());
         }
         println!("  config:  {}  (binds as the broker)", config.display());
         println!("  admin:   {admin}  (password in {})", admin_pw.display());
-        println!(
-            "next:      export DIRBROKER_CONFIG={}; dirbroker check",
-            config.display()
-        );
+        println!("next:      export DIRBROKER_CONFIG={}; dirbroker check", config.display());
     }
     Ok(())
 }

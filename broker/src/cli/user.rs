@@ -14,24 +14,18 @@ use super::{CliResult, Ctx, Failure, Output};
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Create a user (inetOrgPerson + ldapPublicKey + dirbrokerUser).
-    #[command(
-        after_help = "Examples:\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  \
+    #[command(after_help = "Examples:\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  \
         printf '%s' \"$PW\" | dirbroker user add bob --name Bob --password-file -\n  \
         dirbroker user add carol --name Carol --level 4 --generate-password carol.pw\n  \
         dirbroker user add dave --name Dave --uid-number 10001 --gid-number 10001 --home /home/dave\n\n\
         Either way the password is never on the command line. If setting the password\n\
-        fails, the new entry is removed again."
-    )]
+        fails, the new entry is removed again.")]
     Add(AddArgs),
     /// Show one user.
-    #[command(
-        after_help = "Examples:\n  dirbroker user show alice\n  dirbroker user show alice --output json"
-    )]
+    #[command(after_help = "Examples:\n  dirbroker user show alice\n  dirbroker user show alice --output json")]
     Show(UidArg),
     /// List users.
-    #[command(
-        after_help = "Examples:\n  dirbroker user list\n  dirbroker user list --output json | jq -r '.[].uid'"
-    )]
+    #[command(after_help = "Examples:\n  dirbroker user list\n  dirbroker user list --output json | jq -r '.[].uid'")]
     List,
     /// Delete a user.
     #[command(after_help = "Example:\n  dirbroker user delete alice")]
@@ -40,10 +34,8 @@ pub enum UserCmd {
     #[command(after_help = "Example:\n  dirbroker user set-password alice --password-file new.pw")]
     SetPassword(PasswordArgs),
     /// Check a password by binding as the user: exit 0 if right, 1 if wrong.
-    #[command(
-        after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
-        dirbroker user check-password alice --password-file alice.pw"
-    )]
+    #[command(after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
+        dirbroker user check-password alice --password-file alice.pw")]
     CheckPassword(CheckArgs),
 }
 
@@ -104,9 +96,7 @@ fn read_password(path: &std::path::Path) -> Result<SecretString, Failure> {
 }
 
 async fn existing(dir: &Directory, uid: &str) -> Result<User, Failure> {
-    dir.find_user(uid)
-        .await?
-        .ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
+    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
 }
 
 fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
@@ -145,10 +135,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 println!("level:    {} ({:?})", u.level.number(), u.level);
                 println!("disabled: {}", u.disabled);
                 if let Some(p) = &u.posix {
-                    println!(
-                        "posix:    uid {} gid {} home {}",
-                        p.uid_number, p.gid_number, p.home_directory
-                    );
+                    println!("posix:    uid {} gid {} home {}", p.uid_number, p.gid_number, p.home_directory);
                 }
                 println!("ssh keys: {}", u.ssh_public_keys.len());
             }
@@ -159,19 +146,11 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             let mut users = dir.list::<User>().await?;
             users.sort_by(|a, b| a.uid.cmp(&b.uid));
             if ctx.output == Output::Json {
-                ctx.json(&serde_json::Value::Array(
-                    users.iter().map(|u| user_json(&dir, u)).collect(),
-                ));
+                ctx.json(&serde_json::Value::Array(users.iter().map(|u| user_json(&dir, u)).collect()));
             } else {
                 println!("{:<20} {:<5} {:<4} NAME", "UID", "LEVEL", "KEYS");
                 for u in &users {
-                    println!(
-                        "{:<20} {:<5} {:<4} {}",
-                        u.uid,
-                        u.level.number(),
-                        u.ssh_public_keys.len(),
-                        u.cn
-                    );
+                    println!("{:<20} {:<5} {:<4} {}", u.uid, u.level.number(), u.ssh_public_keys.len(), u.cn);
                 }
             }
             Ok(())
@@ -180,11 +159,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             let dir = ctx.directory().await?;
             let u = existing(&dir, &a.uid).await?;
             dir.delete(&u.dn(dir.layout())?).await?;
-            report(
-                ctx,
-                json!({ "deleted": u.uid }),
-                &format!("deleted user {}", u.uid),
-            );
+            report(ctx, json!({ "deleted": u.uid }), &format!("deleted user {}", u.uid));
             Ok(())
         }
         UserCmd::SetPassword(a) => {
@@ -192,11 +167,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             let dir = ctx.directory().await?;
             let u = existing(&dir, &a.uid).await?;
             dir.set_password(&u.dn(dir.layout())?, &pw).await?;
-            report(
-                ctx,
-                json!({ "uid": u.uid, "password_set": true }),
-                &format!("password set for {}", u.uid),
-            );
+            report(ctx, json!({ "uid": u.uid, "password_set": true }), &format!("password set for {}", u.uid));
             Ok(())
         }
         UserCmd::CheckPassword(a) => {
@@ -207,17 +178,9 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             report(
                 ctx,
                 json!({ "uid": u.uid, "accepted": ok }),
-                if ok {
-                    "password accepted"
-                } else {
-                    "password rejected"
-                },
+                if ok { "password accepted" } else { "password rejected" },
             );
-            if ok {
-                Ok(())
-            } else {
-                Err(Failure::new(1, format!("wrong password for {}", u.uid)))
-            }
+            if ok { Ok(()) } else { Err(Failure::new(1, format!("wrong password for {}", u.uid))) }
         }
     }
 }
@@ -233,8 +196,7 @@ fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
 async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let mut user = User::new(&args.uid, &args.name)?;
     user.mail = args.mail;
-    user.level =
-        UserLevel::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
+    user.level = UserLevel::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
     if let (Some(uid_number), Some(gid_number)) = (args.uid_number, args.gid_number) {
         user.posix = Some(Posix {
             uid_number,
@@ -257,8 +219,7 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         let cleanup = dir.delete(&dn).await;
         let mut f = Failure::from(e);
         if let Err(c) = cleanup {
-            f.message
-                .push_str(&format!("; removing the new entry {dn} failed too: {c}"));
+            f.message.push_str(&format!("; removing the new entry {dn} failed too: {c}"));
         }
         return Err(f);
     }
@@ -266,21 +227,14 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         && let Err(e) = write_private_file(path, pw.expose().as_bytes())
     {
         let _ = dir.delete(&dn).await;
-        return Err(Failure::new(
-            1,
-            format!("cannot write {}: {e}; user not created", path.display()),
-        ));
+        return Err(Failure::new(1, format!("cannot write {}: {e}; user not created", path.display())));
     }
     report(
         ctx,
         json!({ "uid": user.uid, "dn": dn.to_string(), "password_set": password.is_some() }),
         &format!(
             "created {dn}{}",
-            if password.is_some() {
-                " with a password"
-            } else {
-                " (no password: cannot log in yet)"
-            }
+            if password.is_some() { " with a password" } else { " (no password: cannot log in yet)" }
         ),
     );
     Ok(())

@@ -70,9 +70,7 @@ impl DirectoryConfig {
             match scheme.as_deref() {
                 Some("ldap" | "ldaps" | "ldapi") => {}
                 _ => {
-                    return Err(DirError::Config(format!(
-                        "{uri:?} is not an ldap://, ldaps:// or ldapi:// URI"
-                    )));
+                    return Err(DirError::Config(format!("{uri:?} is not an ldap://, ldaps:// or ldapi:// URI")));
                 }
             }
         }
@@ -80,9 +78,7 @@ impl DirectoryConfig {
             return Err(DirError::Config("pool_size must be at least 1".into()));
         }
         if self.connect_timeout.is_zero() || self.op_timeout.is_zero() {
-            return Err(DirError::Config(
-                "timeouts must be greater than zero".into(),
-            ));
+            return Err(DirError::Config("timeouts must be greater than zero".into()));
         }
         Ok(())
     }
@@ -94,9 +90,7 @@ impl DirectoryConfig {
             return Ok(None);
         };
         crate::install_crypto_provider();
-        let bad = |e: &dyn std::fmt::Display| {
-            DirError::Config(format!("CA file {}: {e}", path.display()))
-        };
+        let bad = |e: &dyn std::fmt::Display| DirError::Config(format!("CA file {}: {e}", path.display()));
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .map_err(|e| bad(&e))?
             .collect::<std::result::Result<_, _>>()
@@ -108,9 +102,7 @@ impl DirectoryConfig {
         for cert in certs {
             roots.add(cert).map_err(|e| bad(&e))?;
         }
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         Ok(Some(Arc::new(config)))
     }
 }

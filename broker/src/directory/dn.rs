@@ -23,14 +23,9 @@ impl Dn {
             return Err(DirError::bad_input("DN", "longer than 8192 bytes"));
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
-            return Err(DirError::bad_input(
-                "DN",
-                format!("contains control character U+{:04X}", c as u32),
-            ));
+            return Err(DirError::bad_input("DN", format!("contains control character U+{:04X}", c as u32)));
         }
-        for rdn in split_unescaped(s, b',')
-            .map_err(|r| DirError::bad_input("DN", format!("{s:?}: {r}")))?
-        {
+        for rdn in split_unescaped(s, b',').map_err(|r| DirError::bad_input("DN", format!("{s:?}: {r}")))? {
             parse_rdn(rdn).map_err(|r| DirError::bad_input("DN", format!("{s:?}: {r}")))?;
         }
         Ok(Dn(s.to_string()))
@@ -44,11 +39,7 @@ impl Dn {
     pub fn child(&self, attr: &'static str, value: &str) -> Result<Dn> {
         check_value(attr, value)?;
         let rdn = format!("{attr}={}", ldap3::dn_escape(value));
-        if self.0.is_empty() {
-            Ok(Dn(rdn))
-        } else {
-            Ok(Dn(format!("{rdn},{}", self.0)))
-        }
+        if self.0.is_empty() { Ok(Dn(rdn)) } else { Ok(Dn(format!("{rdn},{}", self.0))) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -86,16 +77,10 @@ impl Dn {
     /// case-insensitively after unescaping, which is right for the
     /// case-ignoring naming attributes dirbroker uses.
     pub fn is_within(&self, base: &Dn) -> bool {
-        let (Some(mine), Some(theirs)) = (normalized_rdns(&self.0), normalized_rdns(&base.0))
-        else {
+        let (Some(mine), Some(theirs)) = (normalized_rdns(&self.0), normalized_rdns(&base.0)) else {
             return false;
         };
-        mine.len() >= theirs.len()
-            && mine
-                .iter()
-                .rev()
-                .zip(theirs.iter().rev())
-                .all(|(a, b)| a == b)
+        mine.len() >= theirs.len() && mine.iter().rev().zip(theirs.iter().rev()).all(|(a, b)| a == b)
     }
 }
 
@@ -119,17 +104,11 @@ pub(crate) fn check_value(field: &str, value: &str) -> Result<()> {
     if value.len() > MAX_RDN_VALUE_LEN {
         return Err(DirError::bad_input(
             field,
-            format!(
-                "is {} bytes long; the limit is {MAX_RDN_VALUE_LEN}",
-                value.len()
-            ),
+            format!("is {} bytes long; the limit is {MAX_RDN_VALUE_LEN}", value.len()),
         ));
     }
     if let Some((i, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
-        return Err(DirError::bad_input(
-            field,
-            format!("contains control character U+{:04X} at byte {i}", c as u32),
-        ));
+        return Err(DirError::bad_input(field, format!("contains control character U+{:04X} at byte {i}", c as u32)));
     }
     Ok(())
 }
@@ -147,11 +126,7 @@ fn normalized_rdns(s: &str) -> Option<Vec<String>> {
             let mut out = Vec::new();
             for ava in avas {
                 let (a, v) = ava.split_once('=')?;
-                out.push(format!(
-                    "{}={}",
-                    a.trim().to_ascii_lowercase(),
-                    unescape_value(v).ok()?.to_lowercase()
-                ));
+                out.push(format!("{}={}", a.trim().to_ascii_lowercase(), unescape_value(v).ok()?.to_lowercase()));
             }
             Some(out.join("+"))
         })
@@ -184,16 +159,12 @@ fn split_unescaped(s: &str, sep: u8) -> std::result::Result<Vec<&str>, String> {
 
 fn parse_rdn(rdn: &str) -> std::result::Result<(), String> {
     for ava in split_unescaped(rdn, b'+')? {
-        let (attr, value) = ava
-            .split_once('=')
-            .ok_or_else(|| format!("RDN {ava:?} has no '='"))?;
+        let (attr, value) = ava.split_once('=').ok_or_else(|| format!("RDN {ava:?} has no '='"))?;
         let attr = attr.trim();
         let is_descr = attr.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        let is_oid = !attr.is_empty()
-            && attr
-                .split('.')
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let is_oid =
+            !attr.is_empty() && attr.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if !is_descr && !is_oid {
             return Err(format!("{attr:?} is not an attribute type"));
         }
@@ -216,13 +187,10 @@ fn unescape_value(v: &str) -> std::result::Result<String, String> {
     while let Some(&b) = bytes.get(i) {
         match b {
             b'\\' => {
-                let next = *bytes
-                    .get(i + 1)
-                    .ok_or("lone backslash at the end of a value")?;
+                let next = *bytes.get(i + 1).ok_or("lone backslash at the end of a value")?;
                 if next.is_ascii_hexdigit() {
                     let pair = v.get(i + 1..i + 3).ok_or("truncated \\XX escape")?;
-                    let byte =
-                        u8::from_str_radix(pair, 16).map_err(|_| format!("bad escape \\{pair}"))?;
+                    let byte = u8::from_str_radix(pair, 16).map_err(|_| format!("bad escape \\{pair}"))?;
                     out.push(byte);
                     i += 3;
                 } else if b" \"#+,;<=>\\".contains(&next) {
@@ -252,10 +220,7 @@ mod tests {
     fn child_escapes_every_special() {
         let base = Dn::parse("ou=people,dc=example,dc=org").unwrap();
         let dn = base.child("uid", r#"a,b+c"d\<e>f;g=h"#).unwrap();
-        assert_eq!(
-            dn.as_str(),
-            r"uid=a\2cb\2bc\22d\5c\3ce\3ef\3bg\3dh,ou=people,dc=example,dc=org"
-        );
+        assert_eq!(dn.as_str(), r"uid=a\2cb\2bc\22d\5c\3ce\3ef\3bg\3dh,ou=people,dc=example,dc=org");
         assert_eq!(dn.first_rdn().unwrap().1, r#"a,b+c"d\<e>f;g=h"#);
         assert_eq!(dn.parent().unwrap(), base);
         assert!(Dn::parse(dn.as_str()).is_ok());
@@ -265,18 +230,9 @@ mod tests {
 
     #[test]
     fn parse_rejects_broken_dns() {
-        for bad in [
-            "uid",
-            "=x",
-            "uid=",
-            "uid=a,",
-            "uid=a\\",
-            "uid=a\\zz",
-            "uid=a,b",
-            "u id=x",
-            "uid=a\"b",
-            "uid=a\u{0}b",
-        ] {
+        for bad in
+            ["uid", "=x", "uid=", "uid=a,", "uid=a\\", "uid=a\\zz", "uid=a,b", "u id=x", "uid=a\"b", "uid=a\u{0}b"]
+        {
             assert!(Dn::parse(bad).is_err(), "{bad:?} should not parse");
         }
         assert!(Dn::parse("cn=a\\,b+sn=c,dc=example,dc=org").is_ok());
@@ -286,42 +242,18 @@ mod tests {
     #[test]
     fn child_refuses_control_and_overlong_values() {
         let base = Dn::parse("dc=org").unwrap();
-        assert!(matches!(
-            base.child("uid", "a\u{0}b"),
-            Err(DirError::BadInput { .. })
-        ));
-        assert!(matches!(
-            base.child("uid", "a\nb"),
-            Err(DirError::BadInput { .. })
-        ));
-        assert!(matches!(
-            base.child("uid", ""),
-            Err(DirError::BadInput { .. })
-        ));
-        assert!(matches!(
-            base.child("uid", &"x".repeat(257)),
-            Err(DirError::BadInput { .. })
-        ));
+        assert!(matches!(base.child("uid", "a\u{0}b"), Err(DirError::BadInput { .. })));
+        assert!(matches!(base.child("uid", "a\nb"), Err(DirError::BadInput { .. })));
+        assert!(matches!(base.child("uid", ""), Err(DirError::BadInput { .. })));
+        assert!(matches!(base.child("uid", &"x".repeat(257)), Err(DirError::BadInput { .. })));
     }
 
     #[test]
     fn within_ignores_case_and_escaping() {
         let base = Dn::parse("ou=People,dc=Example,dc=org").unwrap();
-        assert!(
-            Dn::parse("uid=x,ou=people,dc=example,DC=ORG")
-                .unwrap()
-                .is_within(&base)
-        );
-        assert!(
-            Dn::parse("uid=x,ou=peo\\70le,dc=example,dc=org")
-                .unwrap()
-                .is_within(&base)
-        );
-        assert!(
-            !Dn::parse("uid=x,ou=hosts,dc=example,dc=org")
-                .unwrap()
-                .is_within(&base)
-        );
+        assert!(Dn::parse("uid=x,ou=people,dc=example,DC=ORG").unwrap().is_within(&base));
+        assert!(Dn::parse("uid=x,ou=peo\\70le,dc=example,dc=org").unwrap().is_within(&base));
+        assert!(!Dn::parse("uid=x,ou=hosts,dc=example,dc=org").unwrap().is_within(&base));
         assert!(!Dn::parse("dc=org").unwrap().is_within(&base));
     }
 }

@@ -28,26 +28,17 @@ impl Entry {
         })?;
         let mut attrs: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for (name, vals) in se.attrs {
-            attrs
-                .entry(name.to_ascii_lowercase())
-                .or_default()
-                .extend(vals.into_iter().map(String::into_bytes));
+            attrs.entry(name.to_ascii_lowercase()).or_default().extend(vals.into_iter().map(String::into_bytes));
         }
         for (name, vals) in se.bin_attrs {
-            attrs
-                .entry(name.to_ascii_lowercase())
-                .or_default()
-                .extend(vals);
+            attrs.entry(name.to_ascii_lowercase()).or_default().extend(vals);
         }
         Ok(Entry { dn, attrs })
     }
 
     /// Every value of `attr` (exact description, case-insensitive).
     pub fn values(&self, attr: &str) -> &[Vec<u8>] {
-        self.attrs
-            .get(&attr.to_ascii_lowercase())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.attrs.get(&attr.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn has(&self, attr: &str) -> bool {
@@ -60,11 +51,7 @@ impl Entry {
     }
 
     fn malformed(&self, attr: &str, reason: impl Into<String>) -> DirError {
-        DirError::MalformedEntry {
-            dn: self.dn.to_string(),
-            attr: attr.to_string(),
-            reason: reason.into(),
-        }
+        DirError::MalformedEntry { dn: self.dn.to_string(), attr: attr.to_string(), reason: reason.into() }
     }
 
     /// All values as UTF-8 strings.
@@ -91,16 +78,12 @@ impl Entry {
     }
 
     pub fn required_str(&self, attr: &str) -> Result<&str> {
-        self.str(attr)?
-            .ok_or_else(|| self.malformed(attr, "missing"))
+        self.str(attr)?.ok_or_else(|| self.malformed(attr, "missing"))
     }
 
     pub fn int(&self, attr: &str) -> Result<Option<i64>> {
         self.str(attr)?
-            .map(|s| {
-                s.parse::<i64>()
-                    .map_err(|_| self.malformed(attr, format!("{s:?} is not an INTEGER")))
-            })
+            .map(|s| s.parse::<i64>().map_err(|_| self.malformed(attr, format!("{s:?} is not an INTEGER"))))
             .transpose()
     }
 
@@ -115,28 +98,19 @@ impl Entry {
     }
 
     pub fn time(&self, attr: &str) -> Result<Option<OffsetDateTime>> {
-        self.str(attr)?
-            .map(|s| values::parse_generalized_time(s).map_err(|r| self.malformed(attr, r)))
-            .transpose()
+        self.str(attr)?.map(|s| values::parse_generalized_time(s).map_err(|r| self.malformed(attr, r))).transpose()
     }
 
     pub fn dn_value(&self, attr: &str) -> Result<Option<Dn>> {
-        self.str(attr)?
-            .map(|s| Dn::parse(s).map_err(|e| self.malformed(attr, e.to_string())))
-            .transpose()
+        self.str(attr)?.map(|s| Dn::parse(s).map_err(|e| self.malformed(attr, e.to_string()))).transpose()
     }
 
     pub fn dns(&self, attr: &str) -> Result<Vec<Dn>> {
-        self.strs(attr)?
-            .into_iter()
-            .map(|s| Dn::parse(s).map_err(|e| self.malformed(attr, e.to_string())))
-            .collect()
+        self.strs(attr)?.into_iter().map(|s| Dn::parse(s).map_err(|e| self.malformed(attr, e.to_string()))).collect()
     }
 
     /// Whether `objectClass` holds `class` (case-insensitive).
     pub fn has_class(&self, class: &str) -> bool {
-        self.values("objectClass")
-            .iter()
-            .any(|v| v.eq_ignore_ascii_case(class.as_bytes()))
+        self.values("objectClass").iter().any(|v| v.eq_ignore_ascii_case(class.as_bytes()))
     }
 }

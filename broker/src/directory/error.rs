@@ -40,11 +40,7 @@ pub enum DirError {
     /// constraint; `rc` is the LDAP result code. `noSuchAttribute` (16) on a
     /// delete-old/add-new modify means somebody else changed the value first.
     #[error("constraint violation on {dn} (LDAP result {rc}): {message}")]
-    ConstraintViolation {
-        dn: String,
-        rc: u32,
-        message: String,
-    },
+    ConstraintViolation { dn: String, rc: u32, message: String },
 
     /// The bound identity may not do this.
     #[error("access denied on {dn}: {message}")]
@@ -64,11 +60,7 @@ pub enum DirError {
 
     /// A value read from the directory does not have the form dirbroker expects.
     #[error("malformed directory data in {dn}, attribute {attr}: {reason}")]
-    MalformedEntry {
-        dn: String,
-        attr: String,
-        reason: String,
-    },
+    MalformedEntry { dn: String, attr: String, reason: String },
 
     /// Local configuration is wrong (files, URIs, TLS material).
     #[error("configuration: {0}")]
@@ -76,19 +68,12 @@ pub enum DirError {
 
     /// Any other LDAP result.
     #[error("LDAP error on {dn} (result {rc}): {message}")]
-    Ldap {
-        dn: String,
-        rc: u32,
-        message: String,
-    },
+    Ldap { dn: String, rc: u32, message: String },
 }
 
 impl DirError {
     pub fn bad_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DirError::BadInput {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        DirError::BadInput { field: field.into(), reason: reason.into() }
     }
 
     /// True for errors where trying again later (or on another server) may succeed.
@@ -99,48 +84,28 @@ impl DirError {
     /// True when a delete-old/add-new modify lost a race: the old value was
     /// already gone (`noSuchAttribute`) or the new one already there.
     pub fn is_stale_value(&self) -> bool {
-        matches!(
-            self,
-            DirError::ConstraintViolation {
-                rc: rc::NO_SUCH_ATTRIBUTE | rc::ATTRIBUTE_OR_VALUE_EXISTS,
-                ..
-            }
-        )
+        matches!(self, DirError::ConstraintViolation { rc: rc::NO_SUCH_ATTRIBUTE | rc::ATTRIBUTE_OR_VALUE_EXISTS, .. })
     }
 
     /// Classify an ldap3 error raised by an operation on `dn`.
     pub fn from_ldap(err: LdapError, dn: &str) -> Self {
         match err {
             LdapError::LdapResult { result } => Self::from_result_code(result.rc, result.text, dn),
-            LdapError::Timeout { .. } => DirError::Unavailable {
-                detail: "operation timed out".into(),
-            },
-            LdapError::Io { source } => DirError::Unavailable {
-                detail: format!("I/O: {source}"),
-            },
+            LdapError::Timeout { .. } => DirError::Unavailable { detail: "operation timed out".into() },
+            LdapError::Io { source } => DirError::Unavailable { detail: format!("I/O: {source}") },
             LdapError::OpSend { .. }
             | LdapError::ResultRecv { .. }
             | LdapError::IdScrubSend { .. }
             | LdapError::MiscSend { .. }
-            | LdapError::EndOfStream => DirError::Unavailable {
-                detail: "connection closed".into(),
-            },
-            LdapError::Rustls { source } => DirError::Unavailable {
-                detail: format!("TLS: {source}"),
-            },
+            | LdapError::EndOfStream => DirError::Unavailable { detail: "connection closed".into() },
+            LdapError::Rustls { source } => DirError::Unavailable { detail: format!("TLS: {source}") },
             LdapError::UrlParsing { .. }
             | LdapError::UnknownScheme(_)
             | LdapError::EmptyUnixPath
             | LdapError::PortInUnixPath
             | LdapError::DNSName { .. } => DirError::Config(format!("directory URI: {err}")),
-            LdapError::FilterParsing => {
-                DirError::bad_input("filter", "not a valid RFC 4515 filter")
-            }
-            other => DirError::Ldap {
-                dn: dn.to_string(),
-                rc: 0,
-                message: other.to_string(),
-            },
+            LdapError::FilterParsing => DirError::bad_input("filter", "not a valid RFC 4515 filter"),
+            other => DirError::Ldap { dn: dn.to_string(), rc: 0, message: other.to_string() },
         }
     }
 
@@ -155,27 +120,14 @@ impl DirError {
             | rc::ATTRIBUTE_OR_VALUE_EXISTS
             | rc::INVALID_ATTRIBUTE_SYNTAX
             | rc::OBJECT_CLASS_VIOLATION
-            | rc::NOT_ALLOWED_ON_NON_LEAF => DirError::ConstraintViolation {
-                dn,
-                rc,
-                message: text,
-            },
-            rc::INVALID_DN_SYNTAX => DirError::BadInput {
-                field: "DN".into(),
-                reason: format!("{dn}: {text}"),
-            },
+            | rc::NOT_ALLOWED_ON_NON_LEAF => DirError::ConstraintViolation { dn, rc, message: text },
+            rc::INVALID_DN_SYNTAX => DirError::BadInput { field: "DN".into(), reason: format!("{dn}: {text}") },
             rc::INVALID_CREDENTIALS => DirError::InvalidCredentials { dn },
             rc::INSUFFICIENT_ACCESS => DirError::AccessDenied { dn, message: text },
             rc::BUSY | rc::UNAVAILABLE | rc::SERVER_DOWN | rc::TIMEOUT | rc::CONNECT_ERROR => {
-                DirError::Unavailable {
-                    detail: format!("{dn}: LDAP result {rc} {text}"),
-                }
+                DirError::Unavailable { detail: format!("{dn}: LDAP result {rc} {text}") }
             }
-            _ => DirError::Ldap {
-                dn,
-                rc,
-                message: text,
-            },
+            _ => DirError::Ldap { dn, rc, message: text },
         }
     }
 }

@@ -64,21 +64,9 @@ mod tests {
 
     #[test]
     fn values_cannot_change_structure() {
-        let f = Filter::and([
-            Filter::object_class("inetOrgPerson"),
-            Filter::eq("uid", "*)(uid=*"),
-        ]);
-        assert_eq!(
-            f.to_string(),
-            r"(&(objectClass=inetOrgPerson)(uid=\2a\29\28uid=\2a))"
-        );
-        assert_eq!(
-            Filter::eq("uid", "a\\2a\u{0}").to_string(),
-            r"(uid=a\5c2a\00)"
-        );
-        assert_eq!(
-            Filter::Not(Box::new(Filter::Present("sshPublicKey"))).to_string(),
-            "(!(sshPublicKey=*))"
-        );
+        let f = Filter::and([Filter::object_class("inetOrgPerson"), Filter::eq("uid", "*)(uid=*")]);
+        assert_eq!(f.to_string(), r"(&(objectClass=inetOrgPerson)(uid=\2a\29\28uid=\2a))");
+        assert_eq!(Filter::eq("uid", "a\\2a\u{0}").to_string(), r"(uid=a\5c2a\00)");
+        assert_eq!(Filter::Not(Box::new(Filter::Present("sshPublicKey"))).to_string(), "(!(sshPublicKey=*))");
     }
 }

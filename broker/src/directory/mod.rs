@@ -73,10 +73,7 @@ pub struct Directory {
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directory")
-            .field("base", &self.layout.base)
-            .field("uris", &self.dialer.uris())
-            .finish()
+        f.debug_struct("Directory").field("base", &self.layout.base).field("uris", &self.dialer.uris()).finish()
     }
 }
 
@@ -92,18 +89,12 @@ impl Directory {
     /// Build the pool without dialling; the first operation connects.
     pub fn lazy(cfg: DirectoryConfig) -> Result<Directory> {
         cfg.validate()?;
-        let base =
-            Dn::parse(&cfg.base_dn).map_err(|e| DirError::Config(format!("base_dn: {e}")))?;
+        let base = Dn::parse(&cfg.base_dn).map_err(|e| DirError::Config(format!("base_dn: {e}")))?;
         let layout = Layout::new(base)?;
         let op_timeout = cfg.op_timeout;
         let dialer = Arc::new(pool::Dialer::new(cfg)?);
         let pool = pool::build(dialer.clone())?;
-        Ok(Directory {
-            pool,
-            dialer,
-            layout,
-            op_timeout,
-        })
+        Ok(Directory { pool, dialer, layout, op_timeout })
     }
 
     pub fn layout(&self) -> &Layout {
@@ -113,12 +104,10 @@ impl Directory {
     async fn conn(&self) -> Result<Object<pool::Manager>> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => DirError::Unavailable {
-                detail: format!("no directory connection within {:?}", self.op_timeout),
-            },
-            other => DirError::Unavailable {
-                detail: other.to_string(),
-            },
+            PoolError::Timeout(_) => {
+                DirError::Unavailable { detail: format!("no directory connection within {:?}", self.op_timeout) }
+            }
+            other => DirError::Unavailable { detail: other.to_string() },
         })
     }
 
@@ -126,16 +115,21 @@ impl Directory {
     /// with a transport error is taken out of the pool; `retry` allows one
     /// more attempt on a fresh connection (for reads: a pooled connection may
     /// have been closed by the server since its last use).
-    async fn run<T, F>(&self, dn: &str, retry: bool, op: F) -> Result<T>
+    ///
+    /// `op` gets its own handle on the connection (ldap3 multiplexes handles),
+    /// carrying the operation timeout.
+    async fn run<T, F, Fut>(&self, dn: &str, retry: bool, op: F) -> Result<T>
     where
-        F: AsyncFn(&mut Ldap) -> std::result::Result<T, ldap3::LdapError>,
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ldap3::LdapError>>,
     {
         let attempts = if retry { 2 } else { 1 };
         let mut last = None;
         for _ in 0..attempts {
-            let mut conn = self.conn().await?;
-            conn.with_timeout(self.op_timeout);
-            match op(&mut conn).await {
+            let conn = self.conn().await?;
+            let mut handle: Ldap = (*conn).clone();
+            handle.with_timeout(self.op_timeout);
+            match op(handle).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let err = DirError::from_ldap(e, dn);
@@ -147,36 +141,20 @@ impl Directory {
                 }
             }
         }
-        Err(last.unwrap_or(DirError::Unavailable {
-            detail: "no attempt made".into(),
-        }))
+        Err(last.unwrap_or(DirError::Unavailable { detail: "no attempt made".into() }))
     }
 
     /// Search below `base`. A missing base is [`DirError::NotFound`].
-    pub async fn search(
-        &self,
-        base: &Dn,
-        scope: Scope,
-        filter: &Filter,
-        attrs: &[&str],
-    ) -> Result<Vec<Entry>> {
+    pub async fn search(&self, base: &Dn, scope: Scope, filter: &Filter, attrs: &[&str]) -> Result<Vec<Entry>> {
         let filter = filter.to_string();
-        let attrs: Vec<&str> = if attrs.is_empty() {
-            vec!["*"]
-        } else {
-            attrs.to_vec()
-        };
+        let attrs: Vec<&str> = if attrs.is_empty() { vec!["*"] } else { attrs.to_vec() };
         let (entries, _) = self
-            .run(base.as_str(), true, async |l: &mut Ldap| {
-                l.search(base.as_str(), scope.into(), &filter, &attrs)
-                    .await?
-                    .success()
+            .run(base.as_str(), true, |mut l: Ldap| {
+                let (filter, attrs) = (&filter, &attrs);
+                async move { l.search(base.as_str(), scope.into(), filter, attrs).await?.success() }
             })
             .await?;
-        entries
-            .into_iter()
-            .map(|re| Entry::from_search(ldap3::SearchEntry::construct(re)))
-            .collect()
+        entries.into_iter().map(|re| Entry::from_search(ldap3::SearchEntry::construct(re))).collect()
     }
 
     /// Read one entry by DN.
@@ -189,19 +167,12 @@ impl Directory {
                 rc: 0,
                 message: "base search returned several entries".into(),
             }),
-            None => Err(DirError::NotFound {
-                what: dn.to_string(),
-            }),
+            None => Err(DirError::NotFound { what: dn.to_string() }),
         }
     }
 
     /// Search for at most one entry; several matches are an error.
-    pub async fn find_one(
-        &self,
-        base: &Dn,
-        filter: &Filter,
-        attrs: &[&str],
-    ) -> Result<Option<Entry>> {
+    pub async fn find_one(&self, base: &Dn, filter: &Filter, attrs: &[&str]) -> Result<Option<Entry>> {
         let mut found = self.search(base, Scope::Subtree, filter, attrs).await?;
         match found.len() {
             0 => Ok(None),
@@ -220,8 +191,9 @@ impl Directory {
             .filter(|(_, v)| !v.is_empty())
             .map(|(name, values)| (name.into_bytes(), values.into_iter().collect()))
             .collect();
-        self.run(dn.as_str(), false, async |l: &mut Ldap| {
-            l.add(dn.as_str(), attrs.clone()).await?.success()
+        self.run(dn.as_str(), false, |mut l: Ldap| {
+            let attrs = attrs.clone();
+            async move { l.add(dn.as_str(), attrs).await?.success() }
         })
         .await
         .map(drop)
@@ -229,29 +201,24 @@ impl Directory {
 
     /// Apply `changes` to `dn` in one modify operation: all or nothing.
     pub async fn modify(&self, dn: &Dn, changes: Vec<Change>) -> Result<()> {
-        self.run(dn.as_str(), false, async |l: &mut Ldap| {
-            l.modify(dn.as_str(), changes.clone()).await?.success()
+        self.run(dn.as_str(), false, |mut l: Ldap| {
+            let changes = changes.clone();
+            async move { l.modify(dn.as_str(), changes).await?.success() }
         })
         .await
         .map(drop)
     }
 
     pub async fn delete(&self, dn: &Dn) -> Result<()> {
-        self.run(dn.as_str(), false, async |l: &mut Ldap| {
-            l.delete(dn.as_str()).await?.success()
-        })
-        .await
-        .map(drop)
+        self.run(dn.as_str(), false, |mut l: Ldap| async move { l.delete(dn.as_str()).await?.success() })
+            .await
+            .map(drop)
     }
 
     /// The authorization identity of the pooled connections (RFC 4532), e.g.
     /// `dn:cn=broker,ou=system,dc=example,dc=org`.
     pub async fn whoami(&self) -> Result<String> {
-        let (exop, _) = self
-            .run("", true, async |l: &mut Ldap| {
-                l.extended(WhoAmI).await?.success()
-            })
-            .await?;
+        let (exop, _) = self.run("", true, |mut l: Ldap| async move { l.extended(WhoAmI).await?.success() }).await?;
         let raw = exop.val.unwrap_or_default();
         String::from_utf8(raw).map_err(|_| DirError::Ldap {
             dn: String::new(),
@@ -264,14 +231,10 @@ impl Directory {
     /// (RFC 3062), so slapd hashes it with its configured scheme.
     pub async fn set_password(&self, dn: &Dn, password: &SecretString) -> Result<()> {
         check_password_input(password)?;
-        self.run(dn.as_str(), false, async |l: &mut Ldap| {
-            l.extended(PasswordModify {
-                user_id: Some(dn.as_str()),
-                old_pass: None,
-                new_pass: Some(password.expose()),
-            })
-            .await?
-            .success()
+        self.run(dn.as_str(), false, |mut l: Ldap| async move {
+            l.extended(PasswordModify { user_id: Some(dn.as_str()), old_pass: None, new_pass: Some(password.expose()) })
+                .await?
+                .success()
         })
         .await
         .map(drop)
@@ -281,14 +244,7 @@ impl Directory {
     /// connection (never a pooled one, which must keep the service identity).
     pub async fn check_password(&self, dn: &Dn, password: &SecretString) -> Result<bool> {
         check_password_input(password)?;
-        match self
-            .dialer
-            .dial(&Bind::Simple {
-                dn: dn.to_string(),
-                password: password.clone(),
-            })
-            .await
-        {
+        match self.dialer.dial(&Bind::Simple { dn: dn.to_string(), password: password.clone() }).await {
             Ok(mut ldap) => {
                 let _ = ldap.unbind().await;
                 Ok(true)

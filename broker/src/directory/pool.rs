@@ -22,11 +22,7 @@ pub(crate) struct Dialer {
 impl Dialer {
     pub(crate) fn new(cfg: DirectoryConfig) -> Result<Dialer> {
         let tls = cfg.rustls_config()?;
-        Ok(Dialer {
-            cfg,
-            tls,
-            preferred: AtomicUsize::new(0),
-        })
+        Ok(Dialer { cfg, tls, preferred: AtomicUsize::new(0) })
     }
 
     pub(crate) fn config(&self) -> &DirectoryConfig {
@@ -56,15 +52,11 @@ impl Dialer {
                 Err(e) => return Err(e),
             }
         }
-        Err(DirError::Unavailable {
-            detail: failures.join("; "),
-        })
+        Err(DirError::Unavailable { detail: failures.join("; ") })
     }
 
     async fn dial_one(&self, uri: &str, bind: &Bind) -> Result<Ldap> {
-        let is_ldap = uri
-            .get(..7)
-            .is_some_and(|s| s.eq_ignore_ascii_case("ldap://"));
+        let is_ldap = uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("ldap://"));
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.cfg.connect_timeout)
             .set_starttls(self.cfg.tls.starttls && is_ldap);
@@ -78,9 +70,7 @@ impl Dialer {
             LdapConnAsync::with_settings(settings, uri),
         )
         .await
-        .map_err(|_| DirError::Unavailable {
-            detail: "connect timed out".into(),
-        })?
+        .map_err(|_| DirError::Unavailable { detail: "connect timed out".into() })?
         .map_err(|e| DirError::from_ldap(e, uri))?;
         ldap3::drive!(conn);
         ldap.with_timeout(self.cfg.op_timeout);
@@ -93,8 +83,7 @@ impl Dialer {
             Bind::Simple { dn, .. } => dn.as_str(),
             _ => uri,
         };
-        res.and_then(|r| r.success())
-            .map_err(|e| DirError::from_ldap(e, who))?;
+        res.and_then(|r| r.success()).map_err(|e| DirError::from_ldap(e, who))?;
         Ok(ldap)
     }
 }
@@ -112,11 +101,7 @@ impl managed::Manager for Manager {
     }
 
     async fn recycle(&self, conn: &mut Ldap, _: &Metrics) -> RecycleResult<DirError> {
-        if conn.is_closed() {
-            Err(RecycleError::message("connection closed"))
-        } else {
-            Ok(())
-        }
+        if conn.is_closed() { Err(RecycleError::message("connection closed")) } else { Ok(()) }
     }
 }
 

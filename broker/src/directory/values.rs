@@ -4,11 +4,7 @@
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, macros::format_description};
 
 pub fn bool_value(b: bool) -> Vec<u8> {
-    if b {
-        b"TRUE".to_vec()
-    } else {
-        b"FALSE".to_vec()
-    }
+    if b { b"TRUE".to_vec() } else { b"FALSE".to_vec() }
 }
 
 pub fn int_value(i: i64) -> Vec<u8> {
@@ -18,16 +14,8 @@ pub fn int_value(i: i64) -> Vec<u8> {
 /// `YYYYMMDDHHMMSSZ`, always UTC, whole seconds.
 pub fn generalized_time(t: OffsetDateTime) -> Vec<u8> {
     let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-    .into_bytes()
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+        .into_bytes()
 }
 
 /// Parse the GeneralizedTime forms slapd stores: `YYYYMMDDHHMMSS[.fraction]Z`
@@ -61,10 +49,7 @@ pub fn parse_generalized_time(s: &str) -> Result<OffsetDateTime, String> {
         }
         _ => return Err(bad()),
     };
-    let t = naive
-        .assume_offset(offset)
-        .replace_nanosecond(nanos)
-        .map_err(|_| bad())?;
+    let t = naive.assume_offset(offset).replace_nanosecond(nanos).map_err(|_| bad())?;
     Ok(t.to_offset(UtcOffset::UTC))
 }
 
@@ -80,14 +65,7 @@ mod tests {
         assert_eq!(off, t);
         let frac = parse_generalized_time("20261122134848.5Z").unwrap();
         assert_eq!(frac.nanosecond(), 500_000_000);
-        for bad in [
-            "",
-            "2026",
-            "20261322134848Z",
-            "20261122134848",
-            "20261122134848X",
-            "20261122134848+02",
-        ] {
+        for bad in ["", "2026", "20261322134848Z", "20261122134848", "20261122134848X", "20261122134848+02"] {
             assert!(parse_generalized_time(bad).is_err(), "{bad}");
         }
     }
