@@ -927,11 +927,14 @@ impl Directory {
     }
 
     /// Find a user by `uid` anywhere under the people container, whichever
-    /// tool wrote the entry (it need not carry dirbroker's classes).
+    /// tool wrote the entry (it need not carry dirbroker's classes). The uid
+    /// must match exactly, case included, as a login name does.
     pub async fn find_user(&self, uid: &str) -> Result<Option<User>> {
         crate::directory::dn::check_value("uid", uid)?;
         let filter = crate::directory::Filter::eq("uid", uid);
         let found = self.find_one(&self.layout().people, &filter, &["*"]).await?;
-        found.as_ref().map(User::from_entry).transpose()
+        // uid matching in LDAP ignores case and surplus spaces; logins do not.
+        let exact = found.filter(|e| e.strs("uid").is_ok_and(|v| v.contains(&uid)));
+        exact.as_ref().map(User::from_entry).transpose()
     }
 }

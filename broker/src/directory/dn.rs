@@ -107,6 +107,11 @@ pub(crate) fn check_value(field: &str, value: &str) -> Result<()> {
             format!("is {} bytes long; the limit is {MAX_RDN_VALUE_LEN}", value.len()),
         ));
     }
+    if value.trim() != value {
+        // LDAP matching ignores leading and trailing spaces (RFC 4518), so
+        // " alice" would find "alice": refuse rather than surprise.
+        return Err(DirError::bad_input(field, "begins or ends with white space"));
+    }
     if let Some((i, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
         return Err(DirError::bad_input(field, format!("contains control character U+{:04X} at byte {i}", c as u32)));
     }
@@ -224,8 +229,9 @@ mod tests {
         assert_eq!(dn.first_rdn().unwrap().1, r#"a,b+c"d\<e>f;g=h"#);
         assert_eq!(dn.parent().unwrap(), base);
         assert!(Dn::parse(dn.as_str()).is_ok());
-        let lead = base.child("uid", " #x ").unwrap();
-        assert_eq!(lead.first_rdn().unwrap().1, " #x ");
+        let lead = base.child("uid", "#x").unwrap();
+        assert_eq!(lead.as_str(), r"uid=\23x,ou=people,dc=example,dc=org");
+        assert_eq!(lead.first_rdn().unwrap().1, "#x");
     }
 
     #[test]
@@ -245,6 +251,7 @@ mod tests {
         assert!(matches!(base.child("uid", "a\u{0}b"), Err(DirError::BadInput { .. })));
         assert!(matches!(base.child("uid", "a\nb"), Err(DirError::BadInput { .. })));
         assert!(matches!(base.child("uid", ""), Err(DirError::BadInput { .. })));
+        assert!(matches!(base.child("uid", " alice"), Err(DirError::BadInput { .. })));
         assert!(matches!(base.child("uid", &"x".repeat(257)), Err(DirError::BadInput { .. })));
     }
 

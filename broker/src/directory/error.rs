@@ -6,6 +6,8 @@ use ldap3::LdapError;
 
 /// LDAP result codes that dirbroker tells apart (RFC 4511 appendix A).
 pub mod rc {
+    pub const STRONG_AUTH_REQUIRED: u32 = 8;
+    pub const CONFIDENTIALITY_REQUIRED: u32 = 13;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
     pub const UNDEFINED_ATTRIBUTE_TYPE: u32 = 17;
     pub const CONSTRAINT_VIOLATION: u32 = 19;
@@ -123,7 +125,9 @@ impl DirError {
             | rc::NOT_ALLOWED_ON_NON_LEAF => DirError::ConstraintViolation { dn, rc, message: text },
             rc::INVALID_DN_SYNTAX => DirError::BadInput { field: "DN".into(), reason: format!("{dn}: {text}") },
             rc::INVALID_CREDENTIALS => DirError::InvalidCredentials { dn },
-            rc::INSUFFICIENT_ACCESS => DirError::AccessDenied { dn, message: text },
+            rc::INSUFFICIENT_ACCESS | rc::STRONG_AUTH_REQUIRED | rc::CONFIDENTIALITY_REQUIRED => {
+                DirError::AccessDenied { dn, message: text }
+            }
             rc::BUSY | rc::UNAVAILABLE | rc::SERVER_DOWN | rc::TIMEOUT | rc::CONNECT_ERROR => {
                 DirError::Unavailable { detail: format!("{dn}: LDAP result {rc} {text}") }
             }

@@ -1,0 +1,204 @@
+//! The ACL matrix of schema/acl.ldif, played against real slapd: each
+//! identity tries to read each kind of attribute, and a few writes.
+
+use dirbroker::directory::{Bind, DirError, Directory, Dn, Filter, Scope};
+use dirbroker::model::*;
+use dirbroker::secret::SecretString;
+use dirbroker::testbed::Identity;
+use dirbroker_tests::{Bed, start};
+use ldap3::Mod;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    /// alice, reading her own entry and token.
+    Owner,
+    /// bob, another user.
+    Other,
+    Node,
+    Broker,
+}
+
+const ALL: [Who; 5] = [Who::Anonymous, Who::Owner, Who::Other, Who::Node, Who::Broker];
+
+async fn bind_as(bed: &Bed, who: Who, alice: &Dn, bob: &Dn) -> Directory {
+    let user = |dn: &Dn, pw: &str| {
+        let mut cfg = bed.directory_config(Identity::Anonymous).unwrap();
+        cfg.bind = Bind::Simple { dn: dn.to_string(), password: SecretString::new(pw.into()) };
+        cfg
+    };
+    match who {
+        Who::Anonymous => bed.dir_as(Identity::Anonymous).await,
+        Who::Owner => Directory::connect(user(alice, "alice-pw-1")).await.unwrap(),
+        Who::Other => Directory::connect(user(bob, "bob-pw-1")).await.unwrap(),
+        Who::Node => bed.dir_as(Identity::NodeReader).await,
+        Who::Broker => bed.dir_as(Identity::Broker).await,
+    }
+}
+
+/// Can `dir` read a value of `attr` on `dn`?
+async fn can_read(dir: &Directory, dn: &Dn, attr: &str) -> bool {
+    match dir.read(dn, &[attr]).await {
+        Ok(e) => e.has(attr),
+        Err(DirError::NotFound { .. }) => false,
+        Err(e) => panic!("reading {attr} of {dn}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn each_identity_reads_exactly_what_it_should() {
+    let bed = start().await;
+    let admin = bed.dir_as(Identity::Admin).await;
+
+    let mut alice = User::new("alice", "Alice Liddell").unwrap();
+    alice.mail = Some("alice@example.org".into());
+    alice.ssh_public_keys =
+        vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice".into()];
+    alice.allowed_from = vec!["bastion".into()];
+    alice.public_value = Some(vec![5; 256]);
+    alice.password_kdf = Some(b"salt".to_vec());
+    alice.sealed_ssh_private_key = Some(Sealed(b"sealed-private-key".to_vec()));
+    let alice_dn = admin.create(&alice).await.unwrap();
+    admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+    let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
+    admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
+
+    let mut tok = OtpToken::new("alice-totp", alice_dn.clone(), TokenType::Totp).unwrap();
+    tok.secret = Some(Sealed(b"otp-secret".to_vec()));
+    tok.totp_watermark = Some(1);
+    let tok_dn = admin.create(&tok).await.unwrap();
+
+    let mut dc = DataCenter::new("DC1").unwrap();
+    dc.certificate = Some(include_bytes!("fixtures/dc-cert.der").to_vec());
+    dc.endpoint = Some("dc1:7443".into());
+    let dc_dn = admin.create(&dc).await.unwrap();
+    let mut ps = PhysicalServer::new("PS1", dc_dn.clone()).unwrap();
+    ps.totp_secret = Some(Sealed(b"ps-totp-secret".to_vec()));
+    ps.endpoint = Some("ps1:7444".into());
+    let ps_dn = admin.create(&ps).await.unwrap();
+    let psk = PreSharedKey {
+        id: "k1".into(),
+        parties: vec![dc_dn.clone()],
+        secret: Sealed(b"k1-secret".to_vec()),
+        not_before: None,
+        not_after: None,
+        disabled: false,
+    };
+    let psk_dn = admin.create(&psk).await.unwrap();
+    let mut host = Host::new("node1", "10.0.0.1").unwrap();
+    host.ssh_public_keys =
+        vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Rob3N0a2V5MTIzNDU2Nzg5MDEyMzQ1Njc4OTA root@node1".into()];
+    let host_dn = admin.create(&host).await.unwrap();
+    let mut svc = Service::new("files").unwrap();
+    svc.public_value = Some(vec![6; 256]);
+    svc.endpoint = Some("files:443".into());
+    let svc_dn = admin.create(&svc).await.unwrap();
+
+    use Who::*;
+    // (entry, attribute, identities that may read it)
+    let matrix: Vec<(&Dn, &str, Vec<Who>)> = vec![
+        (&alice_dn, "userPassword", vec![]),
+        (&alice_dn, "dirbrokerSealedSshPrivateKey", vec![Owner, Broker]),
+        (&alice_dn, "dirbrokerPublicValue", vec![Owner, Broker]),
+        (&alice_dn, "dirbrokerPasswordKdf", vec![Owner, Broker]),
+        (&alice_dn, "mail", vec![Owner, Broker]),
+        (&alice_dn, "dirbrokerUserLevel", vec![Owner, Broker]),
+        (&alice_dn, "sshPublicKey", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "dirbrokerAllowedFrom", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "uid", vec![Owner, Other, Node, Broker]),
+        (&tok_dn, "dirbrokerOtpSecret", vec![Broker]),
+        (&tok_dn, "dirbrokerTotpWatermark", vec![Owner, Broker]),
+        (&tok_dn, "dirbrokerTokenOwner", vec![Owner, Broker]),
+        (&ps_dn, "dirbrokerServerTotpSecret", vec![Broker]),
+        (&ps_dn, "dirbrokerEndpoint", vec![Broker]),
+        (&psk_dn, "dirbrokerPskSecret", vec![Broker]),
+        (&psk_dn, "dirbrokerPskParty", vec![Broker]),
+        (&host_dn, "sshPublicKey", vec![Owner, Other, Node, Broker]),
+        (&host_dn, "ipHostNumber", vec![Owner, Other, Node, Broker]),
+        (&dc_dn, "userCertificate;binary", vec![Owner, Other, Node, Broker]),
+        (&svc_dn, "dirbrokerPublicValue", vec![Broker]),
+        (&svc_dn, "dirbrokerEndpoint", vec![Owner, Other, Node, Broker]),
+    ];
+    let mut wrong = Vec::new();
+    for who in ALL {
+        let dir = bind_as(&bed, who, &alice_dn, &bob_dn).await;
+        for (dn, attr, allowed) in &matrix {
+            let expected = allowed.contains(&who);
+            let got = can_read(&dir, dn, attr).await;
+            if got != expected {
+                wrong.push(format!("{who:?} reading {attr} of {dn}: expected {expected}, got {got}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "ACL matrix mismatches:\n{}", wrong.join("\n"));
+
+    // The rootdn (directory admin) sees everything, including the hashes.
+    assert!(can_read(&admin, &alice_dn, "userPassword").await);
+}
+
+#[tokio::test]
+async fn only_the_broker_writes() {
+    let bed = start().await;
+    let admin = bed.dir_as(Identity::Admin).await;
+    let alice_dn = admin.create(&User::new("alice", "Alice").unwrap()).await.unwrap();
+    admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+    let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
+    admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
+    let host_dn = admin.create(&Host::new("node1", "10.0.0.1").unwrap()).await.unwrap();
+
+    let set_mail = || vec![Mod::Replace(b"mail".to_vec(), [b"x@example.org".to_vec()].into())];
+    let add_key = || vec![Mod::Add(b"sshPublicKey".to_vec(), [b"ssh-ed25519 AAAA evil".to_vec()].into())];
+    for who in [Who::Anonymous, Who::Owner, Who::Other, Who::Node] {
+        let dir = bind_as(&bed, who, &alice_dn, &bob_dn).await;
+        for (dn, changes) in [(&alice_dn, set_mail()), (&alice_dn, add_key()), (&host_dn, add_key())] {
+            let r = dir.modify(dn, changes).await;
+            assert!(
+                matches!(r, Err(DirError::AccessDenied { .. }) | Err(DirError::NotFound { .. })),
+                "{who:?} modifying {dn}: {r:?}"
+            );
+        }
+        let r = dir.create(&User::new("mallory", "Mallory").unwrap()).await;
+        assert!(r.is_err(), "{who:?} created an entry");
+        // Nobody but the broker sets a password.
+        // (For bob this is his own password: users change it through the broker.)
+        let r = dir.set_password(&bob_dn, &SecretString::new("hijacked".into())).await;
+        assert!(r.is_err(), "{who:?} set bob's password");
+    }
+    // Users cannot even change their own entry (they read it only).
+    let owner = bind_as(&bed, Who::Owner, &alice_dn, &bob_dn).await;
+    assert!(owner.modify(&alice_dn, set_mail()).await.is_err());
+    let broker = bind_as(&bed, Who::Broker, &alice_dn, &bob_dn).await;
+    broker.modify(&alice_dn, set_mail()).await.unwrap();
+    broker.set_password(&bob_dn, &SecretString::new("bob-pw-2".into())).await.unwrap();
+    assert!(broker.check_password(&bob_dn, &SecretString::new("bob-pw-2".into())).await.unwrap());
+    // The broker may set a password but not read its hash.
+    assert!(!can_read(&broker, &bob_dn, "userPassword").await);
+    assert!(!broker.check_password(&bob_dn, &SecretString::new("hijacked".into())).await.unwrap());
+}
+
+/// A filter on an attribute the caller may not read matches nothing, so
+/// secrets cannot be guessed through search filters.
+#[tokio::test]
+async fn filters_do_not_leak_unreadable_values() {
+    let bed = start().await;
+    let admin = bed.dir_as(Identity::Admin).await;
+    let mut alice = User::new("alice", "Alice").unwrap();
+    alice.mail = Some("alice@example.org".into());
+    let alice_dn = admin.create(&alice).await.unwrap();
+    let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
+    admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
+    admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+
+    let bob = bind_as(&bed, Who::Other, &alice_dn, &bob_dn).await;
+    let people = &bed.layout().people;
+    let by_mail = bob.search(people, Scope::Subtree, &Filter::eq("mail", "alice@example.org"), &["uid"]).await.unwrap();
+    assert!(by_mail.is_empty(), "mail is not readable by other users, so it must not match");
+    let by_uid = bob.search(people, Scope::Subtree, &Filter::eq("uid", "alice"), &["uid"]).await.unwrap();
+    assert_eq!(by_uid.len(), 1, "uid is public to users");
+    let anon = bind_as(&bed, Who::Anonymous, &alice_dn, &bob_dn).await;
+    let r = anon.search(people, Scope::Subtree, &Filter::eq("uid", "alice"), &["uid"]).await;
+    assert!(
+        matches!(&r, Ok(v) if v.is_empty()) || matches!(r, Err(DirError::NotFound { .. })),
+        "anonymous sees no one"
+    );
+}
