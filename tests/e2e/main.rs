@@ -7,3 +7,4 @@
 mod acl;
 mod directory;
 mod injection;
+mod schema;

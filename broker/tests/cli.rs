@@ -1,0 +1,205 @@
+//! The `dirbroker` binary as a user runs it: a testbed started by the CLI
+//! itself, then users managed through it. Asserts on exit codes and output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dirbroker");
+
+fn run(args: &[&OsStr], config: Option<&Path>, stdin: &str) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("DIRBROKER_CONFIG").env_remove("DIRBROKER_BIND_PASSWORD_FILE");
+    if let Some(c) = config {
+        cmd.env("DIRBROKER_CONFIG", c);
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn dirbroker(args: &[&str], config: Option<&Path>, stdin: &str) -> Output {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run(&args, config, stdin)
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Stops the CLI-started slapd even when an assertion fails.
+struct Down(PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = dirbroker(&["testbed", "down", "--dir", self.0.to_str().unwrap()], None, "");
+    }
+}
+
+fn secret_file(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+#[test]
+fn help_has_examples_everywhere() {
+    let top = dirbroker(&["--help"], None, "");
+    assert_eq!(code(&top), 0);
+    assert!(text(&top).contains("Examples:"));
+    for sub in [
+        vec!["testbed", "up"],
+        vec!["testbed", "down"],
+        vec!["testbed", "status"],
+        vec!["check"],
+        vec!["user", "add"],
+        vec!["user", "show"],
+        vec!["user", "list"],
+        vec!["user", "delete"],
+        vec!["user", "set-password"],
+        vec!["user", "check-password"],
+    ] {
+        let mut args = sub.clone();
+        args.push("--help");
+        let o = dirbroker(&args, None, "");
+        assert_eq!(code(&o), 0, "{sub:?}");
+        assert!(text(&o).contains("Example"), "{sub:?} --help has no example:\n{}", text(&o));
+        assert!(!text(&o).contains("--password "), "a password flag on argv in {sub:?}");
+    }
+    let o = dirbroker(&["user", "frobnicate"], None, "");
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn config_problems_exit_4_and_say_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = dirbroker(&["--config", "/nonexistent/dirbroker.toml", "check"], None, "");
+    assert_eq!(code(&o), 4);
+    assert!(text(&o).contains("/nonexistent/dirbroker.toml"), "{}", text(&o));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[directory]\nuris = [\"ldap://127.0.0.1:1\"]\nbase_dn = 3\n").unwrap();
+    let o = dirbroker(&["check"], Some(&bad), "");
+    assert_eq!(code(&o), 4);
+    assert!(text(&o).contains("line 3"), "{}", text(&o));
+}
+
+#[test]
+fn quick_start_flow_through_the_cli() {
+    let tmp = tempfile::Builder::new().prefix("dbc").tempdir_in("/tmp").unwrap();
+    let bed_dir = tmp.path().join("bed");
+    let up = dirbroker(&["testbed", "up", "--dir", bed_dir.to_str().unwrap(), "--output", "json"], None, "");
+    let _down = Down(bed_dir.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let info: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let config = PathBuf::from(info["config"].as_str().unwrap());
+    assert!(config.exists());
+    assert_eq!(std::fs::metadata(bed_dir.join("broker.pw")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A second `up` on the same directory is refused, the running one untouched.
+    let again = dirbroker(&["testbed", "up", "--dir", bed_dir.to_str().unwrap()], None, "");
+    assert_eq!(code(&again), 1);
+    assert!(text(&again).contains("already runs"), "{}", text(&again));
+
+    let check = dirbroker(&["check", "--output", "json"], Some(&config), "");
+    assert_eq!(code(&check), 0, "{}", text(&check));
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+
+    let pw = secret_file(tmp.path(), "alice.pw", "wonderland-42\n", 0o600);
+    let add = dirbroker(
+        &["user", "add", "alice", "--name", "Alice Liddell", "--password-file", pw.to_str().unwrap()],
+        Some(&config),
+        "",
+    );
+    assert_eq!(code(&add), 0, "{}", text(&add));
+    let show = dirbroker(&["user", "show", "alice", "--output", "json"], Some(&config), "");
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["uid"], "alice");
+    assert_eq!(shown["name"], "Alice Liddell");
+    assert_eq!(shown["level"], 2);
+
+    let good = dirbroker(&["user", "check-password", "alice"], Some(&config), "wonderland-42\n");
+    assert_eq!(code(&good), 0, "{}", text(&good));
+    let bad = dirbroker(&["user", "check-password", "alice"], Some(&config), "wonderland-43\n");
+    assert_eq!(code(&bad), 1);
+    let empty = dirbroker(&["user", "check-password", "alice"], Some(&config), "\n");
+    assert_eq!(code(&empty), 2, "{}", text(&empty));
+
+    let generated = tmp.path().join("bob.pw");
+    let add = dirbroker(
+        &["user", "add", "bob", "--name", "Bob", "--level", "4", "--generate-password", generated.to_str().unwrap()],
+        Some(&config),
+        "",
+    );
+    assert_eq!(code(&add), 0, "{}", text(&add));
+    assert_eq!(std::fs::metadata(&generated).unwrap().permissions().mode() & 0o777, 0o600);
+    let bob_pw = std::fs::read_to_string(&generated).unwrap();
+    assert!(!text(&add).contains(&bob_pw), "generated password printed");
+    let ok = dirbroker(
+        &["user", "check-password", "bob", "--password-file", generated.to_str().unwrap()],
+        Some(&config),
+        "",
+    );
+    assert_eq!(code(&ok), 0, "{}", text(&ok));
+
+    // Bad input: clear message, exit 2, nothing written.
+    let dup = dirbroker(&["user", "add", "alice", "--name", "Again"], Some(&config), "");
+    assert_eq!(code(&dup), 1);
+    assert!(text(&dup).contains("already exists"), "{}", text(&dup));
+    let spaced = dirbroker(&["user", "add", " eve", "--name", "Eve"], Some(&config), "");
+    assert_eq!(code(&spaced), 2, "{}", text(&spaced));
+    assert!(text(&spaced).contains("uid"), "{}", text(&spaced));
+    let level = dirbroker(&["user", "add", "eve", "--name", "Eve", "--level", "7"], Some(&config), "");
+    assert_eq!(code(&level), 2);
+    let open = secret_file(tmp.path(), "open.pw", "visible\n", 0o644);
+    let leaky = dirbroker(
+        &["user", "add", "eve", "--name", "Eve", "--password-file", open.to_str().unwrap()],
+        Some(&config),
+        "",
+    );
+    assert_eq!(code(&leaky), 2);
+    assert!(text(&leaky).contains("chmod 600"), "{}", text(&leaky));
+    let raw: &[&OsStr] = &[OsStr::new("user"), OsStr::new("show"), OsStr::from_bytes(b"al\xffice")];
+    let non_utf8 = run(raw, Some(&config), "");
+    assert_eq!(code(&non_utf8), 2, "{}", text(&non_utf8));
+    let injected = dirbroker(&["user", "show", "*)(uid=*"], Some(&config), "");
+    assert_eq!(code(&injected), 1);
+    assert!(text(&injected).contains("no user"), "{}", text(&injected));
+
+    let list = dirbroker(&["user", "list", "--output", "json"], Some(&config), "");
+    let users: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let uids: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["uid"].as_str().unwrap()).collect();
+    assert_eq!(uids, ["alice", "bob"], "eve must not exist after the failed adds");
+
+    let del = dirbroker(&["user", "delete", "bob"], Some(&config), "");
+    assert_eq!(code(&del), 0);
+    let gone = dirbroker(&["user", "show", "bob"], Some(&config), "");
+    assert_eq!(code(&gone), 1);
+
+    // Once the slapd is down, the same command says the directory is unavailable.
+    let down = dirbroker(&["testbed", "down", "--dir", bed_dir.to_str().unwrap()], None, "");
+    assert_eq!(code(&down), 0);
+    assert!(!bed_dir.exists());
+    std::fs::create_dir_all(&bed_dir).unwrap();
+    std::fs::write(bed_dir.join("broker.pw"), "x").unwrap();
+    std::fs::set_permissions(bed_dir.join("broker.pw"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg_text = format!(
+        "[directory]\nuris = [{:?}]\nbase_dn = \"dc=example,dc=org\"\nbind_dn = \"cn=broker,ou=system,dc=example,dc=org\"\nbind_password_file = {:?}\nconnect_timeout_ms = 500\n",
+        info["uri"].as_str().unwrap(),
+        bed_dir.join("broker.pw").to_str().unwrap()
+    );
+    let cfg2 = tmp.path().join("stale.toml");
+    std::fs::write(&cfg2, cfg_text).unwrap();
+    let unavailable = dirbroker(&["check"], Some(&cfg2), "");
+    assert_eq!(code(&unavailable), 3, "{}", text(&unavailable));
+    assert!(text(&unavailable).contains("unavailable"), "{}", text(&unavailable));
+}
