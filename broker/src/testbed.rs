@@ -458,21 +458,36 @@ impl Testbed {
         .map(drop)
     }
 
-    /// `DIR/dirbroker.toml`: a config for the CLI, bound as the broker.
+    /// `DIR/dirbroker.toml` (bound as the broker) and `DIR/node-reader.toml`
+    /// (bound as the read-only node identity), for the CLI.
     fn write_client_config(&self) -> Result<()> {
-        let path = self.dir.join("dirbroker.toml");
-        let mut text = format!(
-            "# Written by `dirbroker testbed up` for the slapd in this directory.\n\
-             [directory]\nuris = [{uri:?}]\nbase_dn = {base:?}\nbind_dn = {bind:?}\nbind_password_file = {pw:?}\n",
-            uri = self.uri(),
-            base = self.suffix.as_str(),
-            bind = self.layout.broker_dn()?.as_str(),
-            pw = self.dir.join("broker.pw").display().to_string(),
-        );
-        if let Some(tls) = &self.tls {
-            text.push_str(&format!("\n[directory.tls]\nca_file = {:?}\n", tls.ca_file.display().to_string()));
+        for (file, who, pw) in [
+            ("dirbroker.toml", self.layout.broker_dn()?, "broker.pw"),
+            ("node-reader.toml", self.layout.node_reader_dn()?, "node-reader.pw"),
+        ] {
+            let path = self.dir.join(file);
+            let mut text = format!(
+                "# Written by `dirbroker testbed up` for the slapd in this directory.\n\
+                 [directory]\nuris = [{uri:?}]\nbase_dn = {base:?}\nbind_dn = {bind:?}\nbind_password_file = {pw:?}\n",
+                uri = self.client_uri(),
+                base = self.suffix.as_str(),
+                bind = who.as_str(),
+                pw = self.dir.join(pw).display().to_string(),
+            );
+            if let Some(tls) = &self.tls {
+                text.push_str(&format!("\n[directory.tls]\nca_file = {:?}\n", tls.ca_file.display().to_string()));
+            }
+            write_private_file(&path, text.as_bytes()).map_err(io_err(&path))?;
         }
-        write_private_file(&path, text.as_bytes()).map_err(io_err(&path))
+        Ok(())
+    }
+
+    /// The URI clients should use: ldaps:// when TLS is on, else ldap://.
+    pub fn client_uri(&self) -> String {
+        match &self.tls {
+            Some(tls) => format!("ldaps://127.0.0.1:{}", tls.ldaps_port),
+            None => self.uri(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -526,7 +541,8 @@ impl Testbed {
         })
     }
 
-    /// A directory configuration reaching this instance over ldap:// as `who`.
+    /// A directory configuration reaching this instance as `who`, over
+    /// ldaps:// with the testbed CA pinned when TLS is on, else ldap://.
     pub fn directory_config(&self, who: Identity) -> Result<DirectoryConfig> {
         let bind = match (self.bind_dn(who)?, self.password_file(who)) {
             (Some(dn), Some(file)) => Bind::Simple {
@@ -535,7 +551,7 @@ impl Testbed {
             },
             _ => Bind::Anonymous,
         };
-        let mut cfg = DirectoryConfig::new(vec![self.uri()], self.suffix.to_string(), bind);
+        let mut cfg = DirectoryConfig::new(vec![self.client_uri()], self.suffix.to_string(), bind);
         cfg.connect_timeout = Duration::from_secs(2);
         cfg.op_timeout = Duration::from_secs(5);
         if let Some(tls) = &self.tls {

@@ -203,3 +203,46 @@ fn quick_start_flow_through_the_cli() {
     assert_eq!(code(&unavailable), 3, "{}", text(&unavailable));
     assert!(text(&unavailable).contains("unavailable"), "{}", text(&unavailable));
 }
+
+#[test]
+fn tls_testbed_and_the_read_only_node_identity() {
+    let tmp = tempfile::Builder::new().prefix("dbt").tempdir_in("/tmp").unwrap();
+    let bed_dir = tmp.path().join("bed");
+    let up = dirbroker(&["testbed", "up", "--tls", "--dir", bed_dir.to_str().unwrap(), "--output", "json"], None, "");
+    let _down = Down(bed_dir.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let info: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert!(info["uri"].as_str().unwrap().starts_with("ldaps://127.0.0.1:"), "{info}");
+    let broker = PathBuf::from(info["config"].as_str().unwrap());
+    let node = bed_dir.join("node-reader.toml");
+
+    let check = dirbroker(&["check"], Some(&broker), "");
+    assert_eq!(code(&check), 0, "{}", text(&check));
+    assert!(text(&check).contains("cn=broker"), "{}", text(&check));
+    let pw = tmp.path().join("alice.pw");
+    let add = dirbroker(
+        &["user", "add", "alice", "--name", "Alice", "--generate-password", pw.to_str().unwrap()],
+        Some(&broker),
+        "",
+    );
+    assert_eq!(code(&add), 0, "{}", text(&add));
+
+    // The node identity reads public data, and may not write.
+    let show = dirbroker(&["user", "show", "alice", "--output", "json"], Some(&node), "");
+    assert_eq!(code(&show), 0, "{}", text(&show));
+    let denied = dirbroker(&["user", "add", "mallory", "--name", "Mallory"], Some(&node), "");
+    assert_eq!(code(&denied), 5, "{}", text(&denied));
+    let denied = dirbroker(&["user", "delete", "alice"], Some(&node), "");
+    assert_eq!(code(&denied), 5, "{}", text(&denied));
+
+    // The same server through a CA it does not present fails, and says it is about certificates.
+    let other_ca = tmp.path().join("other.pem");
+    std::fs::write(&other_ca, include_str!("../../tests/e2e/fixtures/other-ca.pem")).unwrap();
+    let cfg = std::fs::read_to_string(&broker).unwrap();
+    let ca_line = cfg.lines().find(|l| l.starts_with("ca_file")).unwrap().to_string();
+    let wrong = tmp.path().join("wrong.toml");
+    std::fs::write(&wrong, cfg.replace(&ca_line, &format!("ca_file = {:?}", other_ca.to_str().unwrap()))).unwrap();
+    let o = dirbroker(&["check"], Some(&wrong), "");
+    assert_ne!(code(&o), 0);
+    assert!(text(&o).to_lowercase().contains("cert"), "{}", text(&o));
+}

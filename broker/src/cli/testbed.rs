@@ -15,8 +15,10 @@ pub enum TestbedCmd {
     /// Create and start a fresh slapd (schema, ACLs, identities, base entries).
     #[command(
         after_help = "Examples:\n  dirbroker testbed up\n  dirbroker testbed up --dir /srv/dirbroker-lab --port 3389 --tls\n\n\
-        Writes DIR/dirbroker.toml (bound as the broker) and the identities' passwords\n\
-        in DIR/*.pw (mode 0600). An instance already running in DIR is refused."
+        Writes DIR/dirbroker.toml (bound as the broker), DIR/node-reader.toml (bound as\n\
+        the read-only node identity) and the identities' passwords in DIR/*.pw (mode\n\
+        0600). With --tls both configs use ldaps:// and pin DIR/tls/ca.pem. An\n\
+        instance already running in DIR is refused."
     )]
     Up(UpArgs),
     /// Stop the slapd and remove its data directory.
@@ -103,7 +105,8 @@ async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
         ctx.json(&serde_json::json!({
             "dir": bed.dir(),
             "pid": bed.pid(),
-            "uri": bed.uri(),
+            "uri": bed.client_uri(),
+            "ldap_uri": bed.uri(),
             "ldapi_uri": bed.ldapi_uri(),
             "ldaps_port": bed.tls().map(|t| t.ldaps_port),
             "ca_file": bed.tls().map(|t| t.ca_file.clone()),
@@ -120,6 +123,7 @@ async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
             println!("  LDAPS:   ldaps://127.0.0.1:{}  (CA {})", tls.ldaps_port, tls.ca_file.display());
         }
         println!("  config:  {}  (binds as the broker)", config.display());
+        println!("           {}  (binds as the read-only node identity)", bed.dir().join("node-reader.toml").display());
         println!("  admin:   {admin}  (password in {})", admin_pw.display());
         println!("next:      export DIRBROKER_CONFIG={}; dirbroker check", config.display());
     }
