@@ -13,6 +13,11 @@
 //! [directory.tls]
 //! starttls = false
 //! ca_file = "/etc/dirbroker/ldap-ca.pem"
+//!
+//! [ssh]                                   # node-side SSH commands
+//! cache_dir = "/var/cache/dirbroker"      # off when unset
+//! cache_ttl_s = 3600
+//! host = "node17"                         # this node's entry in ou=hosts
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,6 +48,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub directory: DirectorySection,
+    #[serde(default)]
+    pub ssh: SshSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -68,6 +75,33 @@ pub struct DirectorySection {
     pub op_timeout_ms: u64,
     #[serde(default = "default_pool")]
     pub pool_size: usize,
+}
+
+/// Settings of the node-side SSH commands.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSection {
+    /// Cache `ssh authorized-keys` answers in this directory (off when unset).
+    /// It must be writable by sshd's AuthorizedKeysCommandUser only.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Longest age of a cached answer served while the directory is unreachable.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_s: u64,
+    /// This node's host entry (cn under ou=hosts); its dirbrokerAllowedFrom
+    /// list (the paper's hosts.equiv) then applies to every login here.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+impl Default for SshSection {
+    fn default() -> Self {
+        SshSection { cache_dir: None, cache_ttl_s: default_cache_ttl(), host: None }
+    }
+}
+
+fn default_cache_ttl() -> u64 {
+    3600
 }
 
 fn default_connect_ms() -> u64 {

@@ -8,6 +8,8 @@ pub mod directory;
 pub mod model;
 pub mod schema;
 pub mod secret;
+pub mod ssh;
+pub mod syslog;
 pub mod testbed;
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs) once.

@@ -86,6 +86,7 @@ async fn each_identity_reads_exactly_what_it_should() {
     };
     let psk_dn = admin.create(&psk).await.unwrap();
     let mut host = Host::new("node1", "10.0.0.1").unwrap();
+    host.allowed_from = vec!["bastion".into()];
     host.ssh_public_keys =
         vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Rob3N0a2V5MTIzNDU2Nzg5MDEyMzQ1Njc4OTA root@node1".into()];
     let host_dn = admin.create(&host).await.unwrap();
@@ -113,8 +114,10 @@ async fn each_identity_reads_exactly_what_it_should() {
         (&ps_dn, "dirbrokerEndpoint", vec![Broker]),
         (&psk_dn, "dirbrokerPskSecret", vec![Broker]),
         (&psk_dn, "dirbrokerPskParty", vec![Broker]),
-        (&host_dn, "sshPublicKey", vec![Owner, Other, Node, Broker]),
-        (&host_dn, "ipHostNumber", vec![Owner, Other, Node, Broker]),
+        // Host public keys are public: ssh clients read them without binding.
+        (&host_dn, "sshPublicKey", vec![Anonymous, Owner, Other, Node, Broker]),
+        (&host_dn, "ipHostNumber", vec![Anonymous, Owner, Other, Node, Broker]),
+        (&host_dn, "dirbrokerAllowedFrom", vec![Owner, Other, Node, Broker]),
         (&dc_dn, "userCertificate;binary", vec![Owner, Other, Node, Broker]),
         (&svc_dn, "dirbrokerPublicValue", vec![Broker]),
         (&svc_dn, "dirbrokerEndpoint", vec![Owner, Other, Node, Broker]),

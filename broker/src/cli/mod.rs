@@ -6,6 +6,8 @@
 //! 4 configuration error · 5 access denied by the directory.
 
 mod check;
+mod host;
+mod ssh;
 mod testbed;
 mod user;
 
@@ -61,9 +63,15 @@ enum Command {
     /// Check that the directory answers and holds the dirbroker schema.
     #[command(after_help = format!("Examples:\n  dirbroker check\n  dirbroker check --output json\n\n{EXIT_HELP}"))]
     Check,
-    /// Manage users.
+    /// Manage users and their SSH keys.
     #[command(subcommand, after_help = EXIT_HELP)]
     User(user::UserCmd),
+    /// Manage hosts: names, addresses, host keys, allowed-from lists.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Host(host::HostCmd),
+    /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ssh(ssh::SshCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -138,6 +146,45 @@ impl Ctx {
     }
 }
 
+/// Add `new` values to a multi-valued attribute in one modify; values already
+/// present are skipped. Returns what was added.
+pub async fn add_values(
+    dir: &Directory,
+    dn: &dirbroker::directory::Dn,
+    attr: &str,
+    present: &[String],
+    new: &[String],
+) -> Result<Vec<String>, Failure> {
+    let mut added: Vec<String> = Vec::new();
+    for v in new {
+        if !present.iter().any(|p| p.eq_ignore_ascii_case(v)) && !added.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+            added.push(v.clone());
+        }
+    }
+    if !added.is_empty() {
+        let values = added.iter().map(|v| v.as_bytes().to_vec()).collect();
+        dir.modify(dn, vec![ldap3::Mod::Add(attr.as_bytes().to_vec(), values)]).await?;
+    }
+    Ok(added)
+}
+
+/// Remove `gone` values (those present) from a multi-valued attribute in one modify.
+pub async fn remove_values(
+    dir: &Directory,
+    dn: &dirbroker::directory::Dn,
+    attr: &str,
+    present: &[String],
+    gone: &[String],
+) -> Result<Vec<String>, Failure> {
+    let removed: Vec<String> =
+        present.iter().filter(|p| gone.iter().any(|g| g.eq_ignore_ascii_case(p))).cloned().collect();
+    if !removed.is_empty() {
+        let values = removed.iter().map(|v| v.as_bytes().to_vec()).collect();
+        dir.modify(dn, vec![ldap3::Mod::Delete(attr.as_bytes().to_vec(), values)]).await?;
+    }
+    Ok(removed)
+}
+
 pub fn main() -> ExitCode {
     init_logging();
     let cli = match Cli::try_parse() {
@@ -161,6 +208,8 @@ pub fn main() -> ExitCode {
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
             Command::Check => check::run(&ctx).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
+            Command::Host(cmd) => host::run(&ctx, cmd).await,
+            Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
         }
     });
     match result {

@@ -9,7 +9,10 @@ use dirbroker::directory::Directory;
 use dirbroker::model::{DirEntry, Posix, User, UserLevel};
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 
-use super::{CliResult, Ctx, Failure, Output};
+use dirbroker::ssh::SshKey;
+use dirbroker::ssh::keys::check_from_pattern;
+
+use super::{CliResult, Ctx, Failure, Output, add_values, remove_values};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
@@ -33,10 +36,60 @@ pub enum UserCmd {
     /// Set a user's password (hashed by slapd).
     #[command(after_help = "Example:\n  dirbroker user set-password alice --password-file new.pw")]
     SetPassword(PasswordArgs),
+    /// Manage a user's SSH public keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Let USER's keys be used only from PATTERN (from= in authorized_keys).
+    #[command(after_help = "Examples:\n  dirbroker user allow alice --from 10.0.0.0/8 --from bastion.example.org\n\n\
+        Patterns are sshd from= patterns: names, addresses, CIDR, * and ?, ! to negate.")]
+    Allow(AllowArgs),
+    /// Remove patterns from USER's allowed-from list (empty list: no restriction).
+    #[command(after_help = "Example:\n  dirbroker user disallow alice --from bastion.example.org")]
+    Disallow(AllowArgs),
     /// Check a password by binding as the user: exit 0 if right, 1 if wrong.
     #[command(after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
         dirbroker user check-password alice --password-file alice.pw")]
     CheckPassword(CheckArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Add public keys (one per line, authorized_keys format) from FILE or stdin.
+    #[command(after_help = "Examples:\n  dirbroker user key add alice ~/.ssh/id_ed25519.pub\n  \
+        cat keys.pub | dirbroker user key add alice -\n\n\
+        Every line is checked before anything is written: malformed keys, DSA keys,\n\
+        RSA keys under 2048 bits and duplicates are refused, and then nothing is added.")]
+    Add(KeyAddArgs),
+    /// List a user's keys with their SHA256 fingerprints (as ssh-keygen -l shows them).
+    #[command(after_help = "Examples:\n  dirbroker user key list alice\n  dirbroker user key list alice --output json")]
+    List(UidArg),
+    /// Remove the key with this fingerprint.
+    #[command(
+        after_help = "Example:\n  dirbroker user key remove alice SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
+    )]
+    Remove(KeyRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyAddArgs {
+    uid: String,
+    /// File of public keys ('-' for standard input).
+    #[arg(default_value = "-")]
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyRemoveArgs {
+    uid: String,
+    /// SHA256:… fingerprint of the key to remove.
+    fingerprint: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AllowArgs {
+    uid: String,
+    #[arg(long = "from", required = true, value_name = "PATTERN")]
+    patterns: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +223,34 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             report(ctx, json!({ "uid": u.uid, "password_set": true }), &format!("password set for {}", u.uid));
             Ok(())
         }
+        UserCmd::Key(k) => key(ctx, k).await,
+        UserCmd::Allow(a) => {
+            for p in &a.patterns {
+                check_from_pattern(p).map_err(|e| Failure::usage(e.to_string()))?;
+            }
+            let dir = ctx.directory().await?;
+            let u = existing(&dir, &a.uid).await?;
+            let added =
+                add_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
+            report(
+                ctx,
+                json!({ "uid": u.uid, "added": added }),
+                &format!("{}: allowed from {}", u.uid, a.patterns.join(", ")),
+            );
+            Ok(())
+        }
+        UserCmd::Disallow(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing(&dir, &a.uid).await?;
+            let removed =
+                remove_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
+            report(
+                ctx,
+                json!({ "uid": u.uid, "removed": removed }),
+                &format!("{}: removed {} pattern(s)", u.uid, removed.len()),
+            );
+            Ok(())
+        }
         UserCmd::CheckPassword(a) => {
             let pw = read_password(&a.password_file)?;
             let dir = ctx.directory().await?;
@@ -238,4 +319,114 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         ),
     );
     Ok(())
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let limit = 1024 * 1024;
+    let res = if path == std::path::Path::new("-") {
+        std::io::stdin().take(limit + 1).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
+    };
+    res.map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    if buf.len() as u64 > limit {
+        return Err(Failure::usage(format!("{} is larger than 1 MiB", path.display())));
+    }
+    String::from_utf8(buf).map_err(|_| Failure::usage(format!("{} is not UTF-8 text", path.display())))
+}
+
+async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
+    match cmd {
+        KeyCmd::Add(a) => {
+            let text = read_text(&a.file)?;
+            let mut new: Vec<SshKey> = Vec::new();
+            let mut problems = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                match SshKey::parse(line).and_then(|k| k.check_policy().map(|()| k)) {
+                    Ok(k) if new.iter().any(|o| o.same_key(&k)) => {
+                        problems.push(format!("line {}: the same key appears twice", n + 1))
+                    }
+                    Ok(k) => new.push(k),
+                    Err(e) => problems.push(format!("line {}: {e}", n + 1)),
+                }
+            }
+            if new.is_empty() && problems.is_empty() {
+                return Err(Failure::usage(format!("no key found in {}", a.file.display())));
+            }
+            let dir = ctx.directory().await?;
+            let u = existing(&dir, &a.uid).await?;
+            for k in &new {
+                if u.ssh_public_keys.iter().filter_map(|l| SshKey::parse(l).ok()).any(|o| o.same_key(k)) {
+                    problems.push(format!("{} is already a key of {}", k.fingerprint(), u.uid));
+                }
+            }
+            if !problems.is_empty() {
+                return Err(Failure::usage(format!("nothing added:\n  {}", problems.join("\n  "))));
+            }
+            let values = new.iter().map(|k| k.to_string().into_bytes()).collect();
+            dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Add(b"sshPublicKey".to_vec(), values)]).await?;
+            if ctx.output == Output::Json {
+                let fps: Vec<String> = new.iter().map(SshKey::fingerprint).collect();
+                ctx.json(&json!({ "uid": u.uid, "added": fps }));
+            } else {
+                for k in &new {
+                    println!("added {}", k.describe());
+                }
+            }
+            Ok(())
+        }
+        KeyCmd::List(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing(&dir, &a.uid).await?;
+            let keys: Vec<Result<SshKey, String>> =
+                u.ssh_public_keys.iter().map(|l| SshKey::parse(l).map_err(|e| e.to_string())).collect();
+            if ctx.output == Output::Json {
+                let items: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| match k {
+                        Ok(k) => json!({
+                            "type": k.key_type(), "bits": k.bits(), "fingerprint": k.fingerprint(),
+                            "comment": k.comment(), "options": k.options(),
+                        }),
+                        Err(e) => json!({ "error": e }),
+                    })
+                    .collect();
+                ctx.json(&serde_json::Value::Array(items));
+            } else {
+                for k in &keys {
+                    match k {
+                        Ok(k) => println!("{}", k.describe()),
+                        Err(e) => println!("(unusable value: {e})"),
+                    }
+                }
+            }
+            Ok(())
+        }
+        KeyCmd::Remove(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing(&dir, &a.uid).await?;
+            let matching: Vec<&String> = u
+                .ssh_public_keys
+                .iter()
+                .filter(|l| SshKey::parse(l).is_ok_and(|k| k.fingerprint() == a.fingerprint))
+                .collect();
+            if matching.is_empty() {
+                return Err(Failure::new(1, format!("{} has no key {}", u.uid, a.fingerprint)));
+            }
+            let values = matching.iter().map(|l| l.as_bytes().to_vec()).collect();
+            dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Delete(b"sshPublicKey".to_vec(), values)]).await?;
+            report(
+                ctx,
+                json!({ "uid": u.uid, "removed": a.fingerprint }),
+                &format!("removed {} from {}", a.fingerprint, u.uid),
+            );
+            Ok(())
+        }
+    }
 }

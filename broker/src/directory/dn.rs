@@ -96,8 +96,9 @@ impl fmt::Debug for Dn {
     }
 }
 
-/// Refuse values that no naming attribute of ours should hold.
-pub(crate) fn check_value(field: &str, value: &str) -> Result<()> {
+/// Refuse values that no naming attribute of ours should hold: empty, over
+/// [`MAX_RDN_VALUE_LEN`], surrounded by white space, or with control characters.
+pub fn check_value(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(DirError::bad_input(field, "is empty"));
     }

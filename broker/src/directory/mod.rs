@@ -56,6 +56,15 @@ impl From<Scope> for LdapScope {
     }
 }
 
+/// One search of a [`Directory::search_batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct SearchQuery<'a> {
+    pub base: &'a Dn,
+    pub scope: Scope,
+    pub filter: &'a Filter,
+    pub attrs: &'a [&'a str],
+}
+
 /// One change of a modify operation; values are raw bytes.
 pub type Change = Mod<Vec<u8>>;
 
@@ -155,6 +164,38 @@ impl Directory {
             })
             .await?;
         entries.into_iter().map(|re| Entry::from_search(ldap3::SearchEntry::construct(re))).collect()
+    }
+
+    /// Run several searches at once on one connection (LDAP lets a client
+    /// have many operations in flight), so a lookup that needs two entries
+    /// costs one round trip and one connection. Results come back in order.
+    pub async fn search_batch(&self, queries: &[SearchQuery<'_>]) -> Result<Vec<Vec<Entry>>> {
+        let prepared: Vec<(String, String, Vec<&str>, LdapScope)> = queries
+            .iter()
+            .map(|q| {
+                let attrs: Vec<&str> = if q.attrs.is_empty() { vec!["*"] } else { q.attrs.to_vec() };
+                (q.base.to_string(), q.filter.to_string(), attrs, q.scope.into())
+            })
+            .collect();
+        let label = queries.first().map(|q| q.base.to_string()).unwrap_or_default();
+        let results = self
+            .run(&label, true, |l: Ldap| {
+                let prepared = &prepared;
+                async move {
+                    let ops = prepared.iter().map(|(base, filter, attrs, scope)| {
+                        let mut l = l.clone();
+                        async move { l.search(base, *scope, filter, attrs).await?.success() }
+                    });
+                    futures_util::future::join_all(ops).await.into_iter().collect::<std::result::Result<Vec<_>, _>>()
+                }
+            })
+            .await?;
+        results
+            .into_iter()
+            .map(|(entries, _)| {
+                entries.into_iter().map(|re| Entry::from_search(ldap3::SearchEntry::construct(re))).collect()
+            })
+            .collect()
     }
 
     /// Read one entry by DN.

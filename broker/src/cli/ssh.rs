@@ -1,0 +1,287 @@
+//! `dirbroker ssh …`: the commands OpenSSH runs (authorized-keys,
+//! known-hosts) and private-key escrow.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use dirbroker::directory::{Bind, DirError, Directory};
+use dirbroker::model::DirEntry;
+use dirbroker::model::User;
+use dirbroker::ssh::authorized::{self, KeyQuery};
+use dirbroker::ssh::cache::KeyCache;
+use dirbroker::ssh::{escrow, known_hosts};
+use dirbroker::syslog::{self, Level};
+
+use super::{CliResult, Ctx, Failure, Output};
+
+#[derive(Subcommand, Debug)]
+pub enum SshCmd {
+    /// Print a user's public keys for sshd (AuthorizedKeysCommand).
+    #[command(after_help = "In /etc/ssh/sshd_config:\n  \
+        AuthorizedKeysCommand /usr/local/bin/dirbroker --config /etc/dirbroker/node.toml ssh authorized-keys %u --fingerprint %f\n  \
+        AuthorizedKeysCommandUser dirbroker-keys\n\n\
+        Examples:\n  dirbroker ssh authorized-keys alice\n  dirbroker ssh authorized-keys alice --fingerprint SHA256:abc…\n\n\
+        Prints authorized_keys lines on stdout and nothing else. Unknown, disabled and\n\
+        expired users get no lines and exit 0. When the directory is unreachable, a\n\
+        cached answer younger than [ssh] cache_ttl_s is served if [ssh] cache_dir is\n\
+        set; otherwise nothing is printed and the exit code is 3. Logs go to syslog\n\
+        (authpriv) and stderr. See docs/ssh.md.")]
+    AuthorizedKeys(AuthorizedKeysArgs),
+    /// Print known_hosts lines for a host (KnownHostsCommand).
+    #[command(after_help = "In ssh_config:\n  \
+        KnownHostsCommand /usr/local/bin/dirbroker --config /etc/dirbroker/hosts.toml ssh known-hosts %H %p\n\n\
+        Examples:\n  dirbroker ssh known-hosts node17\n  dirbroker ssh known-hosts 10.1.0.17 2222")]
+    KnownHosts(KnownHostsArgs),
+    /// Private-key escrow: store or remove a user's passphrase-protected key.
+    #[command(subcommand)]
+    Escrow(EscrowCmd),
+    /// Fetch your escrowed key (binding as you) and add it to the running ssh-agent.
+    #[command(after_help = "Examples:\n  eval $(ssh-agent)\n  dirbroker ssh agent-load alice < ~/.ldap-password\n  \
+        dirbroker ssh agent-load alice --password-file ~/.ldap-password\n\n\
+        The key goes to `ssh-add -` through a pipe: it is never written to disk and never\n\
+        on a command line. ssh-add asks for the key's passphrase itself.")]
+    AgentLoad(AgentLoadArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EscrowCmd {
+    /// Store USER's passphrase-protected OpenSSH private key (readable by USER only).
+    #[command(after_help = "Examples:\n  dirbroker ssh escrow put alice ~alice/.ssh/id_ed25519\n  \
+        dirbroker ssh escrow put alice - < id_ed25519\n\nKeys without a passphrase are refused.")]
+    Put(EscrowPutArgs),
+    /// Remove USER's escrowed key.
+    #[command(after_help = "Example:\n  dirbroker ssh escrow remove alice")]
+    Remove(UserArg),
+}
+
+#[derive(Args, Debug)]
+pub struct AuthorizedKeysArgs {
+    /// The user sshd asks about (%u).
+    user: String,
+    /// Only the key with this fingerprint (%f).
+    #[arg(long, value_name = "SHA256:…")]
+    fingerprint: Option<String>,
+    /// Only the key with this base64 blob (%k).
+    #[arg(long, value_name = "BASE64")]
+    key: Option<String>,
+    /// This node's host entry, overriding [ssh] host.
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KnownHostsArgs {
+    /// Host name or address (%H).
+    host: String,
+    /// Port (%p); lines use [host]:port when it is not 22.
+    port: Option<u16>,
+}
+
+#[derive(Args, Debug)]
+pub struct EscrowPutArgs {
+    user: String,
+    /// The private key file ('-' for standard input).
+    keyfile: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UserArg {
+    user: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentLoadArgs {
+    /// Your uid.
+    user: String,
+    /// Your LDAP password from FILE (default: standard input).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    password_file: PathBuf,
+}
+
+pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
+    match cmd {
+        SshCmd::AuthorizedKeys(a) => authorized_keys(ctx, a).await,
+        SshCmd::KnownHosts(a) => {
+            let dir = ctx.directory().await?;
+            let (lines, skipped) = known_hosts::lookup(&dir, &a.host, a.port).await?;
+            for s in &skipped {
+                tracing::warn!("known-hosts {}: skipped {s}", a.host);
+            }
+            print_lines(&lines);
+            Ok(())
+        }
+        SshCmd::Escrow(EscrowCmd::Put(a)) => {
+            let text = read_key_file(&a.keyfile)?;
+            let cipher = escrow::check_private_key(&text).map_err(|e| Failure::usage(e.to_string()))?;
+            let dir = ctx.directory().await?;
+            let user = existing(&dir, &a.user).await?;
+            let dn = user.dn(dir.layout())?;
+            dir.modify(
+                &dn,
+                vec![ldap3::Mod::Replace(
+                    b"dirbrokerSealedSshPrivateKey".to_vec(),
+                    [text.into_bytes()].into_iter().collect(),
+                )],
+            )
+            .await?;
+            report(
+                ctx,
+                serde_json::json!({ "user": a.user, "escrowed": true, "cipher": cipher }),
+                &format!(
+                    "escrowed the private key of {} (encrypted with {cipher}); only {} can read it",
+                    a.user, a.user
+                ),
+            );
+            Ok(())
+        }
+        SshCmd::Escrow(EscrowCmd::Remove(a)) => {
+            let dir = ctx.directory().await?;
+            let user = existing(&dir, &a.user).await?;
+            if user.sealed_ssh_private_key.is_none() {
+                return Err(Failure::new(1, format!("{} has no escrowed key", a.user)));
+            }
+            dir.modify(
+                &user.dn(dir.layout())?,
+                vec![ldap3::Mod::Delete(b"dirbrokerSealedSshPrivateKey".to_vec(), Default::default())],
+            )
+            .await?;
+            report(ctx, serde_json::json!({ "user": a.user, "escrowed": false }), "escrowed key removed");
+            Ok(())
+        }
+        SshCmd::AgentLoad(a) => agent_load(ctx, a).await,
+    }
+}
+
+fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
+    if ctx.output == Output::Json {
+        ctx.json(&value);
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn existing(dir: &Directory, uid: &str) -> Result<User, Failure> {
+    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let res = if path == std::path::Path::new("-") {
+        std::io::stdin().take(16 * 1024 + 1).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(16 * 1024 + 1).read_to_end(&mut buf))
+    };
+    res.map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8(buf).map_err(|_| Failure::usage(format!("{} is not text", path.display())))?;
+    Ok(text)
+}
+
+/// Write lines to stdout; a reader that went away (EPIPE) is not an error.
+fn print_lines(lines: &[String]) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for l in lines {
+        if writeln!(out, "{l}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
+    let config = ctx.config()?;
+    let query = KeyQuery {
+        user: a.user.clone(),
+        fingerprint: a.fingerprint,
+        key_blob: a.key,
+        host: a.host.or_else(|| config.ssh.host.clone()),
+    };
+    let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
+    let now = OffsetDateTime::now_utc();
+    let dir_cfg = config.directory_config()?;
+    let looked_up = match Directory::connect(dir_cfg).await {
+        Ok(dir) => authorized::lookup(&dir, &query, now).await,
+        Err(e) => Err(e),
+    };
+    match looked_up {
+        Ok(answer) => {
+            for s in &answer.skipped {
+                let msg = format!("authorized-keys {}: skipped {s}", query.user);
+                tracing::warn!("{msg}");
+                syslog::send(Level::Warning, &msg);
+            }
+            if let Some(c) = &cache {
+                let stored = if answer.lines.is_empty() {
+                    c.forget(&query.user);
+                    Ok(())
+                } else {
+                    c.store(&query.user, &answer.lines, now)
+                };
+                if let Err(e) = stored {
+                    tracing::warn!("cannot write the key cache in {}: {e}", c.dir().display());
+                }
+            }
+            let lines = authorized::select(&answer.lines, &query);
+            syslog::send(
+                Level::Info,
+                &format!("authorized-keys {}: {} key(s) from the directory", query.user, lines.len()),
+            );
+            print_lines(&lines);
+            Ok(())
+        }
+        Err(e @ DirError::Unavailable { .. }) => {
+            if let Some(lines) = cache.as_ref().and_then(|c| c.load_fresh(&query.user, now)) {
+                let lines = authorized::select(&lines, &query);
+                let msg = format!(
+                    "authorized-keys {}: directory unavailable ({e}); served {} cached key(s)",
+                    query.user,
+                    lines.len()
+                );
+                tracing::warn!("{msg}");
+                syslog::send(Level::Warning, &msg);
+                print_lines(&lines);
+                return Ok(());
+            }
+            let msg = format!("authorized-keys {}: {e}; no fresh cache, denying", query.user);
+            syslog::send(Level::Warning, &msg);
+            Err(Failure::from(e))
+        }
+        Err(e) => {
+            syslog::send(Level::Warning, &format!("authorized-keys {}: {e}", query.user));
+            Err(Failure::from(e))
+        }
+    }
+}
+
+async fn agent_load(ctx: &Ctx, a: AgentLoadArgs) -> CliResult {
+    let password = dirbroker::secret::read_secret_file(&a.password_file).map_err(|e| Failure::usage(e.to_string()))?;
+    let config = ctx.config()?;
+    let service = Directory::lazy(config.directory_config()?)?;
+    let dn = User::dn_for(service.layout(), &a.user)?;
+    // Bind as the user: only the owner may read the escrowed key.
+    let mine = service.with_bind(Bind::Simple { dn: dn.to_string(), password })?;
+    let entry = mine.read(&dn, &["dirbrokerSealedSshPrivateKey"]).await.map_err(|e| match e {
+        DirError::InvalidCredentials { .. } => Failure::new(1, format!("wrong password for {}", a.user)),
+        other => other.into(),
+    })?;
+    let key = entry
+        .bytes("dirbrokerSealedSshPrivateKey")?
+        .ok_or_else(|| Failure::new(1, format!("{} has no escrowed key", a.user)))?
+        .to_vec();
+    let key = zeroize::Zeroizing::new(key);
+    let mut child = std::process::Command::new("ssh-add")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(1, format!("cannot run ssh-add: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&key).map_err(|e| Failure::new(1, format!("writing to ssh-add: {e}")))?;
+    }
+    let status = child.wait().map_err(|e| Failure::new(1, format!("ssh-add: {e}")))?;
+    if status.success() { Ok(()) } else { Err(Failure::new(1, format!("ssh-add failed ({status})"))) }
+}
