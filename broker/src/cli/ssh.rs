@@ -33,8 +33,11 @@ pub enum SshCmd {
     AuthorizedKeys(AuthorizedKeysArgs),
     /// Print known_hosts lines for a host (KnownHostsCommand).
     #[command(after_help = "In ssh_config:\n  \
-        KnownHostsCommand /usr/local/bin/dirbroker --config /etc/dirbroker/hosts.toml ssh known-hosts %H %p\n\n\
-        Examples:\n  dirbroker ssh known-hosts node17\n  dirbroker ssh known-hosts 10.1.0.17 2222")]
+        KnownHostsCommand /usr/local/bin/dirbroker --config /etc/dirbroker/hosts.toml ssh known-hosts %H\n\n\
+        Examples:\n  dirbroker ssh known-hosts node17\n  dirbroker ssh known-hosts '[10.1.0.17]:2222'\n  \
+        dirbroker ssh known-hosts 10.1.0.17 2222\n\n\
+        ssh passes %H as [host]:port when the port is not 22. Host keys are public:\n\
+        hosts.toml may bind anonymously (no bind_dn).")]
     KnownHosts(KnownHostsArgs),
     /// Private-key escrow: store or remove a user's passphrase-protected key.
     #[command(subcommand)]
@@ -75,9 +78,9 @@ pub struct AuthorizedKeysArgs {
 
 #[derive(Args, Debug)]
 pub struct KnownHostsArgs {
-    /// Host name or address (%H).
+    /// Host name or address (%H), or [host]:port.
     host: String,
-    /// Port (%p); lines use [host]:port when it is not 22.
+    /// Port, when not given as [host]:port; lines use [host]:port when it is not 22.
     port: Option<u16>,
 }
 

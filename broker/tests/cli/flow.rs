@@ -1,55 +1,12 @@
 //! The `dirbroker` binary as a user runs it: a testbed started by the CLI
 //! itself, then users managed through it. Asserts on exit codes and output.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
 use std::ffi::OsStr;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dirbroker");
-
-fn run(args: &[&OsStr], config: Option<&Path>, stdin: &str) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("DIRBROKER_CONFIG").env_remove("DIRBROKER_BIND_PASSWORD_FILE");
-    if let Some(c) = config {
-        cmd.env("DIRBROKER_CONFIG", c);
-    }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn dirbroker(args: &[&str], config: Option<&Path>, stdin: &str) -> Output {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    run(&args, config, stdin)
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Stops the CLI-started slapd even when an assertion fails.
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = dirbroker(&["testbed", "down", "--dir", self.0.to_str().unwrap()], None, "");
-    }
-}
-
-fn secret_file(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, content).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    p
-}
+use crate::support::*;
 
 #[test]
 fn help_has_examples_everywhere() {
@@ -237,7 +194,7 @@ fn tls_testbed_and_the_read_only_node_identity() {
 
     // The same server through a CA it does not present fails, and says it is about certificates.
     let other_ca = tmp.path().join("other.pem");
-    std::fs::write(&other_ca, include_str!("../../tests/e2e/fixtures/other-ca.pem")).unwrap();
+    std::fs::write(&other_ca, include_str!("../../../tests/e2e/fixtures/other-ca.pem")).unwrap();
     let cfg = std::fs::read_to_string(&broker).unwrap();
     let ca_line = cfg.lines().find(|l| l.starts_with("ca_file")).unwrap().to_string();
     let wrong = tmp.path().join("wrong.toml");

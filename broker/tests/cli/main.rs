@@ -1,0 +1,8 @@
+//! Tests of the `dirbroker` binary itself, as users and OpenSSH run it. One
+//! test binary (it needs `CARGO_BIN_EXE_dirbroker`, which only this package gets).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod flow;
+mod ssh;
+mod support;
