@@ -75,6 +75,10 @@ pub struct DirectorySection {
     pub op_timeout_ms: u64,
     #[serde(default = "default_pool")]
     pub pool_size: usize,
+    /// Allow password binds over plain ldap:// to non-loopback servers
+    /// (private networks only). Off by default.
+    #[serde(default)]
+    pub allow_cleartext_bind: bool,
 }
 
 /// Settings of the node-side SSH commands.
@@ -155,6 +159,7 @@ impl Config {
         cfg.connect_timeout = Duration::from_millis(d.connect_timeout_ms);
         cfg.op_timeout = Duration::from_millis(d.op_timeout_ms);
         cfg.pool_size = d.pool_size;
+        cfg.allow_cleartext_bind = d.allow_cleartext_bind;
         cfg.validate().map_err(|e| invalid(e.to_string()))?;
         Ok(cfg)
     }

@@ -263,11 +263,7 @@ impl Testbed {
             let p = dir.join(file);
             write_private_file(&p, SecretString::generate(24).expose().as_bytes()).map_err(io_err(&p))?;
         }
-        let root_hash = run(
-            "slappasswd",
-            Command::new(tool("slappasswd")?).args(["-h", "{SSHA}", "-T"]).arg(dir.join("admin.pw")),
-            None,
-        )?;
+        let root_hash = service_hash(&dir.join("admin.pw"))?;
 
         let mut tls = None;
         if opts.tls {
@@ -436,13 +432,10 @@ impl Testbed {
                         ("objectClass".into(), vec![b"applicationProcess".to_vec(), b"simpleSecurityObject".to_vec()]),
                         ("cn".into(), vec![cn.into_bytes()]),
                         ("description".into(), vec![what.as_bytes().to_vec()]),
-                        // Placeholder replaced at once through Password Modify, which hashes it.
-                        ("userPassword".into(), vec![b"{CRYPT}*".to_vec()]),
+                        ("userPassword".into(), vec![service_hash(&self.dir.join(file))?.into_bytes()]),
                     ],
                 )
                 .await?;
-            let pw = read_secret_file(&self.dir.join(file)).map_err(|e| TestbedError::Refused(e.to_string()))?;
-            admin.set_password(&dn, &pw).await?;
         }
         admin.close();
         self.write_client_config()?;
@@ -629,12 +622,34 @@ impl Drop for Testbed {
     }
 }
 
+fn has_module(name: &str) -> bool {
+    Path::new(MODULE_DIR).join(format!("{name}.so")).exists()
+}
+
+/// Hash a service identity's password (from its file, never argv) for
+/// userPassword/olcRootPW. These passwords are long random strings, so a
+/// salted SHA-512 is enough and keeps binds cheap; people's passwords go
+/// through Password Modify and slapd's slow olcPasswordHash (Argon2) instead.
+fn service_hash(file: &Path) -> Result<String> {
+    let mut cmd = Command::new(tool("slappasswd")?);
+    if has_module("pw-sha2") {
+        cmd.args(["-o", &format!("module-path={MODULE_DIR}"), "-o", "module-load=pw-sha2", "-h", "{SSHA512}"]);
+    } else {
+        cmd.args(["-h", "{SSHA}"]);
+    }
+    let out = run("slappasswd", cmd.arg("-T").arg(file), None)?;
+    Ok(out.trim().to_string())
+}
+
 fn config_ldif(dir: &Path, suffix: &Dn, root_hash: &str, external: &str, tls: bool) -> Result<String> {
     let d = plain_path(dir)?;
-    let argon2 = Path::new(MODULE_DIR).join("argon2.so").exists();
+    let argon2 = has_module("argon2");
     let mut modules = String::from("olcModuleLoad: back_mdb\n");
     if argon2 {
         modules.push_str("olcModuleLoad: argon2\n");
+    }
+    if has_module("pw-sha2") {
+        modules.push_str("olcModuleLoad: pw-sha2\n");
     }
     let hash = if argon2 { "{ARGON2}" } else { "{SSHA}" };
     let tls_lines = if tls {

@@ -352,7 +352,9 @@ async fn hung_slapd_times_out() {
     let took = started.elapsed();
     bed.signal(nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(matches!(r, Err(DirError::Unavailable { .. })), "{r:?}");
-    assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "took {took:?}");
+    // One attempt on the pooled connection, one on a fresh one (whose bind also
+    // times out): about two operation timeouts; generous slack for a loaded machine.
+    assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(10), "took {took:?}: {r:?}");
 }
 
 #[tokio::test]

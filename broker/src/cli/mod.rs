@@ -186,6 +186,13 @@ pub async fn remove_values(
 }
 
 pub fn main() -> ExitCode {
+    // sshd runs `ssh authorized-keys` on every login: for its plain argument
+    // form, skip building the whole command tree and the log subscriber.
+    if let Some((config_path, args)) = ssh::fast_authorized_keys_args(std::env::args_os().skip(1)) {
+        let ctx = Ctx { config_path, output: Output::Text };
+        let result = block_on(ssh::authorized_keys(&ctx, args));
+        return finish(&ctx, result);
+    }
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -195,15 +202,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dirbroker: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let ctx = Ctx { config_path: cli.config, output: cli.output };
-    let result = runtime.block_on(async {
+    let result = block_on(async {
         match cli.command {
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
             Command::Check => check::run(&ctx).await,
@@ -212,6 +212,17 @@ pub fn main() -> ExitCode {
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
         }
     });
+    finish(&ctx, result)
+}
+
+fn block_on(fut: impl std::future::Future<Output = CliResult>) -> CliResult {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => Err(Failure::new(1, format!("cannot start the async runtime: {e}"))),
+    }
+}
+
+fn finish(ctx: &Ctx, result: CliResult) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

@@ -196,7 +196,60 @@ fn print_lines(lines: &[String]) {
     let _ = out.flush();
 }
 
-async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
+/// Recognise the plain form sshd uses,
+/// `[--config FILE] ssh authorized-keys USER [--fingerprint F] [--key K] [--host H]`,
+/// and return the config path (flag, then $DIRBROKER_CONFIG, then the
+/// default, as clap would) and the arguments. Anything else is for clap.
+pub fn fast_authorized_keys_args(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Option<(PathBuf, AuthorizedKeysArgs)> {
+    let args: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
+    let mut rest = args.as_slice();
+    let mut config = None;
+    match rest {
+        [flag, value, tail @ ..] if flag == "--config" => {
+            config = Some(PathBuf::from(value));
+            rest = tail;
+        }
+        [flag, tail @ ..] if flag.starts_with("--config=") => {
+            config = Some(PathBuf::from(flag.strip_prefix("--config=")?));
+            rest = tail;
+        }
+        _ => {}
+    }
+    let [ssh, verb, user, options @ ..] = rest else { return None };
+    let mut options: &[String] = options;
+    if ssh != "ssh" || verb != "authorized-keys" || user.starts_with('-') || user.is_empty() {
+        return None;
+    }
+    let mut parsed = AuthorizedKeysArgs { user: user.clone(), fingerprint: None, key: None, host: None };
+    while let [flag, tail @ ..] = options {
+        let tail: &[String] = tail;
+        let (name, value, tail) = match flag.split_once('=') {
+            Some((n, v)) => (n, v.to_string(), tail),
+            None => match tail {
+                [v, rest @ ..] => (flag.as_str(), v.clone(), rest),
+                [] => return None,
+            },
+        };
+        let slot = match name {
+            "--fingerprint" => &mut parsed.fingerprint,
+            "--key" => &mut parsed.key,
+            "--host" => &mut parsed.host,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+        options = tail;
+    }
+    let config = config
+        .or_else(|| std::env::var_os(dirbroker::config::ENV_CONFIG).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(dirbroker::config::DEFAULT_PATH));
+    Some((config, parsed))
+}
+
+pub async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
     let config = ctx.config()?;
     let query = KeyQuery {
         user: a.user.clone(),
@@ -215,7 +268,7 @@ async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
         Ok(answer) => {
             for s in &answer.skipped {
                 let msg = format!("authorized-keys {}: skipped {s}", query.user);
-                tracing::warn!("{msg}");
+                eprintln!("dirbroker: {msg}");
                 syslog::send(Level::Warning, &msg);
             }
             if let Some(c) = &cache {
@@ -226,7 +279,7 @@ async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
                     c.store(&query.user, &answer.lines, now)
                 };
                 if let Err(e) = stored {
-                    tracing::warn!("cannot write the key cache in {}: {e}", c.dir().display());
+                    eprintln!("dirbroker: cannot write the key cache in {}: {e}", c.dir().display());
                 }
             }
             let lines = authorized::select(&answer.lines, &query);
@@ -245,7 +298,7 @@ async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
                     query.user,
                     lines.len()
                 );
-                tracing::warn!("{msg}");
+                eprintln!("dirbroker: {msg}");
                 syslog::send(Level::Warning, &msg);
                 print_lines(&lines);
                 return Ok(());
@@ -287,4 +340,36 @@ async fn agent_load(ctx: &Ctx, a: AgentLoadArgs) -> CliResult {
     }
     let status = child.wait().map_err(|e| Failure::new(1, format!("ssh-add: {e}")))?;
     if status.success() { Ok(()) } else { Err(Failure::new(1, format!("ssh-add failed ({status})"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Option<(PathBuf, AuthorizedKeysArgs)> {
+        fast_authorized_keys_args(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn fast_path_takes_exactly_the_plain_form() {
+        let (cfg, a) =
+            parse(&["--config", "/etc/n.toml", "ssh", "authorized-keys", "alice", "--fingerprint", "SHA256:x"])
+                .unwrap();
+        assert_eq!(cfg, PathBuf::from("/etc/n.toml"));
+        assert_eq!((a.user.as_str(), a.fingerprint.as_deref()), ("alice", Some("SHA256:x")));
+        let (_, a) = parse(&["--config=/c", "ssh", "authorized-keys", "bob", "--key=AAAA", "--host", "n1"]).unwrap();
+        assert_eq!((a.key.as_deref(), a.host.as_deref()), (Some("AAAA"), Some("n1")));
+        for other in [
+            &["ssh", "authorized-keys"][..],
+            &["ssh", "authorized-keys", "--help"],
+            &["ssh", "authorized-keys", "alice", "--help"],
+            &["ssh", "authorized-keys", "alice", "--fingerprint"],
+            &["ssh", "authorized-keys", "alice", "--fingerprint", "a", "--fingerprint", "b"],
+            &["--output", "json", "ssh", "authorized-keys", "alice"],
+            &["ssh", "known-hosts", "alice"],
+            &["ssh", "authorized-keys", "alice", "extra"],
+        ] {
+            assert!(parse(other).is_none(), "{other:?} must go to clap");
+        }
+    }
 }

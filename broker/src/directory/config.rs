@@ -46,9 +46,42 @@ pub struct DirectoryConfig {
     pub connect_timeout: Duration,
     pub op_timeout: Duration,
     pub pool_size: usize,
+    /// Allow simple binds (passwords) over plain `ldap://` to non-loopback
+    /// servers. Off by default: use ldaps://, StartTLS or ldapi://.
+    pub allow_cleartext_bind: bool,
+}
+
+/// Whether `uri` is a plain `ldap://` URI to a host other than loopback.
+fn cleartext_remote(uri: &str) -> bool {
+    let Some(rest) = uri.get(..7).filter(|s| s.eq_ignore_ascii_case("ldap://")).and(uri.get(7..)) else {
+        return false;
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.rsplit_once(':').map(|(h, _)| h).unwrap_or(hostport)
+    };
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 impl DirectoryConfig {
+    /// Refuse to send a password in clear text to another machine.
+    pub(crate) fn check_simple_bind_transport(&self) -> Result<()> {
+        if self.tls.starttls || self.allow_cleartext_bind {
+            return Ok(());
+        }
+        match self.uris.iter().find(|u| cleartext_remote(u)) {
+            Some(uri) => Err(DirError::Config(format!(
+                "a password bind over {uri} would cross the network in clear text; use ldaps://, set \
+                 [directory.tls] starttls = true, or (private networks only) allow_cleartext_bind = true"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub fn new(uris: Vec<String>, base_dn: impl Into<String>, bind: Bind) -> Self {
         DirectoryConfig {
             uris,
@@ -58,6 +91,7 @@ impl DirectoryConfig {
             connect_timeout: Duration::from_secs(3),
             op_timeout: Duration::from_secs(5),
             pool_size: 4,
+            allow_cleartext_bind: false,
         }
     }
 
@@ -79,6 +113,9 @@ impl DirectoryConfig {
         }
         if self.connect_timeout.is_zero() || self.op_timeout.is_zero() {
             return Err(DirError::Config("timeouts must be greater than zero".into()));
+        }
+        if matches!(self.bind, Bind::Simple { .. }) {
+            self.check_simple_bind_transport()?;
         }
         Ok(())
     }
@@ -104,5 +141,30 @@ impl DirectoryConfig {
         }
         let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         Ok(Some(Arc::new(config)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_do_not_cross_the_network_in_clear() {
+        let simple = Bind::Simple { dn: "cn=x".into(), password: SecretString::new("pw".into()) };
+        let mut cfg = DirectoryConfig::new(vec!["ldap://ldap.example.org".into()], "dc=x", simple);
+        assert!(matches!(cfg.validate(), Err(DirError::Config(_))));
+        cfg.uris = vec!["ldaps://ldap.example.org".into(), "ldap://127.0.0.1:3389".into(), "ldap://[::1]:389".into()];
+        cfg.validate().unwrap();
+        cfg.uris = vec!["ldap://localhost".into(), "ldapi://%2Frun%2Fldapi".into()];
+        cfg.validate().unwrap();
+        cfg.uris = vec!["ldap://10.0.0.5:389".into()];
+        cfg.tls.starttls = true;
+        cfg.validate().unwrap();
+        cfg.tls.starttls = false;
+        cfg.allow_cleartext_bind = true;
+        cfg.validate().unwrap();
+        cfg.allow_cleartext_bind = false;
+        cfg.bind = Bind::Anonymous;
+        cfg.validate().unwrap();
     }
 }

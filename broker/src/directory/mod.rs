@@ -285,6 +285,7 @@ impl Directory {
     /// connection (never a pooled one, which must keep the service identity).
     pub async fn check_password(&self, dn: &Dn, password: &SecretString) -> Result<bool> {
         check_password_input(password)?;
+        self.dialer.config().check_simple_bind_transport()?;
         match self.dialer.dial(&Bind::Simple { dn: dn.to_string(), password: password.clone() }).await {
             Ok(mut ldap) => {
                 let _ = ldap.unbind().await;

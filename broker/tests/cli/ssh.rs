@@ -352,6 +352,15 @@ async fn authorized_keys_output_contract() {
 
     let o = node(&["ssh", "authorized-keys", &local.name, "--fingerprint", &fingerprint_of(&second)]);
     assert_eq!(stdout(&o).trim(), second);
+    // The plain form sshd uses takes a fast path past the full argument parser;
+    // any other form goes through it. Both answer alike.
+    let slow =
+        node(&["--output", "text", "ssh", "authorized-keys", &local.name, "--fingerprint", &fingerprint_of(&second)]);
+    assert_eq!(stdout(&slow), stdout(&o));
+    let slow = node(&["--output", "text", "ssh", "authorized-keys", &local.name]);
+    let mut slow_lines: Vec<String> = stdout(&slow).lines().map(str::to_string).collect();
+    slow_lines.sort();
+    assert_eq!(slow_lines, want);
 
     for nobody in ["no-such-user", "*", "*)(uid=*", &local.name.to_uppercase()] {
         let o = node(&["ssh", "authorized-keys", nobody]);

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmark: AuthorizedKeysCommand lookups against 10,000 users x 3 keys.
+# Measures, in one run on one slapd, the per-call wall time of
+#   ours:   dirbroker ssh authorized-keys USER         (release build)
+#   (a)     a shell AuthorizedKeysCommand around ldapsearch | sed | awk
+#   (b)     a single bare ldapsearch for the same entry
+# All three bind as the read-only node identity (the ACLs let no anonymous
+# client read people). Prints the figures, last a RESULT line.
+#   bench/ssh-keys.sh [USERS] [CALLS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${1:-10000}
+CALLS=${2:-300}
+WORK=$(mktemp -d /tmp/dbbench.XXXXXX)
+BIN=$PWD/target/release/dirbroker
+cleanup() { "$BIN" testbed down --dir "$WORK/bed" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+scripts/install-deps.sh >/dev/null
+[[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
+echo "building release binary…"
+cargo build --release --locked -p dirbroker 2>&1 | tail -1
+
+"$BIN" testbed up --dir "$WORK/bed" --output json >"$WORK/up.json"
+URI=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' "$WORK/up.json")
+NODE_DN="cn=node-reader,ou=system,dc=example,dc=org"
+NODE_PW="$WORK/bed/node-reader.pw"
+
+echo "generating and loading $USERS users x 3 keys…"
+python3 - "$USERS" >"$WORK/users.ldif" <<'PY'
+import base64, os, random, struct, sys
+n = int(sys.argv[1])
+rnd = random.Random(42)
+def ed25519():
+    blob = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(rnd.getrandbits(8) for _ in range(32))
+    return "ssh-ed25519 " + base64.b64encode(blob).decode()
+for i in range(n):
+    print(f"dn: uid=user{i},ou=people,dc=example,dc=org")
+    print("objectClass: inetOrgPerson\nobjectClass: ldapPublicKey")
+    print(f"uid: user{i}\ncn: User {i}\nsn: {i}")
+    for k in range(3):
+        print(f"sshPublicKey: {ed25519()} user{i}@host{k}")
+    print()
+PY
+start=$(date +%s.%N)
+ldapadd -c -x -H "$URI" -D cn=admin,dc=example,dc=org -y "$WORK/bed/admin.pw" -f "$WORK/users.ldif" >/dev/null
+echo "loaded in $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
+
+cat >"$WORK/akc.sh" <<SH
+#!/bin/sh
+ldapsearch -LLL -x -o ldif-wrap=no -H $URI -D $NODE_DN -y $NODE_PW -b ou=people,dc=example,dc=org \\
+  "(&(objectClass=ldapPublicKey)(uid=\$1))" sshPublicKey 2>/dev/null \\
+  | sed -n 's/^sshPublicKey: //p' \\
+  | awk 'NF >= 2 && \$1 ~ /^(ssh-|ecdsa-|sk-)/'
+SH
+chmod 755 "$WORK/akc.sh"
+
+python3 - "$BIN" "$WORK" "$URI" "$NODE_DN" "$NODE_PW" "$USERS" "$CALLS" <<'PY'
+import random, resource, statistics, subprocess, sys, time
+binary, work, uri, node_dn, node_pw, users, calls = sys.argv[1:8]
+users, calls = int(users), int(calls)
+cfg = f"{work}/bed/node-reader.toml"
+variants = {
+    "ours": lambda u: [binary, "--config", cfg, "ssh", "authorized-keys", u],
+    "script": lambda u: [f"{work}/akc.sh", u],
+    "ldapsearch": lambda u: ["ldapsearch", "-LLL", "-x", "-H", uri, "-D", node_dn, "-y", node_pw,
+                             "-b", "ou=people,dc=example,dc=org", f"(uid={u})", "sshPublicKey"],
+}
+rnd = random.Random(7)
+sample = [f"user{rnd.randrange(users)}" for _ in range(calls)]
+# Same answer from ours and the script for a few users.
+for u in sample[:5]:
+    a = subprocess.run(variants["ours"](u), capture_output=True, text=True, check=True).stdout.split("\n")
+    b = subprocess.run(variants["script"](u), capture_output=True, text=True, check=True).stdout.split("\n")
+    assert sorted(x for x in a if x) == sorted(x for x in b if x), (u, a, b)
+    assert len([x for x in a if x]) == 3
+times = {k: [] for k in variants}
+for name in variants:  # warm-up
+    for u in sample[:20]:
+        subprocess.run(variants[name](u), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for u in sample:  # interleaved, so drift hits all three alike
+    for name, make in variants.items():
+        t0 = time.perf_counter()
+        subprocess.run(make(u), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times[name].append((time.perf_counter() - t0) * 1000)
+def p(xs, q):
+    xs = sorted(xs); return xs[min(len(xs) - 1, int(q * len(xs)))]
+for name, xs in times.items():
+    print(f"{name:<11} median {statistics.median(xs):6.2f} ms  min {min(xs):6.2f}  p95 {p(xs, .95):6.2f}  ({len(xs)} calls)")
+peak = 0
+for u in sample[:20]:  # peak RSS of the command alone (GNU time, not this Python's fork)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + variants["ours"](u), capture_output=True, text=True, check=True)
+    peak = max(peak, int(r.stderr.strip().splitlines()[-1]))
+med = {k: statistics.median(v) for k, v in times.items()}
+print(f"peak RSS of ours: {peak} kB")
+print(f"RESULT p1_ratio_vs_ldapsearch_script={med['ours']/med['script']:.3f} "
+      f"p1_ratio_vs_bare_ldapsearch={med['ours']/med['ldapsearch']:.3f} peak_rss_kb={peak}")
+PY
