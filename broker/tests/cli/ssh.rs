@@ -396,3 +396,68 @@ async fn authorized_keys_output_contract() {
     let o = node(&["user", "key", "add", &local.name, "-"]);
     assert_ne!(code(&o), 0);
 }
+
+/// `user key add/list/remove`: ssh-keygen is the judge of fingerprints and
+/// sizes; bad keys are refused with nothing written.
+#[tokio::test]
+async fn key_administration_matches_ssh_keygen() {
+    let w = World::new("").await;
+    let local = LocalUser::create();
+    w.admin(&["user", "add", &local.name, "--name", "Key Owner"], "");
+    let dir = w.scratch.path();
+    let keygen = |name: &str, args: &[&str]| {
+        let key = dir.join(name);
+        let ok =
+            Command::new("ssh-keygen").args(["-q", "-N", "", "-C", name, "-f"]).arg(&key).args(args).status().unwrap();
+        assert!(ok.success());
+        key.with_extension("pub")
+    };
+    let ed = keygen("k-ed25519", &["-t", "ed25519"]);
+    let rsa = keygen("k-rsa3072", &["-t", "rsa", "-b", "3072"]);
+    let ecdsa = keygen("k-ecdsa", &["-t", "ecdsa", "-b", "384"]);
+    let weak = keygen("k-rsa1024", &["-t", "rsa", "-b", "1024"]);
+    let mut all = String::new();
+    for f in [&ed, &rsa, &ecdsa] {
+        all.push_str(&std::fs::read_to_string(f).unwrap());
+    }
+    w.admin(&["user", "key", "add", &local.name, "-"], &all);
+    let listed = stdout(&w.admin(&["user", "key", "list", &local.name], ""));
+    for f in [&ed, &rsa, &ecdsa] {
+        let judge = Command::new("ssh-keygen").arg("-l").arg("-f").arg(f).output().unwrap();
+        let line = stdout(&judge).trim().to_string();
+        assert!(listed.lines().any(|l| l == line), "ssh-keygen says {line:?}; we list:\n{listed}");
+    }
+
+    // Refused, each with the line it is on, and then nothing at all is added.
+    let before = listed.lines().count();
+    let weak_line = std::fs::read_to_string(&weak).unwrap();
+    let extra = std::fs::read_to_string(keygen("k-extra", &["-t", "ed25519"])).unwrap();
+    let bad_batches = [
+        (format!("{extra}{weak_line}"), "2048"),
+        (format!("{extra}ssh-ed25519 AAAAnotbase64!! x\n"), "line 2"),
+        (format!("{extra}{extra}"), "twice"),
+        (std::fs::read_to_string(&ed).unwrap(), "already"),
+        ("ssh-dss AAAAB3NzaC1kc3MAAACBAP1/U4EddRIpUt9KnC7s5Of2EbdSPO9EAMMeP4C2USZpRV1AIlH7WT2NWPq/xfW6MPbLm1Vs14E7gB00b/JmYLdrmVClpJ+f6AR7ECLCT7up1/63xhv4O1fnxqimFQ8E+4P208UewwI1VBNaFpEy9nXzrith1yrv8iIDGZ3RSAHHAAAAFQCXYFCPFSMLzLKSuYKi64QL8Fgc9QAAAIEA9+GghdabPd7LvKtcNrhXuXmUr7v6OuqC+VdMCz0HgmdRWVeOutRZT+ZxBxCBgLRJFnEj6EwoFhO3zwkyjMim4TwWeotUfI0o4KOuHiuzpnWRbqN/C/ohNWLx+2J6ASQ7zKTxvqhRkImog9/hWuWfBpKLZl6Ae1UlZAFMO/7PSSoAAACBAPVdDpMOlkKmGdoUZKrRF0BRlZAGvQ8dEu+JsWOIdzj3CC4uUAcZSgjSxKl2rcbqCFzwRGrMjBeS9kw1B5c9iFdpj+jyhcZ/JDBzrU3+Y4FGDvSsBkYNdUaAmNAJBAQ5S8n6bXPAbZnmSNvlxNGbNiF8/L7Y6uw7tw1NFZ2hpwHN user\n".to_string(), "DSA"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\n".to_string(), "line 1"),
+    ];
+    for (input, why) in bad_batches {
+        let o = dirbroker(&["user", "key", "add", &local.name, "-"], Some(&w.admin_cfg), &input);
+        assert_eq!(code(&o), 2, "{why}: {}", text(&o));
+        assert!(text(&o).contains(why), "expected {why:?} in: {}", text(&o));
+    }
+    let after = stdout(&w.admin(&["user", "key", "list", &local.name], ""));
+    assert_eq!(after.lines().count(), before, "a refused batch changed the keys");
+
+    // Remove by the fingerprint ssh-keygen shows.
+    let fp = stdout(&Command::new("ssh-keygen").arg("-l").arg("-f").arg(&rsa).output().unwrap())
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    w.admin(&["user", "key", "remove", &local.name, &fp], "");
+    let left = stdout(&w.admin(&["user", "key", "list", &local.name], ""));
+    assert!(!left.contains(&fp));
+    assert_eq!(left.lines().count(), before - 1);
+    let o = dirbroker(&["user", "key", "remove", &local.name, &fp], Some(&w.admin_cfg), "");
+    assert_eq!(code(&o), 1);
+}
