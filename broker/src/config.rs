@@ -14,6 +14,15 @@
 //! starttls = false
 //! ca_file = "/etc/dirbroker/ldap-ca.pem"
 //!
+//! [secrets]
+//! keyring_file = "/etc/dirbroker/master.keys"   # or env DIRBROKER_KEYRING_FILE
+//!
+//! [otp]
+//! issuer = "dirbroker"
+//! totp_window = 1          # steps either side of now
+//! hotp_look_ahead = 10
+//! max_failures = 10        # then locked until `dirbroker otp unlock`
+//!
 //! [ssh]                                   # node-side SSH commands
 //! cache_dir = "/var/cache/dirbroker"      # off when unset
 //! cache_ttl_s = 3600
@@ -50,6 +59,10 @@ pub struct Config {
     pub directory: DirectorySection,
     #[serde(default)]
     pub ssh: SshSection,
+    #[serde(default)]
+    pub secrets: SecretsSection,
+    #[serde(default)]
+    pub otp: OtpSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -79,6 +92,83 @@ pub struct DirectorySection {
     /// (private networks only). Off by default.
     #[serde(default)]
     pub allow_cleartext_bind: bool,
+}
+
+/// Where the broker master keys live (see `dirbroker secrets`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    #[serde(default = "default_keyring")]
+    pub keyring_file: PathBuf,
+}
+
+impl Default for SecretsSection {
+    fn default() -> Self {
+        SecretsSection { keyring_file: default_keyring() }
+    }
+}
+
+fn default_keyring() -> PathBuf {
+    PathBuf::from("/etc/dirbroker/master.keys")
+}
+
+/// Environment variable naming the keyring file (overrides the config).
+pub const ENV_KEYRING_FILE: &str = "DIRBROKER_KEYRING_FILE";
+
+/// OTP verification settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpSection {
+    /// Issuer shown by authenticator apps.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_totp_window")]
+    pub totp_window: u32,
+    #[serde(default = "default_hotp_look_ahead")]
+    pub hotp_look_ahead: u32,
+    #[serde(default = "default_max_failures")]
+    pub max_failures: i64,
+}
+
+impl Default for OtpSection {
+    fn default() -> Self {
+        OtpSection {
+            issuer: default_issuer(),
+            totp_window: default_totp_window(),
+            hotp_look_ahead: default_hotp_look_ahead(),
+            max_failures: default_max_failures(),
+        }
+    }
+}
+
+fn default_issuer() -> String {
+    "dirbroker".into()
+}
+fn default_totp_window() -> u32 {
+    1
+}
+fn default_hotp_look_ahead() -> u32 {
+    10
+}
+fn default_max_failures() -> i64 {
+    10
+}
+
+impl Config {
+    /// The keyring path: `DIRBROKER_KEYRING_FILE`, else `[secrets] keyring_file`.
+    pub fn keyring_path(&self) -> PathBuf {
+        std::env::var_os(ENV_KEYRING_FILE).map(PathBuf::from).unwrap_or_else(|| self.secrets.keyring_file.clone())
+    }
+
+    /// The OTP verification policy.
+    pub fn otp_policy(&self) -> crate::otp::verify::Policy {
+        crate::otp::verify::Policy {
+            totp_window: self.otp.totp_window,
+            hotp_look_ahead: self.otp.hotp_look_ahead,
+            max_failures: self.otp.max_failures,
+            ..Default::default()
+        }
+    }
 }
 
 /// Settings of the node-side SSH commands.

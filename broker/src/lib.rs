@@ -6,7 +6,9 @@
 pub mod config;
 pub mod directory;
 pub mod model;
+pub mod otp;
 pub mod schema;
+pub mod seal;
 pub mod secret;
 pub mod ssh;
 pub mod syslog;

@@ -438,6 +438,8 @@ impl Testbed {
                 .await?;
         }
         admin.close();
+        crate::seal::Keyring::create(&self.keyring_file())
+            .map_err(|e| TestbedError::Step { step: "create the master keyring".into(), detail: e.to_string() })?;
         self.write_client_config()?;
         Ok(())
     }
@@ -470,9 +472,18 @@ impl Testbed {
             if let Some(tls) = &self.tls {
                 text.push_str(&format!("\n[directory.tls]\nca_file = {:?}\n", tls.ca_file.display().to_string()));
             }
+            if file == "dirbroker.toml" {
+                let keys = self.keyring_file();
+                text.push_str(&format!("\n[secrets]\nkeyring_file = {:?}\n", keys.display().to_string()));
+            }
             write_private_file(&path, text.as_bytes()).map_err(io_err(&path))?;
         }
         Ok(())
+    }
+
+    /// The broker master keyring made for this testbed (0600).
+    pub fn keyring_file(&self) -> PathBuf {
+        self.dir.join("master.keys")
     }
 
     /// The URI clients should use: ldaps:// when TLS is on, else ldap://.

@@ -7,6 +7,7 @@
 
 mod check;
 mod host;
+mod otp;
 mod ssh;
 mod testbed;
 mod user;
@@ -69,6 +70,12 @@ enum Command {
     /// Manage hosts: names, addresses, host keys, allowed-from lists.
     #[command(subcommand, after_help = EXIT_HELP)]
     Host(host::HostCmd),
+    /// OTP tokens: enrol, import, verify, administer.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Otp(otp::OtpCmd),
+    /// The master keys that seal secrets stored in LDAP.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Secrets(otp::SecretsCmd),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -210,6 +217,8 @@ pub fn main() -> ExitCode {
             Command::User(cmd) => user::run(&ctx, cmd).await,
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
+            Command::Otp(cmd) => otp::run(&ctx, cmd).await,
+            Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
         }
     });
     finish(&ctx, result)

@@ -1,0 +1,380 @@
+//! OTP verification that cannot be replayed, across any number of broker
+//! processes: the accepted HOTP counter, TOTP time step or S/KEY value is
+//! written back with one LDAP modify that deletes the exact old value and
+//! adds the new one. A second use of the same code, or a concurrent one,
+//! finds the old value gone and fails at the directory (noSuchAttribute),
+//! as FreeIPA's ipa-otp-counter plugin enforces (RFC 6238 §5.2: a verifier
+//! MUST NOT accept the second attempt of the same OTP).
+//!
+//! ```text
+//!  load token ─► disabled / outside validity / locked out? ─► refuse
+//!             ─► open sealed secret ─► search the window above the watermark
+//!  match  ─► modify: delete old watermark, add new; failures := 0   (one op)
+//!             └─ noSuchAttribute ─► someone used it first: refuse
+//!  no match ─► modify: increment failure count                      (RFC 4226 §7.3)
+//! ```
+//!
+//! Time is a parameter (`now`), never read here.
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::codes::{self, Algorithm};
+use super::skey::{self, SkeyAlgorithm};
+use crate::directory::values::int_value;
+use crate::directory::{Change, DirError, Directory};
+use crate::model::{DirEntry, OtpToken, Sealed, TokenType};
+use crate::seal::{Keyring, SealError, context};
+
+/// Windows and limits; the defaults follow RFC 6238 §5.2 and FreeIPA.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// TOTP: steps accepted on either side of now.
+    pub totp_window: u32,
+    /// HOTP: counters accepted ahead of the expected one.
+    pub hotp_look_ahead: u32,
+    /// Failed attempts after which the token is locked until an admin unlocks it.
+    pub max_failures: i64,
+    /// Resynchronisation search range (TOTP steps either side, HOTP counters ahead).
+    pub totp_sync_window: u32,
+    pub hotp_sync_window: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { totp_window: 1, hotp_look_ahead: 10, max_failures: 10, totp_sync_window: 2880, hotp_sync_window: 100 }
+    }
+}
+
+/// Why a code was refused, as the user or admin should hear it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    WrongCode,
+    /// The code was valid once and has been used.
+    AlreadyUsed,
+    /// Another verifier accepted this code at the same moment.
+    LostRace,
+    Disabled,
+    NotYetValid,
+    Expired,
+    LockedOut {
+        failures: i64,
+    },
+    Malformed(String),
+    /// S/KEY sequence used up: re-initialise the token.
+    Exhausted,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::WrongCode => f.write_str("wrong code"),
+            Refusal::AlreadyUsed => f.write_str("this code was already used"),
+            Refusal::LostRace => f.write_str("this code was just used by another request"),
+            Refusal::Disabled => f.write_str("the token is disabled"),
+            Refusal::NotYetValid => f.write_str("the token is not valid yet"),
+            Refusal::Expired => f.write_str("the token has expired"),
+            Refusal::LockedOut { failures } => {
+                write!(f, "the token is locked after {failures} failed attempts; an admin can unlock it")
+            }
+            Refusal::Malformed(why) => write!(f, "malformed code: {why}"),
+            Refusal::Exhausted => f.write_str("the S/KEY sequence is used up; initialise the token again"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted at this counter / time step / S/KEY sequence number.
+    Accepted {
+        counter: i64,
+    },
+    Refused(Refusal),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Directory(#[from] DirError),
+    #[error("token {token}: {source}")]
+    Seal { token: String, source: SealError },
+    #[error("token {token} is misconfigured: {reason}")]
+    Misconfigured { token: String, reason: String },
+}
+
+/// Parameters of a HOTP/TOTP token with the defaults filled in.
+struct Params {
+    alg: Algorithm,
+    digits: u32,
+    period: u64,
+}
+
+fn params(t: &OtpToken) -> Result<Params, VerifyError> {
+    let bad = |reason: String| VerifyError::Misconfigured { token: t.id.clone(), reason };
+    let alg = match t.algorithm.as_deref() {
+        None => Algorithm::Sha1,
+        Some(a) => Algorithm::parse(a).ok_or_else(|| bad(format!("unknown algorithm {a:?}")))?,
+    };
+    let digits = u32::from(t.digits.unwrap_or(6));
+    if !(6..=8).contains(&digits) {
+        return Err(bad(format!("{digits} digits")));
+    }
+    let period = u64::from(t.period.unwrap_or(30));
+    if period == 0 {
+        return Err(bad("period 0".into()));
+    }
+    Ok(Params { alg, digits, period })
+}
+
+fn secret(keyring: &Keyring, t: &OtpToken) -> Result<Zeroizing<Vec<u8>>, VerifyError> {
+    let sealed = t
+        .secret
+        .as_ref()
+        .ok_or_else(|| VerifyError::Misconfigured { token: t.id.clone(), reason: "no secret".into() })?;
+    keyring.open(&context::otp_token(&t.id), sealed).map_err(|source| VerifyError::Seal { token: t.id.clone(), source })
+}
+
+fn unix(now: OffsetDateTime) -> u64 {
+    u64::try_from(now.unix_timestamp()).unwrap_or(0)
+}
+
+fn cas(attr: &str, old: &[u8], new: &[u8]) -> [Change; 2] {
+    [
+        Change::Delete(attr.as_bytes().to_vec(), [old.to_vec()].into_iter().collect()),
+        Change::Add(attr.as_bytes().to_vec(), [new.to_vec()].into_iter().collect()),
+    ]
+}
+
+fn replace(attr: &str, value: Vec<u8>) -> Change {
+    Change::Replace(attr.as_bytes().to_vec(), [value].into_iter().collect())
+}
+
+/// Refusals that need no secret: state of the token itself.
+fn precheck(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Option<Refusal> {
+    if t.disabled {
+        return Some(Refusal::Disabled);
+    }
+    if t.not_before.is_some_and(|nb| now < nb) {
+        return Some(Refusal::NotYetValid);
+    }
+    if t.not_after.is_some_and(|na| now > na) {
+        return Some(Refusal::Expired);
+    }
+    if t.failure_count >= policy.max_failures {
+        return Some(Refusal::LockedOut { failures: t.failure_count });
+    }
+    None
+}
+
+/// Verify `code` for `token` at `now`, consuming it on success.
+pub async fn verify(
+    dir: &Directory,
+    keyring: &Keyring,
+    token: &OtpToken,
+    code: &str,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Outcome, VerifyError> {
+    if let Some(r) = precheck(token, now, policy) {
+        return Ok(Outcome::Refused(r));
+    }
+    let dn = token.dn(dir.layout())?;
+    let decision = match token.kind {
+        TokenType::Totp => decide_totp(keyring, token, code, now, policy)?,
+        TokenType::Hotp => decide_hotp(keyring, token, code, policy)?,
+        TokenType::Skey => decide_skey(token, code)?,
+    };
+    match decision {
+        Decision::Accept { counter, mut changes } => {
+            if token.failure_count != 0 {
+                changes.push(replace("dirbrokerOtpFailureCount", int_value(0)));
+            }
+            match dir.modify(&dn, changes).await {
+                Ok(()) => Ok(Outcome::Accepted { counter }),
+                Err(e) if e.is_stale_value() => Ok(Outcome::Refused(Refusal::LostRace)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Decision::Refuse(refusal) => {
+            let counts = !matches!(refusal, Refusal::Exhausted);
+            if counts {
+                let inc = Change::Increment(b"dirbrokerOtpFailureCount".to_vec(), b"1".to_vec());
+                dir.modify(&dn, vec![inc]).await?;
+            }
+            Ok(Outcome::Refused(refusal))
+        }
+    }
+}
+
+enum Decision {
+    Accept { counter: i64, changes: Vec<Change> },
+    Refuse(Refusal),
+}
+
+fn decide_totp(
+    keyring: &Keyring,
+    t: &OtpToken,
+    code: &str,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Decision, VerifyError> {
+    let p = params(t)?;
+    let code = match codes::parse_code(code, p.digits) {
+        Ok(c) => c,
+        Err(e) => return Ok(Decision::Refuse(Refusal::Malformed(e.to_string()))),
+    };
+    let secret = secret(keyring, t)?;
+    let raw = i64::try_from(codes::totp_counter(unix(now), p.period).unwrap_or(0)).unwrap_or(i64::MAX);
+    let offset = t.clock_offset.unwrap_or(0);
+    let watermark = t.totp_watermark.unwrap_or(0);
+    let w = i64::from(policy.totp_window);
+    // Nearest steps first: now, then one back, one ahead, …
+    let mut deltas = vec![0i64];
+    for d in 1..=w {
+        deltas.push(-d);
+        deltas.push(d);
+    }
+    let mut used = false;
+    for d in deltas {
+        let step = raw.saturating_add(offset).saturating_add(d);
+        let Ok(step_u) = u64::try_from(step) else { continue };
+        let candidate = codes::hotp(&secret, step_u, p.digits, p.alg).map_err(|e| misconfigured(t, e))?;
+        if !codes::codes_equal(&candidate, &code) {
+            continue;
+        }
+        if step <= watermark {
+            used = true;
+            continue;
+        }
+        let mut changes = cas("dirbrokerTotpWatermark", &int_value(watermark), &int_value(step)).to_vec();
+        let drift = step - raw;
+        if drift != offset {
+            changes.push(replace("dirbrokerTotpClockOffset", int_value(drift)));
+        }
+        return Ok(Decision::Accept { counter: step, changes });
+    }
+    Ok(Decision::Refuse(if used { Refusal::AlreadyUsed } else { Refusal::WrongCode }))
+}
+
+fn decide_hotp(keyring: &Keyring, t: &OtpToken, code: &str, policy: &Policy) -> Result<Decision, VerifyError> {
+    let p = params(t)?;
+    let code = match codes::parse_code(code, p.digits) {
+        Ok(c) => c,
+        Err(e) => return Ok(Decision::Refuse(Refusal::Malformed(e.to_string()))),
+    };
+    let secret = secret(keyring, t)?;
+    let next = t.hotp_counter.unwrap_or(0);
+    let look_ahead = i64::from(t.look_ahead.unwrap_or(policy.hotp_look_ahead));
+    for c in next..=next.saturating_add(look_ahead) {
+        let Ok(cu) = u64::try_from(c) else { continue };
+        let candidate = codes::hotp(&secret, cu, p.digits, p.alg).map_err(|e| misconfigured(t, e))?;
+        if codes::codes_equal(&candidate, &code) {
+            let changes = cas("dirbrokerHotpCounter", &int_value(next), &int_value(c + 1)).to_vec();
+            return Ok(Decision::Accept { counter: c, changes });
+        }
+    }
+    // Tell a replay from a plain wrong code (for the log; both are refused).
+    for c in next.saturating_sub(look_ahead).max(0)..next {
+        let Ok(cu) = u64::try_from(c) else { continue };
+        if codes::hotp(&secret, cu, p.digits, p.alg).is_ok_and(|cand| codes::codes_equal(&cand, &code)) {
+            return Ok(Decision::Refuse(Refusal::AlreadyUsed));
+        }
+    }
+    Ok(Decision::Refuse(Refusal::WrongCode))
+}
+
+fn decide_skey(t: &OtpToken, response: &str) -> Result<Decision, VerifyError> {
+    let bad = |reason: &str| VerifyError::Misconfigured { token: t.id.clone(), reason: reason.into() };
+    let alg = match t.algorithm.as_deref() {
+        None => SkeyAlgorithm::Md5,
+        Some(a) => SkeyAlgorithm::parse(a).ok_or_else(|| bad("unknown S/KEY algorithm"))?,
+    };
+    let seq = t.skey_sequence.ok_or_else(|| bad("no sequence number"))?;
+    let last: [u8; 8] = t.skey_last_otp.as_deref().and_then(|l| l.try_into().ok()).ok_or_else(|| bad("no last OTP"))?;
+    if seq <= 0 {
+        return Ok(Decision::Refuse(Refusal::Exhausted));
+    }
+    let r = match skey::parse_response(response) {
+        Ok(r) => r,
+        Err(e) => return Ok(Decision::Refuse(Refusal::Malformed(e.to_string()))),
+    };
+    if r == last {
+        return Ok(Decision::Refuse(Refusal::AlreadyUsed));
+    }
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&skey::step(alg, r)[..], &last[..])) {
+        return Ok(Decision::Refuse(Refusal::WrongCode));
+    }
+    let mut changes = cas("dirbrokerSkeyLastOtp", &last, &r).to_vec();
+    changes.extend(cas("dirbrokerSkeySequence", &int_value(seq), &int_value(seq - 1)));
+    Ok(Decision::Accept { counter: seq - 1, changes })
+}
+
+fn misconfigured(t: &OtpToken, e: codes::OtpError) -> VerifyError {
+    VerifyError::Misconfigured { token: t.id.clone(), reason: e.to_string() }
+}
+
+/// Resynchronise a HOTP or TOTP token whose counter or clock drifted, with
+/// two consecutive codes; the second becomes the last one used.
+pub async fn resync(
+    dir: &Directory,
+    keyring: &Keyring,
+    t: &OtpToken,
+    first: &str,
+    second: &str,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Outcome, VerifyError> {
+    if let Some(r) = precheck(t, now, policy) {
+        return Ok(Outcome::Refused(r));
+    }
+    let p = params(t)?;
+    let (Ok(a), Ok(b)) = (codes::parse_code(first, p.digits), codes::parse_code(second, p.digits)) else {
+        return Ok(Outcome::Refused(Refusal::Malformed(format!("two {}-digit codes are needed", p.digits))));
+    };
+    let secret = secret(keyring, t)?;
+    let at = |c: i64| u64::try_from(c).ok().and_then(|c| codes::hotp(&secret, c, p.digits, p.alg).ok());
+    let matches = |c: i64| {
+        at(c).is_some_and(|x| codes::codes_equal(&x, &a)) && at(c + 1).is_some_and(|y| codes::codes_equal(&y, &b))
+    };
+    let dn = t.dn(dir.layout())?;
+    let (counter, changes) = match t.kind {
+        TokenType::Hotp => {
+            let next = t.hotp_counter.unwrap_or(0);
+            let Some(c) = (next..=next.saturating_add(i64::from(policy.hotp_sync_window))).find(|c| matches(*c)) else {
+                return Ok(Outcome::Refused(Refusal::WrongCode));
+            };
+            (c + 1, cas("dirbrokerHotpCounter", &int_value(next), &int_value(c + 2)).to_vec())
+        }
+        TokenType::Totp => {
+            let raw = i64::try_from(codes::totp_counter(unix(now), p.period).unwrap_or(0)).unwrap_or(i64::MAX);
+            let watermark = t.totp_watermark.unwrap_or(0);
+            let w = i64::from(policy.totp_sync_window);
+            let Some(s) = (raw - w..=raw + w).find(|s| *s + 1 > watermark && matches(*s)) else {
+                return Ok(Outcome::Refused(Refusal::WrongCode));
+            };
+            let mut ch = cas("dirbrokerTotpWatermark", &int_value(watermark), &int_value(s + 1)).to_vec();
+            ch.push(replace("dirbrokerTotpClockOffset", int_value(s + 1 - raw)));
+            (s + 1, ch)
+        }
+        TokenType::Skey => {
+            return Ok(Outcome::Refused(Refusal::Malformed("S/KEY tokens do not drift".into())));
+        }
+    };
+    let mut changes = changes;
+    changes.push(replace("dirbrokerOtpFailureCount", int_value(0)));
+    match dir.modify(&dn, changes).await {
+        Ok(()) => Ok(Outcome::Accepted { counter }),
+        Err(e) if e.is_stale_value() => Ok(Outcome::Refused(Refusal::LostRace)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Admin: clear the failure count of a locked token.
+pub async fn unlock(dir: &Directory, t: &OtpToken) -> Result<(), DirError> {
+    dir.modify(&t.dn(dir.layout())?, vec![replace("dirbrokerOtpFailureCount", int_value(0))]).await
+}
+
+/// Seal a new secret for token `id`.
+pub fn seal_secret(keyring: &Keyring, id: &str, secret: &[u8]) -> Result<Sealed, SealError> {
+    keyring.seal(&context::otp_token(id), secret)
+}
