@@ -216,7 +216,7 @@ impl Keyring {
         let mut buf = Zeroizing::new(ct.to_vec());
         let plain = key
             .key
-            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad(id, context)), &mut *buf)
+            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad(id, context)), &mut buf)
             .map_err(|_| SealError::Tampered)?;
         Ok(Zeroizing::new(plain.to_vec()))
     }

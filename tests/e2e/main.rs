@@ -7,4 +7,5 @@
 mod acl;
 mod directory;
 mod injection;
+mod otp;
 mod schema;

@@ -523,7 +523,8 @@ pub async fn secrets(ctx: &Ctx, cmd: SecretsCmd) -> CliResult {
 /// Re-seal every sealed attribute under the current key, each with a
 /// delete-old/add-new modify so a concurrent change is not overwritten.
 async fn reseal_all(dir: &Directory, ring: &Keyring) -> Result<usize, Failure> {
-    let kinds: [(&Dn, &'static str, &str, fn(&str) -> String); 3] = [
+    type Kind<'a> = (&'a Dn, &'static str, &'static str, fn(&str) -> String);
+    let kinds: [Kind<'_>; 3] = [
         (&dir.layout().otp, "dirbrokerOtpSecret", "dirbrokerTokenId", context::otp_token),
         (&dir.layout().servers, "dirbrokerServerTotpSecret", "dirbrokerServerId", context::server_totp),
         (&dir.layout().psk, "dirbrokerPskSecret", "dirbrokerPskId", context::psk),

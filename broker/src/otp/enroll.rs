@@ -47,7 +47,7 @@ pub fn parse_secret(text: &str, format: SecretFormat) -> Result<Zeroizing<Vec<u8
     }
     let bytes = match format {
         SecretFormat::Hex => {
-            if compact.len() % 2 != 0 || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
+            if !compact.len().is_multiple_of(2) || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(EnrollError::Secret("not an even number of hex digits".into()));
             }
             let b: Option<Vec<u8>> = (0..compact.len())

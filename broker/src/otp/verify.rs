@@ -291,15 +291,15 @@ fn decide_skey(t: &OtpToken, response: &str) -> Result<Decision, VerifyError> {
     };
     let seq = t.skey_sequence.ok_or_else(|| bad("no sequence number"))?;
     let last: [u8; 8] = t.skey_last_otp.as_deref().and_then(|l| l.try_into().ok()).ok_or_else(|| bad("no last OTP"))?;
-    if seq <= 0 {
-        return Ok(Decision::Refuse(Refusal::Exhausted));
-    }
     let r = match skey::parse_response(response) {
         Ok(r) => r,
         Err(e) => return Ok(Decision::Refuse(Refusal::Malformed(e.to_string()))),
     };
     if r == last {
         return Ok(Decision::Refuse(Refusal::AlreadyUsed));
+    }
+    if seq <= 0 {
+        return Ok(Decision::Refuse(Refusal::Exhausted));
     }
     if !bool::from(subtle::ConstantTimeEq::ct_eq(&skey::step(alg, r)[..], &last[..])) {
         return Ok(Decision::Refuse(Refusal::WrongCode));
