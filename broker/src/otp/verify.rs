@@ -196,7 +196,10 @@ pub async fn verify(
             }
         }
         Decision::Refuse(refusal) => {
-            let counts = !matches!(refusal, Refusal::Exhausted);
+            // Failed guesses count towards the lockout (RFC 4226 §7.3). A code
+            // that was valid but is spent reveals nothing about the secret, so
+            // a replay (or a double submit) does not lock the owner out.
+            let counts = !matches!(refusal, Refusal::Exhausted | Refusal::AlreadyUsed);
             if counts {
                 let inc = Change::Increment(b"dirbrokerOtpFailureCount".to_vec(), b"1".to_vec());
                 dir.modify(&dn, vec![inc]).await?;
