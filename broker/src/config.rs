@@ -17,6 +17,10 @@
 //! [secrets]
 //! keyring_file = "/etc/dirbroker/master.keys"   # or env DIRBROKER_KEYRING_FILE
 //!
+//! [ca]
+//! key_file = "/etc/dirbroker/ca.key"     # 0600
+//! cert_file = "/etc/dirbroker/ca.pem"
+//!
 //! [otp]
 //! issuer = "dirbroker"
 //! totp_window = 1          # steps either side of now
@@ -63,6 +67,8 @@ pub struct Config {
     pub secrets: SecretsSection,
     #[serde(default)]
     pub otp: OtpSection,
+    #[serde(default)]
+    pub ca: CaSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -92,6 +98,29 @@ pub struct DirectorySection {
     /// (private networks only). Off by default.
     #[serde(default)]
     pub allow_cleartext_bind: bool,
+}
+
+/// The data-center CA's files (see `dirbroker ca`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    #[serde(default = "default_ca_key")]
+    pub key_file: PathBuf,
+    #[serde(default = "default_ca_cert")]
+    pub cert_file: PathBuf,
+}
+
+impl Default for CaSection {
+    fn default() -> Self {
+        CaSection { key_file: default_ca_key(), cert_file: default_ca_cert() }
+    }
+}
+
+fn default_ca_key() -> PathBuf {
+    PathBuf::from("/etc/dirbroker/ca.key")
+}
+fn default_ca_cert() -> PathBuf {
+    PathBuf::from("/etc/dirbroker/ca.pem")
 }
 
 /// Where the broker master keys live (see `dirbroker secrets`).

@@ -3,6 +3,7 @@
 //! This crate holds the broker's library (directory access, typed entries,
 //! the local slapd testbed) and the `dirbroker` command-line tool.
 
+pub mod ca;
 pub mod config;
 pub mod directory;
 pub mod model;

@@ -475,6 +475,11 @@ impl Testbed {
             if file == "dirbroker.toml" {
                 let keys = self.keyring_file();
                 text.push_str(&format!("\n[secrets]\nkeyring_file = {:?}\n", keys.display().to_string()));
+                text.push_str(&format!(
+                    "\n[ca]\nkey_file = {:?}\ncert_file = {:?}\n",
+                    self.dir.join("ca.key").display().to_string(),
+                    self.dir.join("ca.pem").display().to_string()
+                ));
             }
             write_private_file(&path, text.as_bytes()).map_err(io_err(&path))?;
         }

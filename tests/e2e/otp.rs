@@ -247,3 +247,25 @@ async fn an_ldap_dump_reveals_no_secret() {
         assert!(!decoded.iter().any(|v| v.windows(16).any(|w| raw.windows(16).any(|r| r == w))), "raw bytes");
     }
 }
+
+/// With several tokens, the one the user did not use is not charged a failure.
+#[tokio::test]
+async fn using_one_token_does_not_lock_another() {
+    let s = setup().await;
+    let a = s.token("first", TokenType::Hotp, RFC_SHA256, |_| {}).await;
+    let b = s.token("second", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let p = Policy::default();
+    for c in 0..12u64 {
+        let code = oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+        let tokens = [s.fresh("first").await, s.fresh("second").await];
+        let r = verify::verify_any(&s.dir, &s.ring, &tokens, &code, at(0), &p).await.unwrap();
+        assert_eq!(r, Some((1, Outcome::Accepted { counter: c as i64 })));
+    }
+    assert_eq!(s.fresh("first").await.failure_count, 0);
+    // A code neither token knows is charged to both.
+    let tokens = [s.fresh("first").await, s.fresh("second").await];
+    let r = verify::verify_any(&s.dir, &s.ring, &tokens, "000000", at(0), &p).await.unwrap();
+    assert!(matches!(r, Some((_, Outcome::Refused(Refusal::WrongCode)))));
+    assert_eq!((s.fresh("first").await.failure_count, s.fresh("second").await.failure_count), (1, 1));
+    let _ = (a, b);
+}

@@ -5,6 +5,7 @@
 //! 2 bad input or usage · 3 directory unavailable (retry later) ·
 //! 4 configuration error · 5 access denied by the directory.
 
+mod ca;
 mod check;
 mod host;
 mod otp;
@@ -76,6 +77,12 @@ enum Command {
     /// The master keys that seal secrets stored in LDAP.
     #[command(subcommand, after_help = EXIT_HELP)]
     Secrets(otp::SecretsCmd),
+    /// The data-center certificate authority.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ca(ca::CaCmd),
+    /// Data centers: certificates and revocation.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Dc(ca::DcCmd),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -218,6 +225,8 @@ pub fn main() -> ExitCode {
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
+            Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
+            Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
         }
     });

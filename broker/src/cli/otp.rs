@@ -157,8 +157,9 @@ pub enum SecretsCmd {
     Init,
     /// Add a new master key and re-seal every sealed secret under it.
     #[command(after_help = "Example:\n  dirbroker secrets rotate\n\n\
-        Values sealed under the old key keep opening while the rotation runs, so brokers\n\
-        with either keyring keep working; remove old keys from the file afterwards.")]
+        Copy the new keyring file to every broker right away: values re-sealed under the\n\
+        new key do not open with the old file. Values under old keys keep opening, so\n\
+        remove old key lines only once nothing is sealed under them.")]
     Rotate,
 }
 
@@ -349,21 +350,20 @@ async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
         }
         None => tokens_of(&dir, &owner).await?.into_iter().filter(|t| !t.disabled).collect(),
     };
-    let Some(first) = candidates.first().cloned() else {
+    if candidates.is_empty() {
         return Err(Failure::new(1, format!("{} has no enabled token", a.user)));
-    };
-    let policy = config.otp_policy();
-    let mut last = None;
-    for t in &candidates {
-        let out =
-            verify::verify(&dir, &ring, t, &code, now(), &policy).await.map_err(|e| Failure::new(1, e.to_string()))?;
-        if matches!(out, Outcome::Accepted { .. }) {
-            return outcome(ctx, t, out);
-        }
-        last = Some((t.clone(), out));
     }
-    let (t, out) = last.unwrap_or((first, Outcome::Refused(verify::Refusal::WrongCode)));
-    outcome(ctx, &t, out)
+    let policy = config.otp_policy();
+    match verify::verify_any(&dir, &ring, &candidates, &code, now(), &policy)
+        .await
+        .map_err(|e| Failure::new(1, e.to_string()))?
+    {
+        Some((i, out)) => match candidates.get(i) {
+            Some(t) => outcome(ctx, t, out),
+            None => Err(Failure::new(1, "refused")),
+        },
+        None => Err(Failure::new(1, "refused: wrong code")),
+    }
 }
 
 async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {

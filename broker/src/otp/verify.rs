@@ -175,16 +175,59 @@ pub async fn verify(
     now: OffsetDateTime,
     policy: &Policy,
 ) -> Result<Outcome, VerifyError> {
-    if let Some(r) = precheck(token, now, policy) {
-        return Ok(Outcome::Refused(r));
+    let decision = decide(keyring, token, code, now, policy)?;
+    apply(dir, token, decision).await
+}
+
+/// Verify `code` against several tokens of one user: the first that accepts
+/// consumes it. Failures are counted only when none accepts (on each token
+/// tried), so using one token never locks another. Returns the index of the
+/// token the outcome is about.
+pub async fn verify_any(
+    dir: &Directory,
+    keyring: &Keyring,
+    tokens: &[OtpToken],
+    code: &str,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Option<(usize, Outcome)>, VerifyError> {
+    let mut refused = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match decide(keyring, t, code, now, policy)? {
+            d @ Decision::Accept { .. } => return Ok(Some((i, apply(dir, t, d).await?))),
+            d => refused.push((i, d)),
+        }
     }
+    let mut last = None;
+    for (i, d) in refused {
+        if let Some(t) = tokens.get(i) {
+            last = Some((i, apply(dir, t, d).await?));
+        }
+    }
+    Ok(last)
+}
+
+fn decide(
+    keyring: &Keyring,
+    token: &OtpToken,
+    code: &str,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Decision, VerifyError> {
+    if let Some(r) = precheck(token, now, policy) {
+        return Ok(Decision::Skip(r));
+    }
+    match token.kind {
+        TokenType::Totp => decide_totp(keyring, token, code, now, policy),
+        TokenType::Hotp => decide_hotp(keyring, token, code, policy),
+        TokenType::Skey => decide_skey(token, code),
+    }
+}
+
+async fn apply(dir: &Directory, token: &OtpToken, decision: Decision) -> Result<Outcome, VerifyError> {
     let dn = token.dn(dir.layout())?;
-    let decision = match token.kind {
-        TokenType::Totp => decide_totp(keyring, token, code, now, policy)?,
-        TokenType::Hotp => decide_hotp(keyring, token, code, policy)?,
-        TokenType::Skey => decide_skey(token, code)?,
-    };
     match decision {
+        Decision::Skip(r) => Ok(Outcome::Refused(r)),
         Decision::Accept { counter, mut changes } => {
             if token.failure_count != 0 {
                 changes.push(replace("dirbrokerOtpFailureCount", int_value(0)));
@@ -210,8 +253,14 @@ pub async fn verify(
 }
 
 enum Decision {
-    Accept { counter: i64, changes: Vec<Change> },
+    Accept {
+        counter: i64,
+        changes: Vec<Change>,
+    },
+    /// Refused after checking the code: counted as a failure where it should be.
     Refuse(Refusal),
+    /// Refused from the token's state alone (disabled, locked, …): nothing to write.
+    Skip(Refusal),
 }
 
 fn decide_totp(

@@ -1,0 +1,269 @@
+//! `dirbroker ca …` and `dirbroker dc …`: the data-center CA, data-center
+//! certificates, revocation.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use dirbroker::ca::{self, Ca};
+use dirbroker::directory::{Change, DirError, Directory, Dn};
+use dirbroker::model::{DataCenter, DirEntry};
+
+use super::{CliResult, Ctx, Failure, Output};
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the CA (key in a 0600 file) and publish its certificate and an empty CRL in LDAP.
+    #[command(after_help = "Examples:\n  dirbroker ca init\n  dirbroker ca init --name 'Example DC CA' --years 10")]
+    Init(CaInitArgs),
+    /// Print the CA certificate (PEM) as published in LDAP.
+    #[command(after_help = "Example:\n  dirbroker ca cert > ca.pem")]
+    Cert,
+    /// Print the current CRL (PEM) as published in LDAP.
+    #[command(
+        after_help = "Example:\n  dirbroker ca crl > crl.pem && openssl verify -crl_check -CAfile ca.pem -CRLfile crl.pem dc.pem"
+    )]
+    Crl,
+}
+
+#[derive(Args, Debug)]
+pub struct CaInitArgs {
+    #[arg(long, default_value = "dirbroker data-center CA")]
+    name: String,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=30))]
+    years: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DcCmd {
+    /// Register a data center: issue its key pair and certificate, publish the certificate.
+    #[command(after_help = "Examples:\n  dirbroker dc add DC-SEOUL-1 --endpoint dc1.example.org:7443\n  \
+        dirbroker dc add DC-BUSAN-2 --endpoint 10.2.0.1:7443 --out /root/dc-busan-2\n\n\
+        Writes the bundle for the data center to --out (a new directory, mode 0700):\n\
+        key.pem (0600), cert.pem and ca.pem. Move it to the data center and delete it here.")]
+    Add(DcAddArgs),
+    /// List data centers.
+    #[command(after_help = "Example:\n  dirbroker dc list --output json")]
+    List,
+    /// Revoke a data center's certificate (CRL) and disable its entry.
+    #[command(after_help = "Example:\n  dirbroker dc revoke DC-BUSAN-2")]
+    Revoke(DidArg),
+}
+
+#[derive(Args, Debug)]
+pub struct DcAddArgs {
+    /// Data-center identifier (DID).
+    did: String,
+    /// host:port where the data center listens.
+    #[arg(long)]
+    endpoint: String,
+    /// Directory for the key bundle (default ./dc-DID).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    days: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct DidArg {
+    did: String,
+}
+
+fn ca_dn(dir: &Directory) -> Result<Dn, Failure> {
+    Ok(dir.layout().pki.child("cn", "ca")?)
+}
+
+fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
+    let c = ctx.config()?.ca;
+    Ca::load(&c.key_file, &c.cert_file).map_err(|e| Failure::new(4, format!("{e} (run `dirbroker ca init` first)")))
+}
+
+fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
+    if ctx.output == Output::Json {
+        ctx.json(&value);
+    } else {
+        println!("{text}");
+    }
+}
+
+pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
+    match cmd {
+        CaCmd::Init(a) => {
+            let c = ctx.config()?.ca;
+            let dir = ctx.directory().await?;
+            let dn = ca_dn(&dir)?;
+            if dir.read(&dn, &["cn"]).await.is_ok() {
+                return Err(Failure::new(1, format!("{dn} exists already: the CA was initialised")));
+            }
+            let now = OffsetDateTime::now_utc();
+            let authority = Ca::init(&c.key_file, &c.cert_file, &a.name, now, a.years)
+                .map_err(|e| Failure::new(1, e.to_string()))?;
+            let crl = authority.crl(&[], 1, now).map_err(|e| Failure::new(1, e.to_string()))?;
+            let added = dir
+                .add(
+                    &dn,
+                    vec![
+                        ("objectClass".into(), vec![b"applicationProcess".to_vec(), b"pkiCA".to_vec()]),
+                        ("cn".into(), vec![b"ca".to_vec()]),
+                        ("cACertificate;binary".into(), vec![authority.cert_der.clone()]),
+                        ("certificateRevocationList;binary".into(), vec![crl]),
+                    ],
+                )
+                .await;
+            if let Err(e) = added {
+                // Nothing half-made: the files go with the failed publication.
+                let _ = std::fs::remove_file(&c.key_file);
+                let _ = std::fs::remove_file(&c.cert_file);
+                return Err(e.into());
+            }
+            report(
+                ctx,
+                json!({ "ca": dn.to_string(), "key_file": c.key_file, "cert_file": c.cert_file }),
+                &format!(
+                    "CA created: key {} (0600, back it up), certificate {}, published at {dn}",
+                    c.key_file.display(),
+                    c.cert_file.display()
+                ),
+            );
+            Ok(())
+        }
+        CaCmd::Cert | CaCmd::Crl => {
+            let dir = ctx.directory().await?;
+            let dn = ca_dn(&dir)?;
+            let attr =
+                if matches!(cmd, CaCmd::Cert) { "cACertificate;binary" } else { "certificateRevocationList;binary" };
+            let e = match dir.read(&dn, &[attr]).await {
+                Ok(e) => e,
+                Err(DirError::NotFound { .. }) => return Err(Failure::new(1, "no CA yet: run `dirbroker ca init`")),
+                Err(e) => return Err(e.into()),
+            };
+            let der = binary(&e, attr).ok_or_else(|| Failure::new(1, format!("{dn} has no {attr}")))?;
+            if matches!(cmd, CaCmd::Cert) {
+                print!("{}", pem("CERTIFICATE", &der));
+            } else {
+                print!("{}", ca::crl_pem(&der));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A `;binary` attribute as slapd returns it (with or without the option).
+fn binary(e: &dirbroker::directory::Entry, attr: &str) -> Option<Vec<u8>> {
+    let plain = attr.split(';').next().unwrap_or(attr);
+    e.bytes(attr).ok().flatten().or_else(|| e.bytes(plain).ok().flatten()).map(<[u8]>::to_vec)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    ca::crl_pem(der).replace("X509 CRL", label)
+}
+
+fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(out)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e} (it must not exist yet)", out.display())))?;
+    let w = |name: &str, data: &[u8]| {
+        dirbroker::secret::write_private_file(&out.join(name), data)
+            .map_err(|e| Failure::new(1, format!("{}: {e}", out.join(name).display())))
+    };
+    w("key.pem", issued.key_pem.as_bytes())?;
+    w("cert.pem", issued.cert_pem.as_bytes())?;
+    w("ca.pem", ca_pem.as_bytes())
+}
+
+pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
+    match cmd {
+        DcCmd::Add(a) => {
+            let mut dc = DataCenter::new(&a.did)?;
+            let host = a
+                .endpoint
+                .rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+                .ok_or_else(|| Failure::usage(format!("--endpoint {:?} is not host:port", a.endpoint)))?;
+            let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("dc-{}", a.did)));
+            if out.exists() {
+                return Err(Failure::usage(format!("{} exists already", out.display())));
+            }
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let issued = authority
+                .issue_dc(&a.did, &host, OffsetDateTime::now_utc(), a.days)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            dc.endpoint = Some(a.endpoint.clone());
+            dc.certificate = Some(issued.cert_der.clone());
+            let dn = dir.create(&dc).await?;
+            if let Err(f) = write_bundle(&out, &issued, &authority.cert_pem) {
+                let _ = dir.delete(&dn).await;
+                let _ = std::fs::remove_dir_all(&out);
+                return Err(f);
+            }
+            report(
+                ctx,
+                json!({ "dc": a.did, "dn": dn.to_string(), "bundle": out }),
+                &format!("registered {dn}; bundle for the data center in {}", out.display()),
+            );
+            Ok(())
+        }
+        DcCmd::List => {
+            let dir = ctx.directory().await?;
+            let mut dcs = dir.list::<DataCenter>().await?;
+            dcs.sort_by(|a, b| a.id.cmp(&b.id));
+            if ctx.output == Output::Json {
+                let v: Vec<_> = dcs
+                    .iter()
+                    .map(|d| json!({ "did": d.id, "endpoint": d.endpoint, "disabled": d.disabled, "has_certificate": d.certificate.is_some() }))
+                    .collect();
+                ctx.json(&serde_json::Value::Array(v));
+            } else {
+                for d in &dcs {
+                    let state = if d.disabled { "revoked/disabled" } else { "active" };
+                    println!("{:<20} {:<28} {state}", d.id, d.endpoint.as_deref().unwrap_or("-"));
+                }
+            }
+            Ok(())
+        }
+        DcCmd::Revoke(a) => {
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let dc = match dir.load::<DataCenter>(&a.did).await {
+                Ok(d) => d,
+                Err(DirError::NotFound { .. }) => return Err(Failure::new(1, format!("no data center {:?}", a.did))),
+                Err(e) => return Err(e.into()),
+            };
+            let cert =
+                dc.certificate.clone().ok_or_else(|| Failure::new(1, format!("{} has no certificate", a.did)))?;
+            let serial = ca::cert_serial(&cert).map_err(|e| Failure::new(1, e.to_string()))?;
+            let dn = ca_dn(&dir)?;
+            let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
+            let old = binary(&entry, "certificateRevocationList;binary")
+                .ok_or_else(|| Failure::new(1, "the CA has no CRL"))?;
+            let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| Failure::new(1, e.to_string()))?;
+            let now = OffsetDateTime::now_utc();
+            if !revoked.iter().any(|(s, _)| *s == serial) {
+                revoked.push((serial, now));
+            }
+            let crl = authority.crl(&revoked, number + 1, now).map_err(|e| Failure::new(1, e.to_string()))?;
+            // certificateRevocationList has no equality rule, so the old value
+            // cannot be asserted: revocations are admin actions, one at a time.
+            let attr = b"certificateRevocationList;binary".to_vec();
+            dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
+            let v = dirbroker::directory::values::bool_value(true);
+            dir.modify(
+                &dc.dn(dir.layout())?,
+                vec![Change::Replace(b"dirbrokerDisabled".to_vec(), [v].into_iter().collect())],
+            )
+            .await?;
+            report(
+                ctx,
+                json!({ "revoked": a.did, "crl_number": number + 1 }),
+                &format!("revoked the certificate of {} (CRL number {})", a.did, number + 1),
+            );
+            Ok(())
+        }
+    }
+}
