@@ -8,6 +8,7 @@
 mod ca;
 mod check;
 mod host;
+mod machines;
 mod otp;
 mod ssh;
 mod testbed;
@@ -83,6 +84,12 @@ enum Command {
     /// Data centers: certificates and revocation.
     #[command(subcommand, after_help = EXIT_HELP)]
     Dc(ca::DcCmd),
+    /// Physical servers of data centers and their TOTP secrets.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ps(machines::PsCmd),
+    /// Pre-shared keys between admin consoles and data centers (K1).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Psk(machines::PskCmd),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -226,6 +233,8 @@ pub fn main() -> ExitCode {
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
             Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
+            Command::Ps(cmd) => machines::run_ps(&ctx, cmd).await,
+            Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
         }
