@@ -232,3 +232,42 @@ fn totp_from_oathtool_now_and_bad_input() {
     let list: serde_json::Value = serde_json::from_str(&bed.ok(&["otp", "list", "--output", "json"], "")).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+/// `secrets rotate`: a new master key, every sealed secret re-sealed under it,
+/// and codes keep verifying throughout.
+#[tokio::test]
+async fn rotating_the_master_key_reseals_everything() {
+    use dirbroker::model::OtpToken;
+    use dirbroker::seal::Keyring;
+
+    let bed = Bed::up();
+    bed.import_hotp("rot");
+    let config = dirbroker::config::Config::load(&bed.config).unwrap();
+    let keys = config.keyring_path();
+    let old_ring = Keyring::load(&keys).unwrap();
+    let old_copy = bed.dir.join("old.keys");
+    std::fs::copy(&keys, &old_copy).unwrap();
+
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "0", SECRET_HEX]));
+    let out = bed.ok(&["--output", "json", "secrets", "rotate"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["resealed"], 1, "{out}");
+    assert_ne!(v["key_id"].as_str().unwrap(), old_ring.current_id());
+
+    let new_ring = Keyring::load(&keys).unwrap();
+    let dir = dirbroker::directory::Directory::connect(config.directory_config().unwrap()).await.unwrap();
+    let token = dir.load::<OtpToken>("rot").await.unwrap();
+    let sealed = token.secret.unwrap();
+    assert!(!new_ring.is_stale(&sealed), "still under the old key");
+    // The old keyring alone no longer opens it; the new one does.
+    let ctx = dirbroker::seal::context::otp_token("rot");
+    assert!(Keyring::load(&old_copy).unwrap().open(&ctx, &sealed).is_err());
+    assert_eq!(new_ring.open(&ctx, &sealed).unwrap().as_slice(), b"12345678901234567890");
+    // Codes go on verifying, and the counter was not disturbed.
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "1", SECRET_HEX]));
+    // A second rotation re-seals again; nothing is left under older keys.
+    let out = bed.ok(&["--output", "json", "secrets", "rotate"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["resealed"], 1, "{out}");
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "2", SECRET_HEX]));
+}
