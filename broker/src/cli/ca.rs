@@ -21,6 +21,11 @@ pub enum CaCmd {
     /// Print the CA certificate (PEM) as published in LDAP.
     #[command(after_help = "Example:\n  dirbroker ca cert > ca.pem")]
     Cert,
+    /// Re-issue the CRL (same revocations, next number, fresh 7-day validity); run it from cron.
+    #[command(after_help = "Example (daily, from cron):\n  dirbroker ca refresh-crl\n\n\
+        A CRL is valid for 7 days; after that `openssl verify -crl_check` rejects every\n\
+        certificate, so re-issue it well before.")]
+    RefreshCrl,
     /// Print the current CRL (PEM) as published in LDAP.
     #[command(
         after_help = "Example:\n  dirbroker ca crl > crl.pem && openssl verify -crl_check -CAfile ca.pem -CRLfile crl.pem dc.pem"
@@ -127,6 +132,13 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
                     c.cert_file.display()
                 ),
             );
+            Ok(())
+        }
+        CaCmd::RefreshCrl => {
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let number = reissue_crl(&dir, &authority, None).await?;
+            report(ctx, json!({ "crl_number": number }), &format!("CRL re-issued (number {number}), valid 7 days"));
             Ok(())
         }
         CaCmd::Cert | CaCmd::Crl => {
@@ -238,20 +250,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
             let cert =
                 dc.certificate.clone().ok_or_else(|| Failure::new(1, format!("{} has no certificate", a.did)))?;
             let serial = ca::cert_serial(&cert).map_err(|e| Failure::new(1, e.to_string()))?;
-            let dn = ca_dn(&dir)?;
-            let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
-            let old = binary(&entry, "certificateRevocationList;binary")
-                .ok_or_else(|| Failure::new(1, "the CA has no CRL"))?;
-            let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| Failure::new(1, e.to_string()))?;
-            let now = OffsetDateTime::now_utc();
-            if !revoked.iter().any(|(s, _)| *s == serial) {
-                revoked.push((serial, now));
-            }
-            let crl = authority.crl(&revoked, number + 1, now).map_err(|e| Failure::new(1, e.to_string()))?;
-            // certificateRevocationList has no equality rule, so the old value
-            // cannot be asserted: revocations are admin actions, one at a time.
-            let attr = b"certificateRevocationList;binary".to_vec();
-            dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
+            let number = reissue_crl(&dir, &authority, Some(serial)).await?;
             let v = dirbroker::directory::values::bool_value(true);
             dir.modify(
                 &dc.dn(dir.layout())?,
@@ -266,4 +265,24 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// Re-issue the CRL from the published one, adding `serial` if given; returns
+/// the new CRL number. The CRL attribute has no equality rule, so the old value
+/// cannot be asserted: revocations are admin actions, one at a time.
+async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
+    let dn = ca_dn(dir)?;
+    let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
+    let old = binary(&entry, "certificateRevocationList;binary").ok_or_else(|| Failure::new(1, "the CA has no CRL"))?;
+    let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| Failure::new(1, e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    if let Some(serial) = serial
+        && !revoked.iter().any(|(s, _)| *s == serial)
+    {
+        revoked.push((serial, now));
+    }
+    let crl = authority.crl(&revoked, number + 1, now).map_err(|e| Failure::new(1, e.to_string()))?;
+    let attr = b"certificateRevocationList;binary".to_vec();
+    dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
+    Ok(number + 1)
 }

@@ -50,7 +50,8 @@ pub enum OtpCmd {
     Enroll(EnrollArgs),
     /// Store a token with a known secret (read from a file or stdin, never argv).
     #[command(after_help = "Examples:\n  dirbroker otp import alice --type totp --secret-file seed.b32\n  \
-        dirbroker otp import alice --type hotp --format hex --counter 5 --secret-file - < seed.hex")]
+        dirbroker otp import alice --type hotp --format hex --counter 5 --secret-file - < seed.hex\n  \
+        dirbroker otp import alice --uri-file - < exported-otpauth-uri.txt")]
     Import(ImportArgs),
     /// List tokens (all, or one user's).
     #[command(after_help = "Examples:\n  dirbroker otp list\n  dirbroker otp list alice --output json")]
@@ -107,11 +108,15 @@ pub struct EnrollArgs {
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     user: String,
-    #[arg(long = "type", value_enum)]
-    kind: Kind,
+    /// Token type (not needed with --uri-file).
+    #[arg(long = "type", value_enum, required_unless_present = "uri_file")]
+    kind: Option<Kind>,
     /// File holding the secret ('-' for standard input).
+    #[arg(long, value_name = "FILE", required_unless_present = "uri_file", conflicts_with = "uri_file")]
+    secret_file: Option<PathBuf>,
+    /// File holding an otpauth:// URI ('-' for standard input); it sets type and parameters.
     #[arg(long, value_name = "FILE")]
-    secret_file: PathBuf,
+    uri_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = SecretFormat::Base32)]
     format: SecretFormat,
     #[arg(long)]
@@ -464,13 +469,24 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
 }
 
 async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
-    let kind: TokenType = a.kind.into();
+    let (kind, secret, alg, digits, period, counter) = match (&a.uri_file, &a.secret_file) {
+        (Some(f), _) => {
+            let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
+            let u = enroll::parse_otpauth_uri(text.expose()).map_err(|e| Failure::usage(e.to_string()))?;
+            let digits = u8::try_from(u.digits).map_err(|_| Failure::usage("digits"))?;
+            (u.kind, u.secret, u.algorithm, digits, u.period, u.counter)
+        }
+        (None, Some(f)) => {
+            let kind: TokenType = a.kind.ok_or_else(|| Failure::usage("--type is required with --secret-file"))?.into();
+            let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
+            let secret = enroll::parse_secret(text.expose(), a.format).map_err(|e| Failure::usage(e.to_string()))?;
+            (kind, secret, algorithm(a.algorithm.as_deref())?, a.digits, a.period, a.counter)
+        }
+        (None, None) => return Err(Failure::usage("give --secret-file or --uri-file")),
+    };
     if kind == TokenType::Skey {
         return Err(Failure::usage("S/KEY tokens are made with `otp enroll --type skey`"));
     }
-    let text = dirbroker::secret::read_secret_file(&a.secret_file).map_err(|e| Failure::usage(e.to_string()))?;
-    let secret = enroll::parse_secret(text.expose(), a.format).map_err(|e| Failure::usage(e.to_string()))?;
-    let alg = algorithm(a.algorithm.as_deref())?;
     let id = new_id(&a.user, kind, a.id.clone())?;
     dirbroker::directory::dn::check_value("token id", &id)?;
     let ring = keyring(ctx)?;
@@ -479,15 +495,15 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
     let mut t = OtpToken::new(&id, owner, kind)?;
     t.description = a.description;
     t.algorithm = Some(alg.as_str().into());
-    t.digits = Some(a.digits);
+    t.digits = Some(digits);
     t.secret = Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(1, e.to_string()))?);
     match kind {
         TokenType::Totp => {
-            t.period = Some(a.period);
+            t.period = Some(period);
             t.totp_watermark = Some(0);
             t.clock_offset = Some(0);
         }
-        _ => t.hotp_counter = Some(i64::try_from(a.counter).map_err(|_| Failure::usage("counter too large"))?),
+        _ => t.hotp_counter = Some(i64::try_from(counter).map_err(|_| Failure::usage("counter too large"))?),
     }
     dir.create(&t).await?;
     report(ctx, json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));

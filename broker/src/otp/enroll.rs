@@ -136,6 +136,64 @@ pub fn otpauth_uri(p: &UriParams<'_>) -> Result<String, EnrollError> {
     }
 }
 
+/// What an otpauth:// URI carries, parsed and checked.
+pub struct ParsedUri {
+    pub kind: TokenType,
+    pub secret: Zeroizing<Vec<u8>>,
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub period: u32,
+    pub counter: u64,
+    pub label: String,
+}
+
+impl fmt::Debug for ParsedUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedUri").field("kind", &self.kind).field("label", &self.label).finish_non_exhaustive()
+    }
+}
+
+/// Parse an otpauth:// URI (Key Uri Format) as authenticator exports give
+/// them. Every problem is named; the secret is never echoed.
+pub fn parse_otpauth_uri(text: &str) -> Result<ParsedUri, EnrollError> {
+    let bad = |m: &str| EnrollError::Param(format!("otpauth URI: {m}"));
+    let uri = url::Url::parse(text.trim()).map_err(|e| bad(&format!("not a URI ({e})")))?;
+    if uri.scheme() != "otpauth" {
+        return Err(bad(&format!("scheme is {:?}, expected otpauth", uri.scheme())));
+    }
+    let kind = match uri.host_str() {
+        Some("totp") => TokenType::Totp,
+        Some("hotp") => TokenType::Hotp,
+        Some(other) => return Err(bad(&format!("type {other:?} is neither totp nor hotp"))),
+        None => return Err(bad("no type (otpauth://totp/… or otpauth://hotp/…)")),
+    };
+    let label =
+        percent_encoding::percent_decode_str(uri.path().trim_start_matches('/')).decode_utf8_lossy().into_owned();
+    let (mut secret, mut algorithm, mut digits, mut period, mut counter) = (None, Algorithm::Sha1, 6u32, 30u32, None);
+    for (k, v) in uri.query_pairs() {
+        match k.as_ref() {
+            "secret" => secret = Some(parse_secret(&v, SecretFormat::Base32)?),
+            "algorithm" => algorithm = Algorithm::parse(&v).ok_or_else(|| bad(&format!("unknown algorithm {v:?}")))?,
+            "digits" => {
+                digits =
+                    v.parse().ok().filter(|d| (6..=8).contains(d)).ok_or_else(|| bad("digits must be 6, 7 or 8"))?
+            }
+            "period" => {
+                period =
+                    v.parse().ok().filter(|p| (1..=3600).contains(p)).ok_or_else(|| bad("period must be 1 to 3600"))?
+            }
+            "counter" => counter = Some(v.parse().map_err(|_| bad("counter is not a number"))?),
+            "issuer" | "image" => {}
+            other => return Err(bad(&format!("unknown parameter {other:?}"))),
+        }
+    }
+    let secret = secret.ok_or_else(|| bad("no secret parameter"))?;
+    if kind == TokenType::Hotp && counter.is_none() {
+        return Err(bad("a hotp URI needs a counter parameter"));
+    }
+    Ok(ParsedUri { kind, secret, algorithm, digits, period, counter: counter.unwrap_or(0), label })
+}
+
 /// A QR code of `text` drawn with Unicode half blocks, for a terminal.
 pub fn qr_text(text: &str) -> Result<String, EnrollError> {
     let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| EnrollError::Param(format!("QR code: {e}")))?;
@@ -210,6 +268,32 @@ mod tests {
         p.counter = 7;
         let u = otpauth_uri(&p).unwrap();
         assert!(u.starts_with("otpauth://hotp/dirbroker:alice?") && u.contains("counter=7"), "{u}");
+        let back = parse_otpauth_uri(&u).unwrap();
+        assert_eq!(
+            (back.kind, back.counter, back.digits, back.secret.as_slice()),
+            (TokenType::Hotp, 7, 6, &secret[..])
+        );
+        p.kind = TokenType::Totp;
+        p.algorithm = Algorithm::Sha256;
+        p.digits = 8;
+        let back = parse_otpauth_uri(&otpauth_uri(&p).unwrap()).unwrap();
+        assert_eq!((back.kind, back.algorithm, back.digits, back.period), (TokenType::Totp, Algorithm::Sha256, 8, 30));
+        for (bad, want) in [
+            ("http://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "scheme"),
+            ("otpauth://motp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "neither"),
+            ("otpauth://totp/x", "no secret"),
+            ("otpauth://totp/x?secret=!!!", "base32"),
+            ("otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=9", "digits"),
+            ("otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=MD5", "algorithm"),
+            ("otpauth://hotp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "counter"),
+            ("otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&period=0", "period"),
+            ("otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&foo=1", "unknown parameter"),
+            ("not a uri", "not a URI"),
+        ] {
+            let e = parse_otpauth_uri(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains("GEZDGNBV"), "the secret is echoed: {e}");
+        }
         p.account = "a:b";
         assert!(otpauth_uri(&p).is_err());
         assert!(qr_text("otpauth://totp/x").unwrap().lines().count() > 10);

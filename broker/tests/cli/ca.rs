@@ -91,6 +91,17 @@ fn issued_certificates_verify_and_revoked_ones_do_not() {
     std::fs::write(&crl, stdout(&run(&["ca", "crl"]))).unwrap();
     assert!(verify_crl(&b.join("cert.pem")).0);
     assert!(!verify_crl(&a.join("cert.pem")).0);
+    // A refresh keeps the revocations and moves the CRL number on.
+    assert_eq!(code(&run(&["ca", "refresh-crl"])), 0);
+    std::fs::write(&crl, stdout(&run(&["ca", "crl"]))).unwrap();
+    assert!(verify_crl(&b.join("cert.pem")).0);
+    assert!(!verify_crl(&a.join("cert.pem")).0);
+    let number = Command::new("openssl").args(["crl", "-noout", "-crlnumber", "-in"]).arg(&crl).output().unwrap();
+    assert!(
+        stdout(&number).contains("crlNumber=0x04") || stdout(&number).contains("crlNumber=04"),
+        "{}",
+        stdout(&number)
+    );
     let list: serde_json::Value = serde_json::from_slice(&run(&["dc", "list", "--output", "json"]).stdout).unwrap();
     assert_eq!(list[0]["disabled"], true);
     assert_eq!(list[1]["disabled"], false);

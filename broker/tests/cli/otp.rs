@@ -271,3 +271,30 @@ async fn rotating_the_master_key_reseals_everything() {
     assert_eq!(v["resealed"], 1, "{out}");
     bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "2", SECRET_HEX]));
 }
+
+/// An otpauth URI exported from elsewhere imports with its parameters.
+#[test]
+fn import_from_an_otpauth_uri() {
+    let bed = Bed::up();
+    let uri =
+        format!("otpauth://totp/Example:alice?secret={SECRET_B32}&issuer=Example&algorithm=SHA256&digits=8&period=60");
+    let f = secret_file(bed.dir.as_path(), "uri.txt", &uri, 0o600);
+    bed.ok(&["otp", "import", "alice", "--uri-file", f.to_str().unwrap(), "--id", "fromuri"], "");
+    let list: serde_json::Value = serde_json::from_str(&bed.ok(&["otp", "list", "--output", "json"], "")).unwrap();
+    assert_eq!(
+        (list[0]["algorithm"].as_str(), list[0]["digits"].as_u64(), list[0]["period"].as_u64()),
+        (Some("sha256"), Some(8), Some(60))
+    );
+    let now_code = oathtool(&["--totp=sha256", "-d", "8", "-s", "60", SECRET_HEX]);
+    bed.ok(&["otp", "verify", "alice"], &now_code);
+    for (bad, want) in [
+        ("otpauth://totp/x", "no secret"),
+        ("https://example.org/?secret=AAAA", "scheme"),
+        ("otpauth://hotp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "counter"),
+    ] {
+        let f = secret_file(bed.dir.as_path(), "bad-uri.txt", bad, 0o600);
+        let o = bed.run(&["otp", "import", "alice", "--uri-file", f.to_str().unwrap()], "");
+        assert_eq!(code(&o), 2, "{bad}: {}", text(&o));
+        assert!(text(&o).contains(want), "{bad}: {}", text(&o));
+    }
+}
