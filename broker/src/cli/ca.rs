@@ -11,7 +11,7 @@ use dirbroker::ca::{self, Ca};
 use dirbroker::directory::{Change, DirError, Directory, Dn};
 use dirbroker::model::{DataCenter, DirEntry};
 
-use super::{CliResult, Ctx, Failure, Output};
+use super::{CliResult, Ctx, Failure, Output, load_named};
 
 #[derive(Subcommand, Debug)]
 pub enum CaCmd {
@@ -85,14 +85,6 @@ fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
     Ca::load(&c.key_file, &c.cert_file).map_err(|e| Failure::new(4, format!("{e} (run `dirbroker ca init` first)")))
 }
 
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
-    }
-}
-
 pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
     match cmd {
         CaCmd::Init(a) => {
@@ -123,8 +115,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
                 let _ = std::fs::remove_file(&c.cert_file);
                 return Err(e.into());
             }
-            report(
-                ctx,
+            ctx.report(
                 json!({ "ca": dn.to_string(), "key_file": c.key_file, "cert_file": c.cert_file }),
                 &format!(
                     "CA created: key {} (0600, back it up), certificate {}, published at {dn}",
@@ -138,7 +129,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
             let authority = load_ca(ctx)?;
             let dir = ctx.directory().await?;
             let number = reissue_crl(&dir, &authority, None).await?;
-            report(ctx, json!({ "crl_number": number }), &format!("CRL re-issued (number {number}), valid 7 days"));
+            ctx.report(json!({ "crl_number": number }), &format!("CRL re-issued (number {number}), valid 7 days"));
             Ok(())
         }
         CaCmd::Cert | CaCmd::Crl => {
@@ -214,8 +205,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
                 let _ = std::fs::remove_dir_all(&out);
                 return Err(f);
             }
-            report(
-                ctx,
+            ctx.report(
                 json!({ "dc": a.did, "dn": dn.to_string(), "bundle": out }),
                 &format!("registered {dn}; bundle for the data center in {}", out.display()),
             );
@@ -242,11 +232,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
         DcCmd::Revoke(a) => {
             let authority = load_ca(ctx)?;
             let dir = ctx.directory().await?;
-            let dc = match dir.load::<DataCenter>(&a.did).await {
-                Ok(d) => d,
-                Err(DirError::NotFound { .. }) => return Err(Failure::new(1, format!("no data center {:?}", a.did))),
-                Err(e) => return Err(e.into()),
-            };
+            let dc = load_named::<DataCenter>(&dir, &a.did, "data center").await?;
             let cert =
                 dc.certificate.clone().ok_or_else(|| Failure::new(1, format!("{} has no certificate", a.did)))?;
             let serial = ca::cert_serial(&cert).map_err(|e| Failure::new(1, e.to_string()))?;
@@ -257,8 +243,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
                 vec![Change::Replace(b"dirbrokerDisabled".to_vec(), [v].into_iter().collect())],
             )
             .await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "revoked": a.did, "crl_number": number + 1 }),
                 &format!("revoked the certificate of {} (CRL number {})", a.did, number + 1),
             );

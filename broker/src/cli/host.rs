@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use dirbroker::directory::{DirError, Directory};
+use dirbroker::directory::DirError;
 use dirbroker::model::{DirEntry, Host};
 use dirbroker::ssh::SshKey;
 use dirbroker::ssh::keys::check_from_pattern;
 
-use super::{CliResult, Ctx, Failure, Output, add_values, remove_values};
+use super::{CliResult, Ctx, Failure, Output, add_values, load_named, remove_values};
 
 #[derive(Subcommand, Debug)]
 pub enum HostCmd {
@@ -102,14 +102,6 @@ fn host_json(h: &Host) -> serde_json::Value {
     })
 }
 
-async fn existing(dir: &Directory, name: &str) -> Result<Host, Failure> {
-    match dir.load::<Host>(name).await {
-        Ok(h) => Ok(h),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no host named {name:?}"))),
-        Err(e) => Err(e.into()),
-    }
-}
-
 pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
     match cmd {
         HostCmd::Add(a) => {
@@ -128,12 +120,12 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
             host.ssh_port = a.port;
             let dir = ctx.directory().await?;
             let dn = dir.create(&host).await?;
-            report(ctx, json!({ "name": host.name, "dn": dn.to_string() }), &format!("created {dn}"));
+            ctx.report(json!({ "name": host.name, "dn": dn.to_string() }), &format!("created {dn}"));
             Ok(())
         }
         HostCmd::Show(a) => {
             let dir = ctx.directory().await?;
-            let h = existing(&dir, &a.name).await?;
+            let h = load_named::<Host>(&dir, &a.name, "host").await?;
             if ctx.output == Output::Json {
                 ctx.json(&host_json(&h));
             } else {
@@ -175,9 +167,9 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
         }
         HostCmd::Remove(a) => {
             let dir = ctx.directory().await?;
-            let h = existing(&dir, &a.name).await?;
+            let h = load_named::<Host>(&dir, &a.name, "host").await?;
             dir.delete(&h.dn(dir.layout())?).await?;
-            report(ctx, json!({ "removed": h.name }), &format!("removed host {}", h.name));
+            ctx.report(json!({ "removed": h.name }), &format!("removed host {}", h.name));
             Ok(())
         }
         HostCmd::Load(a) => load(ctx, a).await,
@@ -187,11 +179,10 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
                 check_from_pattern(p).map_err(|e| Failure::usage(e.to_string()))?;
             }
             let dir = ctx.directory().await?;
-            let h = existing(&dir, &a.name).await?;
+            let h = load_named::<Host>(&dir, &a.name, "host").await?;
             let added =
                 add_values(&dir, &h.dn(dir.layout())?, "dirbrokerAllowedFrom", &h.allowed_from, &a.patterns).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "host": h.name, "added": added }),
                 &format!("{}: allowed from {}", h.name, a.patterns.join(", ")),
             );
@@ -199,24 +190,15 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
         }
         HostCmd::Disallow(a) => {
             let dir = ctx.directory().await?;
-            let h = existing(&dir, &a.name).await?;
+            let h = load_named::<Host>(&dir, &a.name, "host").await?;
             let removed =
                 remove_values(&dir, &h.dn(dir.layout())?, "dirbrokerAllowedFrom", &h.allowed_from, &a.patterns).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "host": h.name, "removed": removed }),
                 &format!("{}: removed {} pattern(s)", h.name, removed.len()),
             );
             Ok(())
         }
-    }
-}
-
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
     }
 }
 

@@ -13,13 +13,13 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::{Change, DirError, Directory};
+use dirbroker::directory::Change;
 use dirbroker::model::{DataCenter, DirEntry, PhysicalServer, PreSharedKey};
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll;
-use dirbroker::seal::{Keyring, context};
+use dirbroker::seal::context;
 
-use super::{CliResult, Ctx, Failure, Output};
+use super::{CliResult, Ctx, Failure, Output, load_named};
 
 #[derive(Subcommand, Debug)]
 pub enum PsCmd {
@@ -120,19 +120,6 @@ pub struct IdArg {
     id: String,
 }
 
-fn keyring(ctx: &Ctx) -> Result<Keyring, Failure> {
-    let path = ctx.config()?.keyring_path();
-    Keyring::load(&path).map_err(|e| Failure::new(4, e.to_string()))
-}
-
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
-    }
-}
-
 /// Create `path` with mode 0600; refuse an existing file.
 fn create_bundle(path: &Path) -> Result<std::fs::File, Failure> {
     std::fs::OpenOptions::new()
@@ -147,14 +134,6 @@ fn write_bundle(file: &mut std::fs::File, path: &Path, text: &str) -> Result<(),
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Failure::new(1, format!("writing {}: {e}", path.display())))
-}
-
-async fn datacenter(dir: &Directory, did: &str) -> Result<DataCenter, Failure> {
-    match dir.load::<DataCenter>(did).await {
-        Ok(d) => Ok(d),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no data center {did:?}"))),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn ps_bundle(ps: &PhysicalServer, did: &str, secret: &[u8]) -> Zeroizing<String> {
@@ -175,9 +154,9 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
         PsCmd::Add(a) => {
             let alg = Algorithm::parse(&a.algorithm)
                 .ok_or_else(|| Failure::usage(format!("{:?}: use sha1, sha256 or sha512", a.algorithm)))?;
-            let ring = keyring(ctx)?;
+            let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
-            let dc = datacenter(&dir, &a.dc).await?;
+            let dc = load_named::<DataCenter>(&dir, &a.dc, "data center").await?;
             let mut ps = PhysicalServer::new(&a.id, dc.dn(dir.layout())?)?;
             let secret = enroll::generate_secret().map_err(|e| Failure::new(1, e.to_string()))?;
             ps.endpoint = a.endpoint;
@@ -200,8 +179,7 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
                 let _ = std::fs::remove_file(&a.out);
                 return Err(f);
             }
-            report(
-                ctx,
+            ctx.report(
                 json!({ "server": ps.id, "dn": dn.to_string(), "bundle": a.out }),
                 &format!("registered {dn}; enrolment bundle {}", a.out.display()),
             );
@@ -210,7 +188,7 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
         PsCmd::List(a) => {
             let dir = ctx.directory().await?;
             let filter_dc = match &a.dc {
-                Some(d) => Some(datacenter(&dir, d).await?.dn(dir.layout())?),
+                Some(d) => Some(load_named::<DataCenter>(&dir, d, "data center").await?.dn(dir.layout())?),
                 None => None,
             };
             let mut servers: Vec<PhysicalServer> = dir
@@ -234,9 +212,9 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
             Ok(())
         }
         PsCmd::Rotate(a) => {
-            let ring = keyring(ctx)?;
+            let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
-            let ps = load_ps(&dir, &a.id).await?;
+            let ps = load_named::<PhysicalServer>(&dir, &a.id, "physical server").await?;
             let old = ps.totp_secret.clone().ok_or_else(|| Failure::new(1, format!("{} has no secret", a.id)))?;
             let secret = enroll::generate_secret().map_err(|e| Failure::new(1, e.to_string()))?;
             let sealed =
@@ -258,8 +236,7 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
                 return Err(e.into());
             }
             write_bundle(&mut file, &a.out, &ps_bundle(&ps, &did, &secret))?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "server": ps.id, "bundle": a.out }),
                 &format!("new secret for {}; bundle {}", ps.id, a.out.display()),
             );
@@ -267,19 +244,11 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
         }
         PsCmd::Remove(a) => {
             let dir = ctx.directory().await?;
-            let ps = load_ps(&dir, &a.id).await?;
+            let ps = load_named::<PhysicalServer>(&dir, &a.id, "physical server").await?;
             dir.delete(&ps.dn(dir.layout())?).await?;
-            report(ctx, json!({ "removed": ps.id }), &format!("removed {}", ps.id));
+            ctx.report(json!({ "removed": ps.id }), &format!("removed {}", ps.id));
             Ok(())
         }
-    }
-}
-
-async fn load_ps(dir: &Directory, id: &str) -> Result<PhysicalServer, Failure> {
-    match dir.load::<PhysicalServer>(id).await {
-        Ok(p) => Ok(p),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no physical server {id:?}"))),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -295,13 +264,13 @@ fn psk_bundle(id: &str, admin: &str, did: &str, key: &[u8]) -> Zeroizing<String>
 pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
     match cmd {
         PskCmd::Add(a) => {
-            let ring = keyring(ctx)?;
+            let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
             let admin = dir
                 .find_user(&a.admin)
                 .await?
                 .ok_or_else(|| Failure::new(1, format!("no user with uid {:?}", a.admin)))?;
-            let dc = datacenter(&dir, &a.dc).await?;
+            let dc = load_named::<DataCenter>(&dir, &a.dc, "data center").await?;
             dirbroker::directory::dn::check_value("psk id", &a.id)?;
             let mut key = Zeroizing::new(vec![0u8; 32]);
             aws_lc_rs::rand::fill(&mut key).map_err(|_| Failure::new(1, "no randomness"))?;
@@ -326,8 +295,7 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
                 let _ = std::fs::remove_file(&a.out);
                 return Err(f);
             }
-            report(
-                ctx,
+            ctx.report(
                 json!({ "psk": a.id, "dn": dn.to_string(), "bundle": a.out }),
                 &format!("created {dn}; admin bundle {}", a.out.display()),
             );
@@ -352,9 +320,9 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
             Ok(())
         }
         PskCmd::Rotate(a) => {
-            let ring = keyring(ctx)?;
+            let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
-            let psk = load_psk(&dir, &a.id).await?;
+            let psk = load_named::<PreSharedKey>(&dir, &a.id, "pre-shared key").await?;
             let mut key = Zeroizing::new(vec![0u8; 32]);
             aws_lc_rs::rand::fill(&mut key).map_err(|_| Failure::new(1, "no randomness"))?;
             let sealed = ring.seal(&context::psk(&a.id), &key).map_err(|e| Failure::new(1, e.to_string()))?;
@@ -384,8 +352,7 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
                 return Err(e.into());
             }
             write_bundle(&mut file, &a.out, &psk_bundle(&a.id, &admin, &did, &key))?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "psk": a.id, "bundle": a.out }),
                 &format!("new key for {}; bundle {}", a.id, a.out.display()),
             );
@@ -393,18 +360,10 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
         }
         PskCmd::Remove(a) => {
             let dir = ctx.directory().await?;
-            let psk = load_psk(&dir, &a.id).await?;
+            let psk = load_named::<PreSharedKey>(&dir, &a.id, "pre-shared key").await?;
             dir.delete(&psk.dn(dir.layout())?).await?;
-            report(ctx, json!({ "removed": psk.id }), &format!("removed {}", psk.id));
+            ctx.report(json!({ "removed": psk.id }), &format!("removed {}", psk.id));
             Ok(())
         }
-    }
-}
-
-async fn load_psk(dir: &Directory, id: &str) -> Result<PreSharedKey, Failure> {
-    match dir.load::<PreSharedKey>(id).await {
-        Ok(p) => Ok(p),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no pre-shared key {id:?}"))),
-        Err(e) => Err(e.into()),
     }
 }

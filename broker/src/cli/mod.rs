@@ -165,6 +165,35 @@ impl Ctx {
     pub fn json(&self, value: &serde_json::Value) {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
     }
+
+    /// Report a result: `value` for `--output json`, `text` otherwise.
+    pub fn report(&self, value: serde_json::Value, text: &str) {
+        if self.output == Output::Json {
+            self.json(&value);
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// The broker master keyring named by the configuration.
+    pub fn keyring(&self) -> Result<dirbroker::seal::Keyring, Failure> {
+        let path = self.config()?.keyring_path();
+        dirbroker::seal::Keyring::load(&path).map_err(|e| Failure::new(4, e.to_string()))
+    }
+}
+
+/// The user with this uid; a missing one is "no user with uid …" (exit 1).
+pub async fn existing_user(dir: &Directory, uid: &str) -> Result<dirbroker::model::User, Failure> {
+    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
+}
+
+/// Load the entry of kind `T` named `id`; a missing one is "no WHAT ID" (exit 1).
+pub async fn load_named<T: dirbroker::model::DirEntry>(dir: &Directory, id: &str, what: &str) -> Result<T, Failure> {
+    match dir.load::<T>(id).await {
+        Ok(v) => Ok(v),
+        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no {what} {id:?}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Add `new` values to a multi-valued attribute in one modify; values already

@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::{DirError, Directory, Dn, Filter, Scope};
+use dirbroker::directory::{Directory, Dn, Filter, Scope};
 use dirbroker::model::{DirEntry, OtpToken, TokenType};
 use dirbroker::otp::codes::{self, Algorithm};
 use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
@@ -17,7 +17,7 @@ use dirbroker::otp::skey::SkeyAlgorithm;
 use dirbroker::otp::verify::{self, Outcome};
 use dirbroker::seal::{Keyring, context};
 
-use super::{CliResult, Ctx, Failure, Output};
+use super::{CliResult, Ctx, Failure, Output, load_named};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -172,22 +172,8 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn keyring(ctx: &Ctx) -> Result<Keyring, Failure> {
-    let path = ctx.config()?.keyring_path();
-    Keyring::load(&path).map_err(|e| Failure::new(4, e.to_string()))
-}
-
 async fn user_dn(dir: &Directory, uid: &str) -> Result<Dn, Failure> {
-    let u = dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))?;
-    Ok(u.dn(dir.layout())?)
-}
-
-async fn token(dir: &Directory, id: &str) -> Result<OtpToken, Failure> {
-    match dir.load::<OtpToken>(id).await {
-        Ok(t) => Ok(t),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(1, format!("no token {id:?}"))),
-        Err(e) => Err(e.into()),
-    }
+    Ok(super::existing_user(dir, uid).await?.dn(dir.layout())?)
 }
 
 async fn tokens_of(dir: &Directory, owner: &Dn) -> Result<Vec<OtpToken>, Failure> {
@@ -271,16 +257,16 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
         OtpCmd::Enable(a) => set_disabled(ctx, &a.id, false).await,
         OtpCmd::Delete(a) => {
             let dir = ctx.directory().await?;
-            let t = token(&dir, &a.id).await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
             dir.delete(&t.dn(dir.layout())?).await?;
-            report(ctx, json!({ "deleted": t.id }), &format!("deleted token {}", t.id));
+            ctx.report(json!({ "deleted": t.id }), &format!("deleted token {}", t.id));
             Ok(())
         }
         OtpCmd::Unlock(a) => {
             let dir = ctx.directory().await?;
-            let t = token(&dir, &a.id).await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
             verify::unlock(&dir, &t).await?;
-            report(ctx, json!({ "unlocked": t.id }), &format!("token {} unlocked", t.id));
+            ctx.report(json!({ "unlocked": t.id }), &format!("token {} unlocked", t.id));
             Ok(())
         }
         OtpCmd::Resync(a) => {
@@ -290,9 +276,9 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
                 return Err(Failure::usage("give two consecutive codes on one line of standard input"));
             };
             let config = ctx.config()?;
-            let ring = keyring(ctx)?;
+            let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
-            let t = token(&dir, &a.id).await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
             let out = verify::resync(&dir, &ring, &t, first, second, now(), &config.otp_policy())
                 .await
                 .map_err(|e| Failure::new(1, e.to_string()))?;
@@ -302,18 +288,10 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
     }
 }
 
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
-    }
-}
-
 fn outcome(ctx: &Ctx, t: &OtpToken, out: Outcome) -> CliResult {
     match out {
         Outcome::Accepted { counter } => {
-            report(ctx, json!({ "token": t.id, "accepted": true, "counter": counter }), "accepted");
+            ctx.report(json!({ "token": t.id, "accepted": true, "counter": counter }), "accepted");
             Ok(())
         }
         Outcome::Refused(r) => {
@@ -327,7 +305,7 @@ fn outcome(ctx: &Ctx, t: &OtpToken, out: Outcome) -> CliResult {
 
 async fn set_disabled(ctx: &Ctx, id: &str, disabled: bool) -> CliResult {
     let dir = ctx.directory().await?;
-    let t = token(&dir, id).await?;
+    let t = load_named::<OtpToken>(&dir, id, "token").await?;
     let v = dirbroker::directory::values::bool_value(disabled);
     dir.modify(
         &t.dn(dir.layout())?,
@@ -335,19 +313,19 @@ async fn set_disabled(ctx: &Ctx, id: &str, disabled: bool) -> CliResult {
     )
     .await?;
     let word = if disabled { "disabled" } else { "enabled" };
-    report(ctx, json!({ "token": t.id, "disabled": disabled }), &format!("token {} {word}", t.id));
+    ctx.report(json!({ "token": t.id, "disabled": disabled }), &format!("token {} {word}", t.id));
     Ok(())
 }
 
 async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     let code = read_line("")?;
     let config = ctx.config()?;
-    let ring = keyring(ctx)?;
+    let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
     let owner = user_dn(&dir, &a.user).await?;
     let candidates = match &a.token {
         Some(id) => {
-            let t = token(&dir, id).await?;
+            let t = load_named::<OtpToken>(&dir, id, "token").await?;
             if !t.owner.is_within(&owner) || !owner.is_within(&t.owner) {
                 return Err(Failure::new(1, format!("token {id} does not belong to {}", a.user)));
             }
@@ -376,7 +354,7 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
     let kind: TokenType = a.kind.into();
     let id = new_id(&a.user, kind, a.id.clone())?;
     dirbroker::directory::dn::check_value("token id", &id)?;
-    let ring = keyring(ctx)?;
+    let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
     let owner = user_dn(&dir, &a.user).await?;
     let mut t = OtpToken::new(&id, owner, kind)?;
@@ -395,8 +373,7 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         t.skey_sequence = Some(i64::from(a.count));
         t.skey_last_otp = Some(first.to_vec());
         dir.create(&t).await?;
-        report(
-            ctx,
+        ctx.report(
             json!({ "token": id, "type": "skey", "seed": seed, "sequence": a.count - 1, "algorithm": alg.as_str() }),
             &format!(
                 "created S/KEY token {id}: seed {seed}, algorithm {}; the next password is number {}\n\
@@ -464,7 +441,7 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         _ => t.hotp_counter = Some(counter + 1),
     }
     dir.create(&t).await?;
-    report(ctx, json!({ "token": id, "type": kind.as_str(), "active": true }), &format!("token {id} is active"));
+    ctx.report(json!({ "token": id, "type": kind.as_str(), "active": true }), &format!("token {id} is active"));
     Ok(())
 }
 
@@ -489,7 +466,7 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
     }
     let id = new_id(&a.user, kind, a.id.clone())?;
     dirbroker::directory::dn::check_value("token id", &id)?;
-    let ring = keyring(ctx)?;
+    let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
     let owner = user_dn(&dir, &a.user).await?;
     let mut t = OtpToken::new(&id, owner, kind)?;
@@ -506,7 +483,7 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
         _ => t.hotp_counter = Some(i64::try_from(counter).map_err(|_| Failure::usage("counter too large"))?),
     }
     dir.create(&t).await?;
-    report(ctx, json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
+    ctx.report(json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
     Ok(())
 }
 
@@ -515,8 +492,7 @@ pub async fn secrets(ctx: &Ctx, cmd: SecretsCmd) -> CliResult {
     match cmd {
         SecretsCmd::Init => {
             let ring = Keyring::create(&path).map_err(|e| Failure::new(1, e.to_string()))?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "keyring": path, "key_id": ring.current_id() }),
                 &format!("created {} with key {}; back it up", path.display(), ring.current_id()),
             );
@@ -526,8 +502,7 @@ pub async fn secrets(ctx: &Ctx, cmd: SecretsCmd) -> CliResult {
             let ring = Keyring::rotate(&path).map_err(|e| Failure::new(1, e.to_string()))?;
             let dir = ctx.directory().await?;
             let resealed = reseal_all(&dir, &ring).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "key_id": ring.current_id(), "resealed": resealed }),
                 &format!("new key {}; re-sealed {resealed} secret(s)", ring.current_id()),
             );

@@ -16,7 +16,7 @@ use dirbroker::ssh::cache::KeyCache;
 use dirbroker::ssh::{escrow, known_hosts};
 use dirbroker::syslog::{self, Level};
 
-use super::{CliResult, Ctx, Failure, Output};
+use super::{CliResult, Ctx, Failure, existing_user};
 
 #[derive(Subcommand, Debug)]
 pub enum SshCmd {
@@ -121,7 +121,7 @@ pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
             let text = read_key_file(&a.keyfile)?;
             let cipher = escrow::check_private_key(&text).map_err(|e| Failure::usage(e.to_string()))?;
             let dir = ctx.directory().await?;
-            let user = existing(&dir, &a.user).await?;
+            let user = existing_user(&dir, &a.user).await?;
             let dn = user.dn(dir.layout())?;
             dir.modify(
                 &dn,
@@ -131,8 +131,7 @@ pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
                 )],
             )
             .await?;
-            report(
-                ctx,
+            ctx.report(
                 serde_json::json!({ "user": a.user, "escrowed": true, "cipher": cipher }),
                 &format!(
                     "escrowed the private key of {} (encrypted with {cipher}); only {} can read it",
@@ -143,7 +142,7 @@ pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
         }
         SshCmd::Escrow(EscrowCmd::Remove(a)) => {
             let dir = ctx.directory().await?;
-            let user = existing(&dir, &a.user).await?;
+            let user = existing_user(&dir, &a.user).await?;
             if user.sealed_ssh_private_key.is_none() {
                 return Err(Failure::new(1, format!("{} has no escrowed key", a.user)));
             }
@@ -152,23 +151,11 @@ pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
                 vec![ldap3::Mod::Delete(b"dirbrokerSealedSshPrivateKey".to_vec(), Default::default())],
             )
             .await?;
-            report(ctx, serde_json::json!({ "user": a.user, "escrowed": false }), "escrowed key removed");
+            ctx.report(serde_json::json!({ "user": a.user, "escrowed": false }), "escrowed key removed");
             Ok(())
         }
         SshCmd::AgentLoad(a) => agent_load(ctx, a).await,
     }
-}
-
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
-    }
-}
-
-async fn existing(dir: &Directory, uid: &str) -> Result<User, Failure> {
-    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
 }
 
 fn read_key_file(path: &std::path::Path) -> Result<String, Failure> {

@@ -12,7 +12,7 @@ use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 use dirbroker::ssh::SshKey;
 use dirbroker::ssh::keys::check_from_pattern;
 
-use super::{CliResult, Ctx, Failure, Output, add_values, remove_values};
+use super::{CliResult, Ctx, Failure, Output, add_values, existing_user, remove_values};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
@@ -148,10 +148,6 @@ fn read_password(path: &std::path::Path) -> Result<SecretString, Failure> {
     read_secret_file(path).map_err(|e| Failure::usage(e.to_string()))
 }
 
-async fn existing(dir: &Directory, uid: &str) -> Result<User, Failure> {
-    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))
-}
-
 fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
     json!({
         "uid": u.uid,
@@ -175,7 +171,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         UserCmd::Add(args) => add(ctx, args).await,
         UserCmd::Show(a) => {
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             if ctx.output == Output::Json {
                 ctx.json(&user_json(&dir, &u));
             } else {
@@ -210,17 +206,17 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         }
         UserCmd::Delete(a) => {
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             dir.delete(&u.dn(dir.layout())?).await?;
-            report(ctx, json!({ "deleted": u.uid }), &format!("deleted user {}", u.uid));
+            ctx.report(json!({ "deleted": u.uid }), &format!("deleted user {}", u.uid));
             Ok(())
         }
         UserCmd::SetPassword(a) => {
             let pw = read_password(&a.password_file)?;
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             dir.set_password(&u.dn(dir.layout())?, &pw).await?;
-            report(ctx, json!({ "uid": u.uid, "password_set": true }), &format!("password set for {}", u.uid));
+            ctx.report(json!({ "uid": u.uid, "password_set": true }), &format!("password set for {}", u.uid));
             Ok(())
         }
         UserCmd::Key(k) => key(ctx, k).await,
@@ -229,11 +225,10 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 check_from_pattern(p).map_err(|e| Failure::usage(e.to_string()))?;
             }
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             let added =
                 add_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "uid": u.uid, "added": added }),
                 &format!("{}: allowed from {}", u.uid, a.patterns.join(", ")),
             );
@@ -241,11 +236,10 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         }
         UserCmd::Disallow(a) => {
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             let removed =
                 remove_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "uid": u.uid, "removed": removed }),
                 &format!("{}: removed {} pattern(s)", u.uid, removed.len()),
             );
@@ -254,23 +248,14 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         UserCmd::CheckPassword(a) => {
             let pw = read_password(&a.password_file)?;
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             let ok = dir.check_password(&u.dn(dir.layout())?, &pw).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "uid": u.uid, "accepted": ok }),
                 if ok { "password accepted" } else { "password rejected" },
             );
             if ok { Ok(()) } else { Err(Failure::new(1, format!("wrong password for {}", u.uid))) }
         }
-    }
-}
-
-fn report(ctx: &Ctx, value: serde_json::Value, text: &str) {
-    if ctx.output == Output::Json {
-        ctx.json(&value);
-    } else {
-        println!("{text}");
     }
 }
 
@@ -310,8 +295,7 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         let _ = dir.delete(&dn).await;
         return Err(Failure::new(1, format!("cannot write {}: {e}; user not created", path.display())));
     }
-    report(
-        ctx,
+    ctx.report(
         json!({ "uid": user.uid, "dn": dn.to_string(), "password_set": password.is_some() }),
         &format!(
             "created {dn}{}",
@@ -360,7 +344,7 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
                 return Err(Failure::usage(format!("no key found in {}", a.file.display())));
             }
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             for k in &new {
                 if u.ssh_public_keys.iter().filter_map(|l| SshKey::parse(l).ok()).any(|o| o.same_key(k)) {
                     problems.push(format!("{} is already a key of {}", k.fingerprint(), u.uid));
@@ -383,7 +367,7 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
         }
         KeyCmd::List(a) => {
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             let keys: Vec<Result<SshKey, String>> =
                 u.ssh_public_keys.iter().map(|l| SshKey::parse(l).map_err(|e| e.to_string())).collect();
             if ctx.output == Output::Json {
@@ -410,7 +394,7 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
         }
         KeyCmd::Remove(a) => {
             let dir = ctx.directory().await?;
-            let u = existing(&dir, &a.uid).await?;
+            let u = existing_user(&dir, &a.uid).await?;
             let matching: Vec<&String> = u
                 .ssh_public_keys
                 .iter()
@@ -421,8 +405,7 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
             }
             let values = matching.iter().map(|l| l.as_bytes().to_vec()).collect();
             dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Delete(b"sshPublicKey".to_vec(), values)]).await?;
-            report(
-                ctx,
+            ctx.report(
                 json!({ "uid": u.uid, "removed": a.fingerprint }),
                 &format!("removed {} from {}", a.fingerprint, u.uid),
             );
