@@ -9,6 +9,7 @@
 //! connect_timeout_ms = 3000
 //! op_timeout_ms = 5000
 //! pool_size = 4
+//! allow_cleartext_bind = false   # password binds over plain ldap:// only to loopback
 //!
 //! [directory.tls]
 //! starttls = false
