@@ -1,2 +1,15 @@
-//! RFC 2849 LDIF for dirbroker: streaming parser and writer, validation and
-//! the import/export engine. Nothing lives here yet; see the open issue.
+//! RFC 2849 LDIF for dirbroker: a streaming parser ([`LdifReader`]) and a
+//! writer ([`LdifWriter`]) over the record model in [`record`].
+//!
+//! Validation against the schema, journaled import, export and generators
+//! build on these and live in later modules.
+
+pub mod error;
+pub mod parse;
+pub mod record;
+pub mod write;
+
+pub use error::{ErrorKind, LdifError, WriteError};
+pub use parse::{DEFAULT_MAX_RECORD_SIZE, LdifReader, ParseOptions, parse_all};
+pub use record::{Attr, ChangeKind, ChangeRecord, Control, Entry, ModOp, ModSpec, Record, RecordType};
+pub use write::{LdifWriter, to_bytes};

@@ -269,3 +269,37 @@ async fn using_one_token_does_not_lock_another() {
     assert_eq!((s.fresh("first").await.failure_count, s.fresh("second").await.failure_count), (1, 1));
     let _ = (a, b);
 }
+
+/// A TOTP token whose clock runs 5 minutes late is resynchronised with two
+/// consecutive codes; the drift is remembered, so the next code inside the
+/// normal ±1 window of the *device's* clock is accepted.
+#[tokio::test]
+async fn totp_drift_is_learned_by_resync() {
+    let s = setup().await;
+    s.token("drift", TokenType::Totp, RFC_SHA1, |_| {}).await;
+    let server_now = 1_850_000_000i64;
+    let device = server_now - 300;
+    let code_at = |t: i64| oathtool(&["--totp", "-N", &format!("@{t}"), RFC_SHA1]);
+    assert_eq!(s.check("drift", &code_at(device), at(server_now)).await, Outcome::Refused(Refusal::WrongCode));
+    let t = s.fresh("drift").await;
+    let r = verify::resync(
+        &s.dir,
+        &s.ring,
+        &t,
+        &code_at(device),
+        &code_at(device + 30),
+        at(server_now),
+        &Policy::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, Outcome::Accepted { .. }), "{r:?}");
+    let t = s.fresh("drift").await;
+    assert_eq!(t.clock_offset, Some(-9), "10 steps behind, the second code one step later");
+    assert_eq!(t.failure_count, 0);
+    // Later, the device (still 5 minutes late) is accepted without resync.
+    let later = server_now + 120;
+    assert!(matches!(s.check("drift", &code_at(later - 300), at(later)).await, Outcome::Accepted { .. }));
+    // The resync codes themselves are spent.
+    assert!(matches!(s.check("drift", &code_at(device + 30), at(server_now)).await, Outcome::Refused(_)));
+}
