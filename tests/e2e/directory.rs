@@ -414,3 +414,40 @@ async fn bad_configuration_is_refused_before_dialling() {
     assert!(matches!(Directory::connect(cfg).await, Err(DirError::Config(_))));
     let _ = Dn::parse("dc=ok").unwrap();
 }
+
+/// Adds in one transaction: all or none, parents before children.
+#[tokio::test]
+async fn transactions_add_all_or_nothing() {
+    let bed = start().await;
+    let dir = bed.dir_as(Identity::Broker).await;
+    let layout = bed.layout().clone();
+    let user = |uid: &str| {
+        let u = User::new(uid, "Txn User").unwrap();
+        (u.dn(&layout).unwrap(), u.to_attrs())
+    };
+    dir.add_in_transaction(vec![user("t1"), user("t2"), user("t3")]).await.unwrap();
+    for uid in ["t1", "t2", "t3"] {
+        assert!(dir.find_user(uid).await.unwrap().is_some(), "{uid}");
+    }
+    // One conflicting entry: none of the batch is added.
+    let r = dir.add_in_transaction(vec![user("t4"), user("t2"), user("t5")]).await;
+    assert!(matches!(r, Err(DirError::AlreadyExists { .. })), "{r:?}");
+    assert!(dir.find_user("t4").await.unwrap().is_none(), "t4 must have been rolled back");
+    assert!(dir.find_user("t5").await.unwrap().is_none());
+    // A child after its parent in the same transaction.
+    let ou = layout.people.child("ou", "lab").unwrap();
+    let child = layout.people.child("ou", "lab").unwrap().child("uid", "deep").unwrap();
+    let (_, attrs) = user("deep");
+    dir.add_in_transaction(vec![
+        (
+            ou.clone(),
+            vec![("objectClass".into(), vec![b"organizationalUnit".to_vec()]), ("ou".into(), vec![b"lab".to_vec()])],
+        ),
+        (child, attrs),
+    ])
+    .await
+    .unwrap();
+    assert!(dir.find_user("deep").await.unwrap().is_some());
+    // The pooled connections are fine afterwards.
+    dir.whoami().await.unwrap();
+}

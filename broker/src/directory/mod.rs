@@ -240,6 +240,65 @@ impl Directory {
         .map(drop)
     }
 
+    /// Add `entries` in one LDAP transaction (RFC 5805, which slapd's mdb
+    /// backend supports): all are added or none, and the directory commits
+    /// them in one durable write — much faster than one write per entry.
+    /// Entries are applied in order, so parents may come before children.
+    pub async fn add_in_transaction(&self, entries: Vec<(Dn, Attrs)>) -> Result<()> {
+        use ldap3::asn1::{ASNTag, OctetString, Sequence, Tag, write};
+        use ldap3::controls::RawControl;
+        use ldap3::exop::Exop;
+        const START: &str = "1.3.6.1.1.21.1";
+        const SPEC: &str = "1.3.6.1.1.21.2";
+        const END: &str = "1.3.6.1.1.21.3";
+        let label = entries.first().map(|(dn, _)| dn.to_string()).unwrap_or_default();
+        let conn = self.conn().await?;
+        let mut l: Ldap = (*conn).clone();
+        let fail = |e: ldap3::LdapError| DirError::from_ldap(e, &label);
+        l.with_timeout(self.op_timeout);
+        let (started, _) =
+            l.extended(Exop { name: Some(START.into()), val: None }).await.and_then(|r| r.success()).map_err(fail)?;
+        let id = started.val.unwrap_or_default();
+        let end = |commit: bool| {
+            let mut inner = Vec::new();
+            if !commit {
+                inner.push(Tag::Boolean(ldap3::asn1::Boolean { inner: false, ..Default::default() }));
+            }
+            inner.push(Tag::OctetString(OctetString { inner: id.clone(), ..Default::default() }));
+            let mut buf = bytes::BytesMut::new();
+            let encoded =
+                write::encode_into(&mut buf, Tag::Sequence(Sequence { inner, ..Default::default() }).into_structure());
+            encoded.ok().map(|()| Exop { name: Some(END.into()), val: Some(buf.to_vec()) })
+        };
+        let mut queued = Ok(());
+        for (dn, attrs) in &entries {
+            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
+                .collect();
+            let ctrl = RawControl { ctype: SPEC.into(), crit: true, val: Some(id.clone()) };
+            l.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
+            if let Err(e) = l.add(dn.as_str(), attrs).await.and_then(|r| r.success()) {
+                queued = Err(DirError::from_ldap(e, dn.as_str()));
+                break;
+            }
+        }
+        let commit = queued.is_ok();
+        let Some(exop) = end(commit) else {
+            return Err(DirError::Ldap {
+                dn: label,
+                rc: 0,
+                message: "cannot encode the end of the transaction".into(),
+            });
+        };
+        l.with_timeout(self.op_timeout);
+        let ended = l.extended(exop).await.and_then(|r| r.success());
+        queued?;
+        ended.map_err(fail)?;
+        Ok(())
+    }
+
     /// Apply `changes` to `dn` in one modify operation: all or nothing.
     pub async fn modify(&self, dn: &Dn, changes: Vec<Change>) -> Result<()> {
         self.run(dn.as_str(), false, |mut l: Ldap| {
