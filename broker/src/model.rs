@@ -238,7 +238,7 @@ impl User {
 
 impl DirEntry for User {
     const OBJECT_CLASSES: &'static [&'static str] = &["inetOrgPerson", "ldapPublicKey", "dirbrokerUser"];
-    const KIND_CLASS: &'static str = "dirbrokerUser";
+    const KIND_CLASS: &'static str = "inetOrgPerson";
     const RDN_ATTR: &'static str = "uid";
 
     fn container(layout: &Layout) -> &Dn {
@@ -514,7 +514,7 @@ impl Host {
 
 impl DirEntry for Host {
     const OBJECT_CLASSES: &'static [&'static str] = &["device", "ipHost", "ldapPublicKey", "dirbrokerHost"];
-    const KIND_CLASS: &'static str = "dirbrokerHost";
+    const KIND_CLASS: &'static str = "ipHost";
     const RDN_ATTR: &'static str = "cn";
 
     fn container(layout: &Layout) -> &Dn {

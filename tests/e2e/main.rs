@@ -6,6 +6,7 @@
 
 mod acl;
 mod directory;
+mod import;
 mod injection;
 mod otp;
 mod schema;

@@ -8,6 +8,7 @@
 mod ca;
 mod check;
 mod host;
+mod ldif;
 mod machines;
 mod otp;
 mod ssh;
@@ -84,6 +85,17 @@ enum Command {
     /// Data centers: certificates and revocation.
     #[command(subcommand, after_help = EXIT_HELP)]
     Dc(ca::DcCmd),
+    /// Import entries from an LDIF file: checked first, then in journaled transactions.
+    #[command(after_help = format!("Examples:\n  dirbroker import users.ldif\n  dirbroker import users.ldif --dry-run\n  \
+        dirbroker import users.ldif --batch 2000 --output json\n\n\
+        The whole file is checked first; if it has problems nothing is written (unless\n\
+        --continue-on-error). Entries are added in LDAP transactions of --batch entries\n\
+        and each committed batch is journaled in FILE.journal: after an interruption run\n\
+        the same command again and it finishes the job without adding anything twice.\n\n{EXIT_HELP}"))]
+    Import(ldif::ImportArgs),
+    /// LDIF files: check.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ldif(ldif::LdifCmd),
     /// Physical servers of data centers and their TOTP secrets.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ps(machines::PsCmd),
@@ -263,6 +275,8 @@ pub fn main() -> ExitCode {
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
             Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
             Command::Ps(cmd) => machines::run_ps(&ctx, cmd).await,
+            Command::Import(args) => ldif::import_file(&ctx, args).await,
+            Command::Ldif(cmd) => ldif::run(&ctx, cmd).await,
             Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
