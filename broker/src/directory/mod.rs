@@ -270,20 +270,26 @@ impl Directory {
                 write::encode_into(&mut buf, Tag::Sequence(Sequence { inner, ..Default::default() }).into_structure());
             encoded.ok().map(|()| Exop { name: Some(END.into()), val: Some(buf.to_vec()) })
         };
-        let mut queued = Ok(());
-        for (dn, attrs) in &entries {
+        // The adds are pipelined: all are sent before the first answer is
+        // awaited (LDAP allows many operations in flight), in file order, so
+        // slapd queues them into the transaction in that order.
+        let ops = entries.iter().map(|(dn, attrs)| {
             let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
                 .collect();
             let ctrl = RawControl { ctype: SPEC.into(), crit: true, val: Some(id.clone()) };
-            l.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
-            if let Err(e) = l.add(dn.as_str(), attrs).await.and_then(|r| r.success()) {
-                queued = Err(DirError::from_ldap(e, dn.as_str()));
-                break;
+            let mut h = l.clone();
+            h.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
+            async move {
+                h.add(dn.as_str(), attrs)
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(|e| DirError::from_ldap(e, dn.as_str()))
             }
-        }
+        });
+        let queued: Result<Vec<_>> = futures_util::future::join_all(ops).await.into_iter().collect();
         let commit = queued.is_ok();
         let Some(exop) = end(commit) else {
             return Err(DirError::Ldap {
