@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
-BATCH=${2:-1000}
+BATCH=${2:-900}
 WORK=$(mktemp -d /tmp/dbldif.XXXXXX)
 BIN=$PWD/target/release/dirbroker
 cleanup() { for b in ours peer offline; do "$BIN" testbed down --dir "$WORK/$b" >/dev/null 2>&1 || true; done; rm -rf "$WORK"; }

@@ -22,7 +22,8 @@ use crate::directory::{Attrs, DirError, Directory, Dn};
 
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
-    /// Entries per transaction.
+    /// Entries per transaction. 900 keeps a whole batch in flight at once
+    /// under slapd's default olcConnMaxPendingAuth (1000).
     pub batch: usize,
     /// Write nothing; only check.
     pub dry_run: bool,
@@ -36,7 +37,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { batch: 500, dry_run: false, continue_on_error: false, journal: None, url_base: None }
+        ImportOptions { batch: 900, dry_run: false, continue_on_error: false, journal: None, url_base: None }
     }
 }
 

@@ -37,7 +37,7 @@ pub struct ImportArgs {
     /// LDIF file of entries (content records or changetype: add).
     file: PathBuf,
     /// Entries per LDAP transaction.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: u32,
     /// Check and count, write nothing.
     #[arg(long)]

@@ -270,26 +270,34 @@ impl Directory {
                 write::encode_into(&mut buf, Tag::Sequence(Sequence { inner, ..Default::default() }).into_structure());
             encoded.ok().map(|()| Exop { name: Some(END.into()), val: Some(buf.to_vec()) })
         };
-        // The adds are pipelined: all are sent before the first answer is
-        // awaited (LDAP allows many operations in flight), in file order, so
-        // slapd queues them into the transaction in that order.
-        let ops = entries.iter().map(|(dn, attrs)| {
-            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
-                .collect();
-            let ctrl = RawControl { ctype: SPEC.into(), crit: true, val: Some(id.clone()) };
-            let mut h = l.clone();
-            h.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
-            async move {
-                h.add(dn.as_str(), attrs)
-                    .await
-                    .and_then(|r| r.success())
-                    .map_err(|e| DirError::from_ldap(e, dn.as_str()))
+        // The adds are pipelined, a window at a time: a window is sent before
+        // its first answer is awaited (LDAP allows many operations in flight),
+        // in order, so slapd queues them into the transaction in that order.
+        // The window stays under slapd's olcConnMaxPendingAuth (1000).
+        const WINDOW: usize = 900;
+        let mut queued: Result<()> = Ok(());
+        for window in entries.chunks(WINDOW) {
+            let ops = window.iter().map(|(dn, attrs)| {
+                let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
+                    .collect();
+                let ctrl = RawControl { ctype: SPEC.into(), crit: true, val: Some(id.clone()) };
+                let mut h = l.clone();
+                h.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
+                async move {
+                    h.add(dn.as_str(), attrs)
+                        .await
+                        .and_then(|r| r.success())
+                        .map_err(|e| DirError::from_ldap(e, dn.as_str()))
+                }
+            });
+            if let Err(e) = futures_util::future::join_all(ops).await.into_iter().collect::<Result<Vec<_>>>() {
+                queued = Err(e);
+                break;
             }
-        });
-        let queued: Result<Vec<_>> = futures_util::future::join_all(ops).await.into_iter().collect();
+        }
         let commit = queued.is_ok();
         let Some(exop) = end(commit) else {
             return Err(DirError::Ldap {
