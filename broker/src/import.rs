@@ -127,10 +127,11 @@ fn entry_of(record: Record) -> Result<(String, Attrs), String> {
     Ok((dn, attrs))
 }
 
+/// 16 bytes standing for a DN in the duplicate and parent checks (ASCII
+/// case folded; two spellings of one DN with different escapes count as two).
 fn dn_key(dn: &Dn) -> [u8; 16] {
-    // Normalised enough for duplicate detection: case-folded, escapes decoded by Dn.
-    let parent_free = dn.as_str().to_ascii_lowercase();
-    let d = Sha256::digest(parent_free.as_bytes());
+    let folded = dn.as_str().to_ascii_lowercase();
+    let d = Sha256::digest(folded.as_bytes());
     let mut k = [0u8; 16];
     k.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
     k
