@@ -6,6 +6,7 @@
 pub mod ca;
 pub mod config;
 pub mod directory;
+pub mod generate;
 pub mod import;
 pub mod model;
 pub mod otp;

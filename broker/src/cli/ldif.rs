@@ -19,6 +19,112 @@ pub enum LdifCmd {
         come earlier in the file (not checked with --offline)."
     )]
     Check(CheckArgs),
+    /// Users (with their keys) and groups from passwd/group files and a keys directory.
+    #[command(
+        after_help = "Examples:\n  dirbroker ldif from-passwd /etc/passwd --group /etc/group --keys-dir /etc/ssh/authorized_keys > people.ldif\n  \
+        dirbroker ldif check people.ldif && dirbroker import people.ldif\n\n\
+        Accounts with uid outside --min-uid..--max-uid (system accounts, nobody) are left\n\
+        out; lines and keys that cannot be used are listed on stderr with their line."
+    )]
+    FromPasswd(FromPasswdArgs),
+    /// A host entry with the host keys of a directory (the paper's SSHHKTLDAP, as LDIF).
+    #[command(
+        after_help = "Example:\n  dirbroker ldif from-host-keys node17 --address 10.1.0.17 --dir /etc/ssh > node17.ldif"
+    )]
+    FromHostKeys(FromHostKeysArgs),
+    /// Host entries from a known_hosts file (lines with an IP address; hashed lines are skipped).
+    #[command(after_help = "Example:\n  dirbroker ldif from-known-hosts /etc/ssh/ssh_known_hosts > hosts.ldif")]
+    FromKnownHosts(FromKnownHostsArgs),
+}
+
+fn layout_for(ctx: &Ctx, t: &Target) -> Result<dirbroker::directory::Layout, Failure> {
+    let base = match &t.base_dn {
+        Some(b) => b.clone(),
+        None => ctx.config()?.directory.base_dn,
+    };
+    let dn = dirbroker::directory::Dn::parse(&base).map_err(|e| Failure::usage(format!("--base-dn: {e}")))?;
+    Ok(dirbroker::directory::Layout::new(dn)?)
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn emit(
+    t: &Target,
+    records: &[dirbroker_ldif::Record],
+    skipped: &[(usize, String)],
+    source: &std::path::Path,
+) -> CliResult {
+    for (line, why) in skipped {
+        eprintln!("{}:{line}: skipped: {why}", source.display());
+    }
+    let sink: Box<dyn std::io::Write> = match &t.out {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(|e| Failure::usage(format!("cannot create {}: {e}", p.display())))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = dirbroker_ldif::LdifWriter::new(std::io::BufWriter::new(sink));
+    for r in records {
+        w.write_record(r).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+    }
+    w.finish().map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+    eprintln!("{} record(s) written, {} line(s) skipped", records.len(), skipped.len());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    /// Base DN of the generated entries (default: base_dn of the configuration).
+    #[arg(long, value_name = "DN")]
+    base_dn: Option<String>,
+    /// Write to FILE (must not exist) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct FromPasswdArgs {
+    /// passwd file (name:x:uid:gid:gecos:home:shell).
+    passwd: PathBuf,
+    /// group file: posixGroup entries under ou=groups.
+    #[arg(long, value_name = "FILE")]
+    group: Option<PathBuf>,
+    /// Directory of per-user authorized_keys files named after the user (e.g. /etc/ssh/authorized_keys).
+    #[arg(long, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    min_uid: u32,
+    #[arg(long, default_value_t = 60000)]
+    max_uid: u32,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct FromHostKeysArgs {
+    /// Host name (cn).
+    name: String,
+    #[arg(long)]
+    address: String,
+    /// Directory with ssh_host_*_key.pub.
+    #[arg(long, default_value = "/etc/ssh")]
+    dir: PathBuf,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct FromKnownHostsArgs {
+    /// known_hosts file.
+    file: PathBuf,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Args, Debug)]
@@ -54,7 +160,59 @@ pub struct ImportArgs {
 }
 
 pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
+    use dirbroker::generate;
     match cmd {
+        LdifCmd::FromPasswd(a) => {
+            let layout = layout_for(ctx, &a.target)?;
+            let (users, mut skipped) =
+                generate::users_from_passwd(&read_text(&a.passwd)?, a.min_uid, a.max_uid, a.keys_dir.as_deref());
+            let mut records: Vec<dirbroker_ldif::Record> =
+                users.iter().map(|u| generate::record(&layout, u)).collect::<Result<_, _>>()?;
+            if let Some(g) = &a.group {
+                let (groups, gskipped) = generate::groups_from_group(&layout, &read_text(g)?, a.min_uid, a.max_uid);
+                records.extend(groups);
+                for (l, why) in gskipped {
+                    eprintln!("{}:{l}: skipped: {why}", g.display());
+                }
+            }
+            skipped.sort();
+            emit(&a.target, &records, &skipped, &a.passwd)
+        }
+        LdifCmd::FromHostKeys(a) => {
+            let layout = layout_for(ctx, &a.target)?;
+            a.address
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| Failure::usage(format!("{:?} is not an IP address", a.address)))?;
+            let mut host = dirbroker::model::Host::new(&a.name, &a.address)?;
+            let entries = std::fs::read_dir(&a.dir).map_err(|e| Failure::usage(format!("{}: {e}", a.dir.display())))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key.pub"))
+                })
+                .collect();
+            files.sort();
+            let mut skipped = Vec::new();
+            for f in &files {
+                match dirbroker::ssh::SshKey::parse(read_text(f)?.trim()) {
+                    Ok(k) => host.ssh_public_keys.push(format!("{} {}", k.key_type(), k.blob_base64())),
+                    Err(e) => skipped.push((0, format!("{}: {e}", f.display()))),
+                }
+            }
+            if host.ssh_public_keys.is_empty() {
+                return Err(Failure::usage(format!("no usable ssh_host_*_key.pub in {}", a.dir.display())));
+            }
+            emit(&a.target, &[generate::record(&layout, &host)?], &skipped, &a.dir)
+        }
+        LdifCmd::FromKnownHosts(a) => {
+            let layout = layout_for(ctx, &a.target)?;
+            let (hosts, skipped) = generate::hosts_from_known_hosts(&read_text(&a.file)?);
+            let records: Vec<dirbroker_ldif::Record> =
+                hosts.iter().map(|h| generate::record(&layout, h)).collect::<Result<_, _>>()?;
+            emit(&a.target, &records, &skipped, &a.file)
+        }
         LdifCmd::Check(a) => {
             let opts = ImportOptions { url_base: a.allow_file_urls, ..Default::default() };
             let dir = if a.offline { None } else { Some(ctx.directory().await?) };

@@ -93,7 +93,7 @@ enum Command {
         and each committed batch is journaled in FILE.journal: after an interruption run\n\
         the same command again and it finishes the job without adding anything twice.\n\n{EXIT_HELP}"))]
     Import(ldif::ImportArgs),
-    /// LDIF files: check.
+    /// LDIF files: check, and generate from passwd, key directories and known_hosts.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ldif(ldif::LdifCmd),
     /// Physical servers of data centers and their TOTP secrets.

@@ -5,6 +5,7 @@
 
 mod ca;
 mod flow;
+mod ldif;
 mod otp;
 mod ssh;
 mod support;

@@ -1,0 +1,116 @@
+//! Migrating an old system in three commands: generate LDIF from passwd,
+//! group and a keys directory, check it, import it — then the keys serve
+//! `ssh authorized-keys` and the host keys serve `ssh known-hosts`.
+
+use std::process::Command;
+
+use crate::support::*;
+
+#[test]
+fn passwd_group_and_keys_migrate_in_three_commands() {
+    let tmp = short_tmp();
+    let bed = tmp.path().join("bed");
+    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
+    let _down = Down(bed.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let cfg = bed.join("dirbroker.toml");
+
+    let old = tmp.path().join("old");
+    let keys = old.join("authorized_keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        old.join("passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001:Alice Liddell,,,:/home/alice:/bin/bash\n\
+         bob:x:1002:1002:Bob:/home/bob:/bin/sh\nbroken\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(old.join("group"), "root:x:0:\nstaff:x:1001:alice,bob\n").unwrap();
+    let (_, alice_key) = keypair(tmp.path(), "alice-key", "");
+    std::fs::write(keys.join("alice"), format!("# alice's keys\n{alice_key}\nnot a key\n")).unwrap();
+    let ldif = tmp.path().join("people.ldif");
+
+    // 1. generate
+    let o = dirbroker(
+        &[
+            "ldif",
+            "from-passwd",
+            old.join("passwd").to_str().unwrap(),
+            "--group",
+            old.join("group").to_str().unwrap(),
+            "--keys-dir",
+            keys.to_str().unwrap(),
+            "--out",
+            ldif.to_str().unwrap(),
+        ],
+        Some(&cfg),
+        "",
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("passwd:4: skipped"), "the broken line is named: {}", text(&o));
+    assert!(text(&o).contains("not an OpenSSH public key"), "the bad key is named: {}", text(&o));
+    // 2. check
+    let o = dirbroker(&["ldif", "check", ldif.to_str().unwrap()], Some(&cfg), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    // 3. import
+    let o = dirbroker(&["import", ldif.to_str().unwrap(), "--output", "json"], Some(&cfg), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["added"], 3, "alice, bob, group staff: {summary}");
+
+    let node = bed.join("node-reader.toml");
+    let keys_out = dirbroker(&["ssh", "authorized-keys", "alice"], Some(&node), "");
+    assert_eq!(stdout(&keys_out).trim(), alice_key);
+    let bob = dirbroker(&["user", "show", "bob", "--output", "json"], Some(&cfg), "");
+    let bob: serde_json::Value = serde_json::from_slice(&bob.stdout).unwrap();
+    assert_eq!(bob["posix"]["uid_number"], 1002);
+    assert_eq!(code(&dirbroker(&["user", "show", "root"], Some(&cfg), "")), 1, "system accounts stay out");
+
+    // Host keys as LDIF (SSHHKTLDAP), imported, then read back for known_hosts.
+    let hostkeys = tmp.path().join("hostkeys");
+    std::fs::create_dir(&hostkeys).unwrap();
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(hostkeys.join("ssh_host_ed25519_key"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let hl = tmp.path().join("host.ldif");
+    let o = dirbroker(
+        &[
+            "ldif",
+            "from-host-keys",
+            "node9",
+            "--address",
+            "10.9.0.9",
+            "--dir",
+            hostkeys.to_str().unwrap(),
+            "--out",
+            hl.to_str().unwrap(),
+        ],
+        Some(&cfg),
+        "",
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(code(&dirbroker(&["import", hl.to_str().unwrap()], Some(&cfg), "")), 0);
+    let kh = dirbroker(&["ssh", "known-hosts", "10.9.0.9"], Some(&node), "");
+    let public = std::fs::read_to_string(hostkeys.join("ssh_host_ed25519_key.pub")).unwrap();
+    let blob = public.split_whitespace().nth(1).unwrap();
+    assert_eq!(stdout(&kh).trim(), format!("10.9.0.9 ssh-ed25519 {blob}"));
+    // An existing --out file is never overwritten.
+    let o = dirbroker(
+        &[
+            "ldif",
+            "from-host-keys",
+            "node9",
+            "--address",
+            "10.9.0.9",
+            "--dir",
+            hostkeys.to_str().unwrap(),
+            "--out",
+            hl.to_str().unwrap(),
+        ],
+        Some(&cfg),
+        "",
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+}
