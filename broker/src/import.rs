@@ -4,7 +4,8 @@
 //! running the same command again — nothing lost, nothing added twice.
 //!
 //! ```text
-//!  pass 1: parse every record, DN syntax, duplicate DNs, parents, sha256 ─► report (nothing written on errors)
+//!  pass 1: parse every record, DN syntax, schema (the server's subschema),
+//!          our own syntaxes, duplicate DNs, parents, sha256 ─► report (nothing written on errors)
 //!  pass 2: batch k ─► start txn ─► add … add ─► commit ─► journal "batch k"  (fsync)
 //!          resume: skip journaled batches; in the first unjournaled one an
 //!          entry that already exists was committed just before the crash.
@@ -143,6 +144,10 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
     let file = File::open(path).map_err(|e| file_err(path, e))?;
     let mut hashing = Hashing { inner: file, hash: Sha256::new(), size: 0 };
     let mut out = Checked::default();
+    let schema = match dir {
+        Some(d) => crate::subschema::Subschema::from_directory(d).await?,
+        None => crate::subschema::Subschema::offline(),
+    };
     let mut seen: HashSet<[u8; 16]> = HashSet::new();
     let mut parents_known: HashSet<[u8; 16]> = HashSet::new();
     {
@@ -159,7 +164,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             out.records += 1;
             let dn_text = record.dn().to_string();
             let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
-            let (dn_str, _) = match entry_of(record) {
+            let (dn_str, attrs) = match entry_of(record) {
                 Ok(e) => e,
                 Err(r) => {
                     out.problems.push(bad(r));
@@ -177,6 +182,11 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     continue;
                 }
             };
+            if !schema.is_empty() {
+                for reason in schema.check_entry(&attrs) {
+                    out.problems.push(bad(reason));
+                }
+            }
             if !seen.insert(dn_key(&dn)) {
                 out.problems.push(bad("this DN appears earlier in the file".into()));
                 continue;

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod seal;
 pub mod secret;
 pub mod ssh;
+pub mod subschema;
 pub mod syslog;
 pub mod testbed;
 

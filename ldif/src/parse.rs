@@ -296,9 +296,9 @@ impl<R: BufRead> LdifReader<R> {
         Ok(Some(None))
     }
 
-    /// The logical lines of the next record (comments dropped), and the
-    /// line number just after it. `None` at end of input.
-    fn gather(&mut self) -> Result<Option<(Vec<LogicalLine>, usize)>, LdifError> {
+    /// The logical lines of the next block (comments dropped), and the line
+    /// number just after it. `None` when the block held no record.
+    fn gather_block(&mut self) -> Result<Option<(Vec<LogicalLine>, usize)>, LdifError> {
         let limit = self.options.max_record_size;
         let mut lines: Vec<LogicalLine> = Vec::new();
         let mut size = 0usize;
@@ -353,9 +353,26 @@ impl<R: BufRead> LdifReader<R> {
             return Err(e);
         }
         if lines.is_empty() {
-            return Ok(None); // end of input (a comment-only block is no record)
+            return Ok(None);
         }
         Ok(Some((lines, last + 1)))
+    }
+
+    /// The next record's lines, skipping comment-only blocks (a loop, not
+    /// recursion: a file of a million comment blocks must not exhaust the stack).
+    fn gather(&mut self) -> Result<Option<(Vec<LogicalLine>, usize)>, LdifError> {
+        loop {
+            match self.gather_block()? {
+                Some(found) => return Ok(Some(found)),
+                None if self.at_eof() => return Ok(None),
+                None => continue,
+            }
+        }
+    }
+
+    /// Whether nothing is left to read.
+    fn at_eof(&mut self) -> bool {
+        self.input.fill_buf().map(|b| b.is_empty()).unwrap_or(true)
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, LdifError> {

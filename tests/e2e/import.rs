@@ -118,3 +118,39 @@ async fn a_file_with_problems_writes_nothing() {
     let r = import::import(&dir, &file, &opts, &checked, |_, _| {}).await;
     assert!(matches!(r, Err(ImportError::ForeignJournal { .. })), "{r:?}");
 }
+
+/// Schema problems are found before anything is written, from the server's
+/// own subschema, as are values dirbroker could not use.
+#[tokio::test]
+async fn schema_violations_are_found_before_writing() {
+    let bed = start().await;
+    let dir = bed.dir_as(Identity::Broker).await;
+    let tmp = scratch_dir();
+    let file = tmp.path().join("schema.ldif");
+    std::fs::write(
+        &file,
+        "dn: uid=good,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: good\ncn: g\nsn: g\n\n\
+         dn: uid=nosn,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: nosn\ncn: n\n\n\
+         dn: uid=odd,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: odd\ncn: o\nsn: o\nshoeSize: 44\n\n\
+         dn: uid=two,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: dirbrokerUser\nuid: two\ncn: t\nsn: t\n\
+         dirbrokerUserLevel: 2\ndirbrokerUserLevel: 3\n\n\
+         dn: uid=key,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: ldapPublicKey\nuid: key\ncn: k\nsn: k\n\
+         sshPublicKey: ssh-rsa notakey\n\n\
+         dn: uid=lvl,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: dirbrokerUser\nuid: lvl\ncn: l\nsn: l\n\
+         dirbrokerUserLevel: 9\n\n",
+    )
+    .unwrap();
+    let opts = ImportOptions::default();
+    let checked = import::check(Some(&dir), &file, &opts).await.unwrap();
+    let text: Vec<String> = checked.problems.iter().map(|p| format!("{}: {} ({})", p.line, p.reason, p.dn)).collect();
+    for want in ["required attribute sn", "shoeSize", "single-valued", "sshPublicKey", "1 to 4"] {
+        assert!(text.iter().any(|t| t.contains(want)), "{want} not reported:\n{}", text.join("\n"));
+    }
+    assert!(!text.iter().any(|t| t.contains("uid=good")), "{text:#?}");
+    let r = import::import(&dir, &file, &opts, &checked, |_, _| {}).await;
+    assert!(matches!(r, Err(ImportError::Invalid(_))));
+    assert!(dir.find_user("good").await.unwrap().is_none(), "nothing is written");
+    // Offline, the shipped schema files give the same verdicts.
+    let offline = import::check(None, &file, &opts).await.unwrap();
+    assert_eq!(offline.problems.len(), checked.problems.len(), "{:#?}", offline.problems);
+}

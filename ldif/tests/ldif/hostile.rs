@@ -159,3 +159,15 @@ fn url_file_larger_than_limit_is_refused() -> Result<(), Box<dyn std::error::Err
     assert!(matches!(err.kind, ErrorKind::UrlRead { .. }), "{err}");
     Ok(())
 }
+
+/// Comment-only blocks before and between records are skipped, however many.
+#[test]
+fn comment_blocks_between_records() {
+    let mut input = b"# header\n#\n\n# more\n\ndn: cn=a\nobjectClass: top\n\n".to_vec();
+    for _ in 0..200_000 {
+        input.extend_from_slice(b"#\n\n");
+    }
+    input.extend_from_slice(b"dn: cn=b\nobjectClass: top\n");
+    let records = parse_all(input.as_slice(), ParseOptions::default()).unwrap();
+    assert_eq!(records.len(), 2);
+}

@@ -1,0 +1,347 @@
+//! The directory's schema as data: attribute types and object classes parsed
+//! from RFC 4512 descriptions (the server's `cn=Subschema`, or schema LDIF
+//! files offline), and checks of an entry against them before it is written.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::directory::{DirError, Directory, Dn, Filter, Scope};
+
+#[derive(Clone, Debug, Default)]
+struct AttrType {
+    names: Vec<String>,
+    sup: Option<String>,
+    single: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ObjClass {
+    names: Vec<String>,
+    sups: Vec<String>,
+    must: Vec<String>,
+    may: Vec<String>,
+}
+
+/// Attribute types and object classes by lower-cased name and OID.
+#[derive(Clone, Debug, Default)]
+pub struct Subschema {
+    attrs: HashMap<String, AttrType>,
+    classes: HashMap<String, ObjClass>,
+}
+
+fn tokens(def: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = def.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' | ')' | '$' => out.push(c.to_string()),
+            '\'' => {
+                let mut s = String::new();
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                    s.push(d);
+                }
+                out.push(format!("'{s}"));
+            }
+            c if c.is_whitespace() => {}
+            _ => {
+                let mut s = c.to_string();
+                while let Some(&d) = chars.peek() {
+                    if d.is_whitespace() || d == '(' || d == ')' || d == '$' || d == '\'' {
+                        break;
+                    }
+                    s.push(d);
+                    chars.next();
+                }
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// The value list after keyword `kw`: one item or `( a $ b )`.
+fn list_after(toks: &[String], kw: &str) -> Vec<String> {
+    let Some(i) = toks.iter().position(|t| t == kw) else { return Vec::new() };
+    let clean = |t: &str| t.trim_start_matches('\'').to_ascii_lowercase();
+    match toks.get(i + 1).map(String::as_str) {
+        Some("(") => {
+            toks.iter().skip(i + 2).take_while(|t| *t != ")").filter(|t| *t != "$").map(|t| clean(t)).collect()
+        }
+        Some(t) => vec![clean(t)],
+        None => Vec::new(),
+    }
+}
+
+impl Subschema {
+    /// Add one `attributeTypes` description.
+    pub fn add_attribute_type(&mut self, def: &str) {
+        let toks = tokens(def);
+        let Some(oid) = toks.get(1).map(|t| t.to_ascii_lowercase()) else { return };
+        let at = AttrType {
+            names: list_after(&toks, "NAME"),
+            sup: list_after(&toks, "SUP").into_iter().next(),
+            single: toks.iter().any(|t| t == "SINGLE-VALUE"),
+        };
+        for key in at.names.iter().cloned().chain(std::iter::once(oid)) {
+            self.attrs.insert(key, at.clone());
+        }
+    }
+
+    /// Add one `objectClasses` description.
+    pub fn add_object_class(&mut self, def: &str) {
+        let toks = tokens(def);
+        let Some(oid) = toks.get(1).map(|t| t.to_ascii_lowercase()) else { return };
+        let oc = ObjClass {
+            names: list_after(&toks, "NAME"),
+            sups: list_after(&toks, "SUP"),
+            must: list_after(&toks, "MUST"),
+            may: list_after(&toks, "MAY"),
+        };
+        for key in oc.names.iter().cloned().chain(std::iter::once(oid)) {
+            self.classes.insert(key, oc.clone());
+        }
+    }
+
+    /// Read the server's subschema (readable by anyone on a stock slapd).
+    pub async fn from_directory(dir: &Directory) -> Result<Subschema, DirError> {
+        let base = Dn::parse("cn=Subschema")?;
+        let found = dir.search(&base, Scope::Base, &Filter::any(), &["attributeTypes", "objectClasses"]).await?;
+        let mut s = Subschema::default();
+        if let Some(e) = found.first() {
+            for d in e.strs("attributeTypes")? {
+                s.add_attribute_type(d);
+            }
+            for d in e.strs("objectClasses")? {
+                s.add_object_class(d);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Parse cn=config schema LDIF text (`olcAttributeTypes:`/`olcObjectClasses:`).
+    pub fn add_schema_ldif(&mut self, text: &str) {
+        let reader = dirbroker_ldif::LdifReader::new(std::io::Cursor::new(text.as_bytes()));
+        for rec in reader.flatten() {
+            let attrs = match rec {
+                dirbroker_ldif::Record::Content(e) => e.attrs,
+                dirbroker_ldif::Record::Change(c) => match c.kind {
+                    dirbroker_ldif::ChangeKind::Add(a) => a,
+                    _ => continue,
+                },
+            };
+            for a in attrs {
+                let name = a.name.to_ascii_lowercase();
+                for v in a.values {
+                    let v = String::from_utf8_lossy(&v);
+                    // cn=config values may carry an ordering prefix: "{3}( 1.2.3 …".
+                    let v = v.trim_start_matches(|c: char| c == '{' || c.is_ascii_digit() || c == '}');
+                    match name.as_str() {
+                        "olcattributetypes" => self.add_attribute_type(v),
+                        "olcobjectclasses" => self.add_object_class(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Debian's stock schemas plus the ones dirbroker ships (for offline checks).
+    pub fn offline() -> Subschema {
+        let mut s = Subschema::default();
+        for name in ["core", "cosine", "inetorgperson", "nis"] {
+            if let Ok(text) = std::fs::read_to_string(format!("/etc/ldap/schema/{name}.ldif")) {
+                s.add_schema_ldif(&text);
+            }
+        }
+        s.add_schema_ldif(crate::schema::OPENSSH_LPK_LDIF);
+        s.add_schema_ldif(crate::schema::DIRBROKER_LDIF);
+        // Built into slapd (commented out in core.ldif as "system schema").
+        for at in [
+            "( 2.5.4.0 NAME 'objectClass' )",
+            "( 2.5.4.1 NAME ( 'aliasedObjectName' 'aliasedEntryName' ) SINGLE-VALUE )",
+            "( 2.5.4.41 NAME 'name' )",
+            "( 2.5.4.3 NAME ( 'cn' 'commonName' ) SUP name )",
+            "( 2.5.4.13 NAME 'description' )",
+            "( 2.5.4.49 NAME 'distinguishedName' )",
+            "( 2.5.4.34 NAME 'seeAlso' SUP distinguishedName )",
+            "( 2.5.4.35 NAME 'userPassword' )",
+            "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) )",
+            "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' )",
+        ] {
+            s.add_attribute_type(at);
+        }
+        s.add_object_class("( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )");
+        s.add_object_class("( 2.5.6.1 NAME 'alias' SUP top STRUCTURAL MUST aliasedObjectName )");
+        s.add_object_class("( 1.3.6.1.4.1.1466.101.120.111 NAME 'extensibleObject' SUP top AUXILIARY )");
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+
+    /// The attribute type and its supertypes, as canonical (first) names.
+    fn attr_chain(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = Some(name.to_ascii_lowercase());
+        while let Some(n) = cur {
+            if out.len() > 16 {
+                break;
+            }
+            match self.attrs.get(&n) {
+                Some(at) => {
+                    out.push(at.names.first().cloned().unwrap_or(n));
+                    cur = at.sup.clone();
+                }
+                None => {
+                    out.push(n);
+                    cur = None;
+                }
+            }
+        }
+        out
+    }
+
+    fn canonical_attr(&self, name: &str) -> String {
+        let n = name.to_ascii_lowercase();
+        self.attrs.get(&n).and_then(|a| a.names.first().cloned()).unwrap_or(n)
+    }
+
+    /// Check an entry about to be added; every problem is returned.
+    pub fn check_entry(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let classes: Vec<String> = attrs
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("objectClass"))
+            .flat_map(|(_, vs)| vs.iter().map(|v| String::from_utf8_lossy(v).to_ascii_lowercase()))
+            .collect();
+        // Every class and its superclasses.
+        let mut all: HashSet<String> = HashSet::new();
+        let mut todo = classes.clone();
+        while let Some(c) = todo.pop() {
+            match self.classes.get(&c) {
+                Some(oc) => {
+                    if all.insert(oc.names.first().cloned().unwrap_or(c.clone())) {
+                        todo.extend(oc.sups.iter().cloned());
+                    }
+                }
+                None => problems.push(format!("unknown object class {c:?}")),
+            }
+        }
+        let extensible = all.contains("extensibleobject");
+        let mut must: HashSet<String> = HashSet::new();
+        let mut may: HashSet<String> = HashSet::new();
+        for c in &all {
+            if let Some(oc) = self.classes.get(c) {
+                must.extend(oc.must.iter().map(|a| self.canonical_attr(a)));
+                may.extend(oc.may.iter().map(|a| self.canonical_attr(a)));
+            }
+        }
+        let mut present: HashSet<String> = HashSet::new();
+        for (desc, values) in attrs {
+            let base = desc.split(';').next().unwrap_or(desc).to_ascii_lowercase();
+            if !self.attrs.contains_key(&base) {
+                problems.push(format!("unknown attribute {desc:?}"));
+                continue;
+            }
+            let chain = self.attr_chain(&base);
+            present.extend(chain.iter().cloned());
+            let allowed = extensible || chain.iter().any(|a| must.contains(a) || may.contains(a));
+            if !allowed {
+                problems.push(format!("attribute {desc:?} is not allowed by the object classes"));
+            }
+            if self.attrs.get(&base).is_some_and(|a| a.single) && values.len() > 1 {
+                problems.push(format!("{desc} is single-valued but has {} values", values.len()));
+            }
+        }
+        let mut missing: Vec<&String> = must.iter().filter(|m| !present.contains(*m)).collect();
+        missing.sort();
+        for m in missing {
+            problems.push(format!("required attribute {m} is missing"));
+        }
+        problems.extend(check_our_syntaxes(attrs));
+        problems
+    }
+}
+
+/// Values of dirbroker's own attributes (and SSH keys, certificates) that
+/// the server's syntaxes would accept but dirbroker could not use.
+fn check_our_syntaxes(attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (desc, values) in attrs {
+        let base = desc.split(';').next().unwrap_or(desc).to_ascii_lowercase();
+        for v in values {
+            let text = std::str::from_utf8(v).ok();
+            let problem = match base.as_str() {
+                "sshpublickey" => match text.map(crate::ssh::SshKey::parse) {
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => Some(format!("sshPublicKey: {e}")),
+                    None => Some("sshPublicKey is not UTF-8".into()),
+                },
+                "usercertificate" | "cacertificate" => {
+                    x509_parser::parse_x509_certificate(v).err().map(|e| format!("{desc}: not a DER certificate ({e})"))
+                }
+                "dirbrokeruserlevel" => match text.and_then(|t| t.parse::<i64>().ok()) {
+                    Some(1..=4) => None,
+                    _ => Some("dirbrokerUserLevel must be 1 to 4".into()),
+                },
+                "dirbrokerotpdigits" => match text.and_then(|t| t.parse::<i64>().ok()) {
+                    Some(6..=8) => None,
+                    _ => Some("dirbrokerOtpDigits must be 6 to 8".into()),
+                },
+                "dirbrokertokentype" => match text.map(|t| t.to_ascii_lowercase()) {
+                    Some(t) if ["hotp", "totp", "skey"].contains(&t.as_str()) => None,
+                    _ => Some("dirbrokerTokenType must be hotp, totp or skey".into()),
+                },
+                _ => None,
+            };
+            problems.extend(problem);
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(n: &str, vs: &[&str]) -> (String, Vec<Vec<u8>>) {
+        (n.to_string(), vs.iter().map(|v| v.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn entries_are_checked_against_the_shipped_schema() {
+        let s = Subschema::offline();
+        assert!(!s.is_empty());
+        let ok = [
+            a("objectClass", &["inetOrgPerson", "ldapPublicKey", "dirbrokerUser"]),
+            a("uid", &["alice"]),
+            a("cn", &["Alice"]),
+            a("sn", &["L"]),
+            a("dirbrokerUserLevel", &["2"]),
+        ];
+        assert_eq!(s.check_entry(&ok), Vec::<String>::new());
+        let bad = [
+            a("objectClass", &["inetOrgPerson", "noSuchClass"]),
+            a("uid", &["alice"]),
+            a("cn", &["Alice"]),
+            a("dirbrokerUserLevel", &["2", "3"]),
+            a("frobnicate", &["x"]),
+            a("ipHostNumber", &["10.0.0.1"]),
+            a("sshPublicKey", &["not a key"]),
+        ];
+        let p = s.check_entry(&bad).join("\n");
+        for want in [
+            "noSuchClass",
+            "single-valued",
+            "unknown attribute \"frobnicate\"",
+            "ipHostNumber",
+            "required attribute sn",
+            "sshPublicKey",
+        ] {
+            assert!(p.to_lowercase().contains(&want.to_lowercase()), "{want} missing in:\n{p}");
+        }
+    }
+}
