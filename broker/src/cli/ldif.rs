@@ -308,3 +308,92 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
         Err(Failure::new(1, "some entries were not imported"))
     }
 }
+
+/// Attributes left out of an export unless `--include-secrets`.
+const SECRET_ATTRS: &[&str] = &[
+    "userpassword",
+    "dirbrokerotpsecret",
+    "dirbrokerservertotpsecret",
+    "dirbrokerpsksecret",
+    "dirbrokersealedsshprivatekey",
+];
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Subtree to export (default: the configured base DN).
+    #[arg(long, value_name = "DN")]
+    base: Option<String>,
+    /// RFC 4515 filter (default: every entry).
+    #[arg(long, value_name = "FILTER")]
+    filter: Option<String>,
+    /// Keep secret attributes (in the sealed form they are stored in; password hashes as stored).
+    #[arg(long)]
+    include_secrets: bool,
+    /// Write to FILE (must not exist; mode 0600 with --include-secrets) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
+    use dirbroker::directory::{Dn, Filter, Scope};
+    let dir = ctx.directory().await?;
+    let base = match &a.base {
+        Some(b) => Dn::parse(b).map_err(|e| Failure::usage(format!("--base: {e}")))?,
+        None => dir.layout().base.clone(),
+    };
+    let filter = match &a.filter {
+        Some(f) => Filter::parse_whole(f)?,
+        None => Filter::any(),
+    };
+    let mut entries = dir.search(&base, Scope::Subtree, &filter, &["*"]).await?;
+    // Parents before children, so the file imports as it is.
+    entries.sort_by_key(|e| e.dn.as_str().matches(',').count());
+    let mut redacted = 0usize;
+    let records: Vec<dirbroker_ldif::Record> = entries
+        .iter()
+        .map(|e| {
+            let mut attrs = Vec::new();
+            for name in e.attribute_names() {
+                let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
+                if !a.include_secrets && SECRET_ATTRS.contains(&base.as_str()) {
+                    redacted += 1;
+                    continue;
+                }
+                attrs.push(dirbroker_ldif::Attr { name: name.to_string(), values: e.values(name).to_vec() });
+            }
+            // objectClass first reads best.
+            attrs.sort_by_key(|x| !x.name.eq_ignore_ascii_case("objectclass"));
+            dirbroker_ldif::Record::Content(dirbroker_ldif::Entry { dn: e.dn.to_string(), attrs })
+        })
+        .collect();
+    let sink: Box<dyn std::io::Write> = match &a.out {
+        Some(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mode = if a.include_secrets { 0o600 } else { 0o644 };
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(p)
+                    .map_err(|e| Failure::usage(format!("cannot create {}: {e}", p.display())))?,
+            )
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = dirbroker_ldif::LdifWriter::new(std::io::BufWriter::new(sink)).with_version(true);
+    for r in &records {
+        w.write_record(r).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+    }
+    w.finish().map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+    eprintln!(
+        "{} entries exported{}",
+        records.len(),
+        if redacted > 0 {
+            format!(", {redacted} secret value set(s) left out (--include-secrets keeps them sealed)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

@@ -96,6 +96,12 @@ enum Command {
     /// LDIF files: check, and generate from passwd, key directories and known_hosts.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ldif(ldif::LdifCmd),
+    /// Export entries to LDIF (secrets left out unless --include-secrets, and then only sealed).
+    #[command(after_help = format!("Examples:\n  dirbroker export > all.ldif\n  \
+        dirbroker export --base ou=people,dc=example,dc=org --filter '(objectClass=posixAccount)'\n  \
+        dirbroker export --include-secrets --out backup.ldif\n\n\
+        Entries come parents first, so the file imports as it is.\n\n{EXIT_HELP}"))]
+    Export(ldif::ExportArgs),
     /// Physical servers of data centers and their TOTP secrets.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ps(machines::PsCmd),
@@ -277,6 +283,7 @@ pub fn main() -> ExitCode {
             Command::Ps(cmd) => machines::run_ps(&ctx, cmd).await,
             Command::Import(args) => ldif::import_file(&ctx, args).await,
             Command::Ldif(cmd) => ldif::run(&ctx, cmd).await,
+            Command::Export(args) => ldif::export(&ctx, args).await,
             Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,

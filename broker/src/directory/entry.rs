@@ -14,9 +14,10 @@ use super::values;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub dn: Dn,
-    /// Attribute description (lower-cased, options included, e.g.
-    /// `usercertificate;binary`) to its values.
-    attrs: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Attribute description lower-cased (options included, e.g.
+    /// `usercertificate;binary`) to the description as the server spelled
+    /// it and its values.
+    attrs: BTreeMap<String, (String, Vec<Vec<u8>>)>,
 }
 
 impl Entry {
@@ -26,28 +27,30 @@ impl Entry {
             attr: "dn".into(),
             reason: e.to_string(),
         })?;
-        let mut attrs: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut attrs: BTreeMap<String, (String, Vec<Vec<u8>>)> = BTreeMap::new();
         for (name, vals) in se.attrs {
-            attrs.entry(name.to_ascii_lowercase()).or_default().extend(vals.into_iter().map(String::into_bytes));
+            let slot = attrs.entry(name.to_ascii_lowercase()).or_insert_with(|| (name.clone(), Vec::new()));
+            slot.1.extend(vals.into_iter().map(String::into_bytes));
         }
         for (name, vals) in se.bin_attrs {
-            attrs.entry(name.to_ascii_lowercase()).or_default().extend(vals);
+            let slot = attrs.entry(name.to_ascii_lowercase()).or_insert_with(|| (name.clone(), Vec::new()));
+            slot.1.extend(vals);
         }
         Ok(Entry { dn, attrs })
     }
 
     /// Every value of `attr` (exact description, case-insensitive).
     pub fn values(&self, attr: &str) -> &[Vec<u8>] {
-        self.attrs.get(&attr.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[])
+        self.attrs.get(&attr.to_ascii_lowercase()).map(|(_, v)| v.as_slice()).unwrap_or(&[])
     }
 
     pub fn has(&self, attr: &str) -> bool {
         !self.values(attr).is_empty()
     }
 
-    /// Attribute descriptions present on the entry, lower-cased.
+    /// Attribute descriptions present on the entry, as the server spelled them.
     pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
-        self.attrs.keys().map(String::as_str)
+        self.attrs.values().map(|(name, _)| name.as_str())
     }
 
     fn malformed(&self, attr: &str, reason: impl Into<String>) -> DirError {

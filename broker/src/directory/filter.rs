@@ -13,6 +13,9 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
+    /// A whole filter an administrator typed (e.g. `dirbroker export --filter`),
+    /// checked by the RFC 4515 parser; never built from pieces of input.
+    Checked(String),
 }
 
 impl Filter {
@@ -36,6 +39,17 @@ impl Filter {
     pub fn any() -> Filter {
         Filter::Present("objectClass")
     }
+
+    /// Accept a complete filter from an administrator if it parses (RFC 4515).
+    pub fn parse_whole(text: &str) -> Result<Filter, crate::directory::DirError> {
+        let t = text.trim();
+        if t.len() > 4096 {
+            return Err(crate::directory::DirError::bad_input("filter", "longer than 4096 bytes"));
+        }
+        ldap3::parse_filter(t)
+            .map_err(|_| crate::directory::DirError::bad_input("filter", format!("{t:?} is not an RFC 4515 filter")))?;
+        Ok(Filter::Checked(t.to_string()))
+    }
 }
 
 impl fmt::Display for Filter {
@@ -54,6 +68,7 @@ impl fmt::Display for Filter {
                 f.write_str(")")
             }
             Filter::Not(inner) => write!(f, "(!{inner})"),
+            Filter::Checked(text) => f.write_str(text),
         }
     }
 }

@@ -114,3 +114,89 @@ fn passwd_group_and_keys_migrate_in_three_commands() {
     );
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
+
+/// Export leaves secrets out unless asked, and what it writes imports again.
+#[test]
+fn export_redacts_secrets_and_round_trips_through_import() {
+    let tmp = short_tmp();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut downs = Vec::new();
+    for bed in [&a, &b] {
+        let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
+        downs.push(Down(bed.clone()));
+        assert_eq!(code(&up), 0, "{}", text(&up));
+    }
+    let (ca, cb) = (a.join("dirbroker.toml"), b.join("dirbroker.toml"));
+    let pw = secret_file(tmp.path(), "pw", "pw-1234567890", 0o600);
+    assert_eq!(
+        code(&dirbroker(
+            &[
+                "user",
+                "add",
+                "erin",
+                "--name",
+                "Erin",
+                "--uid-number",
+                "2001",
+                "--gid-number",
+                "100",
+                "--password-file",
+                pw.to_str().unwrap()
+            ],
+            Some(&ca),
+            ""
+        )),
+        0
+    );
+    let (_, key) = keypair(tmp.path(), "erin-key", "");
+    assert_eq!(code(&dirbroker(&["user", "key", "add", "erin", "-"], Some(&ca), &key)), 0);
+    let seed = secret_file(tmp.path(), "seed", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 0o600);
+    assert_eq!(
+        code(&dirbroker(
+            &["otp", "import", "erin", "--type", "totp", "--secret-file", seed.to_str().unwrap(), "--id", "erin-t"],
+            Some(&ca),
+            ""
+        )),
+        0
+    );
+
+    let plain = dirbroker(&["export"], Some(&ca), "");
+    assert_eq!(code(&plain), 0, "{}", text(&plain));
+    let out = stdout(&plain);
+    assert!(out.contains("uid=erin,ou=people"), "{out}");
+    assert!(!out.to_lowercase().contains("userpassword"), "password hash exported");
+    assert!(!out.contains("dirbrokerOtpSecret"), "OTP secret exported");
+    assert!(text(&plain).contains("left out"), "{}", text(&plain));
+    let with = tmp.path().join("with-secrets.ldif");
+    assert_eq!(code(&dirbroker(&["export", "--include-secrets", "--out", with.to_str().unwrap()], Some(&ca), "")), 0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&with).unwrap().permissions().mode() & 0o777, 0o600);
+    let w = std::fs::read_to_string(&with).unwrap();
+    assert!(w.contains("dirbrokerOtpSecret::"), "sealed secret kept (base64)");
+    assert!(!w.contains("GEZDGNBV"), "never in clear");
+
+    // People only, into a fresh directory: the same users and keys come back.
+    let people = tmp.path().join("people.ldif");
+    let o = dirbroker(
+        &[
+            "export",
+            "--base",
+            "ou=people,dc=example,dc=org",
+            "--filter",
+            "(objectClass=posixAccount)",
+            "--out",
+            people.to_str().unwrap(),
+        ],
+        Some(&ca),
+        "",
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = dirbroker(&["import", people.to_str().unwrap()], Some(&cb), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let keys = dirbroker(&["ssh", "authorized-keys", "erin"], Some(&b.join("node-reader.toml")), "");
+    assert_eq!(stdout(&keys).trim(), key);
+
+    let bad = dirbroker(&["export", "--filter", "(uid=erin"], Some(&ca), "");
+    assert_eq!(code(&bad), 2, "{}", text(&bad));
+    assert!(text(&bad).contains("RFC 4515"), "{}", text(&bad));
+}
