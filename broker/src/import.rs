@@ -34,11 +34,21 @@ pub struct ImportOptions {
     pub journal: Option<PathBuf>,
     /// Directory `:< file://` values may come from (off when unset).
     pub url_base: Option<PathBuf>,
+    /// Seals secrets a provisioning file gives in clear (OTP seeds, server
+    /// TOTP secrets, pre-shared keys) before they reach LDAP.
+    pub keyring: Option<std::sync::Arc<crate::seal::Keyring>>,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { batch: 900, dry_run: false, continue_on_error: false, journal: None, url_base: None }
+        ImportOptions {
+            batch: 900,
+            dry_run: false,
+            continue_on_error: false,
+            journal: None,
+            url_base: None,
+            keyring: None,
+        }
     }
 }
 
@@ -130,6 +140,44 @@ fn entry_of(record: Record) -> Result<(String, Attrs), String> {
 
 /// 16 bytes standing for a DN in the duplicate and parent checks (ASCII
 /// case folded; two spellings of one DN with different escapes count as two).
+/// A secret attribute, the attribute naming its owner, and the seal context.
+type SecretKind = (&'static str, &'static str, fn(&str) -> String);
+
+const SECRETS: [SecretKind; 3] = [
+    ("dirbrokerotpsecret", "dirbrokerTokenId", crate::seal::context::otp_token),
+    ("dirbrokerservertotpsecret", "dirbrokerServerId", crate::seal::context::server_totp),
+    ("dirbrokerpsksecret", "dirbrokerPskId", crate::seal::context::psk),
+];
+
+/// Seal secrets given in clear (the hook for provisioning files); values
+/// already sealed must open with the keyring. `seal == false` only checks.
+fn seal_secrets(attrs: &mut Attrs, keyring: Option<&crate::seal::Keyring>, seal: bool) -> Result<(), String> {
+    for (secret_attr, id_attr, context_of) in SECRETS {
+        let Some(idx) = attrs.iter().position(|(n, _)| n.eq_ignore_ascii_case(secret_attr)) else { continue };
+        let id = attrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(id_attr))
+            .and_then(|(_, v)| v.first())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .ok_or_else(|| format!("{id_attr} is needed to seal {secret_attr}"))?
+            .to_string();
+        let context = context_of(&id);
+        let Some(keyring) = keyring else {
+            return Err(format!("{id_attr} {id}: a secret needs the broker keyring ([secrets] keyring_file)"));
+        };
+        let Some((_, values)) = attrs.get_mut(idx) else { continue };
+        for v in values.iter_mut() {
+            let sealed = crate::model::Sealed(v.clone());
+            if v.starts_with(b"DBS1") {
+                keyring.open(&context, &sealed).map_err(|e| format!("{id_attr} {id}: {e}"))?;
+            } else if seal {
+                *v = keyring.seal(&context, v).map_err(|e| e.to_string())?.0;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn dn_key(dn: &Dn) -> [u8; 16] {
     let folded = dn.as_str().to_ascii_lowercase();
     let d = Sha256::digest(folded.as_bytes());
@@ -164,7 +212,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             out.records += 1;
             let dn_text = record.dn().to_string();
             let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
-            let (dn_str, attrs) = match entry_of(record) {
+            let (dn_str, mut attrs) = match entry_of(record) {
                 Ok(e) => e,
                 Err(r) => {
                     out.problems.push(bad(r));
@@ -182,6 +230,9 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     continue;
                 }
             };
+            if let Err(reason) = seal_secrets(&mut attrs, opts.keyring.as_deref(), false) {
+                out.problems.push(bad(reason));
+            }
             if !schema.is_empty() {
                 for reason in schema.check_entry(&attrs) {
                     out.problems.push(bad(reason));
@@ -298,8 +349,11 @@ pub async fn import(
             if bad_lines.contains(&line) {
                 continue;
             }
-            let Ok((dn, attrs)) = entry_of(record) else { continue };
+            let Ok((dn, mut attrs)) = entry_of(record) else { continue };
             let Ok(dn) = Dn::parse(&dn) else { continue };
+            if seal_secrets(&mut attrs, opts.keyring.as_deref(), true).is_err() {
+                continue; // reported by the check
+            }
             batch.push((dn, attrs));
         }
         if batch.len() < batch_size && !at_end {

@@ -214,7 +214,8 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
             emit(&a.target, &records, &skipped, &a.file)
         }
         LdifCmd::Check(a) => {
-            let opts = ImportOptions { url_base: a.allow_file_urls, ..Default::default() };
+            let keyring = ctx.keyring().ok().map(std::sync::Arc::new);
+            let opts = ImportOptions { url_base: a.allow_file_urls, keyring, ..Default::default() };
             let dir = if a.offline { None } else { Some(ctx.directory().await?) };
             let checked =
                 import::check(dir.as_ref(), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
@@ -240,7 +241,10 @@ fn dn_suffix(dn: &str) -> String {
 }
 
 pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
+    // The keyring seals secrets given in clear; without one such files are refused.
+    let keyring = ctx.keyring().ok().map(std::sync::Arc::new);
     let opts = ImportOptions {
+        keyring,
         batch: a.batch as usize,
         dry_run: a.dry_run,
         continue_on_error: a.continue_on_error,

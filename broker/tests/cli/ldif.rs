@@ -200,3 +200,49 @@ fn export_redacts_secrets_and_round_trips_through_import() {
     assert_eq!(code(&bad), 2, "{}", text(&bad));
     assert!(text(&bad).contains("RFC 4515"), "{}", text(&bad));
 }
+
+/// A provisioning file may carry OTP seeds in clear: they are sealed on the
+/// way in, verify with oathtool's codes, and never sit in LDAP in clear.
+#[test]
+fn clear_secrets_in_a_provisioning_file_are_sealed_on_import() {
+    let tmp = short_tmp();
+    let bed = tmp.path().join("bed");
+    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
+    let _down = Down(bed.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let cfg = bed.join("dirbroker.toml");
+    assert_eq!(code(&dirbroker(&["user", "add", "fay", "--name", "Fay"], Some(&cfg), "")), 0);
+    use base64::Engine;
+    let secret_b64 = base64::engine::general_purpose::STANDARD.encode(b"12345678901234567890");
+    let ldif = tmp.path().join("tokens.ldif");
+    std::fs::write(
+        &ldif,
+        format!(
+            "dn: dirbrokerTokenId=fay-hotp,ou=otp,dc=example,dc=org\nobjectClass: dirbrokerOtpToken\n\
+             dirbrokerTokenId: fay-hotp\ndirbrokerTokenOwner: uid=fay,ou=people,dc=example,dc=org\n\
+             dirbrokerTokenType: hotp\ndirbrokerHotpCounter: 0\ndirbrokerOtpFailureCount: 0\n\
+             dirbrokerOtpSecret:: {secret_b64}\n\n"
+        ),
+    )
+    .unwrap();
+    let o = dirbroker(&["import", ldif.to_str().unwrap()], Some(&cfg), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let code0 =
+        Command::new("oathtool").args(["-c", "0", "3132333435363738393031323334353637383930"]).output().unwrap();
+    let v = dirbroker(&["otp", "verify", "fay"], Some(&cfg), &stdout(&code0));
+    assert_eq!(code(&v), 0, "{}", text(&v));
+    let dump = dirbroker(&["export", "--include-secrets"], Some(&cfg), "");
+    let out = stdout(&dump);
+    assert!(out.contains("dirbrokerOtpSecret::"), "{out}");
+    assert!(!out.contains(&secret_b64), "the seed is in LDAP in clear");
+
+    // Without a keyring, such a file is refused before anything is written.
+    let nokeys = tmp.path().join("nokeys.toml");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace("master.keys", "missing.keys");
+    std::fs::write(&nokeys, text_cfg).unwrap();
+    let ldif2 = tmp.path().join("tokens2.ldif");
+    std::fs::write(&ldif2, std::fs::read_to_string(&ldif).unwrap().replace("fay-hotp", "fay-hotp2")).unwrap();
+    let o = dirbroker(&["import", ldif2.to_str().unwrap()], Some(&nokeys), "");
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("keyring"), "{}", text(&o));
+}
