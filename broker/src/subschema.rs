@@ -21,11 +21,21 @@ struct ObjClass {
     may: Vec<String>,
 }
 
+/// What a set of object classes allows: computed once per distinct set.
+#[derive(Debug, Default)]
+struct Rules {
+    unknown: Vec<String>,
+    extensible: bool,
+    must: HashSet<String>,
+    may: HashSet<String>,
+}
+
 /// Attribute types and object classes by lower-cased name and OID.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Subschema {
     attrs: HashMap<String, AttrType>,
     classes: HashMap<String, ObjClass>,
+    rules: std::sync::Mutex<HashMap<Vec<String>, std::sync::Arc<Rules>>>,
 }
 
 fn tokens(def: &str) -> Vec<String> {
@@ -209,14 +219,11 @@ impl Subschema {
         self.attrs.get(&n).and_then(|a| a.names.first().cloned()).unwrap_or(n)
     }
 
-    /// Check an entry about to be added; every problem is returned.
-    pub fn check_entry(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
-        let mut problems = Vec::new();
-        let classes: Vec<String> = attrs
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("objectClass"))
-            .flat_map(|(_, vs)| vs.iter().map(|v| String::from_utf8_lossy(v).to_ascii_lowercase()))
-            .collect();
+    fn rules_for(&self, classes: Vec<String>) -> std::sync::Arc<Rules> {
+        if let Some(r) = self.rules.lock().ok().and_then(|m| m.get(&classes).cloned()) {
+            return r;
+        }
+        let mut rules = Rules::default();
         // Every class and its superclasses.
         let mut all: HashSet<String> = HashSet::new();
         let mut todo = classes.clone();
@@ -227,18 +234,36 @@ impl Subschema {
                         todo.extend(oc.sups.iter().cloned());
                     }
                 }
-                None => problems.push(format!("unknown object class {c:?}")),
+                None => rules.unknown.push(c),
             }
         }
-        let extensible = all.contains("extensibleobject");
-        let mut must: HashSet<String> = HashSet::new();
-        let mut may: HashSet<String> = HashSet::new();
+        rules.extensible = all.contains("extensibleobject");
         for c in &all {
             if let Some(oc) = self.classes.get(c) {
-                must.extend(oc.must.iter().map(|a| self.canonical_attr(a)));
-                may.extend(oc.may.iter().map(|a| self.canonical_attr(a)));
+                rules.must.extend(oc.must.iter().map(|a| self.canonical_attr(a)));
+                rules.may.extend(oc.may.iter().map(|a| self.canonical_attr(a)));
             }
         }
+        let rules = std::sync::Arc::new(rules);
+        if let Ok(mut m) = self.rules.lock() {
+            m.insert(classes, rules.clone());
+        }
+        rules
+    }
+
+    /// Check an entry about to be added; every problem is returned.
+    pub fn check_entry(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut classes: Vec<String> = attrs
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("objectClass"))
+            .flat_map(|(_, vs)| vs.iter().map(|v| String::from_utf8_lossy(v).to_ascii_lowercase()))
+            .collect();
+        classes.sort();
+        classes.dedup();
+        let rules = self.rules_for(classes);
+        problems.extend(rules.unknown.iter().map(|c| format!("unknown object class {c:?}")));
+        let (extensible, must, may) = (rules.extensible, &rules.must, &rules.may);
         let mut present: HashSet<String> = HashSet::new();
         for (desc, values) in attrs {
             let base = desc.split(';').next().unwrap_or(desc).to_ascii_lowercase();
