@@ -203,7 +203,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
 }
 
 /// Read DIR/ssh_host_*_key.pub, checked, sorted by file name.
-fn read_host_keys(dir: &std::path::Path) -> Result<Vec<SshKey>, Failure> {
+pub(super) fn read_host_keys(dir: &std::path::Path) -> Result<Vec<SshKey>, Failure> {
     let entries = std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("cannot read {}: {e}", dir.display())))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))

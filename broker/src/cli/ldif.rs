@@ -184,27 +184,11 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
                 .parse::<std::net::IpAddr>()
                 .map_err(|_| Failure::usage(format!("{:?} is not an IP address", a.address)))?;
             let mut host = dirbroker::model::Host::new(&a.name, &a.address)?;
-            let entries = std::fs::read_dir(&a.dir).map_err(|e| Failure::usage(format!("{}: {e}", a.dir.display())))?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key.pub"))
-                })
-                .collect();
-            files.sort();
-            let mut skipped = Vec::new();
-            for f in &files {
-                match dirbroker::ssh::SshKey::parse(read_text(f)?.trim()) {
-                    Ok(k) => host.ssh_public_keys.push(format!("{} {}", k.key_type(), k.blob_base64())),
-                    Err(e) => skipped.push((0, format!("{}: {e}", f.display()))),
-                }
+            // The same reading, checking and de-duplication as `host load`.
+            for k in super::host::read_host_keys(&a.dir)? {
+                host.ssh_public_keys.push(format!("{} {}", k.key_type(), k.blob_base64()));
             }
-            if host.ssh_public_keys.is_empty() {
-                return Err(Failure::usage(format!("no usable ssh_host_*_key.pub in {}", a.dir.display())));
-            }
-            emit(&a.target, &[generate::record(&layout, &host)?], &skipped, &a.dir)
+            emit(&a.target, &[generate::record(&layout, &host)?], &[], &a.dir)
         }
         LdifCmd::FromKnownHosts(a) => {
             let layout = layout_for(ctx, &a.target)?;

@@ -79,11 +79,9 @@ pub enum OtpCmd {
     Verify(VerifyArgs),
 }
 
+/// Code parameters shared by `enroll` and `import`.
 #[derive(Args, Debug)]
-pub struct EnrollArgs {
-    user: String,
-    #[arg(long = "type", value_enum, default_value_t = Kind::Totp)]
-    kind: Kind,
+pub struct CodeParams {
     /// HMAC algorithm (TOTP/HOTP: sha1, sha256, sha512; S/KEY: md5, sha1).
     #[arg(long)]
     algorithm: Option<String>,
@@ -92,6 +90,15 @@ pub struct EnrollArgs {
     /// TOTP time step in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     period: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    user: String,
+    #[arg(long = "type", value_enum, default_value_t = Kind::Totp)]
+    kind: Kind,
+    #[command(flatten)]
+    params: CodeParams,
     /// S/KEY: number of one-time passwords in the sequence.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=10000))]
     count: u32,
@@ -119,12 +126,8 @@ pub struct ImportArgs {
     uri_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = SecretFormat::Base32)]
     format: SecretFormat,
-    #[arg(long)]
-    algorithm: Option<String>,
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(6..=8))]
-    digits: u8,
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
-    period: u32,
+    #[command(flatten)]
+    params: CodeParams,
     /// HOTP: the next counter value.
     #[arg(long, default_value_t = 0)]
     counter: u64,
@@ -360,7 +363,7 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
     let mut t = OtpToken::new(&id, owner, kind)?;
     t.description = a.description.clone();
     if kind == TokenType::Skey {
-        let alg = match a.algorithm.as_deref() {
+        let alg = match a.params.algorithm.as_deref() {
             None => SkeyAlgorithm::Md5,
             Some(s) => SkeyAlgorithm::parse(s).ok_or_else(|| Failure::usage(format!("{s:?}: use md5 or sha1")))?,
         };
@@ -386,7 +389,7 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         );
         return Ok(());
     }
-    let alg = algorithm(a.algorithm.as_deref())?;
+    let alg = algorithm(a.params.algorithm.as_deref())?;
     let secret = enroll::generate_secret().map_err(|e| Failure::new(1, e.to_string()))?;
     let uri = enroll::otpauth_uri(&UriParams {
         kind,
@@ -394,8 +397,8 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         account: &a.user,
         secret: &secret,
         algorithm: alg,
-        digits: u32::from(a.digits),
-        period: a.period,
+        digits: u32::from(a.params.digits),
+        period: a.params.period,
         counter: 0,
     })
     .map_err(|e| Failure::usage(e.to_string()))?;
@@ -406,19 +409,20 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
             println!("{}", enroll::qr_text(&uri).map_err(|e| Failure::new(1, e.to_string()))?);
         }
         println!("{uri}");
-        if alg != Algorithm::Sha1 || a.digits != 6 || a.period != 30 {
+        if alg != Algorithm::Sha1 || a.params.digits != 6 || a.params.period != 30 {
             eprintln!("note: many authenticator apps ignore algorithm/digits/period and will show wrong codes");
         }
     }
     let code = read_line("code from the app: ")?;
-    let digits = u32::from(a.digits);
+    let digits = u32::from(a.params.digits);
     let code = codes::parse_code(&code, digits).map_err(|e| Failure::usage(e.to_string()))?;
     // The token is stored only once a code proves the app holds the secret;
     // the confirming code is consumed at once.
     let confirmed = match kind {
         TokenType::Totp => {
-            let step = codes::totp_counter(u64::try_from(now().unix_timestamp()).unwrap_or(0), u64::from(a.period))
-                .map_err(|e| Failure::new(1, e.to_string()))?;
+            let step =
+                codes::totp_counter(u64::try_from(now().unix_timestamp()).unwrap_or(0), u64::from(a.params.period))
+                    .map_err(|e| Failure::new(1, e.to_string()))?;
             [step, step.saturating_sub(1), step + 1]
                 .into_iter()
                 .find(|s| codes::hotp(&secret, *s, digits, alg).is_ok_and(|c| codes::codes_equal(&c, &code)))
@@ -429,12 +433,12 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         return Err(Failure::new(1, "that code does not match: nothing was stored; enrol again"));
     };
     t.algorithm = Some(alg.as_str().into());
-    t.digits = Some(a.digits);
+    t.digits = Some(a.params.digits);
     t.secret = Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(1, e.to_string()))?);
     let counter = i64::try_from(counter).unwrap_or(0);
     match kind {
         TokenType::Totp => {
-            t.period = Some(a.period);
+            t.period = Some(a.params.period);
             t.totp_watermark = Some(counter);
             t.clock_offset = Some(0);
         }
@@ -457,7 +461,7 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
             let kind: TokenType = a.kind.ok_or_else(|| Failure::usage("--type is required with --secret-file"))?.into();
             let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
             let secret = enroll::parse_secret(text.expose(), a.format).map_err(|e| Failure::usage(e.to_string()))?;
-            (kind, secret, algorithm(a.algorithm.as_deref())?, a.digits, a.period, a.counter)
+            (kind, secret, algorithm(a.params.algorithm.as_deref())?, a.params.digits, a.params.period, a.counter)
         }
         (None, None) => return Err(Failure::usage("give --secret-file or --uri-file")),
     };
