@@ -179,6 +179,8 @@ impl Subschema {
             "( 2.5.4.35 NAME 'userPassword' )",
             "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) )",
             "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' )",
+            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' SINGLE-VALUE )",
+            "( 1.3.6.1.1.1.1.1 NAME 'gidNumber' SINGLE-VALUE )",
         ] {
             s.add_attribute_type(at);
         }
@@ -334,6 +336,22 @@ mod tests {
 
     fn a(n: &str, vs: &[&str]) -> (String, Vec<Vec<u8>>) {
         (n.to_string(), vs.iter().map(|v| v.as_bytes().to_vec()).collect())
+    }
+
+    /// Every attribute a class names is defined offline (slapd builds some in).
+    #[test]
+    fn offline_schema_is_complete() {
+        let s = Subschema::offline();
+        let mut missing: Vec<String> = s
+            .classes
+            .values()
+            .flat_map(|c| c.must.iter().chain(c.may.iter()))
+            .filter(|a| !s.attrs.contains_key(*a))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "undefined offline: {missing:?}");
     }
 
     #[test]
