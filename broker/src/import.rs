@@ -60,10 +60,20 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// A hostile file could have a problem in every record: only this many are
+/// kept in full, the rest are counted (memory stays bounded).
+pub const MAX_LISTED_PROBLEMS: usize = 10_000;
+
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Checked {
     pub records: usize,
+    /// The first [`MAX_LISTED_PROBLEMS`] problems, for people to read.
     pub problems: Vec<Problem>,
+    /// Problems beyond those listed.
+    pub more_problems: usize,
+    /// Lines of every record with a problem (import skips them).
+    #[serde(skip)]
+    pub bad_lines: HashSet<usize>,
     #[serde(skip)]
     pub digest: String,
     #[serde(skip)]
@@ -83,7 +93,7 @@ pub struct Summary {
 pub enum ImportError {
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
-    #[error("{} problem(s) in the file; nothing was written", .0.len())]
+    #[error("the file has problems (the first {} listed); nothing was written", .0.len())]
     Invalid(Vec<Problem>),
     #[error("journal {path} belongs to another version of this file; finish with that file or delete the journal")]
     ForeignJournal { path: String },
@@ -186,6 +196,22 @@ fn dn_key(dn: &Dn) -> [u8; 16] {
     k
 }
 
+impl Checked {
+    fn note(&mut self, p: Problem) {
+        self.bad_lines.insert(p.line);
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(p);
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    /// How many problems there are in all.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len() + self.more_problems
+    }
+}
+
 /// Pass 1: read the whole file; report every problem at once. Memory holds
 /// 16 bytes per entry (for duplicate and parent checks), not the entries.
 pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -> Result<Checked, ImportError> {
@@ -205,7 +231,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             let record = match item {
                 Ok(r) => r,
                 Err(e) => {
-                    out.problems.push(Problem { line: e.line, dn: String::new(), reason: e.to_string() });
+                    out.note(Problem { line: e.line, dn: String::new(), reason: e.to_string() });
                     continue;
                 }
             };
@@ -215,31 +241,31 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             let (dn_str, mut attrs) = match entry_of(record) {
                 Ok(e) => e,
                 Err(r) => {
-                    out.problems.push(bad(r));
+                    out.note(bad(r));
                     continue;
                 }
             };
             let dn = match Dn::parse(&dn_str) {
                 Ok(d) if !d.is_root() => d,
                 Ok(_) => {
-                    out.problems.push(bad("the root DSE cannot be imported".into()));
+                    out.note(bad("the root DSE cannot be imported".into()));
                     continue;
                 }
                 Err(e) => {
-                    out.problems.push(bad(e.to_string()));
+                    out.note(bad(e.to_string()));
                     continue;
                 }
             };
             if let Err(reason) = seal_secrets(&mut attrs, opts.keyring.as_deref(), false) {
-                out.problems.push(bad(reason));
+                out.note(bad(reason));
             }
             if !schema.is_empty() {
                 for reason in schema.check_entry(&attrs) {
-                    out.problems.push(bad(reason));
+                    out.note(bad(reason));
                 }
             }
             if !seen.insert(dn_key(&dn)) {
-                out.problems.push(bad("this DN appears earlier in the file".into()));
+                out.note(bad("this DN appears earlier in the file".into()));
                 continue;
             }
             if let Some(parent) = dn.parent() {
@@ -252,8 +278,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     if exists {
                         parents_known.insert(pk);
                     } else {
-                        out.problems
-                            .push(bad(format!("parent {parent} is neither in the directory nor earlier in the file")));
+                        out.note(bad(format!("parent {parent} is neither in the directory nor earlier in the file")));
                     }
                 }
             }
@@ -320,10 +345,10 @@ pub async fn import(
     checked: &Checked,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Summary, ImportError> {
-    if !checked.problems.is_empty() && !opts.continue_on_error {
+    if checked.problem_count() > 0 && !opts.continue_on_error {
         return Err(ImportError::Invalid(checked.problems.clone()));
     }
-    let bad_lines: HashSet<usize> = checked.problems.iter().map(|p| p.line).collect();
+    let bad_lines = &checked.bad_lines;
     let journal_path = opts.journal.clone().unwrap_or_else(|| {
         let mut p = path.as_os_str().to_owned();
         p.push(".journal");

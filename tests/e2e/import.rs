@@ -157,3 +157,19 @@ async fn schema_violations_are_found_before_writing() {
     let offline = import::check(None, &file, &opts).await.unwrap();
     assert_eq!(offline.problems.len(), checked.problems.len(), "{:#?}", offline.problems);
 }
+
+/// A file with a problem in every record: all are counted, a bounded number listed.
+#[tokio::test]
+async fn problems_are_counted_but_listed_up_to_a_bound() {
+    let tmp = scratch_dir();
+    let file = tmp.path().join("all-bad.ldif");
+    let mut text = String::new();
+    for i in 0..12_000 {
+        text.push_str(&format!("dn: uid=b{i},ou=people,dc=example,dc=org\nuid: b{i}\n\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let checked = import::check(None, &file, &ImportOptions::default()).await.unwrap();
+    assert_eq!(checked.problems.len(), import::MAX_LISTED_PROBLEMS);
+    assert_eq!(checked.problem_count(), 12_000);
+    assert_eq!(checked.bad_lines.len(), 12_000);
+}

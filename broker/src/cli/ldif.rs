@@ -204,17 +204,20 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
             let checked =
                 import::check(dir.as_ref(), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
             if ctx.output == Output::Json {
-                ctx.json(&json!({ "records": checked.records, "problems": checked.problems }));
+                ctx.json(&json!({ "records": checked.records, "problems": checked.problems, "more_problems": checked.more_problems }));
             } else {
                 for p in &checked.problems {
                     eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
                 }
-                println!("{} record(s), {} problem(s)", checked.records, checked.problems.len());
+                if checked.more_problems > 0 {
+                    eprintln!("… and {} more problem(s) not listed", checked.more_problems);
+                }
+                println!("{} record(s), {} problem(s)", checked.records, checked.problem_count());
             }
-            if checked.problems.is_empty() {
+            if checked.problem_count() == 0 {
                 Ok(())
             } else {
-                Err(Failure::new(1, format!("{} problem(s) in {}", checked.problems.len(), a.file.display())))
+                Err(Failure::new(1, format!("{} problem(s) in {}", checked.problem_count(), a.file.display())))
             }
         }
     }
@@ -239,6 +242,9 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
     let checked = import::check(Some(&dir), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
     for p in &checked.problems {
         eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
+    }
+    if checked.more_problems > 0 {
+        eprintln!("… and {} more problem(s) not listed", checked.more_problems);
     }
     let tty = std::io::stderr().is_terminal() && ctx.output == Output::Text;
     let bar = tty.then(|| {
@@ -283,14 +289,14 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
             summary.added,
             summary.already_imported,
             summary.failed.len(),
-            checked.problems.len(),
+            checked.problem_count(),
             summary.batches
         );
         for f in &summary.failed {
             eprintln!("failed: {}: {}", f.dn, f.reason);
         }
     }
-    if summary.failed.is_empty() && checked.problems.is_empty() {
+    if summary.failed.is_empty() && checked.problem_count() == 0 {
         Ok(())
     } else {
         Err(Failure::new(1, "some entries were not imported"))
