@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::Change;
-use dirbroker::model::{DataCenter, DirEntry, PhysicalServer, PreSharedKey};
+use dirbroker::directory::{Change, Directory, Dn};
+use dirbroker::model::{DataCenter, DirEntry, PhysicalServer, PreSharedKey, Sealed};
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll;
 use dirbroker::seal::context;
@@ -220,22 +220,16 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
             let sealed =
                 ring.seal(&context::server_totp(&a.id), &secret).map_err(|e| Failure::new(1, e.to_string()))?;
             let did = ps.datacenter.first_rdn().map(|(_, v)| v).unwrap_or_default();
-            let mut file = create_bundle(&a.out)?;
-            let attr = b"dirbrokerServerTotpSecret".to_vec();
-            let changed = dir
-                .modify(
-                    &ps.dn(dir.layout())?,
-                    vec![
-                        Change::Delete(attr.clone(), [old.0].into_iter().collect()),
-                        Change::Add(attr, [sealed.0].into_iter().collect()),
-                    ],
-                )
-                .await;
-            if let Err(e) = changed {
-                let _ = std::fs::remove_file(&a.out);
-                return Err(e.into());
-            }
-            write_bundle(&mut file, &a.out, &ps_bundle(&ps, &did, &secret))?;
+            replace_sealed(
+                &dir,
+                &ps.dn(dir.layout())?,
+                "dirbrokerServerTotpSecret",
+                old,
+                sealed,
+                &a.out,
+                &ps_bundle(&ps, &did, &secret),
+            )
+            .await?;
             ctx.report(
                 json!({ "server": ps.id, "bundle": a.out }),
                 &format!("new secret for {}; bundle {}", ps.id, a.out.display()),
@@ -336,22 +330,17 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
                     .unwrap_or_default()
             };
             let (admin, did) = (name(&layout.people), name(&layout.datacenters));
-            let mut file = create_bundle(&a.out)?;
-            let attr = b"dirbrokerPskSecret".to_vec();
-            let changed = dir
-                .modify(
-                    &psk.dn(dir.layout())?,
-                    vec![
-                        Change::Delete(attr.clone(), [psk.secret.0.clone()].into_iter().collect()),
-                        Change::Add(attr, [sealed.0].into_iter().collect()),
-                    ],
-                )
-                .await;
-            if let Err(e) = changed {
-                let _ = std::fs::remove_file(&a.out);
-                return Err(e.into());
-            }
-            write_bundle(&mut file, &a.out, &psk_bundle(&a.id, &admin, &did, &key))?;
+            let dn = psk.dn(dir.layout())?;
+            replace_sealed(
+                &dir,
+                &dn,
+                "dirbrokerPskSecret",
+                psk.secret,
+                sealed,
+                &a.out,
+                &psk_bundle(&a.id, &admin, &did, &key),
+            )
+            .await?;
             ctx.report(
                 json!({ "psk": a.id, "bundle": a.out }),
                 &format!("new key for {}; bundle {}", a.id, a.out.display()),
@@ -366,4 +355,35 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// Swap a sealed secret for a new one (delete the exact old value, add the
+/// new: a concurrent rotation is not overwritten) and hand the new one out
+/// in a bundle at `out`, which must not exist. Nothing is left half-done:
+/// no bundle without the directory change.
+async fn replace_sealed(
+    dir: &Directory,
+    dn: &Dn,
+    attr: &str,
+    old: Sealed,
+    new: Sealed,
+    out: &Path,
+    bundle: &str,
+) -> Result<(), Failure> {
+    let mut file = create_bundle(out)?;
+    let a = attr.as_bytes().to_vec();
+    let changed = dir
+        .modify(
+            dn,
+            vec![
+                Change::Delete(a.clone(), [old.0].into_iter().collect()),
+                Change::Add(a, [new.0].into_iter().collect()),
+            ],
+        )
+        .await;
+    if let Err(e) = changed {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
+    write_bundle(&mut file, out, bundle)
 }

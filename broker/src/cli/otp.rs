@@ -352,16 +352,30 @@ async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     }
 }
 
-async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
-    let config = ctx.config()?;
-    let kind: TokenType = a.kind.into();
-    let id = new_id(&a.user, kind, a.id.clone())?;
+/// A new token of `kind` for `user` (id given or generated), with the
+/// keyring that will seal its secret and the directory it goes to.
+async fn new_token(
+    ctx: &Ctx,
+    user: &str,
+    kind: TokenType,
+    id: Option<String>,
+    description: Option<String>,
+) -> Result<(OtpToken, dirbroker::seal::Keyring, Directory), Failure> {
+    let id = new_id(user, kind, id)?;
     dirbroker::directory::dn::check_value("token id", &id)?;
     let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
-    let owner = user_dn(&dir, &a.user).await?;
+    let owner = user_dn(&dir, user).await?;
     let mut t = OtpToken::new(&id, owner, kind)?;
-    t.description = a.description.clone();
+    t.description = description;
+    Ok((t, ring, dir))
+}
+
+async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
+    let config = ctx.config()?;
+    let kind: TokenType = a.kind.into();
+    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description.clone()).await?;
+    let id = t.id.clone();
     if kind == TokenType::Skey {
         let alg = match a.params.algorithm.as_deref() {
             None => SkeyAlgorithm::Md5,
@@ -468,13 +482,8 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
     if kind == TokenType::Skey {
         return Err(Failure::usage("S/KEY tokens are made with `otp enroll --type skey`"));
     }
-    let id = new_id(&a.user, kind, a.id.clone())?;
-    dirbroker::directory::dn::check_value("token id", &id)?;
-    let ring = ctx.keyring()?;
-    let dir = ctx.directory().await?;
-    let owner = user_dn(&dir, &a.user).await?;
-    let mut t = OtpToken::new(&id, owner, kind)?;
-    t.description = a.description;
+    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description).await?;
+    let id = t.id.clone();
     t.algorithm = Some(alg.as_str().into());
     t.digits = Some(digits);
     t.secret = Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(1, e.to_string()))?);

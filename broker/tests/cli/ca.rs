@@ -15,9 +15,7 @@ fn openssl_verify(args: &[&str]) -> (bool, String) {
 fn issued_certificates_verify_and_revoked_ones_do_not() {
     let tmp = short_tmp();
     let bed = tmp.path().join("bed");
-    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
-    let _down = Down(bed.clone());
-    assert_eq!(code(&up), 0, "{}", text(&up));
+    let _down = testbed_up(&bed);
     let cfg = bed.join("dirbroker.toml");
     let run = |args: &[&str]| dirbroker(args, Some(&cfg), "");
 
@@ -137,9 +135,7 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
 
     let tmp = short_tmp();
     let bed = tmp.path().join("bed");
-    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
-    let _down = Down(bed.clone());
-    assert_eq!(code(&up), 0, "{}", text(&up));
+    let _down = testbed_up(&bed);
     let cfg = bed.join("dirbroker.toml");
     let run = |args: &[&str]| dirbroker(args, Some(&cfg), "");
     assert_eq!(code(&run(&["ca", "init"])), 0);

@@ -10,9 +10,7 @@ use crate::support::*;
 fn passwd_group_and_keys_migrate_in_three_commands() {
     let tmp = short_tmp();
     let bed = tmp.path().join("bed");
-    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
-    let _down = Down(bed.clone());
-    assert_eq!(code(&up), 0, "{}", text(&up));
+    let _down = testbed_up(&bed);
     let cfg = bed.join("dirbroker.toml");
 
     let old = tmp.path().join("old");
@@ -120,12 +118,7 @@ fn passwd_group_and_keys_migrate_in_three_commands() {
 fn export_redacts_secrets_and_round_trips_through_import() {
     let tmp = short_tmp();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let mut downs = Vec::new();
-    for bed in [&a, &b] {
-        let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
-        downs.push(Down(bed.clone()));
-        assert_eq!(code(&up), 0, "{}", text(&up));
-    }
+    let _downs = [testbed_up(&a), testbed_up(&b)];
     let (ca, cb) = (a.join("dirbroker.toml"), b.join("dirbroker.toml"));
     let pw = secret_file(tmp.path(), "pw", "pw-1234567890", 0o600);
     assert_eq!(
@@ -207,9 +200,7 @@ fn export_redacts_secrets_and_round_trips_through_import() {
 fn clear_secrets_in_a_provisioning_file_are_sealed_on_import() {
     let tmp = short_tmp();
     let bed = tmp.path().join("bed");
-    let up = dirbroker(&["testbed", "up", "--dir", bed.to_str().unwrap()], None, "");
-    let _down = Down(bed.clone());
-    assert_eq!(code(&up), 0, "{}", text(&up));
+    let _down = testbed_up(&bed);
     let cfg = bed.join("dirbroker.toml");
     assert_eq!(code(&dirbroker(&["user", "add", "fay", "--name", "Fay"], Some(&cfg), "")), 0);
     use base64::Engine;

@@ -278,3 +278,11 @@ pub fn ssh(port: u16, user: &str, extra: &[&str], env: &[(&str, &str)]) -> Outpu
 pub fn logged_in(o: &Output) -> bool {
     o.status.success() && String::from_utf8_lossy(&o.stdout).contains("login-ok")
 }
+
+/// `dirbroker testbed up --dir DIR`, asserted; the guard stops it again.
+pub fn testbed_up(dir: &Path) -> Down {
+    let up = dirbroker(&["testbed", "up", "--dir", dir.to_str().unwrap()], None, "");
+    let down = Down(dir.to_path_buf());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    down
+}
