@@ -1,0 +1,205 @@
+//! What the actors ask the broker (`dirbroker serve`), over mutual TLS with
+//! their own certificate: the CA and CRL, their own credentials and nothing
+//! else (the broker decides by the certificate), other data centers' public
+//! entries, and the check of a user's OTP.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use dirbroker::otp::codes::Algorithm;
+use dirbroker::otp::enroll::{SecretFormat, parse_secret};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::migration::MigrationError;
+use crate::migration::crypto::{DcIdentity, Trust};
+use crate::migration::operation::TotpKey;
+use crate::migration::request::{K1, K1Store};
+
+/// A client of the broker's HTTPS API.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn local(e: impl std::fmt::Display) -> MigrationError {
+    MigrationError::Local(format!("broker: {e}"))
+}
+
+#[derive(Deserialize)]
+struct PkiReply {
+    ca_pem: String,
+    crl_pem: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Party {
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct PskReply {
+    id: String,
+    parties: Vec<Party>,
+    key_base64: String,
+}
+
+#[derive(Deserialize)]
+struct ServerReply {
+    id: String,
+    endpoint: Option<String>,
+    algorithm: String,
+    period: u64,
+    secret_base32: String,
+}
+
+#[derive(Deserialize)]
+struct CredentialsReply {
+    did: String,
+    psks: Vec<PskReply>,
+    servers: Vec<ServerReply>,
+}
+
+#[derive(Deserialize)]
+struct DcReply {
+    endpoint: Option<String>,
+    certificate_pem: Option<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Deserialize)]
+struct OtpReply {
+    accepted: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A physical server of ours: its TOTP key and control endpoint.
+#[derive(Debug)]
+pub struct Server {
+    pub key: TotpKey,
+    pub endpoint: String,
+}
+
+/// Everything a data center holds, fetched at start.
+#[derive(Debug, Default)]
+pub struct DcCredentials {
+    pub k1: K1Store,
+    /// SPEKE passwords shared with other data centers, by their DID.
+    pub peers: HashMap<String, Zeroizing<Vec<u8>>>,
+    pub servers: HashMap<String, Server>,
+}
+
+/// Another data center's public entry.
+#[derive(Debug)]
+pub struct DcPublic {
+    pub endpoint: String,
+    pub cert_der: Vec<u8>,
+}
+
+impl Broker {
+    /// A client presenting `me` and trusting only the broker CA.
+    pub fn new(base: &str, ca_pem: &[u8], me: &DcIdentity) -> Result<Broker, MigrationError> {
+        use rustls_pki_types::pem::PemObject;
+        let ca = rustls_pki_types::CertificateDer::from_pem_slice(ca_pem).map_err(|e| local(format!("ca.pem: {e}")))?;
+        let tls = crate::tls::client_config(&ca, None, Some(me)).map_err(local)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(local)?;
+        Ok(Broker { http, base: base.trim_end_matches('/').to_string() })
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MigrationError> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(local)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(local(format!("GET {path}: {status}: {}", text.trim())));
+        }
+        resp.json().await.map_err(|e| local(format!("GET {path}: {e}")))
+    }
+
+    /// The CA certificate and current CRL.
+    pub async fn trust(&self) -> Result<Trust, MigrationError> {
+        let r: PkiReply = self.get("/v1/pki/ca").await?;
+        let crl = r.crl_pem.ok_or_else(|| local("the broker publishes no CRL (run `dirbroker ca refresh-crl`)"))?;
+        Ok(Trust::from_pem(r.ca_pem.as_bytes(), crl.as_bytes())?)
+    }
+
+    /// Our own credentials (the broker chooses them by our certificate).
+    pub async fn credentials(&self, me: &str) -> Result<DcCredentials, MigrationError> {
+        let r: CredentialsReply = self.get("/v1/dc/credentials").await?;
+        if r.did != me {
+            return Err(local(format!("the broker answered for {:?}, we are {me:?}", r.did)));
+        }
+        let mut creds = DcCredentials::default();
+        for p in r.psks {
+            let key = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(p.key_base64.as_bytes())
+                    .map_err(|e| local(format!("pre-shared key {}: {e}", p.id)))?,
+            );
+            let admins: Vec<&Party> = p.parties.iter().filter(|x| x.kind == "admin").collect();
+            let dcs: Vec<&Party> = p.parties.iter().filter(|x| x.kind == "dc" && x.name != me).collect();
+            match (admins.as_slice(), dcs.as_slice()) {
+                ([admin], []) => creds.k1.insert(K1::new(&p.id, &admin.name, me, key)?),
+                ([], [peer]) => {
+                    creds.peers.insert(peer.name.clone(), key);
+                }
+                _ => tracing::warn!(psk = %p.id, "pre-shared key with unexpected parties ignored"),
+            }
+        }
+        for s in r.servers {
+            let algorithm = Algorithm::parse(&s.algorithm)
+                .ok_or_else(|| local(format!("server {}: unknown algorithm {:?}", s.id, s.algorithm)))?;
+            let secret = parse_secret(&s.secret_base32, SecretFormat::Base32)
+                .map_err(|e| local(format!("server {}: {e}", s.id)))?;
+            let Some(endpoint) = s.endpoint else {
+                tracing::warn!(server = %s.id, "physical server without an endpoint ignored");
+                continue;
+            };
+            let key = TotpKey::new(me, &s.id, algorithm, s.period, secret)?;
+            creds.servers.insert(s.id.clone(), Server { key, endpoint });
+        }
+        Ok(creds)
+    }
+
+    /// Another data center's endpoint and certificate (not yet judged).
+    pub async fn dc(&self, did: &str) -> Result<DcPublic, MigrationError> {
+        let path = format!("/v1/dc/{}", percent_encoding::utf8_percent_encode(did, percent_encoding::NON_ALPHANUMERIC));
+        let r: DcReply = self.get(&path).await?;
+        if r.disabled {
+            return Err(MigrationError::Refused(format!("data center {did} is disabled")));
+        }
+        let endpoint = r.endpoint.ok_or_else(|| local(format!("data center {did} has no endpoint")))?;
+        let pem = r.certificate_pem.ok_or_else(|| local(format!("data center {did} has no certificate")))?;
+        use rustls_pki_types::pem::PemObject;
+        let cert = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| local(format!("certificate of {did}: {e}")))?;
+        Ok(DcPublic { endpoint, cert_der: cert.as_ref().to_vec() })
+    }
+
+    /// Verifies and consumes a user's OTP: `Ok(Err(reason))` when refused.
+    pub async fn verify_otp(&self, uid: &str, code: &str) -> Result<Result<(), String>, MigrationError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/otp/verify", self.base))
+            .json(&serde_json::json!({ "uid": uid, "code": code }))
+            .send()
+            .await
+            .map_err(local)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(local(format!("OTP check: {status}: {}", text.trim())));
+        }
+        let r: OtpReply = resp.json().await.map_err(local)?;
+        Ok(if r.accepted { Ok(()) } else { Err(r.reason.unwrap_or_else(|| "refused".into())) })
+    }
+}

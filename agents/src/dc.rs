@@ -1,0 +1,339 @@
+//! The data-center daemon: plays the source or the destination of a
+//! migration.
+//!
+//! At start it loads its bundle (key and certificate from `dirbroker dc
+//! add`), asks the broker for the CA and CRL and for its own credentials
+//! (K1 keys with admins, SPEKE passwords with other data centers, the TOTP
+//! secrets of its physical servers), then listens. The first message on a
+//! connection says which role the peer wants:
+//!
+//! - `Auth_Request` from an admin console → we are the source;
+//! - `Mig_Request_DC` from another data center (mutual TLS) → we are the
+//!   destination.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls_pki_types::UnixTime;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::broker::{Broker, DcCredentials, Server};
+use crate::migration::crypto::{DcIdentity, Trust};
+use crate::migration::messages::*;
+use crate::migration::operation::{self, DcChannel};
+use crate::migration::request::{self, ReplayCache};
+use crate::migration::{MigrationError, speke_session};
+use crate::wire::{self, Message};
+
+/// How the daemon is started.
+#[derive(Debug, Clone)]
+pub struct DcOptions {
+    pub bundle: PathBuf,
+    pub broker: String,
+    pub listen: String,
+    pub timeout: Duration,
+    /// How long a physical server may take to move the image.
+    pub transfer_timeout: Duration,
+}
+
+struct Dc {
+    me: DcIdentity,
+    trust: Trust,
+    creds: DcCredentials,
+    broker: Broker,
+    acceptor: tokio_rustls::TlsAcceptor,
+    client_tls: Arc<rustls::ClientConfig>,
+    replay: Mutex<ReplayCache>,
+    /// The last TOTP step used with each physical server (one session per step).
+    steps: Mutex<HashMap<String, u64>>,
+    timeout: Duration,
+    transfer_timeout: Duration,
+}
+
+fn unix_secs() -> i64 {
+    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+fn local(e: impl std::fmt::Display) -> MigrationError {
+    MigrationError::Local(e.to_string())
+}
+
+/// Loads credentials, binds, and serves until the process is stopped.
+pub async fn run(opts: DcOptions) -> Result<(), MigrationError> {
+    crate::tls::install_provider();
+    let me = DcIdentity::load(&opts.bundle)?;
+    let ca_pem = std::fs::read(opts.bundle.join("ca.pem"))
+        .map_err(|e| local(format!("{}: {e}", opts.bundle.join("ca.pem").display())))?;
+    let broker = Broker::new(&opts.broker, &ca_pem, &me)?;
+    let trust = broker.trust().await?;
+    let creds = broker.credentials(&me.did).await?;
+    let acceptor = crate::tls::dc_server(&me, &trust).map_err(local)?;
+    let client_tls = Arc::new(crate::tls::client_config(trust.ca_der(), Some(&trust), Some(&me)).map_err(local)?);
+    let listener =
+        TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;
+    let addr = listener.local_addr().map_err(local)?;
+    tracing::info!(
+        did = %me.did,
+        k1 = creds.k1.len(),
+        peers = creds.peers.len(),
+        servers = creds.servers.len(),
+        "data center listening on {addr}"
+    );
+    // The line tests and scripts wait for.
+    println!("listening on {addr}");
+    let dc = Arc::new(Dc {
+        me,
+        trust,
+        creds,
+        broker,
+        acceptor,
+        client_tls,
+        replay: Mutex::new(ReplayCache::default()),
+        steps: Mutex::new(HashMap::new()),
+        timeout: opts.timeout,
+        transfer_timeout: opts.transfer_timeout,
+    });
+    loop {
+        let (tcp, peer) = listener.accept().await.map_err(local)?;
+        let dc = dc.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dc.connection(tcp).await {
+                if e.is_peer_misbehaviour() {
+                    tracing::warn!(%peer, security = true, "refused: {e}");
+                } else {
+                    tracing::info!(%peer, "connection ended: {e}");
+                }
+            }
+        });
+    }
+}
+
+impl Dc {
+    async fn connection(&self, tcp: TcpStream) -> Result<(), MigrationError> {
+        let _ = tcp.set_nodelay(true);
+        let mut tls = tokio::time::timeout(self.timeout, self.acceptor.accept(tcp))
+            .await
+            .map_err(|_| local("TLS handshake timed out"))?
+            .map_err(|e| local(format!("TLS handshake: {e}")))?;
+        let peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+        let first = wire::read_frame(&mut tls, "Auth_Request or Mig_Request_DC", self.timeout).await?;
+        let kind = first.get(1).copied().unwrap_or_default();
+        let result = if kind == AuthRequest::KIND {
+            let req: AuthRequest = wire::decode(&first, kind_name)?;
+            self.as_source(&mut tls, req).await
+        } else if kind == MigRequestDc::KIND {
+            let req: MigRequestDc = wire::decode(&first, kind_name)?;
+            match peer_cert {
+                Some(cert) => self.as_destination(&mut tls, req, cert).await,
+                None => Err(MigrationError::Mismatch {
+                    what: MigRequestDc::NAME,
+                    detail: "a data center must present its certificate (mutual TLS)".into(),
+                }),
+            }
+        } else {
+            Err(wire::decode::<AuthRequest>(&first, kind_name).err().map_or_else(|| local("unexpected"), Into::into))
+        };
+        if let Err(e) = &result {
+            wire::refuse(&mut tls, e.to_string()).await;
+        }
+        result
+    }
+
+    /// The source data center, from the admin's `Auth_Request` to `Migration_Done`.
+    async fn as_source<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        admin: &mut S,
+        req: AuthRequest,
+    ) -> Result<(), MigrationError> {
+        let check = {
+            let mut replay = self.replay.lock().map_err(|_| local("replay cache poisoned"))?;
+            request::receive_auth_request(&self.creds.k1, &self.me.did, &req, &mut replay, unix_secs())?
+        };
+        // Step 3: the broker verifies and consumes the user's OTP.
+        if let Err(reason) = self.broker.verify_otp(&check.uid, &check.otp).await? {
+            tracing::warn!(uid = %check.uid, admin = %check.admin(), security = true, "OTP refused: {reason}");
+            return Err(MigrationError::OtpRefused(reason));
+        }
+        tracing::info!(uid = %check.uid, admin = %check.admin(), "user authenticated by OTP");
+        let (reply, waiting) = check.accepted()?;
+        wire::send(admin, &reply).await?;
+        let m: MigRequestAdmin = wire::recv(admin, kind_name, self.timeout).await?;
+        let (order, session) = waiting.receive(&m)?;
+        let outcome = self.migrate_out(&order).await;
+        let (migration_id, outcome) = match outcome {
+            Ok((id, t)) => (id, Ok(t)),
+            Err((id, e)) => (id, Err(e.to_string())),
+        };
+        wire::send(admin, &session.done(&MigrationDoneBody { migration_id, outcome: outcome.clone() })?).await?;
+        outcome.map(|_| ()).map_err(MigrationError::Refused)
+    }
+
+    async fn migrate_out(
+        &self,
+        order: &MigRequestAdminBody,
+    ) -> Result<([u8; 16], Transferred), ([u8; 16], MigrationError)> {
+        let no_id = [0u8; 16];
+        let server = self.creds.servers.get(&order.mig_rqst.source_server).ok_or_else(|| {
+            (no_id, MigrationError::Unknown { what: "physical server", name: order.mig_rqst.source_server.clone() })
+        })?;
+        let password = self
+            .creds
+            .peers
+            .get(&order.dest_did)
+            .ok_or_else(|| (no_id, local(format!("no SPEKE password shared with {}", order.dest_did))))?;
+        // Step 5: Mig_Request_DC to the destination's certified key.
+        let public = self.broker.dc(&order.dest_did).await.map_err(|e| (no_id, e))?;
+        let dest = self
+            .trust
+            .verify_dc(&public.cert_der, Some(&order.dest_did), UnixTime::now())
+            .map_err(|e| (no_id, e.into()))?;
+        let (req, waiting) = request::mig_request_dc(&self.me, &dest, order, unix_secs()).map_err(|e| (no_id, e))?;
+        let id = waiting.migration_id();
+        let run = async {
+            let mut peer = crate::tls::connect(self.client_tls.clone(), &public.endpoint).await.map_err(local)?;
+            wire::send(&mut peer, &req).await?;
+            let resp: MigResponseDc = wire::recv(&mut peer, kind_name, self.timeout).await?;
+            let ack = waiting.receive(&self.me, &self.trust, &resp, UnixTime::now())?;
+            tracing::info!(dest = %ack.dest.common_name, "destination accepted; signature kept");
+            let id = ack.request.migration_id;
+            // Operation step 1: SPEKE.
+            let mut session =
+                speke_session(&mut peer, password, &self.me.did, &order.dest_did, true, &id, self.timeout).await?;
+            let ready: DestReady = wire::recv(&mut peer, kind_name, self.timeout).await?;
+            let ready: DestReadyBody =
+                parse_body(&session.channel.open(DestReady::NAME, &ready.sealed)?, DestReady::NAME)?;
+            // Operation steps 2–3: our server sends the image.
+            let job = Job::Send { vm: order.mig_rqst.vm.clone(), to: ready.data_addr };
+            let sent = self.run_server(server, &session.sk, id, job, None).await?;
+            let committed: MigrationCommitted = wire::recv(&mut peer, kind_name, self.transfer_timeout).await?;
+            let committed: TransferReportBody = parse_body(
+                &session.channel.open(MigrationCommitted::NAME, &committed.sealed)?,
+                MigrationCommitted::NAME,
+            )?;
+            let committed = committed.outcome.map_err(|e| MigrationError::Transfer(format!("destination: {e}")))?;
+            if committed != sent {
+                return Err(MigrationError::Transfer("the destination committed other bytes than we sent".into()));
+            }
+            Ok::<_, MigrationError>(committed)
+        };
+        run.await.map(|t| (id, t)).map_err(|e| (id, e))
+    }
+
+    /// The destination data center.
+    async fn as_destination<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        src: &mut S,
+        req: MigRequestDc,
+        peer_cert: Vec<u8>,
+    ) -> Result<(), MigrationError> {
+        let incoming = {
+            let mut replay = self.replay.lock().map_err(|_| local("replay cache poisoned"))?;
+            request::receive_mig_request_dc(
+                &self.me,
+                &self.trust,
+                &req,
+                Some(&peer_cert),
+                &mut replay,
+                UnixTime::now(),
+            )?
+        };
+        let src_did = incoming.body.src_did.clone();
+        let server = self.creds.servers.get(&incoming.body.mig_rqst.dest_server);
+        let password = self.creds.peers.get(&src_did);
+        let ack = match (server, password) {
+            (None, _) => {
+                Ack::Refused(format!("{} is not a server of {}", incoming.body.mig_rqst.dest_server, self.me.did))
+            }
+            (_, None) => Ack::Refused(format!("no SPEKE password shared with {src_did}")),
+            _ => Ack::Accepted,
+        };
+        wire::send(src, &incoming.respond(&self.me, ack.clone())?).await?;
+        let (Some(server), Some(password), Ack::Accepted) = (server, password, ack) else {
+            return Ok(());
+        };
+        tracing::info!(src = %src_did, uid = %incoming.body.uid, vm = %incoming.body.mig_rqst.vm, "migration accepted");
+        let id = incoming.body.migration_id;
+        let mut session = speke_session(src, password, &self.me.did, &src_did, false, &id, self.timeout).await?;
+        let job = Job::Receive { vm: incoming.body.mig_rqst.vm.clone() };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sk = session.sk.clone();
+        let server_run = self.run_server(server, &sk, id, job, Some(tx));
+        let notify = async {
+            let addr = rx.await.map_err(|_| local("the destination server did not get ready"))?;
+            Ok::<_, MigrationError>(addr)
+        };
+        // Run the server session; as soon as it names its data port, tell the source.
+        tokio::pin!(server_run);
+        let addr = tokio::select! {
+            addr = notify => addr?,
+            early = &mut server_run => { early?; return Err(local("the destination server ended early")); }
+        };
+        let ready = DestReady {
+            sealed: session
+                .channel
+                .seal(DestReady::NAME, &body_bytes(&DestReadyBody { data_addr: addr }, DestReady::NAME)?)?,
+        };
+        wire::send(src, &ready).await?;
+        let outcome = server_run.await.map_err(|e| e.to_string());
+        let body = TransferReportBody { outcome: outcome.clone() };
+        let sealed = session.channel.seal(MigrationCommitted::NAME, &body_bytes(&body, MigrationCommitted::NAME)?)?;
+        wire::send(src, &MigrationCommitted { sealed }).await?;
+        outcome.map(|_| ()).map_err(MigrationError::Transfer)
+    }
+
+    /// Operation steps 2–3 with one of our physical servers: TOTP mutual
+    /// authentication, `E_TOTP(SK)` with the job, then its report.
+    async fn run_server(
+        &self,
+        server: &Server,
+        sk: &[u8; 32],
+        migration_id: [u8; 16],
+        job: Job,
+        ready: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> Result<Transferred, MigrationError> {
+        let step = self.next_step(server).await?;
+        let mut tcp = TcpStream::connect(&server.endpoint)
+            .await
+            .map_err(|e| local(format!("cannot reach {} at {}: {e}", server.key.pid, server.endpoint)))?;
+        let _ = tcp.set_nodelay(true);
+        let (req, waiting) = operation::dc_ps_auth_request(&server.key, step)?;
+        wire::send(&mut tcp, &req).await?;
+        let resp: DcPsAuthResponse = wire::recv(&mut tcp, kind_name, self.timeout).await?;
+        let mut channel: DcChannel = waiting.receive(&resp)?;
+        tracing::info!(server = %server.key.pid, "physical server authenticated (TOTP)");
+        wire::send(&mut tcp, &channel.deliver(&SkDeliveryBody { sk: *sk, migration_id, job })?).await?;
+        let r: PsReady = wire::recv(&mut tcp, kind_name, self.timeout).await?;
+        let r = channel.ready(&r)?;
+        if let Some(tx) = ready {
+            let addr = r.data_addr.ok_or_else(|| local("the destination server named no data port"))?;
+            let _ = tx.send(addr);
+        }
+        let report: TransferReport = wire::recv(&mut tcp, kind_name, self.transfer_timeout).await?;
+        channel.report(&report)?.outcome.map_err(|e| MigrationError::Transfer(format!("{}: {e}", server.key.pid)))
+    }
+
+    /// A TOTP step not yet used with this server: now, or the next one.
+    async fn next_step(&self, server: &Server) -> Result<u64, MigrationError> {
+        loop {
+            let now = server.key.step(UnixTime::now().as_secs());
+            let candidate = {
+                let mut steps = self.steps.lock().map_err(|_| local("step table poisoned"))?;
+                let last = steps.get(&server.key.pid).copied();
+                let next = last.map_or(now, |l| now.max(l + 1));
+                if next <= now + operation::STEP_WINDOW {
+                    steps.insert(server.key.pid.clone(), next);
+                    Some(next)
+                } else {
+                    None
+                }
+            };
+            match candidate {
+                Some(step) => return Ok(step),
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `dirbroker-agents`: the processes that act beside the broker.
+//! `dirbroker migrate …` runs `dirbroker-agents migrate …`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use dirbroker_agents::migration::messages::MigRqst;
+use dirbroker_agents::{admin, dc, ps};
+use zeroize::Zeroizing;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dirbroker-agents",
+    version,
+    about = "dirbroker's actors: data-center and physical-server daemons, the admin migration console"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a data-center daemon (source or destination of migrations).
+    #[command(
+        after_help = "Example:\n  dirbroker-agents dc --bundle /etc/dirbroker/dc-DC-SEOUL-1 --broker https://broker:8443 --listen 0.0.0.0:7443\n\n\
+        The bundle is the directory `dirbroker dc add` wrote (key.pem, cert.pem, ca.pem).\n\
+        At start the daemon fetches the CA, CRL and its own credentials from the broker."
+    )]
+    Dc {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The broker's base URL.
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+        /// Seconds to wait for each protocol message.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Seconds a transfer may take.
+        #[arg(long, default_value_t = 3600)]
+        transfer_timeout: u64,
+    },
+    /// Run a physical-server daemon.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents ps --bundle /etc/dirbroker/ps-0001.bundle --listen 10.2.0.1:7444 --images /var/lib/vm\n\n\
+        The bundle is the enrolment file `dirbroker ps add` wrote (mode 0600)."
+    )]
+    Ps {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7444")]
+        listen: String,
+        /// Directory of VM images.
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Chunk size of VM_Data_Tran in KiB.
+        #[arg(long, default_value_t = 1024)]
+        chunk_kib: u32,
+    },
+    /// Migrate a VM image (the admin console); asks for the user's OTP.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents migrate vm1.qcow2 --from DC-SEOUL-1 --to DC-BUSAN-2 --source-server PS-0001 \\\n      --dest-server PS-0101 --user bob --k1 k1.bundle --ca ca.pem --endpoint dc1.example.org:7443\n\n\
+        The OTP is read from the terminal, or from stdin when it is not one. Exit 0: migrated;\n\
+        1: refused or failed (the reason on stderr); 2: usage."
+    )]
+    Migrate {
+        /// The VM image's name on the source server.
+        vm: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        source_server: String,
+        #[arg(long)]
+        dest_server: String,
+        /// The user who asks for the migration (their OTP token is checked).
+        #[arg(long)]
+        user: String,
+        /// The K1 bundle shared with the source data center.
+        #[arg(long)]
+        k1: PathBuf,
+        /// The broker CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The source data center's endpoint (host:port).
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[arg(long, default_value_t = 3600)]
+        transfer_timeout: u64,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn read_otp(uid: &str) -> Result<Zeroizing<String>, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("OTP for {uid}: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = Zeroizing::new(String::new());
+    stdin.lock().read_line(&mut line).map_err(|e| format!("reading the OTP: {e}"))?;
+    let code = Zeroizing::new(line.trim().to_string());
+    if code.is_empty() {
+        return Err("no OTP given".into());
+    }
+    Ok(code)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout } => dc::run(dc::DcOptions {
+            bundle,
+            broker,
+            listen,
+            timeout: Duration::from_secs(timeout),
+            transfer_timeout: Duration::from_secs(transfer_timeout),
+        })
+        .await
+        .map(|()| None),
+        Cmd::Ps { bundle, listen, images, timeout, chunk_kib } => ps::run(ps::PsOptions {
+            bundle,
+            listen,
+            images,
+            timeout: Duration::from_secs(timeout),
+            chunk_size: chunk_kib.saturating_mul(1024),
+        })
+        .await
+        .map(|()| None),
+        Cmd::Migrate {
+            vm,
+            from,
+            to,
+            source_server,
+            dest_server,
+            user,
+            k1,
+            ca,
+            endpoint,
+            timeout,
+            transfer_timeout,
+            json,
+        } => {
+            let otp = match read_otp(&user) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("dirbroker-agents: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = admin::MigrateOptions {
+                k1,
+                ca,
+                endpoint,
+                uid: user,
+                mig_rqst: MigRqst { vm: vm.clone(), source_server, dest_server },
+                from: from.clone(),
+                to: to.clone(),
+                timeout: Duration::from_secs(timeout),
+                transfer_timeout: Duration::from_secs(transfer_timeout),
+            };
+            admin::migrate(&opts, otp).await.map(|o| {
+                Some(if json {
+                    serde_json::json!({
+                        "vm": vm, "from": from, "to": to,
+                        "migration_id": hex(&o.migration_id),
+                        "bytes": o.transferred.bytes,
+                        "sha256": hex(&o.transferred.sha256),
+                    })
+                    .to_string()
+                } else {
+                    format!(
+                        "migrated {vm} from {from} to {to}: {} bytes, sha256 {}",
+                        o.transferred.bytes,
+                        hex(&o.transferred.sha256)
+                    )
+                })
+            })
+        }
+    };
+    match result {
+        Ok(Some(line)) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dirbroker-agents: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The keys and seals behind the migration messages.
+//!
+//! The paper writes `E_OTP(…)`, `E_K1(…)`, `E_Pb(…)`, `E_TOTP(…)` and
+//! `E_SK(…)`; this module gives each a sound construction (see
+//! docs/protocols/migration.md for the reasons):
+//!
+//! | paper        | here                                                                  |
+//! |--------------|-----------------------------------------------------------------------|
+//! | `E_K1(x)`    | AES-256-GCM under HKDF(K1), one key per direction, bound to the session |
+//! | `E_OTP(UID)` | the OTP is *verified* (and consumed) by the broker, never a cipher key |
+//! | `E_Pb(x)`    | ECIES on P-256: ephemeral ECDH to the certified key, HKDF, AES-256-GCM |
+//! | `Sig_Pr(x)`  | ECDSA P-256 / SHA-256 with the certified key                          |
+//! | `E_TOTP(x)`  | AES-256-GCM under HKDF(full TOTP HMAC of the step, identities, nonces) |
+//! | `E_SK(x)`    | per-direction [`Channel`]s and the streaming AEAD of `dirbroker_proto::stream` |
+//!
+//! All AEAD work uses aws-lc-rs; randomness comes from its system RNG.
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey};
+use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivatePkcs8KeyDer, UnixTime};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+/// A failure of the cryptography, by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// A seal did not open: wrong key, tampered, replayed into another
+    /// session or direction.
+    #[error("{what}: authentication failed (tampered, replayed or not for us)")]
+    Tampered { what: &'static str },
+    #[error("{what}: signature does not verify")]
+    BadSignature { what: &'static str },
+    #[error("certificate refused: {0}")]
+    Certificate(String),
+    #[error("{0}")]
+    Malformed(String),
+    /// Our own credentials could not be loaded or used.
+    #[error("local credentials: {0}")]
+    Local(String),
+}
+
+const HKDF_SALT: &[u8] = b"dirbroker migration v1";
+
+struct Len(usize);
+impl KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// HKDF-SHA256 with length-prefixed info parts, so no two different lists
+/// of parts give the same info string.
+pub fn derive_key(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut info_bytes = Vec::new();
+    for part in info {
+        info_bytes.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        info_bytes.extend_from_slice(part);
+    }
+    let prk = Salt::new(HKDF_SHA256, if salt.is_empty() { HKDF_SALT } else { salt }).extract(ikm);
+    let mut out = Zeroizing::new([0u8; 32]);
+    let parts = [info_bytes.as_slice()];
+    // HKDF-Expand only fails when asked for more than 255 blocks.
+    if let Ok(okm) = prk.expand(&parts, Len(32)) {
+        let _ = okm.fill(out.as_mut_slice());
+    }
+    info_bytes.zeroize();
+    out
+}
+
+/// Fresh random bytes.
+pub fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut b = [0u8; N];
+    SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Local("the system RNG failed".into()))?;
+    Ok(b)
+}
+
+fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| CryptoError::Local("AES-256-GCM key setup failed".into()))
+}
+
+/// Seals under a single-message key with a random nonce: `nonce ‖ ciphertext ‖ tag`.
+pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let k = aead_key(key)?;
+    let nonce = random::<NONCE_LEN>()?;
+    let mut buf = plaintext.to_vec();
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .map_err(|_| CryptoError::Local("AEAD seal failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.append(&mut buf);
+    Ok(out)
+}
+
+/// Opens what [`seal`] made.
+pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &'static str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let k = aead_key(key)?;
+    let (nonce, ct) = sealed.split_at_checked(NONCE_LEN).ok_or(CryptoError::Tampered { what })?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Tampered { what })?;
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let len =
+        k.open_in_place(nonce, Aad::from(aad), buf.as_mut_slice()).map_err(|_| CryptoError::Tampered { what })?.len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Two directional keys with counters: each sealed message carries its
+/// sequence number implicitly in the nonce, so a replayed, dropped or
+/// reordered message fails to open, and nothing sent one way can be
+/// reflected back.
+pub struct Channel {
+    send: LessSafeKey,
+    recv: LessSafeKey,
+    send_seq: u64,
+    recv_seq: u64,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("send_seq", &self.send_seq).field("recv_seq", &self.recv_seq).finish()
+    }
+}
+
+fn seq_nonce(seq: u64) -> Nonce {
+    let mut n = [0u8; NONCE_LEN];
+    if let Some(tail) = n.get_mut(4..) {
+        tail.copy_from_slice(&seq.to_be_bytes());
+    }
+    Nonce::assume_unique_for_key(n)
+}
+
+impl Channel {
+    /// A channel from a shared secret: both ends derive the same two keys and
+    /// pick them by role (`initiator` sends with the first).
+    pub fn derive(secret: &[u8], context: &[&[u8]], initiator: bool) -> Result<Channel, CryptoError> {
+        let mut a_info: Vec<&[u8]> = context.to_vec();
+        a_info.push(b"initiator->responder");
+        let mut b_info: Vec<&[u8]> = context.to_vec();
+        b_info.push(b"responder->initiator");
+        let a = derive_key(secret, b"", &a_info);
+        let b = derive_key(secret, b"", &b_info);
+        let (send, recv) = if initiator { (a, b) } else { (b, a) };
+        Ok(Channel { send: aead_key(&send)?, recv: aead_key(&recv)?, send_seq: 0, recv_seq: 0 })
+    }
+
+    pub fn seal(&mut self, what: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = plaintext.to_vec();
+        self.send
+            .seal_in_place_append_tag(seq_nonce(self.send_seq), Aad::from(what.as_bytes()), &mut buf)
+            .map_err(|_| CryptoError::Local("AEAD seal failed".into()))?;
+        self.send_seq += 1;
+        Ok(buf)
+    }
+
+    pub fn open(&mut self, what: &'static str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let len = self
+            .recv
+            .open_in_place(seq_nonce(self.recv_seq), Aad::from(what.as_bytes()), buf.as_mut_slice())
+            .map_err(|_| CryptoError::Tampered { what })?
+            .len();
+        buf.truncate(len);
+        self.recv_seq += 1;
+        Ok(buf)
+    }
+}
+
+/// `E_Pb(x)`: ECIES on P-256 to a certified public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PbCiphertext {
+    /// The sender's ephemeral public key (uncompressed point).
+    pub ephemeral: Vec<u8>,
+    /// AES-256-GCM ciphertext and tag (the key is single-use: zero nonce).
+    pub sealed: Vec<u8>,
+}
+
+fn ecies_key(z: &[u8], ephemeral: &[u8], recipient: &[u8], label: &str) -> Zeroizing<[u8; 32]> {
+    derive_key(z, b"dirbroker E_Pb v1", &[ephemeral, recipient, label.as_bytes()])
+}
+
+/// Encrypts to the holder of the private key for `recipient` (an uncompressed P-256 point).
+pub fn seal_to(recipient: &[u8], label: &str, plaintext: &[u8]) -> Result<PbCiphertext, CryptoError> {
+    let rng = SystemRandom::new();
+    let eph = EphemeralPrivateKey::generate(&ECDH_P256, &rng).map_err(|_| CryptoError::Local("ECDH keygen".into()))?;
+    let eph_pub = eph.compute_public_key().map_err(|_| CryptoError::Local("ECDH public key".into()))?.as_ref().to_vec();
+    let key = agreement::agree_ephemeral(
+        eph,
+        UnparsedPublicKey::new(&ECDH_P256, recipient),
+        CryptoError::Certificate("the recipient's public key is not a P-256 point".into()),
+        |z| Ok(ecies_key(z, &eph_pub, recipient, label)),
+    )?;
+    let mut buf = plaintext.to_vec();
+    aead_key(&key)?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(label.as_bytes()), &mut buf)
+        .map_err(|_| CryptoError::Local("AEAD seal failed".into()))?;
+    Ok(PbCiphertext { ephemeral: eph_pub, sealed: buf })
+}
+
+/// Opens a [`PbCiphertext`] with our certified key.
+pub fn open_from(me: &DcIdentity, label: &'static str, ct: &PbCiphertext) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let key = agreement::agree(
+        &me.ecdh,
+        UnparsedPublicKey::new(&ECDH_P256, ct.ephemeral.as_slice()),
+        CryptoError::Tampered { what: label },
+        |z| Ok(ecies_key(z, &ct.ephemeral, &me.public_point, label)),
+    )?;
+    let mut buf = Zeroizing::new(ct.sealed.clone());
+    let len = aead_key(&key)?
+        .open_in_place(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(label.as_bytes()), buf.as_mut_slice())
+        .map_err(|_| CryptoError::Tampered { what: label })?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A data center's own credentials: the key pair its certificate certifies.
+pub struct DcIdentity {
+    pub did: String,
+    pub cert_der: Vec<u8>,
+    pub key_der: Zeroizing<Vec<u8>>,
+    signing: EcdsaKeyPair,
+    ecdh: PrivateKey,
+    public_point: Vec<u8>,
+}
+
+impl std::fmt::Debug for DcIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DcIdentity").field("did", &self.did).finish_non_exhaustive()
+    }
+}
+
+impl DcIdentity {
+    /// From a PKCS#8 PEM key and the PEM certificate issued for it.
+    pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<DcIdentity, CryptoError> {
+        let key = PrivatePkcs8KeyDer::from_pem_slice(key_pem)
+            .map_err(|e| CryptoError::Local(format!("key.pem is not a PKCS#8 PEM key: {e}")))?;
+        let cert = CertificateDer::from_pem_slice(cert_pem)
+            .map_err(|e| CryptoError::Local(format!("cert.pem is not a PEM certificate: {e}")))?;
+        let signing = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key.secret_pkcs8_der())
+            .map_err(|e| CryptoError::Local(format!("key.pem is not a P-256 key: {e}")))?;
+        let ecdh = PrivateKey::from_private_key_der(&ECDH_P256, key.secret_pkcs8_der())
+            .map_err(|e| CryptoError::Local(format!("key.pem cannot do ECDH: {e}")))?;
+        let public_point = signing.public_key().as_ref().to_vec();
+        let info = cert_info(cert.as_ref())?;
+        if info.public_point != public_point {
+            return Err(CryptoError::Local("cert.pem does not certify key.pem".into()));
+        }
+        Ok(DcIdentity {
+            did: info.common_name,
+            cert_der: cert.as_ref().to_vec(),
+            key_der: Zeroizing::new(key.secret_pkcs8_der().to_vec()),
+            signing,
+            ecdh,
+            public_point,
+        })
+    }
+
+    /// From a bundle directory written by `dirbroker dc add` (key.pem, cert.pem).
+    pub fn load(dir: &Path) -> Result<DcIdentity, CryptoError> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| CryptoError::Local(format!("{}: {e}", dir.join(name).display())))
+        };
+        let key = Zeroizing::new(read("key.pem")?);
+        DcIdentity::from_pem(&key, &read("cert.pem")?)
+    }
+
+    /// `Sig_Pr(msg)`.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.signing
+            .sign(&SystemRandom::new(), msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| CryptoError::Local("ECDSA signing failed".into()))
+    }
+}
+
+/// Verifies `Sig_Pr(msg)` with a certified public key.
+pub fn verify_signature(point: &[u8], msg: &[u8], sig: &[u8], what: &'static str) -> Result<(), CryptoError> {
+    signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+        .verify(msg, sig)
+        .map_err(|_| CryptoError::BadSignature { what })
+}
+
+/// What we use from a certificate.
+#[derive(Clone, Debug)]
+pub struct CertInfo {
+    pub common_name: String,
+    pub organization: String,
+    pub public_point: Vec<u8>,
+}
+
+/// Reads the subject and public key of a DER certificate (no trust decision).
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, CryptoError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| CryptoError::Certificate(format!("not a DER certificate: {e}")))?;
+    let subject = cert.subject();
+    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_string).unwrap_or_default()
+    };
+    Ok(CertInfo {
+        common_name: first(&mut subject.iter_common_name()),
+        organization: first(&mut subject.iter_organization()),
+        public_point: cert.public_key().subject_public_key.data.to_vec(),
+    })
+}
+
+/// The broker CA and its current CRL: what every certificate is judged by.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    ca: CertificateDer<'static>,
+    crl: CertificateRevocationListDer<'static>,
+}
+
+/// The organisation the CA writes into data-center certificates.
+pub const DC_ORGANIZATION: &str = "dirbroker data center";
+
+impl Trust {
+    pub fn new(ca_der: Vec<u8>, crl_der: Vec<u8>) -> Trust {
+        Trust { ca: CertificateDer::from(ca_der), crl: CertificateRevocationListDer::from(crl_der) }
+    }
+
+    /// From PEM texts (the CA certificate and the CRL).
+    pub fn from_pem(ca_pem: &[u8], crl_pem: &[u8]) -> Result<Trust, CryptoError> {
+        let ca =
+            CertificateDer::from_pem_slice(ca_pem).map_err(|e| CryptoError::Local(format!("CA certificate: {e}")))?;
+        let crl = CertificateRevocationListDer::from_pem_slice(crl_pem)
+            .map_err(|e| CryptoError::Local(format!("CRL: {e}")))?;
+        Ok(Trust { ca, crl })
+    }
+
+    pub fn ca_der(&self) -> &CertificateDer<'static> {
+        &self.ca
+    }
+
+    pub fn crl_der(&self) -> &CertificateRevocationListDer<'static> {
+        &self.crl
+    }
+
+    /// Accepts a data center's certificate only if the broker CA issued it,
+    /// it is valid now, not revoked by the CRL, and (when given) names the
+    /// expected DID. Returns its subject and key.
+    pub fn verify_dc(&self, der: &[u8], expected_did: Option<&str>, now: UnixTime) -> Result<CertInfo, CryptoError> {
+        let anchor = webpki::anchor_from_trusted_cert(&self.ca)
+            .map_err(|e| CryptoError::Local(format!("the CA certificate is unusable: {e:?}")))?;
+        let crl = webpki::OwnedCertRevocationList::from_der(self.crl.as_ref())
+            .map_err(|e| CryptoError::Local(format!("the CRL is unusable: {e:?}")))?;
+        let crl = webpki::CertRevocationList::from(crl);
+        let crls = [&crl];
+        let revocation = webpki::RevocationOptionsBuilder::new(&crls)
+            .map_err(|_| CryptoError::Local("no CRL".into()))?
+            .with_depth(webpki::RevocationCheckDepth::EndEntity)
+            .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+            .build();
+        let cert = CertificateDer::from(der);
+        let ee = webpki::EndEntityCert::try_from(&cert)
+            .map_err(|e| CryptoError::Certificate(format!("not a certificate: {e:?}")))?;
+        let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.all;
+        ee.verify_for_usage(algs, &[anchor], &[], now, webpki::KeyUsage::client_auth(), Some(revocation), None)
+            .map_err(|e| CryptoError::Certificate(describe_webpki(&e)))?;
+        let info = cert_info(der)?;
+        if info.organization != DC_ORGANIZATION {
+            return Err(CryptoError::Certificate(format!("{:?} is not a data-center certificate", info.common_name)));
+        }
+        if let Some(did) = expected_did
+            && info.common_name != did
+        {
+            return Err(CryptoError::Certificate(format!(
+                "the certificate names {:?}, expected {did:?}",
+                info.common_name
+            )));
+        }
+        Ok(info)
+    }
+}
+
+fn describe_webpki(e: &webpki::Error) -> String {
+    match e {
+        webpki::Error::CertRevoked => "the certificate is revoked (CRL)".into(),
+        webpki::Error::UnknownIssuer => "not issued by the broker CA".into(),
+        webpki::Error::InvalidSignatureForPublicKey => "the CA signature does not verify (forged)".into(),
+        webpki::Error::CertExpired { .. } => "the certificate has expired".into(),
+        webpki::Error::CertNotValidYet { .. } => "the certificate is not valid yet".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The full HMAC of the TOTP step (RFC 6238 before truncation): the key
+/// material the DC and its physical server share for that step. The six
+/// digits (~20 bits) are never used as a key.
+pub fn totp_material(secret: &[u8], step: u64, algorithm: dirbroker::otp::codes::Algorithm) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(dirbroker::otp::codes::hmac_counter(secret, step, algorithm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_and_tamper() {
+        let k = [7u8; 32];
+        let s = seal(&k, b"Auth_Request", b"alice").unwrap();
+        assert_eq!(&*open(&k, b"Auth_Request", &s, "Auth_Request").unwrap(), b"alice");
+        // Another label (message type), a flipped bit, another key, a short input.
+        assert!(open(&k, b"Auth_Reply", &s, "x").is_err());
+        for i in 0..s.len() {
+            let mut t = s.clone();
+            t[i] ^= 1;
+            assert!(open(&k, b"Auth_Request", &t, "x").is_err(), "bit flip at {i} accepted");
+        }
+        assert!(open(&[8u8; 32], b"Auth_Request", &s, "x").is_err());
+        assert!(open(&k, b"Auth_Request", &s[..5], "x").is_err());
+    }
+
+    #[test]
+    fn channel_refuses_replay_reorder_and_reflection() {
+        let ctx: &[&[u8]] = &[b"ctx"];
+        let mut a = Channel::derive(b"shared", ctx, true).unwrap();
+        let m0 = a.seal("m", b"zero").unwrap();
+        let m1 = a.seal("m", b"one").unwrap();
+        // Reordered: m1 where m0 is due fails.
+        let mut b = Channel::derive(b"shared", ctx, false).unwrap();
+        assert!(b.open("m", &m1).is_err());
+        // In order it opens; the same message again (a replay) fails.
+        let mut b = Channel::derive(b"shared", ctx, false).unwrap();
+        assert_eq!(&*b.open("m", &m0).unwrap(), b"zero");
+        assert!(b.open("m", &m0).is_err());
+        let mut b = Channel::derive(b"shared", ctx, false).unwrap();
+        b.open("m", &m0).unwrap();
+        assert_eq!(&*b.open("m", &m1).unwrap(), b"one");
+        // Another label for the same bytes fails.
+        let mut b = Channel::derive(b"shared", ctx, false).unwrap();
+        assert!(b.open("other", &m0).is_err());
+        // Reflected: what the initiator sent cannot be opened as if it came back.
+        let mut a2 = Channel::derive(b"shared", ctx, true).unwrap();
+        assert!(a2.open("m", &m0).is_err());
+        // Another context or secret cannot open it either.
+        assert!(Channel::derive(b"shared", &[b"other"], false).unwrap().open("m", &m0).is_err());
+        assert!(Channel::derive(b"shareD", ctx, false).unwrap().open("m", &m0).is_err());
+    }
+}

@@ -1,0 +1,407 @@
+//! The paper's Table 1 claims, played as attacks against the protocol
+//! states in-process (the end-to-end versions with real processes live in
+//! tests/e2e/migration.rs).
+
+use std::time::Duration;
+
+use dirbroker::ca::Ca;
+use dirbroker::otp::codes::Algorithm;
+use rustls_pki_types::UnixTime;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::crypto::{DcIdentity, Trust};
+use super::messages::*;
+use super::operation::*;
+use super::request::*;
+use super::*;
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: Ca,
+    src: DcIdentity,
+    dest: DcIdentity,
+    src_serial: Vec<u8>,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn unix_now() -> UnixTime {
+    UnixTime::now()
+}
+
+fn identity(ca: &Ca, did: &str) -> (DcIdentity, Vec<u8>) {
+    let issued = ca.issue_dc(did, "127.0.0.1", now(), 30).unwrap();
+    (DcIdentity::from_pem(issued.key_pem.as_bytes(), issued.cert_pem.as_bytes()).unwrap(), issued.serial)
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::init(&dir.path().join("ca.key"), &dir.path().join("ca.pem"), "test CA", now(), 1).unwrap();
+    let (src, src_serial) = identity(&ca, "DC-SRC");
+    let (dest, _) = identity(&ca, "DC-DEST");
+    Pki { _dir: dir, ca, src, dest, src_serial }
+}
+
+fn trust(p: &Pki, revoked: &[Vec<u8>]) -> Trust {
+    let list: Vec<_> = revoked.iter().map(|s| (s.clone(), now())).collect();
+    Trust::new(p.ca.cert_der.clone(), p.ca.crl(&list, 2, now()).unwrap())
+}
+
+fn k1() -> K1 {
+    K1::new("k1-alice-src", "alice", "DC-SRC", Zeroizing::new(vec![42u8; 32])).unwrap()
+}
+
+fn store() -> K1Store {
+    let mut s = K1Store::default();
+    s.insert(k1());
+    s
+}
+
+fn user(otp: &str) -> MigAuthRequest {
+    MigAuthRequest { uid: "bob".into(), otp: Zeroizing::new(otp.into()) }
+}
+
+fn order() -> MigRqst {
+    MigRqst { vm: "vm1.qcow2".into(), source_server: "PS-1".into(), dest_server: "PS-9".into() }
+}
+
+fn t0() -> i64 {
+    now().unix_timestamp()
+}
+
+#[test]
+fn request_module_honest_run() {
+    let (keys, k1) = (store(), k1());
+    let mut cache = ReplayCache::default();
+    let (req, waiting) = start(&k1, &user("123456"), t0()).unwrap();
+    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 1).unwrap();
+    assert_eq!((check.uid.as_str(), check.otp.as_str(), check.admin()), ("bob", "123456", "alice"));
+    let (reply, dc_waiting) = check.accepted().unwrap();
+    let (mig, admin_waiting) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
+    let (body, session) = dc_waiting.receive(&mig).unwrap();
+    assert_eq!(body, MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() });
+    let done = session
+        .done(&MigrationDoneBody { migration_id: [1; 16], outcome: Ok(Transferred { bytes: 5, sha256: [2; 32] }) })
+        .unwrap();
+    assert_eq!(admin_waiting.receive(&done).unwrap().outcome, Ok(Transferred { bytes: 5, sha256: [2; 32] }));
+}
+
+#[test]
+fn replayed_auth_request_is_refused() {
+    let (keys, k1) = (store(), k1());
+    let mut cache = ReplayCache::default();
+    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
+    let e = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 10).unwrap_err();
+    assert!(matches!(e, MigrationError::Replay { what: "Auth_Request", .. }), "{e}");
+    // Replayed after the cache would have forgotten it: the timestamp is stale.
+    let e = receive_auth_request(&keys, "DC-SRC", &req, &mut ReplayCache::default(), t0() + 301).unwrap_err();
+    assert!(e.to_string().contains("timestamp is 301 s away"), "{e}");
+}
+
+#[test]
+fn auth_request_tampering_and_wrong_keys_are_refused() {
+    let (keys, k1) = (store(), k1());
+    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    for i in 0..req.sealed.len() {
+        let mut bad = req.clone();
+        bad.sealed[i] ^= 0x10;
+        let e = receive_auth_request(&keys, "DC-SRC", &bad, &mut ReplayCache::default(), t0()).unwrap_err();
+        assert!(matches!(e, MigrationError::Crypto(CryptoError::Tampered { .. })), "byte {i}: {e}");
+    }
+    // Claiming another admin for the same K1, or another K1, or another DC.
+    let mut other = req.clone();
+    other.admin = "mallory".into();
+    assert!(matches!(
+        receive_auth_request(&keys, "DC-SRC", &other, &mut ReplayCache::default(), t0()),
+        Err(MigrationError::Unknown { .. })
+    ));
+    assert!(receive_auth_request(&keys, "DC-OTHER", &req, &mut ReplayCache::default(), t0()).is_err());
+    let wrong = K1::new("k1-alice-src", "alice", "DC-SRC", Zeroizing::new(vec![7u8; 32])).unwrap();
+    let (forged, _) = start(&wrong, &user("123456"), t0()).unwrap();
+    assert!(receive_auth_request(&keys, "DC-SRC", &forged, &mut ReplayCache::default(), t0()).is_err());
+}
+
+#[test]
+fn auth_reply_for_another_request_is_refused() {
+    let (keys, k1) = (store(), k1());
+    let (req1, waiting1) = start(&k1, &user("111111"), t0()).unwrap();
+    let (req2, _waiting2) = start(&k1, &user("222222"), t0()).unwrap();
+    let mut cache = ReplayCache::default();
+    receive_auth_request(&keys, "DC-SRC", &req1, &mut cache, t0()).unwrap();
+    let (reply2, _) = receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0()).unwrap().accepted().unwrap();
+    // The reply to request 2 (a replay from another session) does not answer request 1.
+    let e = waiting1.receive(&k1, &reply2, order(), "DC-DEST").unwrap_err();
+    assert!(e.to_string().contains("answers another request"), "{e}");
+}
+
+#[test]
+fn mig_request_admin_replayed_into_another_session_is_refused() {
+    let (keys, k1) = (store(), k1());
+    let mut cache = ReplayCache::default();
+    let run = |cache: &mut ReplayCache, otp: &str| {
+        let (req, waiting) = start(&k1, &user(otp), t0()).unwrap();
+        let (reply, dc) = receive_auth_request(&keys, "DC-SRC", &req, cache, t0()).unwrap().accepted().unwrap();
+        let (mig, _) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
+        (mig, dc)
+    };
+    let (mig1, _) = run(&mut cache, "111111");
+    let (_, dc2) = run(&mut cache, "222222");
+    assert!(matches!(dc2.receive(&mig1), Err(MigrationError::Crypto(CryptoError::Tampered { .. }))));
+}
+
+#[test]
+fn dc_to_dc_request_and_signed_response() {
+    let p = pki();
+    let t = trust(&p, &[]);
+    let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
+    let dest_info = t.verify_dc(&p.dest.cert_der, Some("DC-DEST"), unix_now()).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let mut cache = ReplayCache::default();
+    let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64 + 5));
+    let incoming = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.src.cert_der), &mut cache, now).unwrap();
+    assert_eq!((incoming.body.src_did.as_str(), incoming.body.uid.as_str()), ("DC-SRC", "bob"));
+    // The same request again is a replay.
+    let e = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.src.cert_der), &mut cache, now).unwrap_err();
+    assert!(matches!(e, MigrationError::Replay { .. }), "{e}");
+    let resp = incoming.respond(&p.dest, Ack::Accepted).unwrap();
+    let ack = waiting.receive(&p.src, &t, &resp, unix_now()).unwrap();
+    // Non-repudiation: the signature verifies with the destination's
+    // certified key over Dest_DID ‖ Ack ‖ migration ‖ request, for anyone.
+    let signed = response_signed_bytes("DC-DEST", &Ack::Accepted, &ack.request.migration_id, &ack.request_digest);
+    crypto::verify_signature(&ack.dest.public_point, &signed, &ack.signature, "x").unwrap();
+    let refused =
+        response_signed_bytes("DC-DEST", &Ack::Refused("no".into()), &ack.request.migration_id, &ack.request_digest);
+    assert!(crypto::verify_signature(&ack.dest.public_point, &refused, &ack.signature, "x").is_err());
+}
+
+#[test]
+fn forged_or_revoked_certificates_are_refused() {
+    let p = pki();
+    // A certificate from another CA with the same DID.
+    let dir = tempfile::tempdir().unwrap();
+    let rogue_ca = Ca::init(&dir.path().join("k"), &dir.path().join("c"), "rogue", now(), 1).unwrap();
+    let (rogue, _) = identity(&rogue_ca, "DC-SRC");
+    let t = trust(&p, &[]);
+    let e = t.verify_dc(&rogue.cert_der, Some("DC-SRC"), unix_now()).unwrap_err();
+    assert!(e.to_string().contains("not issued by the broker CA"), "{e}");
+    // A revoked one.
+    let revoked = trust(&p, std::slice::from_ref(&p.src_serial));
+    let e = revoked.verify_dc(&p.src.cert_der, Some("DC-SRC"), unix_now()).unwrap_err();
+    assert!(e.to_string().contains("revoked"), "{e}");
+    // The wrong DID.
+    let e = t.verify_dc(&p.src.cert_der, Some("DC-DEST"), unix_now()).unwrap_err();
+    assert!(e.to_string().contains("expected \"DC-DEST\""), "{e}");
+    // A request carrying a rogue Cert_Src is refused by the destination.
+    let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
+    let dest_info = t.verify_dc(&p.dest.cert_der, None, unix_now()).unwrap();
+    let (req, _) = mig_request_dc(&rogue, &dest_info, &admin_order, t0()).unwrap();
+    let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64));
+    let e = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap_err();
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::Certificate(_))), "{e}");
+    // …and so is a revoked source, and a Cert_Src that is not the TLS peer's.
+    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    assert!(receive_mig_request_dc(&p.dest, &revoked, &req, None, &mut ReplayCache::default(), now).is_err());
+    let e = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.dest.cert_der), &mut ReplayCache::default(), now)
+        .unwrap_err();
+    assert!(e.to_string().contains("not the certificate of the connection"), "{e}");
+}
+
+#[test]
+fn mig_response_dc_with_a_bad_signature_is_refused() {
+    let p = pki();
+    let t = trust(&p, &[]);
+    let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
+    let dest_info = t.verify_dc(&p.dest.cert_der, None, unix_now()).unwrap();
+    let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64));
+    // A third data center, certified by the same CA, signs in DEST's name
+    // but must attach DEST's certificate to pass the DID check.
+    let (other, _) = identity(&p.ca, "DC-OTHER");
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let incoming = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap();
+    let forged = incoming.respond(&other, Ack::Accepted).unwrap();
+    let forged = MigResponseDc { sealed: forged.sealed, cert_dest: p.dest.cert_der.clone() };
+    let e = waiting.receive(&p.src, &t, &forged, unix_now()).unwrap_err();
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::BadSignature { .. })), "{e}");
+    // A signature for another request (same destination) is refused too.
+    let (req_a, waiting_a) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let (req_b, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let _ = req_a;
+    let inc_b = receive_mig_request_dc(&p.dest, &t, &req_b, None, &mut ReplayCache::default(), now).unwrap();
+    let resp_b = inc_b.respond(&p.dest, Ack::Accepted).unwrap();
+    assert!(waiting_a.receive(&p.src, &t, &resp_b, unix_now()).is_err());
+    // A refusal is reported as one.
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let inc = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap();
+    let no = inc.respond(&p.dest, Ack::Refused("PS-9 is full".into())).unwrap();
+    let e = waiting.receive(&p.src, &t, &no, unix_now()).unwrap_err();
+    assert_eq!(e.to_string(), "DC-DEST refused the migration: PS-9 is full");
+}
+
+fn totp_key() -> TotpKey {
+    TotpKey::new("DC-SRC", "PS-1", Algorithm::Sha1, 30, Zeroizing::new(b"12345678901234567890".to_vec())).unwrap()
+}
+
+#[test]
+fn dc_ps_mutual_authentication_and_sk_delivery() {
+    let (dc_key, ps_key) = (totp_key(), totp_key());
+    let now = 1_800_000_000u64;
+    let step = dc_key.step(now);
+    let (req, waiting) = dc_ps_auth_request(&dc_key, step).unwrap();
+    let mut guard = StepGuard::default();
+    let (resp, mut ps) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 10).unwrap();
+    let mut dc = waiting.receive(&resp).unwrap();
+    let job = Job::Send { vm: "vm1".into(), to: "127.0.0.1:9".into() };
+    let sk = dc.deliver(&SkDeliveryBody { sk: [9; 32], migration_id: [3; 16], job: job.clone() }).unwrap();
+    let got = ps.receive_sk(&sk).unwrap();
+    assert_eq!((got.sk, &got.job), ([9; 32], &job));
+    // The same E_TOTP(SK) again (replayed within the session) fails.
+    assert!(ps.receive_sk(&sk).is_err());
+    let ready = ps.ready(&PsReadyBody { data_addr: None }).unwrap();
+    assert_eq!(dc.ready(&ready).unwrap().data_addr, None);
+}
+
+#[test]
+fn replayed_dc_ps_auth_request_and_old_sessions_are_refused() {
+    let (dc_key, ps_key) = (totp_key(), totp_key());
+    let now = 1_800_000_000u64;
+    let step = dc_key.step(now);
+    let mut guard = StepGuard::default();
+    let (req, waiting) = dc_ps_auth_request(&dc_key, step).unwrap();
+    let (resp, _) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now).unwrap();
+    // The captured request replayed in the same step: one session per step.
+    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 1).unwrap_err();
+    assert!(e.to_string().contains("already used"), "{e}");
+    // Replayed in a later session: the step is too old.
+    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now + 90).unwrap_err();
+    assert!(e.to_string().contains("outside"), "{e}");
+    // A response captured from the previous session does not complete a new one.
+    let (_req2, waiting2) = dc_ps_auth_request(&dc_key, step + 1).unwrap();
+    assert!(waiting2.receive(&resp).is_err());
+    let _ = waiting;
+    // A request forged with a guessed 6-digit code as key does not open:
+    // the key is the full HMAC, never the digits.
+    let code = dirbroker::otp::codes::totp(b"12345678901234567890", now, 30, 6, Algorithm::Sha1).unwrap();
+    let weak = TotpKey::new("DC-SRC", "PS-1", Algorithm::Sha1, 30, Zeroizing::new(format!("{code:0>16}").into_bytes()))
+        .unwrap();
+    let (forged, _) = dc_ps_auth_request(&weak, step + 2).unwrap();
+    let e = receive_dc_ps_auth_request(&ps_key, &forged, &mut StepGuard::default(), now + 60).unwrap_err();
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::Tampered { .. })), "{e}");
+}
+
+#[test]
+fn dc_ps_request_for_another_server_or_reflected_is_refused() {
+    let dc_key = totp_key();
+    let other =
+        TotpKey::new("DC-SRC", "PS-2", Algorithm::Sha1, 30, Zeroizing::new(b"12345678901234567890".to_vec())).unwrap();
+    let now = 1_800_000_000u64;
+    let (req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now)).unwrap();
+    let e = receive_dc_ps_auth_request(&other, &req, &mut StepGuard::default(), now).unwrap_err();
+    assert!(matches!(e, MigrationError::Mismatch { .. }), "{e}");
+    // Relabelled header (PID swapped to PS-2 under the same secret): the
+    // header is bound into the seal, so it does not open.
+    let mut relabelled = req.clone();
+    relabelled.pid = "PS-2".into();
+    assert!(receive_dc_ps_auth_request(&other, &relabelled, &mut StepGuard::default(), now).is_err());
+}
+
+async fn speke_pair(
+    pw_a: &'static [u8],
+    pw_b: &'static [u8],
+) -> (Result<DcSession, MigrationError>, Result<DcSession, MigrationError>) {
+    let (mut a, mut b) = tokio::io::duplex(1 << 16);
+    let t = Duration::from_secs(5);
+    let id = [5u8; 16];
+    let fa = async move { speke_session(&mut a, pw_a, "DC-SRC", "DC-DEST", true, &id, t).await };
+    let fb = async move { speke_session(&mut b, pw_b, "DC-DEST", "DC-SRC", false, &id, t).await };
+    tokio::join!(fa, fb)
+}
+
+#[tokio::test]
+async fn speke_session_agrees_and_wrong_password_fails() {
+    let (a, b) = speke_pair(b"dc pair password", b"dc pair password").await;
+    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    assert_eq!(*a.sk, *b.sk);
+    let m = a.channel.seal("x", b"hello").unwrap();
+    assert_eq!(&*b.channel.open("x", &m).unwrap(), b"hello");
+    let (a, b) = speke_pair(b"dc pair password", b"another password").await;
+    assert!(a.is_err() && b.is_err());
+}
+
+#[tokio::test]
+async fn speke_man_in_the_middle_raising_values_is_detected() {
+    use dirbroker_proto::group::{Exponent, Group};
+    // Mallory relays between the two data centers and raises each SPEKE
+    // value to z (Hao–Shahandashti key malleability). Key confirmation fails.
+    let (mut a, mut m_a) = tokio::io::duplex(1 << 16);
+    let (mut m_b, mut b) = tokio::io::duplex(1 << 16);
+    let t = Duration::from_secs(5);
+    let id = [5u8; 16];
+    let mallory = async move {
+        let g = Group::modp2048();
+        let z = Exponent::random_short(g, &mut rand::rng());
+        let raise = |v: &SpekeValue| {
+            let e = g.decode(&v.value).unwrap();
+            SpekeValue { id: v.id.clone(), value: g.exp(&e, &z).unwrap().to_bytes() }
+        };
+        let x: SpekeValue = wire::recv(&mut m_a, kind_name, t).await.unwrap();
+        wire::send(&mut m_b, &raise(&x)).await.unwrap();
+        let y: SpekeValue = wire::recv(&mut m_b, kind_name, t).await.unwrap();
+        wire::send(&mut m_a, &raise(&y)).await.unwrap();
+        // Relay confirmations unchanged.
+        let ca: SpekeConfirm = wire::recv(&mut m_a, kind_name, t).await.unwrap();
+        wire::send(&mut m_b, &ca).await.unwrap();
+        if let Ok(cb) = wire::recv::<SpekeConfirm, _>(&mut m_b, kind_name, t).await {
+            let _ = wire::send(&mut m_a, &cb).await;
+        }
+    };
+    let fa = async move { speke_session(&mut a, b"pw", "DC-SRC", "DC-DEST", true, &id, t).await };
+    let fb = async move { speke_session(&mut b, b"pw", "DC-DEST", "DC-SRC", false, &id, t).await };
+    let (ra, rb, ()) = tokio::join!(fa, fb, mallory);
+    let eb = rb.unwrap_err();
+    assert!(matches!(eb, MigrationError::Speke(_)), "{eb}");
+    assert!(ra.is_err());
+}
+
+#[tokio::test]
+async fn speke_out_of_range_and_non_subgroup_values_are_refused() {
+    let p = dirbroker_proto::group::Group::modp2048().p().clone();
+    let len = 256;
+    let pad = |v: num_bigint_for_tests::BigUint| {
+        let b = v.to_bytes_be();
+        let mut out = vec![0u8; len - b.len()];
+        out.extend_from_slice(&b);
+        out
+    };
+    let one = num_bigint_for_tests::BigUint::from(1u8);
+    // 0, 1, p-1, p and a quadratic non-residue (p-1 is out of range anyway;
+    // a non-residue in range: p - 4 = -4 ≡ -(2^2); -1 is a non-residue mod a
+    // safe prime p ≡ 3 mod 4, so -4 is one as well).
+    let values = vec![
+        vec![0u8; len],
+        pad(one.clone()),
+        pad(&p - &one),
+        pad(p.clone()),
+        pad(&p - num_bigint_for_tests::BigUint::from(4u8)),
+        vec![1u8; 255],
+    ];
+    for v in values {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let t = Duration::from_secs(5);
+        let id = [5u8; 16];
+        let fa = async move { speke_session(&mut a, b"pw", "DC-SRC", "DC-DEST", true, &id, t).await };
+        let fb = async move {
+            let _: SpekeValue = wire::recv(&mut b, kind_name, t).await.unwrap();
+            wire::send(&mut b, &SpekeValue { id: "DC-DEST".into(), value: v }).await.unwrap();
+            b
+        };
+        let (ra, _b) = tokio::join!(fa, fb);
+        let e = ra.unwrap_err();
+        assert!(matches!(e, MigrationError::Speke(_)), "{e}");
+    }
+}
+
+use num_bigint as num_bigint_for_tests;

@@ -1,0 +1,271 @@
+//! Framed, versioned messages between the actors.
+//!
+//! Every message of the papers is a named struct implementing [`Message`].
+//! On the wire each travels in one frame:
+//!
+//! ```text
+//!  u32 BE length of what follows ‖ u8 protocol version ‖ u8 message kind ‖ postcard body
+//! ```
+//!
+//! A reader states which message it waits for; any other kind is refused
+//! ("expected Auth_Reply, got Mig_Request_Admin"), so a state that waits for
+//! one message has no code path that accepts another. A peer that gives up
+//! sends [`Refusal`] with its reason instead of closing silently.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Largest control frame accepted (certificates and sealed bodies fit easily).
+pub const MAX_FRAME: usize = 64 * 1024;
+/// How long a peer may take to send the next message.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A message of one of the papers' protocols.
+pub trait Message: Serialize + DeserializeOwned {
+    /// The kind byte on the wire; unique across all messages.
+    const KIND: u8;
+    /// The paper's name for the message, used in errors and logs.
+    const NAME: &'static str;
+}
+
+/// A peer's reasoned refusal, sent instead of the next expected message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub reason: String,
+}
+
+impl Message for Refusal {
+    const KIND: u8 = 0xff;
+    const NAME: &'static str = "Refusal";
+}
+
+/// What went wrong on the wire, split by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer closed the connection while we waited for {expected}")]
+    Closed { expected: &'static str },
+    #[error("timed out after {secs} s waiting for {expected}")]
+    Timeout { expected: &'static str, secs: u64 },
+    #[error("peer sent a frame of {len} bytes; the limit is {MAX_FRAME}")]
+    TooLarge { len: usize },
+    #[error("peer speaks protocol version {got}; this build speaks {VERSION}")]
+    Version { got: u8 },
+    #[error("expected {expected}, got {got} (out of order or duplicated)")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("peer refused: {0}")]
+    Refused(String),
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
+}
+
+impl WireError {
+    /// True when the peer misbehaved (as opposed to the network failing):
+    /// such errors are security events worth logging as such.
+    pub fn is_peer_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            WireError::TooLarge { .. }
+                | WireError::Version { .. }
+                | WireError::Unexpected { .. }
+                | WireError::Malformed { .. }
+        )
+    }
+}
+
+/// Names for kind bytes, for error messages about unexpected frames.
+pub type KindNames = fn(u8) -> Option<&'static str>;
+
+fn describe(kind: u8, names: KindNames) -> String {
+    match (kind, names(kind)) {
+        (Refusal::KIND, _) => Refusal::NAME.to_string(),
+        (_, Some(n)) => n.to_string(),
+        (k, None) => format!("unknown message kind {k:#04x}"),
+    }
+}
+
+/// Encodes one message as a complete frame.
+pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, WireError> {
+    let body = postcard::to_stdvec(msg).map_err(|e| WireError::Encode { what: M::NAME, reason: e.to_string() })?;
+    let len = body.len() + 2;
+    if len > MAX_FRAME {
+        return Err(WireError::Encode { what: M::NAME, reason: format!("{len} bytes exceed the frame limit") });
+    }
+    let mut frame = Vec::with_capacity(len + 4);
+    frame.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    frame.push(VERSION);
+    frame.push(M::KIND);
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Decodes a frame's payload (version, kind, body) as the expected message.
+pub fn decode<M: Message>(payload: &[u8], names: KindNames) -> Result<M, WireError> {
+    let (&version, rest) =
+        payload.split_first().ok_or(WireError::Malformed { what: M::NAME, reason: "empty frame".into() })?;
+    if version != VERSION {
+        return Err(WireError::Version { got: version });
+    }
+    let (&kind, body) =
+        rest.split_first().ok_or(WireError::Malformed { what: M::NAME, reason: "no message kind".into() })?;
+    if kind == Refusal::KIND && M::KIND != Refusal::KIND {
+        let r: Refusal = postcard::from_bytes(body)
+            .map_err(|e| WireError::Malformed { what: Refusal::NAME, reason: e.to_string() })?;
+        return Err(WireError::Refused(r.reason));
+    }
+    if kind != M::KIND {
+        return Err(WireError::Unexpected { expected: M::NAME, got: describe(kind, names) });
+    }
+    let (msg, extra) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed { what: M::NAME, reason: e.to_string() })?;
+    if !extra.is_empty() {
+        return Err(WireError::Malformed { what: M::NAME, reason: format!("{} trailing bytes", extra.len()) });
+    }
+    Ok(msg)
+}
+
+/// Writes one message.
+pub async fn send<M: Message, W: AsyncWrite + Unpin>(w: &mut W, msg: &M) -> Result<(), WireError> {
+    let frame = encode(msg)?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Sends a refusal, ignoring failures (the connection is being abandoned).
+pub async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: impl Into<String>) {
+    let _ = send(w, &Refusal { reason: reason.into() }).await;
+}
+
+/// Reads one frame's payload (version ‖ kind ‖ body), without decoding it.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    expected: &'static str,
+    timeout: Duration,
+) -> Result<Vec<u8>, WireError> {
+    let read = async {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(WireError::Closed { expected }),
+            Err(e) => return Err(e.into()),
+        }
+        let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+        if len > MAX_FRAME {
+            return Err(WireError::TooLarge { len });
+        }
+        let mut payload = vec![0u8; len];
+        match r.read_exact(&mut payload).await {
+            Ok(_) => Ok(payload),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(WireError::Closed { expected }),
+            Err(e) => Err(e.into()),
+        }
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| WireError::Timeout { expected, secs: timeout.as_secs() })?
+}
+
+/// Reads the next message, which must be `M`.
+pub async fn recv<M: Message, R: AsyncRead + Unpin>(
+    r: &mut R,
+    names: KindNames,
+    timeout: Duration,
+) -> Result<M, WireError> {
+    let payload = read_frame(r, M::NAME, timeout).await?;
+    decode(&payload, names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Ping {
+        n: u32,
+        data: Vec<u8>,
+    }
+    impl Message for Ping {
+        const KIND: u8 = 1;
+        const NAME: &'static str = "Ping";
+    }
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Pong {
+        n: u32,
+    }
+    impl Message for Pong {
+        const KIND: u8 = 2;
+        const NAME: &'static str = "Pong";
+    }
+    fn names(k: u8) -> Option<&'static str> {
+        match k {
+            1 => Some("Ping"),
+            2 => Some("Pong"),
+            _ => None,
+        }
+    }
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn round_trip_and_order() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        send(&mut a, &Ping { n: 7, data: vec![1, 2, 3] }).await.unwrap();
+        send(&mut a, &Pong { n: 8 }).await.unwrap();
+        assert_eq!(recv::<Ping, _>(&mut b, names, T).await.unwrap(), Ping { n: 7, data: vec![1, 2, 3] });
+        // A Pong where a Ping is awaited is refused by name.
+        let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
+        assert_eq!(e.to_string(), "expected Ping, got Pong (out of order or duplicated)");
+        assert!(e.is_peer_misbehaviour());
+    }
+
+    #[tokio::test]
+    async fn hostile_frames() {
+        // Wrong version.
+        let mut f = encode(&Pong { n: 1 }).unwrap();
+        f[4] = 9;
+        assert!(matches!(decode::<Pong>(&f[4..], names), Err(WireError::Version { got: 9 })));
+        // Trailing garbage.
+        let mut f = encode(&Pong { n: 1 }).unwrap();
+        f.push(0);
+        let e = decode::<Pong>(&f[4..], names).unwrap_err();
+        assert!(e.to_string().contains("1 trailing bytes"), "{e}");
+        // Truncated body.
+        let f = encode(&Ping { n: 1, data: vec![9; 40] }).unwrap();
+        assert!(matches!(decode::<Ping>(&f[4..20], names), Err(WireError::Malformed { .. })));
+        // Empty payload and unknown kind.
+        assert!(matches!(decode::<Ping>(&[], names), Err(WireError::Malformed { .. })));
+        let e = decode::<Ping>(&[VERSION, 0x42], names).unwrap_err();
+        assert!(e.to_string().contains("unknown message kind 0x42"), "{e}");
+        // A length prefix beyond the limit is refused before allocating.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert!(matches!(read_frame(&mut b, "Ping", T).await, Err(WireError::TooLarge { .. })));
+        // Closed mid-frame.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&[0, 0, 0, 10, VERSION]).await.unwrap();
+        drop(a);
+        assert!(matches!(read_frame(&mut b, "Ping", T).await, Err(WireError::Closed { expected: "Ping" })));
+    }
+
+    #[tokio::test]
+    async fn refusal_carries_the_reason() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        refuse(&mut a, "OTP already used").await;
+        let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
+        assert_eq!(e.to_string(), "peer refused: OTP already used");
+    }
+
+    #[tokio::test]
+    async fn silence_times_out() {
+        let (_a, mut b) = tokio::io::duplex(64);
+        let e = recv::<Ping, _>(&mut b, names, Duration::from_millis(100)).await.unwrap_err();
+        assert!(matches!(e, WireError::Timeout { expected: "Ping", .. }), "{e}");
+    }
+}

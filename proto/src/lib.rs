@@ -1,0 +1,11 @@
+//! Protocol primitives that both the broker and the agents use:
+//!
+//! - [`group`]: the RFC 3526 2048-bit MODP group and its prime-order subgroup;
+//! - [`speke`]: SPEKE with the ISO/IEC 11770-4:2017 repair (VM migration);
+//! - [`stream`]: the chunked streaming AEAD that carries VM images;
+//! - [`keystroke`]: keystroke-duration password hardening (seed 004).
+
+pub mod group;
+pub mod keystroke;
+pub mod speke;
+pub mod stream;
