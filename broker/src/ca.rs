@@ -382,3 +382,34 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_is_read_back_from_the_subject_of_each_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ca = Ca::init(&tmp.path().join("k"), &tmp.path().join("c"), "test CA", now, 1).unwrap();
+        for kind in CertKind::ALL {
+            let issued = ca.issue(kind, "holder-1", &["h1.example.org".into()], now, 1).unwrap();
+            let h = holder(&issued.cert_der).unwrap().unwrap();
+            assert_eq!((h.kind, h.name.as_str(), h.serial.clone()), (kind, "holder-1", issued.serial.clone()));
+            assert_eq!(parse_serial_hex(&h.serial_hex()).unwrap(), issued.serial);
+        }
+        // The CA's own certificate (O = "dirbroker") names no holder.
+        assert_eq!(holder(&ca.cert_der).unwrap(), None);
+        assert!(ca.issue(CertKind::Broker, "b", &[], now, 1).is_err(), "a broker needs a name to serve");
+        assert!(ca.issue(CertKind::Admin, "", &[], now, 1).is_err());
+    }
+
+    #[test]
+    fn serials_parse_in_openssl_and_plain_hex() {
+        assert_eq!(parse_serial_hex("0A:ff:10").unwrap(), vec![0x0a, 0xff, 0x10]);
+        assert_eq!(parse_serial_hex("0aff10").unwrap(), vec![0x0a, 0xff, 0x10]);
+        for bad in ["", "abc", "zz", "0x", &"00".repeat(21)] {
+            assert!(parse_serial_hex(bad).is_err(), "{bad:?}");
+        }
+    }
+}
