@@ -482,9 +482,37 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert_eq!(v["status"], "unavailable");
     assert!(v["ldap"].is_string());
 
-    // SIGTERM: a prompt, clean exit.
+    // SIGTERM with a request half sent: it is answered, then the process exits 0.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).unwrap()).unwrap();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = connector.connect(name, tcp).await.unwrap();
+    let body = br#"{"uid":"alice","code":"123456"}"#;
+    let head = format!(
+        "POST /v1/otp/verify HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..10]).await.unwrap();
+    conn.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(serve.child.try_wait().unwrap().is_none(), "it must wait for the request in flight");
+    assert!(tokio::net::TcpStream::connect(&serve.addr).await.is_err(), "no new connections while draining");
+    conn.write_all(&body[10..]).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     let deadline = Instant::now() + Duration::from_secs(8);
     let status = loop {
         if let Some(st) = serve.child.try_wait().unwrap() {
@@ -494,6 +522,7 @@ async fn serve_answers_machines_over_mutual_tls() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.code(), Some(0), "{}", serve.log());
+    assert!(stopping.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopping.elapsed());
     let log = serve.log();
     assert!(log.contains("SIGTERM"), "{log}");
     for secret in [SECRET_B32, SECRET_HEX, &code_now, &bundle_field(&t.join("k1-a.bundle"), "key_base64")] {
