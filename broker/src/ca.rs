@@ -126,13 +126,44 @@ impl Ca {
         if endpoint_host.is_empty() || endpoint_host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(CaError::Input(format!("{endpoint_host:?} is not a host name or address")));
         }
+        self.issue(CertKind::Dc, did, &[endpoint_host.to_string()], now, days)
+    }
+
+    /// Issue a certificate of `kind` for `name` (CN = name, O = the kind's
+    /// organisation), with `sans` as subjectAltNames (DNS names or IP
+    /// addresses), valid `days` from five minutes back.
+    pub fn issue(
+        &self,
+        kind: CertKind,
+        name: &str,
+        sans: &[String],
+        now: OffsetDateTime,
+        days: i64,
+    ) -> Result<Issued, CaError> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(CaError::Input("the name must be 1 to 64 printable characters".into()));
+        }
+        if kind == CertKind::Broker && sans.is_empty() {
+            return Err(CaError::Input("a broker certificate needs at least one --dns or --ip name".into()));
+        }
+        for h in sans {
+            if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(CaError::Input(format!("{h:?} is not a host name or address")));
+            }
+        }
         let key = KeyPair::generate().map_err(cert_err)?;
-        let mut params = CertificateParams::new(vec![endpoint_host.to_string()]).map_err(cert_err)?;
-        params.distinguished_name.push(DnType::CommonName, did);
-        params.distinguished_name.push(DnType::OrganizationName, "dirbroker data center");
+        let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err)?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.distinguished_name.push(DnType::OrganizationName, kind.organization());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyAgreement];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = Vec::new();
+        if kind.server_auth() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if kind.client_auth() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         params.use_authority_key_identifier_extension = true;
@@ -169,6 +200,143 @@ impl Ca {
     }
 }
 
+/// What a certificate from this CA is for; encoded in the subject's O so a
+/// verifier knows the holder's role from the certificate alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CertKind {
+    /// A data center (`dc add`); O = "dirbroker data center".
+    Dc,
+    /// The broker's own HTTPS service (server only).
+    Broker,
+    /// The Agent Management System (seed 002).
+    Ams,
+    /// The Agent Name Server (seed 002).
+    Ans,
+    /// A Kerberized service that trusts the broker's tickets.
+    Service,
+    /// An admin console of the migration protocol (client only).
+    Admin,
+    /// A physical server of a data center.
+    Ps,
+}
+
+impl CertKind {
+    pub const ALL: [CertKind; 7] = [
+        CertKind::Dc,
+        CertKind::Broker,
+        CertKind::Ams,
+        CertKind::Ans,
+        CertKind::Service,
+        CertKind::Admin,
+        CertKind::Ps,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertKind::Dc => "dc",
+            CertKind::Broker => "broker",
+            CertKind::Ams => "ams",
+            CertKind::Ans => "ans",
+            CertKind::Service => "service",
+            CertKind::Admin => "admin",
+            CertKind::Ps => "ps",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CertKind> {
+        CertKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The subject's O attribute for this kind.
+    pub fn organization(self) -> &'static str {
+        match self {
+            CertKind::Dc => "dirbroker data center",
+            CertKind::Broker => "dirbroker broker",
+            CertKind::Ams => "dirbroker ams",
+            CertKind::Ans => "dirbroker ans",
+            CertKind::Service => "dirbroker service",
+            CertKind::Admin => "dirbroker admin",
+            CertKind::Ps => "dirbroker ps",
+        }
+    }
+
+    /// The kind whose subject O is `org`.
+    pub fn from_organization(org: &str) -> Option<CertKind> {
+        CertKind::ALL.into_iter().find(|k| k.organization() == org)
+    }
+
+    /// Whether holders listen (TLS server authentication).
+    pub fn server_auth(self) -> bool {
+        !matches!(self, CertKind::Admin)
+    }
+
+    /// Whether holders connect with the certificate (TLS client authentication).
+    pub fn client_auth(self) -> bool {
+        !matches!(self, CertKind::Broker)
+    }
+}
+
+impl std::fmt::Display for CertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who holds a certificate of this CA: its kind and name (subject O and CN)
+/// and its serial number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub kind: CertKind,
+    pub name: String,
+    pub serial: Vec<u8>,
+}
+
+impl Holder {
+    /// Serial number in lower-case hex, as `ca revoke --serial` takes it.
+    pub fn serial_hex(&self) -> String {
+        serial_hex(&self.serial)
+    }
+}
+
+/// The holder named in a DER certificate's subject; `None` when its O is not
+/// one of ours or it has no single CN.
+pub fn holder(der: &[u8]) -> Result<Option<Holder>, CaError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| CaError::Cert(e.to_string()))?;
+    let subject = cert.subject();
+    let (Some(org), Some(cn)) = (only_value(subject.iter_organization()), only_value(subject.iter_common_name()))
+    else {
+        return Ok(None);
+    };
+    Ok(CertKind::from_organization(&org).map(|kind| Holder { kind, name: cn, serial: cert.raw_serial().to_vec() }))
+}
+
+/// The value of an attribute that occurs exactly once.
+fn only_value<'a>(mut it: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>) -> Option<String> {
+    let first = it.next()?;
+    if it.next().is_some() {
+        return None;
+    }
+    first.as_str().ok().map(str::to_string)
+}
+
+/// Lower-case hex of a serial number.
+pub fn serial_hex(serial: &[u8]) -> String {
+    serial.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse a serial number given in hex (colons allowed, as openssl prints them).
+pub fn parse_serial_hex(text: &str) -> Result<Vec<u8>, CaError> {
+    let digits: String = text.trim().trim_start_matches("0x").chars().filter(|c| *c != ':').collect();
+    let bad = || CaError::Input(format!("{text:?} is not a serial number in hex"));
+    if digits.is_empty() || digits.len() > 40 || !digits.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| digits.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(bad))
+        .collect()
+}
+
 /// A revoked certificate: its serial number and when it was revoked.
 pub type Revoked = (Vec<u8>, OffsetDateTime);
 
@@ -199,13 +367,49 @@ pub fn cert_serial(der: &[u8]) -> Result<Vec<u8>, CaError> {
 
 /// PEM of a DER CRL.
 pub fn crl_pem(der: &[u8]) -> String {
+    pem("X509 CRL", der)
+}
+
+/// PEM of DER data under `label` ("CERTIFICATE", "X509 CRL").
+pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN X509 CRL-----\n");
+    let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
         out.push('\n');
     }
-    out.push_str("-----END X509 CRL-----\n");
+    out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_is_read_back_from_the_subject_of_each_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ca = Ca::init(&tmp.path().join("k"), &tmp.path().join("c"), "test CA", now, 1).unwrap();
+        for kind in CertKind::ALL {
+            let issued = ca.issue(kind, "holder-1", &["h1.example.org".into()], now, 1).unwrap();
+            let h = holder(&issued.cert_der).unwrap().unwrap();
+            assert_eq!((h.kind, h.name.as_str(), h.serial.clone()), (kind, "holder-1", issued.serial.clone()));
+            assert_eq!(parse_serial_hex(&h.serial_hex()).unwrap(), issued.serial);
+        }
+        // The CA's own certificate (O = "dirbroker") names no holder.
+        assert_eq!(holder(&ca.cert_der).unwrap(), None);
+        assert!(ca.issue(CertKind::Broker, "b", &[], now, 1).is_err(), "a broker needs a name to serve");
+        assert!(ca.issue(CertKind::Admin, "", &[], now, 1).is_err());
+    }
+
+    #[test]
+    fn serials_parse_in_openssl_and_plain_hex() {
+        assert_eq!(parse_serial_hex("0A:ff:10").unwrap(), vec![0x0a, 0xff, 0x10]);
+        assert_eq!(parse_serial_hex("0aff10").unwrap(), vec![0x0a, 0xff, 0x10]);
+        for bad in ["", "abc", "zz", "0x", &"00".repeat(21)] {
+            assert!(parse_serial_hex(bad).is_err(), "{bad:?}");
+        }
+    }
 }

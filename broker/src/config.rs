@@ -28,6 +28,18 @@
 //! hotp_look_ahead = 10
 //! max_failures = 10        # then locked until `dirbroker otp unlock`
 //!
+//! [serve]                                 # `dirbroker serve`, the HTTPS JSON service
+//! listen = "127.0.0.1:8443"
+//! cert_file = "/etc/dirbroker/broker/cert.pem"   # from `dirbroker ca issue broker …`
+//! key_file = "/etc/dirbroker/broker/key.pem"     # 0600
+//! # client_ca_file = "/etc/dirbroker/ca.pem"     # default: the CA certificate in LDAP
+//! handshake_timeout_s = 10
+//! request_timeout_s = 30
+//! max_body_bytes = 65536
+//! max_connections = 1024
+//! shutdown_grace_s = 10
+//! crl_refresh_s = 300
+//!
 //! [ssh]                                   # node-side SSH commands
 //! cache_dir = "/var/cache/dirbroker"      # off when unset
 //! cache_ttl_s = 3600
@@ -70,6 +82,8 @@ pub struct Config {
     pub otp: OtpSection,
     #[serde(default)]
     pub ca: CaSection,
+    #[serde(default)]
+    pub serve: ServeSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -122,6 +136,75 @@ fn default_ca_key() -> PathBuf {
 }
 fn default_ca_cert() -> PathBuf {
     PathBuf::from("/etc/dirbroker/ca.pem")
+}
+
+/// Settings of `dirbroker serve` (see docs/serve.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The broker's server certificate (PEM, with its chain if any).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// CA for client certificates; unset: the broker CA published in LDAP.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    #[serde(default = "default_handshake_s")]
+    pub handshake_timeout_s: u64,
+    #[serde(default = "default_request_s")]
+    pub request_timeout_s: u64,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_grace_s")]
+    pub shutdown_grace_s: u64,
+    /// How often the CRL is read again from LDAP.
+    #[serde(default = "default_crl_refresh_s")]
+    pub crl_refresh_s: u64,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            listen: default_listen(),
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            handshake_timeout_s: default_handshake_s(),
+            request_timeout_s: default_request_s(),
+            max_body_bytes: default_max_body(),
+            max_connections: default_max_connections(),
+            shutdown_grace_s: default_grace_s(),
+            crl_refresh_s: default_crl_refresh_s(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn default_handshake_s() -> u64 {
+    10
+}
+fn default_request_s() -> u64 {
+    30
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_grace_s() -> u64 {
+    10
+}
+fn default_crl_refresh_s() -> u64 {
+    300
 }
 
 /// Where the broker master keys live (see `dirbroker secrets`).

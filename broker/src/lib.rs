@@ -13,6 +13,7 @@ pub mod otp;
 pub mod schema;
 pub mod seal;
 pub mod secret;
+pub mod serve;
 pub mod ssh;
 pub mod subschema;
 pub mod syslog;

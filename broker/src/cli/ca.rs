@@ -1,9 +1,10 @@
-//! `dirbroker ca …` and `dirbroker dc …`: the data-center CA, data-center
-//! certificates, revocation.
+//! `dirbroker ca …` and `dirbroker dc …`: the broker CA, data-center
+//! certificates, certificates for the broker and the other machine actors,
+//! revocation.
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -31,6 +32,81 @@ pub enum CaCmd {
         after_help = "Example:\n  dirbroker ca crl > crl.pem && openssl verify -crl_check -CAfile ca.pem -CRLfile crl.pem dc.pem"
     )]
     Crl,
+    /// Issue a certificate for the broker's service, an agent, a Kerberized service, an admin console or a physical server.
+    #[command(
+        after_help = "Examples:\n  dirbroker ca issue broker broker1 --dns broker1.example.org --ip 10.0.0.5 --out /etc/dirbroker/broker\n  \
+        dirbroker ca issue ams ams1 --dns ams1.example.org\n  \
+        dirbroker ca issue admin alice --out alice-console\n  \
+        dirbroker ca issue ps PS-0001 --ip 10.2.0.1 --days 90\n\n\
+        The subject is CN = NAME, O = \"dirbroker KIND\"; `dirbroker serve` reads the caller's\n\
+        kind and name from it. broker: serverAuth only (needs --dns or --ip); admin:\n\
+        clientAuth only; ams, ans, service, ps: both. Data centers get theirs from\n\
+        `dirbroker dc add`. Writes --out (default ./KIND-NAME, a new 0700 directory):\n\
+        key.pem (0600), cert.pem, ca.pem. The serial is printed: keep it to revoke."
+    )]
+    Issue(CaIssueArgs),
+    /// Revoke a certificate of this CA by serial number or certificate file (re-issues the CRL).
+    #[command(
+        after_help = "Examples:\n  dirbroker ca revoke --serial 3a:f1:09:…\n  dirbroker ca revoke --cert broker1/cert.pem\n\n\
+        For data centers use `dirbroker dc revoke DID`, which also disables the entry.\n\
+        Run revocations one at a time (see docs/ca.md). `dirbroker serve` picks the new\n\
+        CRL up within crl_refresh_s."
+    )]
+    Revoke(CaRevokeArgs),
+}
+
+/// Kinds that `ca issue` makes (data centers come from `dc add`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IssueKind {
+    Broker,
+    Ams,
+    Ans,
+    Service,
+    Admin,
+    Ps,
+}
+
+impl IssueKind {
+    fn cert_kind(self) -> ca::CertKind {
+        match self {
+            IssueKind::Broker => ca::CertKind::Broker,
+            IssueKind::Ams => ca::CertKind::Ams,
+            IssueKind::Ans => ca::CertKind::Ans,
+            IssueKind::Service => ca::CertKind::Service,
+            IssueKind::Admin => ca::CertKind::Admin,
+            IssueKind::Ps => ca::CertKind::Ps,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CaIssueArgs {
+    #[arg(value_enum)]
+    kind: IssueKind,
+    /// The holder's name (CN): host or service name, uid, PID.
+    name: String,
+    /// DNS name for subjectAltName (repeatable).
+    #[arg(long = "dns", value_name = "HOST")]
+    dns: Vec<String>,
+    /// IP address for subjectAltName (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    ip: Vec<std::net::IpAddr>,
+    #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    days: i64,
+    /// Directory for the key bundle (default ./KIND-NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct CaRevokeArgs {
+    /// Serial number in hex (colons allowed, as `openssl x509 -serial` prints it).
+    #[arg(long)]
+    serial: Option<String>,
+    /// The certificate (PEM) to revoke.
+    #[arg(long)]
+    cert: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +208,49 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
             ctx.report(json!({ "crl_number": number }), &format!("CRL re-issued (number {number}), valid 7 days"));
             Ok(())
         }
+        CaCmd::Issue(a) => {
+            let kind = a.kind.cert_kind();
+            let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("{kind}-{}", a.name)));
+            if out.exists() {
+                return Err(Failure::usage(format!("{} exists already", out.display())));
+            }
+            let authority = load_ca(ctx)?;
+            let mut sans = a.dns.clone();
+            sans.extend(a.ip.iter().map(ToString::to_string));
+            let issued = authority
+                .issue(kind, &a.name, &sans, OffsetDateTime::now_utc(), a.days)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            write_bundle(&out, &issued, &authority.cert_pem).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+            })?;
+            let serial = ca::serial_hex(&issued.serial);
+            ctx.report(
+                json!({ "kind": kind.as_str(), "name": a.name, "serial": serial, "bundle": out, "days": a.days }),
+                &format!("issued a {kind} certificate for {} (serial {serial}); bundle in {}", a.name, out.display()),
+            );
+            Ok(())
+        }
+        CaCmd::Revoke(a) => {
+            let serial = match (&a.serial, &a.cert) {
+                (Some(s), _) => ca::parse_serial_hex(s).map_err(|e| Failure::usage(e.to_string()))?,
+                (None, Some(path)) => {
+                    use rustls_pki_types::pem::PemObject;
+                    let der = rustls_pki_types::CertificateDer::from_pem_file(path)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                    ca::cert_serial(&der).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+                }
+                (None, None) => return Err(Failure::usage("give --serial or --cert")),
+            };
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let number = reissue_crl(&dir, &authority, Some(serial.clone())).await?;
+            let hex = ca::serial_hex(&serial);
+            ctx.report(
+                json!({ "revoked": hex, "crl_number": number }),
+                &format!("revoked serial {hex} (CRL number {number})"),
+            );
+            Ok(())
+        }
         CaCmd::Cert | CaCmd::Crl => {
             let dir = ctx.directory().await?;
             let dn = ca_dn(&dir)?;
@@ -153,15 +272,8 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
     }
 }
 
-/// A `;binary` attribute as slapd returns it (with or without the option).
-fn binary(e: &dirbroker::directory::Entry, attr: &str) -> Option<Vec<u8>> {
-    let plain = attr.split(';').next().unwrap_or(attr);
-    e.bytes(attr).ok().flatten().or_else(|| e.bytes(plain).ok().flatten()).map(<[u8]>::to_vec)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    ca::crl_pem(der).replace("X509 CRL", label)
-}
+use dirbroker::ca::pem;
+use dirbroker::serve::tls::binary;
 
 fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
     use std::os::unix::fs::DirBuilderExt;
@@ -244,8 +356,8 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
             )
             .await?;
             ctx.report(
-                json!({ "revoked": a.did, "crl_number": number + 1 }),
-                &format!("revoked the certificate of {} (CRL number {})", a.did, number + 1),
+                json!({ "revoked": a.did, "crl_number": number }),
+                &format!("revoked the certificate of {} (CRL number {number})", a.did),
             );
             Ok(())
         }

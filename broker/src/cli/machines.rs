@@ -1,8 +1,10 @@
 //! `dirbroker ps …` and `dirbroker psk …`: the credentials of the machine
 //! actors of VM migration (seeds 000/001) — a physical server's TOTP secret
 //! shared with its data center, and the pre-shared key K1 between an admin
-//! console and a data center. Both are stored sealed; each is handed to its
-//! holder once, in a 0600 bundle file.
+//! console and a data center, or the SPEKE password between two data
+//! centers. All are stored sealed. A server secret and an admin's K1 are
+//! handed to their holder once, in a 0600 bundle file; data centers fetch
+//! theirs from `dirbroker serve` (`GET /v1/dc/credentials`).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -43,18 +45,21 @@ pub enum PsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PskCmd {
-    /// Create the pre-shared key between an admin (uid) and a data center, and write the admin's bundle.
+    /// Create a pre-shared key: K1 between an admin (uid) and a data center, or a SPEKE password between two data centers.
     #[command(
-        after_help = "Example:\n  dirbroker psk add k1-alice-dc1 --admin alice --dc DC-SEOUL-1 --out k1.bundle\n\n\
-        The bundle (0600) is for the admin console; the data center obtains the key from\n\
-        the broker. The directory keeps it sealed only."
+        after_help = "Examples:\n  dirbroker psk add k1-alice-dc1 --admin alice --dc DC-SEOUL-1 --out k1.bundle\n  \
+        dirbroker psk add speke-seoul-busan --dc DC-SEOUL-1 --dc DC-BUSAN-2\n\n\
+        With --admin: the bundle (--out, 0600) is for the admin console. With two --dc and\n\
+        no admin: no bundle is written. Data centers obtain their keys from the broker\n\
+        (`dirbroker serve`, GET /v1/dc/credentials). The directory keeps keys sealed only."
     )]
     Add(PskAddArgs),
     /// List pre-shared keys (never their values).
     #[command(after_help = "Example:\n  dirbroker psk list --output json")]
     List,
-    /// Replace a pre-shared key with a fresh one and write a new bundle.
-    #[command(after_help = "Example:\n  dirbroker psk rotate k1-alice-dc1 --out k1.bundle")]
+    /// Replace a pre-shared key with a fresh one (and write a new admin bundle for K1).
+    #[command(after_help = "Examples:\n  dirbroker psk rotate k1-alice-dc1 --out k1.bundle\n  \
+        dirbroker psk rotate speke-seoul-busan")]
     Rotate(PskRotateArgs),
     /// Remove a pre-shared key.
     #[command(after_help = "Example:\n  dirbroker psk remove k1-alice-dc1")]
@@ -98,21 +103,23 @@ pub struct PsRotateArgs {
 #[derive(Args, Debug)]
 pub struct PskAddArgs {
     id: String,
-    /// The admin console's user (uid).
+    /// The admin console's user (uid); then exactly one --dc.
     #[arg(long)]
-    admin: String,
-    /// The data center (DID).
+    admin: Option<String>,
+    /// A data center (DID): one with --admin, two without.
+    #[arg(long, required = true)]
+    dc: Vec<String>,
+    /// The admin's bundle (with --admin only).
     #[arg(long)]
-    dc: String,
-    #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct PskRotateArgs {
     id: String,
+    /// The admin's new bundle (for keys with an admin party; not for DC-DC keys).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -220,14 +227,14 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
             let sealed =
                 ring.seal(&context::server_totp(&a.id), &secret).map_err(|e| Failure::new(1, e.to_string()))?;
             let did = ps.datacenter.first_rdn().map(|(_, v)| v).unwrap_or_default();
+            let bundle = ps_bundle(&ps, &did, &secret);
             replace_sealed(
                 &dir,
                 &ps.dn(dir.layout())?,
                 "dirbrokerServerTotpSecret",
                 old,
                 sealed,
-                &a.out,
-                &ps_bundle(&ps, &did, &secret),
+                Some((&a.out, bundle.as_str())),
             )
             .await?;
             ctx.report(
@@ -258,41 +265,70 @@ fn psk_bundle(id: &str, admin: &str, did: &str, key: &[u8]) -> Zeroizing<String>
 pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
     match cmd {
         PskCmd::Add(a) => {
+            // K1 (admin ↔ DC, bundle for the admin) or a DC ↔ DC password (no bundle).
+            let (admin_uid, out) = match (&a.admin, a.dc.as_slice(), &a.out) {
+                (Some(u), [_], Some(out)) => (Some(u.clone()), Some(out.clone())),
+                (Some(_), [_], None) => return Err(Failure::usage("--admin needs --out for the admin's bundle")),
+                (Some(_), _, _) => return Err(Failure::usage("--admin takes exactly one --dc")),
+                (None, [x, y], None) if x != y => (None, None),
+                (None, [_, _], None) => return Err(Failure::usage("two different data centers are needed")),
+                (None, [_, _], Some(_)) => {
+                    return Err(Failure::usage("a key between two data centers has no bundle: drop --out"));
+                }
+                (None, _, _) => return Err(Failure::usage("give --admin U --dc D, or two --dc without --admin")),
+            };
             let ring = ctx.keyring()?;
             let dir = ctx.directory().await?;
-            let admin = dir
-                .find_user(&a.admin)
-                .await?
-                .ok_or_else(|| Failure::new(1, format!("no user with uid {:?}", a.admin)))?;
-            let dc = load_named::<DataCenter>(&dir, &a.dc, "data center").await?;
+            let mut parties = Vec::new();
+            if let Some(uid) = &admin_uid {
+                let admin =
+                    dir.find_user(uid).await?.ok_or_else(|| Failure::new(1, format!("no user with uid {uid:?}")))?;
+                parties.push(admin.dn(dir.layout())?);
+            }
+            for d in &a.dc {
+                parties.push(load_named::<DataCenter>(&dir, d, "data center").await?.dn(dir.layout())?);
+            }
             dirbroker::directory::dn::check_value("psk id", &a.id)?;
             let mut key = Zeroizing::new(vec![0u8; 32]);
             aws_lc_rs::rand::fill(&mut key).map_err(|_| Failure::new(1, "no randomness"))?;
             let psk = PreSharedKey {
                 id: a.id.clone(),
-                parties: vec![admin.dn(dir.layout())?, dc.dn(dir.layout())?],
+                parties,
                 secret: ring.seal(&context::psk(&a.id), &key).map_err(|e| Failure::new(1, e.to_string()))?,
                 not_before: None,
                 not_after: None,
                 disabled: false,
             };
-            let mut file = create_bundle(&a.out)?;
+            let mut file = match &out {
+                Some(p) => Some(create_bundle(p)?),
+                None => None,
+            };
             let dn = match dir.create(&psk).await {
                 Ok(dn) => dn,
                 Err(e) => {
-                    let _ = std::fs::remove_file(&a.out);
+                    if let Some(p) = &out {
+                        let _ = std::fs::remove_file(p);
+                    }
                     return Err(e.into());
                 }
             };
-            if let Err(f) = write_bundle(&mut file, &a.out, &psk_bundle(&a.id, &a.admin, &a.dc, &key)) {
+            if let (Some(f), Some(p), Some(uid), Some(did)) = (file.as_mut(), &out, &admin_uid, a.dc.first())
+                && let Err(e) = write_bundle(f, p, &psk_bundle(&a.id, uid, did, &key))
+            {
                 let _ = dir.delete(&dn).await;
-                let _ = std::fs::remove_file(&a.out);
-                return Err(f);
+                let _ = std::fs::remove_file(p);
+                return Err(e);
             }
-            ctx.report(
-                json!({ "psk": a.id, "dn": dn.to_string(), "bundle": a.out }),
-                &format!("created {dn}; admin bundle {}", a.out.display()),
-            );
+            match &out {
+                Some(p) => ctx.report(
+                    json!({ "psk": a.id, "dn": dn.to_string(), "bundle": p }),
+                    &format!("created {dn}; admin bundle {}", p.display()),
+                ),
+                None => ctx.report(
+                    json!({ "psk": a.id, "dn": dn.to_string(), "bundle": null }),
+                    &format!("created {dn}; the data centers fetch it from the broker (GET /v1/dc/credentials)"),
+                ),
+            }
             Ok(())
         }
         PskCmd::List => {
@@ -329,22 +365,29 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
                     .map(|(_, v)| v)
                     .unwrap_or_default()
             };
+            let has_admin = psk.parties.iter().any(|d| d.is_within(&layout.people));
             let (admin, did) = (name(&layout.people), name(&layout.datacenters));
             let dn = psk.dn(dir.layout())?;
-            replace_sealed(
-                &dir,
-                &dn,
-                "dirbrokerPskSecret",
-                psk.secret,
-                sealed,
-                &a.out,
-                &psk_bundle(&a.id, &admin, &did, &key),
-            )
-            .await?;
-            ctx.report(
-                json!({ "psk": a.id, "bundle": a.out }),
-                &format!("new key for {}; bundle {}", a.id, a.out.display()),
-            );
+            let bundle = psk_bundle(&a.id, &admin, &did, &key);
+            let out = match (&a.out, has_admin) {
+                (Some(p), true) => Some((p.as_path(), bundle.as_str())),
+                (None, true) => return Err(Failure::usage(format!("{} has an admin party: give --out", a.id))),
+                (Some(_), false) => {
+                    return Err(Failure::usage(format!("{} is between data centers: it has no bundle", a.id)));
+                }
+                (None, false) => None,
+            };
+            replace_sealed(&dir, &dn, "dirbrokerPskSecret", psk.secret, sealed, out).await?;
+            match &a.out {
+                Some(p) => ctx.report(
+                    json!({ "psk": a.id, "bundle": p }),
+                    &format!("new key for {}; bundle {}", a.id, p.display()),
+                ),
+                None => ctx.report(
+                    json!({ "psk": a.id, "bundle": null }),
+                    &format!("new key for {}; the data centers fetch it from the broker", a.id),
+                ),
+            }
             Ok(())
         }
         PskCmd::Remove(a) => {
@@ -359,18 +402,20 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
 
 /// Swap a sealed secret for a new one (delete the exact old value, add the
 /// new: a concurrent rotation is not overwritten) and hand the new one out
-/// in a bundle at `out`, which must not exist. Nothing is left half-done:
-/// no bundle without the directory change.
+/// in a bundle at `out` (path, text) if given, which must not exist. Nothing
+/// is left half-done: no bundle without the directory change.
 async fn replace_sealed(
     dir: &Directory,
     dn: &Dn,
     attr: &str,
     old: Sealed,
     new: Sealed,
-    out: &Path,
-    bundle: &str,
+    out: Option<(&Path, &str)>,
 ) -> Result<(), Failure> {
-    let mut file = create_bundle(out)?;
+    let mut file = match out {
+        Some((path, _)) => Some(create_bundle(path)?),
+        None => None,
+    };
     let a = attr.as_bytes().to_vec();
     let changed = dir
         .modify(
@@ -382,8 +427,13 @@ async fn replace_sealed(
         )
         .await;
     if let Err(e) = changed {
-        let _ = std::fs::remove_file(out);
+        if let Some((path, _)) = out {
+            let _ = std::fs::remove_file(path);
+        }
         return Err(e.into());
     }
-    write_bundle(&mut file, out, bundle)
+    match (file.as_mut(), out) {
+        (Some(f), Some((path, bundle))) => write_bundle(f, path, bundle),
+        _ => Ok(()),
+    }
 }

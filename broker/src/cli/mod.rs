@@ -11,6 +11,7 @@ mod host;
 mod ldif;
 mod machines;
 mod otp;
+mod serve;
 mod ssh;
 mod testbed;
 mod user;
@@ -108,6 +109,14 @@ enum Command {
     /// Pre-shared keys between admin consoles and data centers (K1).
     #[command(subcommand, after_help = EXIT_HELP)]
     Psk(machines::PskCmd),
+    /// Run the broker's HTTPS JSON service for machines (mutual TLS); stops cleanly on SIGTERM.
+    #[command(after_help = format!("Examples:\n  dirbroker serve\n  dirbroker --config /etc/dirbroker/dirbroker.toml serve\n  \
+        DIRBROKER_LOG=debug dirbroker serve\n\n\
+        Settings are in the [serve] section of the configuration (listen address, the broker's\n\
+        certificate and key from `dirbroker ca issue broker …`, timeouts, limits); see\n\
+        docs/serve.md. Prints `listening on ADDR` once it accepts connections; logs go to\n\
+        standard error (DIRBROKER_LOG, default info).\n\n{EXIT_HELP}"))]
+    Serve(serve::ServeArgs),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -261,7 +270,6 @@ pub fn main() -> ExitCode {
         let result = block_on(ssh::authorized_keys(&ctx, args));
         return finish(&ctx, result);
     }
-    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -270,9 +278,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    init_logging(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let ctx = Ctx { config_path: cli.config, output: cli.output };
+    let command = match cli.command {
+        Command::Serve(args) => return finish(&ctx, serve::run(&ctx, args)),
+        other => other,
+    };
     let result = block_on(async {
-        match cli.command {
+        match command {
+            Command::Serve(_) => Err(Failure::new(1, "serve runs on its own runtime")),
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
             Command::Check => check::run(&ctx).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
@@ -312,8 +326,8 @@ fn finish(ctx: &Ctx, result: CliResult) -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

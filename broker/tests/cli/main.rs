@@ -7,5 +7,6 @@ mod ca;
 mod flow;
 mod ldif;
 mod otp;
+mod serve;
 mod ssh;
 mod support;

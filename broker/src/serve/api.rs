@@ -1,0 +1,384 @@
+//! The routes of `dirbroker serve` and their JSON. Errors are always
+//! `{"error": "…"}` with a status that says whose fault it is: 4xx for the
+//! caller (what is wrong with the request), 503 when the directory is
+//! unavailable (retry), 500 for our own trouble (details in the log only).
+
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{AppState, Peer, tls};
+use crate::ca::{self, CertKind, Holder};
+use crate::directory::{DirError, Dn, Filter, Scope};
+use crate::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey};
+use crate::otp::verify::{self, Outcome};
+use crate::seal::context;
+
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/pki/ca", get(pki_ca))
+        .route("/v1/otp/verify", post(otp_verify))
+        .route("/v1/dc/credentials", get(dc_credentials))
+        .route("/v1/dc/{did}", get(dc_entry))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// An error answer: `{"error": message}` with `status`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+impl AppState {
+    /// A directory failure as the caller should see it; counted and logged.
+    fn dir_error(&self, e: DirError) -> ApiError {
+        super::metrics::inc(&self.metrics.ldap_errors);
+        match e {
+            DirError::Unavailable { .. } => {
+                tracing::warn!("directory: {e}");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the directory is unavailable; retry later")
+            }
+            e => {
+                tracing::error!("directory: {e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "directory error (see the broker's log)")
+            }
+        }
+    }
+}
+
+/// A route label with bounded cardinality for the metrics.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        "/v1/pki/ca" => "/v1/pki/ca",
+        "/v1/otp/verify" => "/v1/otp/verify",
+        "/v1/dc/credentials" => "/v1/dc/credentials",
+        p if p.strip_prefix("/v1/dc/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/')) => "/v1/dc/{did}",
+        _ => "unmatched",
+    }
+}
+
+/// Per-request timeout and metrics, around every route and the fallbacks.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_label(req.uri().path());
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m.to_string(),
+        _ => "other".to_string(),
+    };
+    let start = Instant::now();
+    let resp = match tokio::time::timeout(st.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the request took too long; retry later").into_response()
+        }
+    };
+    st.metrics.observe(route, &method, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/serve.md for the endpoints")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
+}
+
+/// The JSON body, or what is wrong with it (serde's message for bad JSON or
+/// a missing field, 415 without `Content-Type: application/json`, 413 over
+/// the size limit).
+fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match r {
+        Ok(Json(v)) => Ok(v),
+        Err(e) => {
+            let status =
+                if e.status() == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { e.status() };
+            Err(ApiError::new(status, e.body_text()))
+        }
+    }
+}
+
+/// The caller's certificate, if it is of one of `kinds`.
+fn require<'a>(peer: &'a Peer, kinds: &[CertKind]) -> Result<&'a Holder, ApiError> {
+    match &peer.0 {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate issued by the broker CA is required for this endpoint",
+        )),
+        Some(h) if kinds.contains(&h.kind) => Ok(h),
+        Some(h) => {
+            let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} certificate may not use this endpoint (allowed: {})", h.kind, allowed.join(", ")),
+            ))
+        }
+    }
+}
+
+/// The data center presenting `h`: its entry must exist, be enabled and hold
+/// this very certificate (a superseded one is refused even before it is revoked).
+async fn caller_dc(st: &AppState, h: &Holder) -> Result<DataCenter, ApiError> {
+    let forbidden = |m: String| ApiError::new(StatusCode::FORBIDDEN, m);
+    let dc = match st.dir.load::<DataCenter>(&h.name).await {
+        Ok(dc) => dc,
+        Err(DirError::NotFound { .. } | DirError::BadInput { .. }) => {
+            return Err(forbidden(format!("no data center {:?} in the directory", h.name)));
+        }
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    if dc.disabled {
+        return Err(forbidden(format!("data center {:?} is disabled", h.name)));
+    }
+    let current = dc.certificate.as_deref().map(ca::cert_serial).transpose().ok().flatten();
+    if current.as_deref() != Some(h.serial.as_slice()) {
+        return Err(forbidden(format!("this is not the current certificate of data center {:?}", h.name)));
+    }
+    Ok(dc)
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.dir.whoami().await {
+        Ok(_) => Json(json!({ "status": "ok", "ldap": "ok" })).into_response(),
+        Err(e) => {
+            super::metrics::inc(&st.metrics.ldap_errors);
+            tracing::warn!("healthz: directory: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "ldap": e.to_string() })))
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let mut r = st.metrics.render().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+async fn pki_ca(State(st): State<AppState>) -> ApiResult {
+    let (ca_der, crl) = match tls::published(&st.dir).await {
+        Ok(v) => v,
+        Err(DirError::NotFound { .. }) => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "no CA in the directory yet"));
+        }
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    let ca_der =
+        ca_der.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no CA certificate in the directory yet"))?;
+    Ok(Json(json!({
+        "ca_pem": ca::pem("CERTIFICATE", &ca_der),
+        "crl_pem": crl.as_deref().map(ca::crl_pem),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpVerifyRequest {
+    uid: String,
+    code: String,
+}
+
+/// Check and consume a user's OTP for the data center that asks (step 3 of
+/// the migration request module). A decided verification is 200 either way:
+/// `accepted` says the outcome, `reason` why not; 4xx/5xx mean no decision.
+async fn otp_verify(
+    State(st): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    req: Result<Json<OtpVerifyRequest>, JsonRejection>,
+) -> ApiResult {
+    let h = require(&peer, &[CertKind::Dc])?;
+    let req = body(req)?;
+    crate::directory::dn::check_value("uid", &req.uid)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    caller_dc(&st, h).await?;
+    let refused = |reason: &str| Json(json!({ "accepted": false, "reason": reason })).into_response();
+    // One answer for an unknown user and a user without tokens: the caller
+    // learns nothing about which uids exist.
+    const NO_TOKEN: &str = "no enabled OTP token for this user";
+    let user = match st.dir.find_user(&req.uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Ok(refused(NO_TOKEN)),
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let filter =
+        Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
+    let entries =
+        st.dir.search(&st.dir.layout().otp, Scope::OneLevel, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    let mut tokens: Vec<OtpToken> =
+        entries.iter().filter_map(|e| OtpToken::from_entry(e).ok()).filter(|t| !t.disabled).collect();
+    tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    if tokens.is_empty() {
+        return Ok(refused(NO_TOKEN));
+    }
+    let outcome =
+        verify::verify_any(&st.dir, &st.keyring, &tokens, &req.code, OffsetDateTime::now_utc(), &st.otp_policy).await;
+    match outcome {
+        Ok(Some((_, Outcome::Accepted { .. }))) => {
+            tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
+            Ok(Json(json!({ "accepted": true })).into_response())
+        }
+        Ok(Some((_, Outcome::Refused(r)))) => {
+            tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
+            Ok(refused(&r.to_string()))
+        }
+        Ok(None) => Ok(refused("wrong code")),
+        Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
+        Err(e) => {
+            tracing::error!(uid = %req.uid, "OTP verification: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this user's token cannot be checked (see the broker's log)",
+            ))
+        }
+    }
+}
+
+/// How a PSK party is shown: an admin by uid, a data center by DID.
+fn party(st: &AppState, dn: &Dn) -> Value {
+    let layout = st.dir.layout();
+    let name = dn.first_rdn().map(|(_, v)| v).unwrap_or_default();
+    if dn.is_within(&layout.people) {
+        json!({ "kind": "admin", "name": name })
+    } else if dn.is_within(&layout.datacenters) {
+        json!({ "kind": "dc", "name": name })
+    } else {
+        json!({ "kind": "other", "dn": dn.to_string() })
+    }
+}
+
+fn same(a: &Dn, b: &Dn) -> bool {
+    a.is_within(b) && b.is_within(a)
+}
+
+/// The calling data center's own secrets: the pre-shared keys it is a party
+/// of (K1 with admins, SPEKE passwords with other DCs) and the TOTP secrets of
+/// its physical servers. Nothing of any other data center.
+async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<Peer>) -> ApiResult {
+    let h = require(&peer, &[CertKind::Dc])?;
+    let dc = caller_dc(&st, h).await?;
+    let layout = st.dir.layout();
+    let dn = dc.dn(layout).map_err(|e| st.dir_error(e))?;
+    let now = OffsetDateTime::now_utc();
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::error!("{what}: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} cannot be opened (see the broker's log)"))
+    };
+
+    let filter =
+        Filter::and([Filter::object_class(PreSharedKey::KIND_CLASS), Filter::eq("dirbrokerPskParty", dn.as_str())]);
+    let entries = st.dir.search(&layout.psk, Scope::Subtree, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    let mut psks = Vec::new();
+    for e in &entries {
+        let p = PreSharedKey::from_entry(e).map_err(|e| st.dir_error(e))?;
+        let live = !p.disabled && p.not_before.is_none_or(|t| now >= t) && p.not_after.is_none_or(|t| now <= t);
+        if !live || !p.parties.iter().any(|d| same(d, &dn)) {
+            continue;
+        }
+        let key = st
+            .keyring
+            .open(&context::psk(&p.id), &p.secret)
+            .map_err(|e| internal(&format!("pre-shared key {}", p.id), &e))?;
+        psks.push(json!({
+            "id": p.id,
+            "parties": p.parties.iter().map(|d| party(&st, d)).collect::<Vec<_>>(),
+            "key_base64": base64::engine::general_purpose::STANDARD.encode(key.as_slice()),
+        }));
+    }
+
+    let filter =
+        Filter::and([Filter::object_class(PhysicalServer::KIND_CLASS), Filter::eq("dirbrokerDataCenter", dn.as_str())]);
+    let entries = st.dir.search(&layout.servers, Scope::Subtree, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    let mut servers = Vec::new();
+    for e in &entries {
+        let ps = PhysicalServer::from_entry(e).map_err(|e| st.dir_error(e))?;
+        if ps.disabled || !same(&ps.datacenter, &dn) {
+            continue;
+        }
+        let Some(sealed) = ps.totp_secret.as_ref() else { continue };
+        let secret = st
+            .keyring
+            .open(&context::server_totp(&ps.id), sealed)
+            .map_err(|e| internal(&format!("the TOTP secret of {}", ps.id), &e))?;
+        servers.push(json!({
+            "id": ps.id,
+            "endpoint": ps.endpoint,
+            "algorithm": ps.algorithm.as_deref().unwrap_or("sha1"),
+            "digits": ps.digits.unwrap_or(6),
+            "period": ps.period.unwrap_or(30),
+            "secret_base32": totp_rs::Secret::new(secret.to_vec().into_boxed_slice()).to_base32(),
+        }));
+    }
+    tracing::info!(dc = %dc.id, psks = psks.len(), servers = servers.len(), "credentials handed out");
+    let mut r = Json(json!({ "did": dc.id, "psks": psks, "servers": servers })).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// A data center's public entry, for any machine with a certificate.
+async fn dc_entry(State(st): State<AppState>, Extension(peer): Extension<Peer>, Path(did): Path<String>) -> ApiResult {
+    require(&peer, &CertKind::ALL)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no data center {did:?}"));
+    if crate::directory::dn::check_value("data-center id", &did).is_err() {
+        return Err(not_found());
+    }
+    let dc = match st.dir.load::<DataCenter>(&did).await {
+        Ok(dc) => dc,
+        Err(DirError::NotFound { .. } | DirError::BadInput { .. }) => return Err(not_found()),
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    Ok(Json(json!({
+        "did": dc.id,
+        "endpoint": dc.endpoint,
+        "certificate_pem": dc.certificate.as_deref().map(|c| ca::pem("CERTIFICATE", c)),
+        "disabled": dc.disabled,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_stay_few() {
+        assert_eq!(route_label("/v1/dc/DC-1"), "/v1/dc/{did}");
+        assert_eq!(route_label("/v1/dc/credentials"), "/v1/dc/credentials");
+        assert_eq!(route_label("/v1/dc/a/b"), "unmatched");
+        assert_eq!(route_label("/v1/dc/"), "unmatched");
+        assert_eq!(route_label("/anything"), "unmatched");
+    }
+}

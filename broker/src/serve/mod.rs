@@ -1,0 +1,299 @@
+//! `dirbroker serve`: the broker's HTTPS JSON service for the machine actors
+//! (data centers, physical servers, AMS/ANS, admin consoles; seeds 000/001
+//! and 002). axum over hyper (HTTP/1.1 and HTTP/2) over tokio-rustls.
+//!
+//! ```text
+//!  accept ─► permit (max_connections) ─► spawn: TLS handshake (timeout)
+//!         client cert? ─► broker CA + CRL (WebPKI) ─► Peer{kind,name,serial}
+//!         ─► hyper connection ─► router (per-request timeout, metrics)
+//!  every crl_refresh_s: CRL from LDAP ─► new acceptor for new connections
+//!  SIGTERM/SIGINT: stop accepting ─► graceful close ─► wait ≤ grace ─► exit 0
+//! ```
+//!
+//! The process keeps no state another instance would need: every answer is
+//! read from (and OTP consumption written to) LDAP, so instances run side by
+//! side behind any TCP balancer.
+
+mod api;
+pub mod metrics;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::ca::{self, Holder};
+use crate::config::{Config, ServeSection};
+use crate::directory::{DirError, Directory};
+use crate::seal::Keyring;
+use metrics::{Metrics, dec, inc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Directory(#[from] DirError),
+}
+
+/// The verified client certificate of a connection, if one was sent.
+#[derive(Clone, Debug)]
+pub struct Peer(pub Option<Holder>);
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub dir: Directory,
+    pub keyring: Arc<Keyring>,
+    pub otp_policy: crate::otp::verify::Policy,
+    pub metrics: Arc<Metrics>,
+    pub request_timeout: Duration,
+}
+
+/// A listening server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    settings: ServeSection,
+    material: tls::Material,
+    current: tls::Current,
+    crl: Option<Vec<u8>>,
+    state: AppState,
+}
+
+impl Server {
+    /// Load the TLS material, the CA and CRL from LDAP, and bind the listener.
+    pub async fn bind(config: &Config, dir: Directory, keyring: Keyring) -> Result<Server, ServeError> {
+        let s = config.serve.clone();
+        let cert_file = s.cert_file.clone().ok_or_else(|| ServeError::Config("[serve] cert_file is not set".into()))?;
+        let key_file = s.key_file.clone().ok_or_else(|| ServeError::Config("[serve] key_file is not set".into()))?;
+        if s.max_connections == 0 || s.max_connections > Semaphore::MAX_PERMITS.min(1 << 20) {
+            return Err(ServeError::Config("[serve] max_connections must be between 1 and 1048576".into()));
+        }
+        if s.handshake_timeout_s == 0 || s.request_timeout_s == 0 || s.crl_refresh_s == 0 {
+            return Err(ServeError::Config("[serve] timeouts and crl_refresh_s must be at least 1 s".into()));
+        }
+        let (published_ca, crl) = match tls::published(&dir).await {
+            Ok(v) => v,
+            Err(DirError::NotFound { .. }) => (None, None),
+            Err(e) => return Err(e.into()),
+        };
+        let client_ca = match &s.client_ca_file {
+            Some(path) => {
+                use rustls_pki_types::pem::PemObject;
+                rustls_pki_types::CertificateDer::from_pem_file(path)
+                    .map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?
+                    .to_vec()
+            }
+            None => published_ca
+                .ok_or_else(|| ServeError::Config("no CA in the directory: run `dirbroker ca init` first".into()))?,
+        };
+        let material = tls::Material::load(&cert_file, &key_file, client_ca)?;
+        let current = tls::Current::new(material.acceptor(crl.as_deref())?);
+        let listener = TcpListener::bind(&s.listen)
+            .await
+            .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
+        let state = AppState {
+            dir,
+            keyring: Arc::new(keyring),
+            otp_policy: config.otp_policy(),
+            metrics: Arc::new(Metrics::default()),
+            request_timeout: Duration::from_secs(s.request_timeout_s),
+        };
+        Ok(Server { listener, settings: s, material, current, crl, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` completes, then close gracefully: no new
+    /// connections, in-flight requests get up to `shutdown_grace_s`.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Server { listener, settings, material, current, crl, state } = self;
+        let max = settings.max_connections;
+        let permits = Arc::new(Semaphore::new(max));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let app = api::router(state.clone(), settings.max_body_bytes);
+        let refresher = tokio::spawn(refresh_crl(
+            state.dir.clone(),
+            material,
+            current.clone(),
+            crl,
+            Duration::from_secs(settings.crl_refresh_s),
+            state.metrics.clone(),
+        ));
+        let handshake_timeout = Duration::from_secs(settings.handshake_timeout_s);
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                () = &mut shutdown => break,
+            };
+            let (tcp, addr) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off, do not spin.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            inc(&state.metrics.connections_total);
+            let conn = Connection {
+                acceptor: current.get(),
+                app: app.clone(),
+                metrics: state.metrics.clone(),
+                handshake_timeout,
+                header_timeout: state.request_timeout,
+                stop: stop_rx.clone(),
+                _permit: permit,
+            };
+            tokio::spawn(conn.serve(tcp, addr));
+        }
+        tracing::info!("shutting down: no new connections, draining for up to {} s", settings.shutdown_grace_s);
+        drop(listener);
+        refresher.abort();
+        let _ = stop_tx.send(true);
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(Duration::from_secs(settings.shutdown_grace_s), permits.acquire_many(all));
+        match drained.await {
+            Ok(_) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
+        }
+    }
+}
+
+/// One accepted TCP connection, from handshake to close.
+struct Connection {
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    metrics: Arc<Metrics>,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Resolves once shutdown was asked for (or its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let stop = *rx.borrow_and_update();
+        if stop || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Connection {
+    async fn serve(mut self, tcp: TcpStream, addr: SocketAddr) {
+        inc(&self.metrics.connections_open);
+        self.serve_inner(tcp, addr).await;
+        dec(&self.metrics.connections_open);
+    }
+
+    async fn serve_inner(&mut self, tcp: TcpStream, addr: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp));
+        let stream = tokio::select! {
+            r = handshake => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    inc(&self.metrics.handshake_failures);
+                    tracing::info!(peer = %addr, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    inc(&self.metrics.handshake_timeouts);
+                    tracing::info!(peer = %addr, "TLS handshake timed out");
+                    return;
+                }
+            },
+            () = stopped(&mut self.stop) => return,
+        };
+        let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|leaf| ca::holder(leaf));
+        let peer = match peer {
+            None => None,
+            Some(Ok(h)) => h,
+            Some(Err(e)) => {
+                // Verified by WebPKI yet unreadable to us: treat as anonymous.
+                tracing::warn!(peer = %addr, "client certificate not understood: {e}");
+                None
+            }
+        };
+        if let Some(h) = &peer {
+            tracing::debug!(peer = %addr, kind = %h.kind, name = %h.name, serial = %h.serial_hex(), "client certificate");
+        }
+        let svc = TowerToHyperService::new(self.app.clone().layer(axum::Extension(Peer(peer))));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(64);
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let mut conn = pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %addr, "connection: {e}");
+                }
+            }
+            () = stopped(&mut self.stop) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+/// Re-read the CRL every `every`; a changed CRL gives new connections a new
+/// acceptor. A failed read keeps the CRL in force and is counted.
+async fn refresh_crl(
+    dir: Directory,
+    material: tls::Material,
+    current: tls::Current,
+    mut last: Option<Vec<u8>>,
+    every: Duration,
+    metrics: Arc<Metrics>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let crl = match tls::published(&dir).await {
+            Ok((_, crl)) => crl,
+            Err(e) => {
+                inc(&metrics.ldap_errors);
+                inc(&metrics.crl_refresh_failures);
+                tracing::warn!("CRL refresh: {e}");
+                continue;
+            }
+        };
+        if crl == last {
+            continue;
+        }
+        match material.acceptor(crl.as_deref()) {
+            Ok(a) => {
+                current.set(a);
+                inc(&metrics.crl_refreshes);
+                tracing::info!("new CRL in force");
+                last = crl;
+            }
+            Err(e) => {
+                inc(&metrics.crl_refresh_failures);
+                tracing::warn!("CRL refresh: {e}");
+            }
+        }
+    }
+}
