@@ -8,5 +8,6 @@ mod acl;
 mod directory;
 mod import;
 mod injection;
+mod migration;
 mod otp;
 mod schema;
