@@ -80,12 +80,14 @@ impl Site {
         self.t.join(name).to_str().unwrap().to_string()
     }
 
+    /// `dirbroker migrate`, which finds the source DC's endpoint in the
+    /// directory and the CA in the configuration, then runs the console.
     fn migrate(&self, vm: &str, otp: &str) -> Output {
-        let mut cmd = Command::new(agents_bin());
-        cmd.args(["migrate", vm, "--from", "DC-SRC", "--to", "DC-DEST", "--source-server", "PS-S"])
-            .args(["--dest-server", "PS-D", "--user", "bob", "--json"])
-            .args(["--k1", &self.p("k1.bundle"), "--ca", &self.p("broker/ca.pem")])
-            .args(["--endpoint", &format!("127.0.0.1:{}", self.dc_src_port), "--timeout", "20"]);
+        let mut cmd = Command::new(dirbroker_bin());
+        cmd.env("DIRBROKER_CONFIG", &self.cfg)
+            .args(["--output", "json", "migrate", vm, "--from", "DC-SRC", "--to", "DC-DEST"])
+            .args(["--source-server", "PS-S", "--dest-server", "PS-D", "--user", "bob"])
+            .args(["--k1", &self.p("k1.bundle"), "--timeout", "20"]);
         run_with_stdin(&mut cmd, &format!("{otp}\n"))
     }
 

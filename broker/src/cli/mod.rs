@@ -10,6 +10,7 @@ mod check;
 mod host;
 mod ldif;
 mod machines;
+mod migrate;
 mod otp;
 mod serve;
 mod ssh;
@@ -117,6 +118,13 @@ enum Command {
         docs/serve.md. Prints `listening on ADDR` once it accepts connections; logs go to\n\
         standard error (DIRBROKER_LOG, default info).\n\n{EXIT_HELP}"))]
     Serve(serve::ServeArgs),
+    /// Migrate a VM image between data centers (the admin console; asks for the user's OTP).
+    #[command(after_help = format!("Example:\n  dirbroker migrate vm1.qcow2 --from DC-SEOUL-1 --to DC-BUSAN-2 --source-server PS-0001 \\\n      \
+        --dest-server PS-0101 --user bob --k1 k1.bundle\n\n\
+        Runs `dirbroker-agents migrate` with the source data center's endpoint from the\n\
+        directory and the CA certificate from [ca]. The user's OTP is read from the terminal\n\
+        (or stdin). See docs/protocols/migration.md.\n\n{EXIT_HELP}"))]
+    Migrate(migrate::MigrateArgs),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -291,6 +299,7 @@ pub fn main() -> ExitCode {
             Command::Check => check::run(&ctx).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
             Command::Host(cmd) => host::run(&ctx, cmd).await,
+            Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
             Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
