@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh
 set -euo pipefail
 
-PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils)
+PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl)
 
 missing=()
 for p in "${PKGS[@]}"; do

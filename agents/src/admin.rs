@@ -86,11 +86,12 @@ pub async fn migrate(opts: &MigrateOptions, otp: Zeroizing<String>) -> Result<Ou
     let (auth, waiting) = request::start(&k1, &user, now)?;
     let mut dc = crate::tls::connect(tls, &opts.endpoint).await.map_err(local)?;
     let cert = dc.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-    let name = cert.as_deref().map(crate::migration::crypto::cert_info).transpose()?.map(|i| i.common_name);
+    let info = cert.as_deref().map(crate::migration::crypto::cert_info).transpose()?;
+    let name = info.filter(|i| i.organization == crate::migration::crypto::DC_ORGANIZATION).map(|i| i.common_name);
     if name.as_deref() != Some(opts.from.as_str()) {
         return Err(MigrationError::Mismatch {
             what: "TLS certificate",
-            detail: format!("{} presented {:?}, expected {}", opts.endpoint, name, opts.from),
+            detail: format!("{} presented {:?}, expected the data center {}", opts.endpoint, name, opts.from),
         });
     }
     // Step 2: Auth_Request; step 3 happens at the DC; step 4: Mig_Request_Admin.

@@ -167,8 +167,14 @@ impl Dc {
             Ok((id, t)) => (id, Ok(t)),
             Err((id, e)) => (id, Err(e.to_string())),
         };
-        wire::send(admin, &session.done(&MigrationDoneBody { migration_id, outcome: outcome.clone() })?).await?;
-        outcome.map(|_| ()).map_err(MigrationError::Refused)
+        if let Err(e) = &outcome {
+            tracing::warn!(uid = %order.uid, vm = %order.mig_rqst.vm, "migration failed: {e}");
+        } else {
+            tracing::info!(uid = %order.uid, vm = %order.mig_rqst.vm, dest = %order.dest_did, "migration done");
+        }
+        // Migration_Done is the last message either way: no Refusal after it.
+        wire::send(admin, &session.done(&MigrationDoneBody { migration_id, outcome })?).await?;
+        Ok(())
     }
 
     async fn migrate_out(
@@ -194,10 +200,33 @@ impl Dc {
         let id = waiting.migration_id();
         let run = async {
             let mut peer = crate::tls::connect(self.client_tls.clone(), &public.endpoint).await.map_err(local)?;
+            let presented = peer.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+            if presented.as_deref() != Some(public.cert_der.as_slice()) {
+                return Err(MigrationError::Mismatch {
+                    what: "TLS certificate",
+                    detail: format!("{} did not present the certificate the directory holds", public.endpoint),
+                });
+            }
             wire::send(&mut peer, &req).await?;
             let resp: MigResponseDc = wire::recv(&mut peer, kind_name, self.timeout).await?;
+            if presented.as_deref() != Some(resp.cert_dest.as_slice()) {
+                return Err(MigrationError::Mismatch {
+                    what: MigResponseDc::NAME,
+                    detail: "Cert_Dest is not the certificate of the connection".into(),
+                });
+            }
             let ack = waiting.receive(&self.me, &self.trust, &resp, UnixTime::now())?;
-            tracing::info!(dest = %ack.dest.common_name, "destination accepted; signature kept");
+            // The destination's signature is the evidence (non-repudiation):
+            // logged with what it covers, so anyone can verify it later with
+            // the destination's certificate.
+            tracing::info!(
+                evidence = true,
+                dest = %ack.dest.common_name,
+                migration = %hex(&ack.request.migration_id),
+                request_sha256 = %hex(&ack.request_digest),
+                signature = %hex(&ack.signature),
+                "Mig_Response_DC: destination accepted (signed Dest_DID ‖ Ack)"
+            );
             let id = ack.request.migration_id;
             // Operation step 1: SPEKE.
             let mut session =
@@ -278,7 +307,7 @@ impl Dc {
         };
         wire::send(src, &ready).await?;
         let outcome = server_run.await.map_err(|e| e.to_string());
-        let body = TransferReportBody { outcome: outcome.clone() };
+        let body = MigrationCommittedBody { outcome: outcome.clone() };
         let sealed = session.channel.seal(MigrationCommitted::NAME, &body_bytes(&body, MigrationCommitted::NAME)?)?;
         wire::send(src, &MigrationCommitted { sealed }).await?;
         outcome.map(|_| ()).map_err(MigrationError::Transfer)
@@ -336,4 +365,8 @@ impl Dc {
             }
         }
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

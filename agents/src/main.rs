@@ -58,6 +58,9 @@ enum Cmd {
         /// Directory of VM images.
         #[arg(long)]
         images: PathBuf,
+        /// Address for the data port (default: the --listen address's IP).
+        #[arg(long)]
+        data_host: Option<String>,
         #[arg(long, default_value_t = 30)]
         timeout: u64,
         /// Chunk size of VM_Data_Tran in KiB.
@@ -139,10 +142,11 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
-        Cmd::Ps { bundle, listen, images, timeout, chunk_kib } => ps::run(ps::PsOptions {
+        Cmd::Ps { bundle, listen, images, data_host, timeout, chunk_kib } => ps::run(ps::PsOptions {
             bundle,
             listen,
             images,
+            data_host,
             timeout: Duration::from_secs(timeout),
             chunk_size: chunk_kib.saturating_mul(1024),
         })

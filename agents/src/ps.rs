@@ -33,9 +33,18 @@ pub struct PsOptions {
     pub listen: String,
     /// Directory of VM images (sent from, received into).
     pub images: PathBuf,
+    /// Address the data port binds to and is announced as (default: the
+    /// control address's IP; required when that is unspecified, 0.0.0.0).
+    pub data_host: Option<String>,
     pub timeout: Duration,
     pub chunk_size: u32,
 }
+
+/// How long the receiving server waits for the sender to connect: the
+/// source DC may first wait up to a TOTP period for a fresh step.
+const DATA_ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A data connection silent this long is abandoned (nothing is committed).
+const DATA_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 struct Bundle {
@@ -64,6 +73,22 @@ pub fn load_bundle(path: &Path) -> Result<TotpKey, MigrationError> {
     let secret = parse_secret(&b.secret_base32, SecretFormat::Base32)
         .map_err(|e| local(format!("{}: secret_base32: {e}", path.display())))?;
     TotpKey::new(&b.datacenter, &b.server_id, algorithm, b.period, secret)
+}
+
+/// Temporary files a killed receiver left behind (the stream writes into a
+/// hidden temporary file and renames it only when the image verified).
+fn remove_stale_parts(images: &Path) {
+    let Ok(entries) = std::fs::read_dir(images) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".dirbroker-vm-") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!("removed {} left by an interrupted transfer", e.path().display()),
+                Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+            }
+        }
+    }
 }
 
 /// A VM image name: one plain file name inside the images directory.
@@ -98,13 +123,21 @@ pub async fn run(opts: PsOptions) -> Result<(), MigrationError> {
     let listener =
         TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(local)?;
+    let data_host = match opts.data_host {
+        Some(h) => h,
+        None if addr.ip().is_unspecified() => {
+            return Err(local(format!("listening on {addr}: give --data-host, the address the sender can reach")));
+        }
+        None => addr.ip().to_string(),
+    };
+    remove_stale_parts(&opts.images);
     tracing::info!(server = %key.pid, dc = %key.did, "physical server listening on {addr}");
     println!("listening on {addr}");
     let ps = Arc::new(Ps {
         key,
         guard: Mutex::new(StepGuard::default()),
         images: opts.images,
-        data_host: addr.ip().to_string(),
+        data_host,
         timeout: opts.timeout,
         chunk_size: opts.chunk_size,
     });
@@ -153,7 +186,7 @@ impl Ps {
                 let data = TcpListener::bind((self.data_host.as_str(), 0)).await.map_err(local)?;
                 let addr = data.local_addr().map_err(local)?;
                 wire::send(tcp, &channel.ready(&PsReadyBody { data_addr: Some(addr.to_string()) })?).await?;
-                let (conn, from) = tokio::time::timeout(self.timeout, data.accept())
+                let (conn, from) = tokio::time::timeout(DATA_ACCEPT_TIMEOUT.max(self.timeout), data.accept())
                     .await
                     .map_err(|_| local("no sender connected to the data port in time"))?
                     .map_err(local)?;
@@ -163,6 +196,7 @@ impl Ps {
                 let name = vm.clone();
                 tokio::task::spawn_blocking(move || {
                     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+                    conn.set_read_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
                     let mut bar = Progress::new("receiving", &name);
                     let r =
@@ -185,6 +219,7 @@ impl Ps {
                 let name = vm.clone();
                 tokio::task::spawn_blocking(move || {
                     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+                    conn.set_write_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
                     let mut bar = Progress::new("sending", &name);
                     let s =

@@ -51,9 +51,9 @@ const MODP2048_P_HEX: &str = concat!(
 
 /// Bits in a short exponent. NIST SP 800-56A Rev. 3 §5.6.1.1.4 allows
 /// private keys of 2·s bits (s = security strength, 112 for 2048-bit groups)
-/// in safe-prime groups; we use 256 bits, which also covers s = 128.
-pub const SHORT_EXPONENT_BITS: u64 = 256;
-const SHORT_EXPONENT_BYTES: usize = 32;
+/// in safe-prime groups; we use exactly that minimum for group 14 (s = 112).
+pub const SHORT_EXPONENT_BITS: u64 = 224;
+const SHORT_EXPONENT_BYTES: usize = (SHORT_EXPONENT_BITS as usize).div_ceil(8);
 
 /// Extra bits drawn beyond |p| (or |q|) before reducing, so the reduction
 /// bias is below 2^-128.
@@ -351,8 +351,8 @@ pub struct Exponent {
 }
 
 impl Exponent {
-    /// Uniform in [1, 2^256): the short exponents NIST SP 800-56A permits for
-    /// safe-prime groups. In groups with q ≤ 2^256 (toy groups) this is
+    /// Uniform in [1, 2^224): the short exponents NIST SP 800-56A permits for
+    /// safe-prime groups. In groups with q ≤ 2^224 (toy groups) this is
     /// [`Exponent::random_full`], since a short exponent would not be short.
     pub fn random_short<R: CryptoRng + ?Sized>(group: &Group, rng: &mut R) -> Exponent {
         if group.q.bits() <= SHORT_EXPONENT_BITS {
@@ -691,12 +691,16 @@ mod tests {
     fn exponents_stay_in_range() {
         let mut rng = StdRng::seed_from_u64(1);
         let g14 = Group::modp2048();
+        let mut widest = 0;
         for _ in 0..50 {
             let e = Exponent::random_short(g14, &mut rng);
-            assert!(!e.value.is_zero() && e.value.bits() <= 256);
+            assert!(!e.value.is_zero() && e.value.bits() <= SHORT_EXPONENT_BITS);
+            widest = widest.max(e.value.bits());
             let f = Exponent::random_full(g14, &mut rng);
             assert!(!f.value.is_zero() && &f.value < g14.q());
         }
+        // The full width is used (probability 2^-50 of failing by chance).
+        assert_eq!(widest, SHORT_EXPONENT_BITS);
         let t = toy();
         for _ in 0..200 {
             let e = Exponent::random_short(&t, &mut rng);

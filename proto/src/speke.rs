@@ -11,7 +11,7 @@
 //! ```text
 //!   A (password π)                                  B (password π)
 //!   g = H2G(π)                                      g = H2G(π)
-//!   x ∈R [1, 2^256)                                 y ∈R [1, 2^256)
+//!   x ∈R [1, 2^224)                                 y ∈R [1, 2^224)
 //!                  ── A, X = g^x ──────────────▶
 //!                  ◀────────────── B, Y = g^y ──      (one round, any order)
 //!   check Y; K = Y^x                                check X; K = X^y
@@ -37,7 +37,7 @@
 //! - Y ≠ X: our own addition, refusing the plainest reflection outright.
 //!
 //! Deviations from the 2017 text (which we have not read; see
-//! protocol-facts.md §1): exponents are 256-bit short exponents (NIST SP
+//! protocol-facts.md §1): exponents are 224-bit short exponents (NIST SP
 //! 800-56A) instead of [1, q−1]; the KDF is HKDF-SHA256 with sID in `info`;
 //! tags follow Hao–Shahandashti's NIST-style form, with u32 length prefixes
 //! on identities; key confirmation is mandatory.

@@ -263,6 +263,13 @@ impl DcIdentity {
 
     /// From a bundle directory written by `dirbroker dc add` (key.pem, cert.pem).
     pub fn load(dir: &Path) -> Result<DcIdentity, CryptoError> {
+        use std::os::unix::fs::MetadataExt;
+        let key_path = dir.join("key.pem");
+        let meta =
+            std::fs::metadata(&key_path).map_err(|e| CryptoError::Local(format!("{}: {e}", key_path.display())))?;
+        if meta.mode() & 0o077 != 0 {
+            return Err(CryptoError::Local(format!("{}: others may read this key; chmod 600 it", key_path.display())));
+        }
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| CryptoError::Local(format!("{}: {e}", dir.join(name).display())))
         };

@@ -311,6 +311,11 @@ pub struct MigrationCommitted {
     pub sealed: Vec<u8>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationCommittedBody {
+    pub outcome: Result<Transferred, String>,
+}
+
 /// Source DC → admin, on the K1 channel: the outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrationDone {
