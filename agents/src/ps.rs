@@ -82,7 +82,7 @@ fn remove_stale_parts(images: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".dirbroker-vm-") {
+        if name.starts_with(stream::TEMP_PREFIX) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!("removed {} left by an interrupted transfer", e.path().display()),
                 Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
