@@ -40,6 +40,18 @@
 //! shutdown_grace_s = 10
 //! crl_refresh_s = 300
 //!
+//! [sso]                                   # the SSO of seed 002 (docs/protocols/sso.md)
+//! issuer = "dirbroker"                    # iss of every ticket
+//! signing_key_file = "/etc/dirbroker/ticket-signing.pem"   # Ed25519 PKCS#8, 0600 (`dirbroker sso init`)
+//! ticket_lifetime_s = 36000
+//! ams_url = "https://ams.example.org:9443"    # the AMS agent service
+//! ans_url = "https://ans.example.org:9444"    # the ANS agent service
+//! # The broker's client identity towards AMS/ANS (mutual TLS); default: [serve] cert/key.
+//! # client_cert_file = "/etc/dirbroker/broker/cert.pem"
+//! # client_key_file = "/etc/dirbroker/broker/key.pem"
+//! kdf_memory_kib = 65536                  # Argon2id parameters handed to clients for pw
+//! kdf_iterations = 3
+//!
 //! [ssh]                                   # node-side SSH commands
 //! cache_dir = "/var/cache/dirbroker"      # off when unset
 //! cache_ttl_s = 3600
@@ -84,6 +96,8 @@ pub struct Config {
     pub ca: CaSection,
     #[serde(default)]
     pub serve: ServeSection,
+    #[serde(default)]
+    pub sso: SsoSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -205,6 +219,66 @@ fn default_grace_s() -> u64 {
 }
 fn default_crl_refresh_s() -> u64 {
     300
+}
+
+/// Settings of the SSO of seed 002: tickets, and the AMS/ANS agent services.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSection {
+    /// `iss` of every ticket.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// The broker's Ed25519 ticket-signing key (PKCS#8 PEM, mode 0600).
+    #[serde(default = "default_signing_key")]
+    pub signing_key_file: PathBuf,
+    #[serde(default = "default_ticket_lifetime_s")]
+    pub ticket_lifetime_s: u64,
+    /// Base URL of the AMS agent service.
+    #[serde(default)]
+    pub ams_url: Option<String>,
+    /// Base URL of the ANS agent service.
+    #[serde(default)]
+    pub ans_url: Option<String>,
+    /// The broker's client certificate towards AMS/ANS; default: [serve] cert_file.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its key; default: [serve] key_file.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// Argon2id memory (KiB) and iterations the broker hands to clients for pw.
+    #[serde(default = "default_kdf_memory_kib")]
+    pub kdf_memory_kib: u32,
+    #[serde(default = "default_kdf_iterations")]
+    pub kdf_iterations: u32,
+}
+
+impl Default for SsoSection {
+    fn default() -> Self {
+        SsoSection {
+            issuer: default_issuer(),
+            signing_key_file: default_signing_key(),
+            ticket_lifetime_s: default_ticket_lifetime_s(),
+            ams_url: None,
+            ans_url: None,
+            client_cert_file: None,
+            client_key_file: None,
+            kdf_memory_kib: default_kdf_memory_kib(),
+            kdf_iterations: default_kdf_iterations(),
+        }
+    }
+}
+
+fn default_signing_key() -> PathBuf {
+    PathBuf::from("/etc/dirbroker/ticket-signing.pem")
+}
+fn default_ticket_lifetime_s() -> u64 {
+    36_000
+}
+fn default_kdf_memory_kib() -> u32 {
+    64 * 1024
+}
+fn default_kdf_iterations() -> u32 {
+    3
 }
 
 /// Where the broker master keys live (see `dirbroker secrets`).

@@ -480,6 +480,11 @@ impl Testbed {
                     self.dir.join("ca.key").display().to_string(),
                     self.dir.join("ca.pem").display().to_string()
                 ));
+                // Last, so tests can add keys (ams_url, …) by appending lines.
+                text.push_str(&format!(
+                    "\n[sso]\nsigning_key_file = {:?}\n",
+                    self.dir.join("ticket-signing.pem").display().to_string()
+                ));
             }
             write_private_file(&path, text.as_bytes()).map_err(io_err(&path))?;
         }
