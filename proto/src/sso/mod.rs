@@ -121,6 +121,7 @@
 //! bugs apart.
 
 pub mod anon;
+pub mod epoch;
 pub mod error;
 pub mod kdf;
 pub mod level;
