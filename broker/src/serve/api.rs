@@ -26,6 +26,7 @@ use crate::seal::context;
 
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
+        .merge(super::sso_tickets::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/pki/ca", get(pki_ca))
@@ -47,7 +48,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 }
@@ -62,7 +63,7 @@ type ApiResult = Result<Response, ApiError>;
 
 impl AppState {
     /// A directory failure as the caller should see it; counted and logged.
-    fn dir_error(&self, e: DirError) -> ApiError {
+    pub(super) fn dir_error(&self, e: DirError) -> ApiError {
         super::metrics::inc(&self.metrics.ldap_errors);
         match e {
             DirError::Unavailable { .. } => {
@@ -86,7 +87,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/otp/verify" => "/v1/otp/verify",
         "/v1/dc/credentials" => "/v1/dc/credentials",
         p if p.strip_prefix("/v1/dc/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/')) => "/v1/dc/{did}",
-        _ => "unmatched",
+        p => super::sso_tickets::route_label(p).unwrap_or("unmatched"),
     }
 }
 
@@ -119,7 +120,7 @@ async fn method_not_allowed() -> ApiError {
 /// The JSON body, or what is wrong with it (serde's message for bad JSON or
 /// a missing field, 415 without `Content-Type: application/json`, 413 over
 /// the size limit).
-fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     match r {
         Ok(Json(v)) => Ok(v),
         Err(e) => {

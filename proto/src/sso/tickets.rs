@@ -118,6 +118,34 @@ impl ServiceKey {
     }
 }
 
+/// The service's key file (JSON, written 0600 by `dirbroker service add`;
+/// r_k never goes to LDAP).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceKeyFile {
+    /// ID_k.
+    pub service_id: String,
+    /// r_k, fixed-width big-endian.
+    pub r_k: Bytes,
+}
+
+impl fmt::Debug for ServiceKeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceKeyFile").field("service_id", &self.service_id).finish_non_exhaustive()
+    }
+}
+
+impl ServiceKeyFile {
+    /// The file form of `key`.
+    pub fn of(key: &ServiceKey) -> Self {
+        ServiceKeyFile { service_id: key.id().to_owned(), r_k: Bytes(key.secret_bytes().to_vec()) }
+    }
+
+    /// The key back (checks r_k's range).
+    pub fn key(&self) -> Result<ServiceKey, SsoError> {
+        ServiceKey::from_secret(&self.service_id, self.r_k.as_slice())
+    }
+}
+
 /// A validated service directory entry (P_k passed the subgroup checks).
 #[derive(Debug, Clone)]
 pub struct ServiceEntry {
