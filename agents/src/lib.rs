@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod broker;
 pub mod dc;
+pub mod example_service;
 pub mod migration;
 pub mod ps;
 pub mod tls;

@@ -85,7 +85,7 @@ pub(crate) fn service_epoch_key(
     hkdf32(shared.as_bytes(), Lp::new("service epoch key").part(big_b).part(id_k.as_bytes()).int(epoch).bytes())
 }
 
-type ServiceKeyId = (i64, String, Vec<u8>);
+type ServiceKeyId = (i64, String);
 
 /// The broker's caches: (b_e, B_e) per epoch and K_k,e per (e, ID_k, P_k).
 #[derive(Default)]
@@ -96,7 +96,8 @@ pub struct EpochKeys {
 #[derive(Default)]
 struct EpochCache {
     epochs: HashMap<i64, (Scalar, Vec<u8>)>,
-    services: HashMap<ServiceKeyId, Zeroizing<[u8; 32]>>,
+    /// (e, ID_k) → (P_k it was made for, K_k,e).
+    services: HashMap<ServiceKeyId, (Vec<u8>, Zeroizing<[u8; 32]>)>,
 }
 
 impl fmt::Debug for EpochKeys {
@@ -118,12 +119,13 @@ impl EpochKeys {
         if !c.epochs.contains_key(&epoch) {
             // Keep the previous epoch for tickets issued around midnight.
             c.epochs.retain(|e, _| *e >= epoch.saturating_sub(1));
-            c.services.retain(|(e, _, _), _| *e >= epoch.saturating_sub(1));
+            c.services.retain(|(e, _), _| *e >= epoch.saturating_sub(1));
             let (b, big_b) = secrets.epoch_value(epoch)?;
             c.epochs.insert(epoch, (b, big_b.to_bytes()));
         }
-        let id = (epoch, id_k.to_owned(), p_k.to_bytes());
-        if let Some(k) = c.services.get(&id) {
+        let id = (epoch, id_k.to_owned());
+        // A re-registered service (new P_k) misses and is recomputed.
+        if let Some((_, k)) = c.services.get(&id).filter(|(p, _)| p.as_slice() == p_k.as_bytes()) {
             let big_b = c.epochs.get(&epoch).map(|(_, bb)| bb.clone()).ok_or(SsoError::Internal("epoch cache"))?;
             return Ok((big_b, k.clone()));
         }
@@ -134,7 +136,7 @@ impl EpochKeys {
         if c.services.len() >= CACHE_LIMIT {
             c.services.clear();
         }
-        c.services.insert(id, k.clone());
+        c.services.insert(id, (p_k.to_bytes(), k.clone()));
         Ok((big_b, k))
     }
 }
