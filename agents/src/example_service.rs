@@ -87,8 +87,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
             return Err(format!("{} is readable by others; chmod 600 it", opts.key_file.display()));
         }
     }
-    let file: ServiceKeyFile =
-        serde_json::from_slice(&text).map_err(|e| format!("{}: not a service key file: {e}", opts.key_file.display()))?;
+    let file: ServiceKeyFile = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a service key file: {e}", opts.key_file.display()))?;
     if file.service_id != opts.service_id {
         return Err(format!("the key file is for {:?}, not {:?}", file.service_id, opts.service_id));
     }

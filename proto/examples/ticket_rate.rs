@@ -105,7 +105,9 @@ fn main() {
     let signs = dalek_signs.max(awslc_signs);
     println!("TGS tickets/s (2 JWTs per answer, TGT + authenticator checked): {tickets:.0}");
     println!("issue-only tickets/s (sign + seal):                             {issue_only:.0}");
-    println!("raw ed25519 signs/s: ed25519-dalek {dalek_signs:.0}, aws-lc {awslc_signs:.0}; baseline = faster = {signs:.0}");
+    println!(
+        "raw ed25519 signs/s: ed25519-dalek {dalek_signs:.0}, aws-lc {awslc_signs:.0}; baseline = faster = {signs:.0}"
+    );
     println!("jsonwebtoken::encode EdDSA/s (re-parses PKCS#8 each call):      {jwt_encodes:.0}");
     println!("logins/s at the broker (Schnorr check + g^a + P_c^a + TGT):     {logins:.1}");
     println!("ratio TGS tickets/signs: {:.3}  (issue-only {:.3}; target >= 0.5)", tickets / signs, issue_only / signs);

@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dirbroker_proto::sso::anon::anonymous_id;
+use dirbroker_proto::sso::epoch::EPOCH_SECONDS;
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_proto::sso::level::{Level, require_level};
@@ -12,7 +13,6 @@ use dirbroker_proto::sso::preauth::verify_pw_proof;
 use dirbroker_proto::sso::primitives::{Bytes, Ed25519Key, Lp, X25519KeyPair, aead_open, generator, group, hkdf32};
 use dirbroker_proto::sso::registration::*;
 use dirbroker_proto::sso::replay::ReplayCache;
-use dirbroker_proto::sso::epoch::EPOCH_SECONDS;
 use dirbroker_proto::sso::session::{
     ClientAwaitingTicketReply, ClientCredential, LoginSession, ServiceReply, ServiceVerifier,
 };
@@ -386,8 +386,7 @@ fn ticket_keys_not_derivable_from_public_values() {
     }
     candidates.extend(with_ids);
     let info_login = Lp::new("login key").part(alpha.as_bytes()).part(b"alice").part(BROKER.as_bytes());
-    let info_k =
-        Lp::new("service epoch key").part(big_b.as_bytes()).part(SERVICE.as_bytes()).int(epoch);
+    let info_k = Lp::new("service epoch key").part(big_b.as_bytes()).part(SERVICE.as_bytes()).int(epoch);
     let c: TicketClaims = serde_json::from_value(server_claims.clone()).unwrap();
     let aad_k = Lp::new("V_k")
         .part(c.iss.as_bytes())
@@ -411,8 +410,8 @@ fn ticket_keys_not_derivable_from_public_values() {
             let raw: [u8; 32] = dirbroker_proto::sso::primitives::sha256(ikm);
             for k in [*key, raw] {
                 // Directly, and as the long-lived key of a per-ticket derivation.
-                let sub = hkdf32(&k, Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice").bytes())
-                    .unwrap();
+                let sub =
+                    hkdf32(&k, Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice").bytes()).unwrap();
                 for k in [k, *sub] {
                     tries += 4;
                     assert!(aead_open(&k, [0; 12], &aad_login, &w.login.client_part.v.0).is_none());
@@ -662,13 +661,15 @@ fn ticket_validity_window_and_audience() {
     assert_eq!(other.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(), SsoError::WrongAudience);
     // The client refuses a reply for another service.
     assert_eq!(
-        w.session.request_ticket("svc-mail", T0, &mut w.rng).unwrap().1.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap_err(),
+        w.session
+            .request_ticket("svc-mail", T0, &mut w.rng)
+            .unwrap()
+            .1
+            .receive(&w.reply, &w.issuer.jwks(), BROKER, T0)
+            .unwrap_err(),
         SsoError::WrongAudience
     );
-    assert_eq!(
-        w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0 - 400).unwrap_err(),
-        SsoError::NotYetValid
-    );
+    assert_eq!(w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0 - 400).unwrap_err(), SsoError::NotYetValid);
     // A client ticket presented as a server ticket.
     let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     req.server_ticket = w.reply.client_ticket.clone();
@@ -784,10 +785,7 @@ fn login_needs_the_password_and_a_fresh_proof_for_this_broker() {
     // Alice's proof presented for another entry.
     let other = ClientEntry { id_c: "bob".into(), ..w.client_entry.clone() };
     let lreq = w.cred.login_request(BROKER, T0, &mut w.rng).unwrap();
-    assert_eq!(
-        w.issuer.login(&other, &lreq, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
-        SsoError::WrongSubject
-    );
+    assert_eq!(w.issuer.login(&other, &lreq, 3600, T0, &mut cache, &mut w.rng).unwrap_err(), SsoError::WrongSubject);
 }
 
 #[test]

@@ -77,9 +77,11 @@ pub enum TicketCmd {
     },
     /// Call SERVICE with its ticket (asked for first if not cached): sends V_ck, checks the
     /// mutual-authentication reply, prints the service's answer.
-    #[command(after_help = "Example:\n  dirbroker ticket use wiki --endpoint wiki.example.org:7000 --request 'read home'\n\n\
+    #[command(
+        after_help = "Example:\n  dirbroker ticket use wiki --endpoint wiki.example.org:7000 --request 'read home'\n\n\
         Exit 1 when the service refuses (e.g. the user's level is too low) or its reply does\n\
-        not authenticate it.")]
+        not authenticate it."
+    )]
     Use {
         /// The service id (ID_k).
         service: String,
@@ -153,7 +155,8 @@ fn load(path: &Path) -> Result<Ccache, Failure> {
         return Err(Failure::new(1, format!("{} is readable by others; remove it and log in again", path.display())));
     }
     let text = Zeroizing::new(std::fs::read(path).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?);
-    serde_json::from_slice(&text).map_err(|e| Failure::new(1, format!("{}: not a credential cache: {e}", path.display())))
+    serde_json::from_slice(&text)
+        .map_err(|e| Failure::new(1, format!("{}: not a credential cache: {e}", path.display())))
 }
 
 fn now() -> i64 {
@@ -238,7 +241,11 @@ fn read_line_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         let _ = std::io::stderr().flush();
     }
     let mut line = Zeroizing::new(String::new());
-    stdin.lock().take(65536).read_line(&mut line).map_err(|e| Failure::new(2, format!("reading standard input: {e}")))?;
+    stdin
+        .lock()
+        .take(65536)
+        .read_line(&mut line)
+        .map_err(|e| Failure::new(2, format!("reading standard input: {e}")))?;
     let v = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
     if v.is_empty() {
         return Err(Failure::usage(format!("no input for {}", prompt.trim_end_matches([':', ' ']))));
@@ -277,15 +284,15 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             ));
         }
         let password = match &a.password_file {
-            Some(f) => Zeroizing::new(
-                read_secret_file(f).map_err(|e| Failure::new(2, e.to_string()))?.expose().to_string(),
-            ),
+            Some(f) => {
+                Zeroizing::new(read_secret_file(f).map_err(|e| Failure::new(2, e.to_string()))?.expose().to_string())
+            }
             None => read_line_secret(&format!("Password for {uid}: "))?,
         };
         let otp = match &a.otp_file {
-            Some(f) => {
-                Some(Zeroizing::new(read_secret_file(f).map_err(|e| Failure::new(2, e.to_string()))?.expose().trim().to_string()))
-            }
+            Some(f) => Some(Zeroizing::new(
+                read_secret_file(f).map_err(|e| Failure::new(2, e.to_string()))?.expose().trim().to_string(),
+            )),
             None => None,
         };
         let cred = ClientCredential::derive(&uid, password.as_bytes(), &salt, &kdf).map_err(sso_err("password"))?;
@@ -299,7 +306,8 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
         }
         body
     };
-    let mut answer: Result<LoginAnswer, Failure> = client.post("/v1/sso/login", &attempt(otp.as_deref().map(|s| s.as_str()))).await;
+    let mut answer: Result<LoginAnswer, Failure> =
+        client.post("/v1/sso/login", &attempt(otp.as_deref().map(|s| s.as_str()))).await;
     if let Err(f) = &answer
         && otp.is_none()
         && f.message.contains("an OTP code is required")

@@ -19,9 +19,11 @@ use super::{CliResult, Ctx, Failure, Output, load_named};
 #[derive(Subcommand, Debug)]
 pub enum SsoCmd {
     /// Create the broker's Ed25519 ticket-signing key (mode 0600; never overwrites).
-    #[command(after_help = "Examples:\n  dirbroker sso init\n  dirbroker sso init --out /etc/dirbroker/ticket-signing.pem\n\n\
+    #[command(
+        after_help = "Examples:\n  dirbroker sso init\n  dirbroker sso init --out /etc/dirbroker/ticket-signing.pem\n\n\
         Default path: [sso] signing_key_file of the configuration. Restart `dirbroker serve`\n\
-        afterwards; its /.well-known/jwks.json then publishes the public key.")]
+        afterwards; its /.well-known/jwks.json then publishes the public key."
+    )]
     Init {
         /// Where to write the key (default: [sso] signing_key_file).
         #[arg(long, value_name = "FILE")]
@@ -32,9 +34,11 @@ pub enum SsoCmd {
 #[derive(Subcommand, Debug)]
 pub enum ServiceCmd {
     /// Register a Kerberized service: draws r_k into FILE (0600), publishes P_k = g^r_k in LDAP.
-    #[command(after_help = "Example:\n  dirbroker service add wiki --endpoint wiki.example.org:7000 --min-level 1 --out /etc/wiki/sso.key\n\n\
+    #[command(
+        after_help = "Example:\n  dirbroker service add wiki --endpoint wiki.example.org:7000 --min-level 1 --out /etc/wiki/sso.key\n\n\
         The key file stays with the service (`dirbroker-agents example-service --key-file …`);\n\
-        r_k never goes to LDAP.")]
+        r_k never goes to LDAP."
+    )]
     Add(AddArgs),
     /// List the registered services.
     List,

@@ -174,10 +174,8 @@ async fn params(State(st): State<AppState>, UrlPath(uid): UrlPath<String>) -> Re
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "not a valid uid"));
     }
     let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
-    let record = user
-        .filter(|u| u.public_value.is_some())
-        .and_then(|u| u.password_kdf)
-        .and_then(|k| String::from_utf8(k).ok());
+    let record =
+        user.filter(|u| u.public_value.is_some()).and_then(|u| u.password_kdf).and_then(|k| String::from_utf8(k).ok());
     let record = match record {
         Some(r) => r,
         None => {
@@ -226,7 +224,10 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
             tracing::error!(uid = %user.uid, "OTP verification: {e}");
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this user's token cannot be checked (see the broker's log)"))
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this user's token cannot be checked (see the broker's log)",
+            ))
         }
     }
 }
@@ -286,9 +287,7 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         .await
         .map_err(|e| refused(&e, "login"))?;
     tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
-    Ok(no_store(
-        Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response(),
-    ))
+    Ok(no_store(Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response()))
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -298,7 +297,10 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 /// Stage 4b (TGS exchange): TGT + authenticator → client and server tickets.
-async fn ticket(State(st): State<AppState>, req: Result<Json<TicketRequest>, JsonRejection>) -> Result<Response, ApiError> {
+async fn ticket(
+    State(st): State<AppState>,
+    req: Result<Json<TicketRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let s = sso(&st)?;
     let req = body(req)?;
     let now = unix_now();
@@ -316,7 +318,10 @@ async fn ticket(State(st): State<AppState>, req: Result<Json<TicketRequest>, Jso
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("service {:?} is disabled", svc.id)));
     }
     let p_k = svc.public_value.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, format!("service {:?} has no published P_k (dirbroker service add)", svc.id))
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("service {:?} has no published P_k (dirbroker service add)", svc.id),
+        )
     })?;
     let p_k = decode_element(&p_k.into()).map_err(|e| {
         tracing::error!(service = %svc.id, "published P_k is invalid: {e}");

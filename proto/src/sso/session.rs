@@ -37,9 +37,9 @@ use crate::sso::primitives::{
 };
 use crate::sso::replay::{MAX_SKEW, ReplayCache, check_skew};
 use crate::sso::tickets::{
-    ANONYMOUS, Jwks, LABEL_CLIENT_PART, LABEL_SERVICE, LoginReply, LoginRequest, ServiceKey, TicketClaims,
-    TicketKind, TicketReply, TicketRequest, check_validity, login_aad, login_key, open_key_plain, per_ticket_key,
-    tgs_aad, tgs_authenticator, unverified_claims, v_c_aad, v_k_aad, verify_ticket,
+    ANONYMOUS, Jwks, LABEL_CLIENT_PART, LABEL_SERVICE, LoginReply, LoginRequest, ServiceKey, TicketClaims, TicketKind,
+    TicketReply, TicketRequest, check_validity, login_aad, login_key, open_key_plain, per_ticket_key, tgs_aad,
+    tgs_authenticator, unverified_claims, v_c_aad, v_k_aad, verify_ticket,
 };
 
 /// Stage 5, client → service (Kerberos KRB_AP_REQ).
@@ -189,7 +189,13 @@ impl ClientCredential {
 
     /// Stage 4a's answer: verifies the TGT (signature, iss, aud = broker,
     /// sub, validity), derives K_c from α^pw and opens SK.
-    pub fn open_login(&self, reply: &LoginReply, jwks: &Jwks, issuer: &str, now: i64) -> Result<LoginSession, SsoError> {
+    pub fn open_login(
+        &self,
+        reply: &LoginReply,
+        jwks: &Jwks,
+        issuer: &str,
+        now: i64,
+    ) -> Result<LoginSession, SsoError> {
         let claims = verify_ticket(&reply.tgt, jwks, issuer, now)?;
         if claims.tkt != TicketKind::Tgt {
             return Err(SsoError::WrongTicketKind);
@@ -206,8 +212,9 @@ impl ClientCredential {
             let shared = Zeroizing::new(group().exp(&alpha, &self.pw.to_exponent()?)?);
             login_key(&shared, alpha.as_bytes(), &self.id_c_for_key(&claims), issuer)?
         };
-        let plain = aead_open(&k_c, [0u8; 12], &login_aad(&reply.tgt, alpha.as_bytes()), reply.client_part.v.as_slice())
-            .ok_or(SsoError::SessionKeyOpen)?;
+        let plain =
+            aead_open(&k_c, [0u8; 12], &login_aad(&reply.tgt, alpha.as_bytes()), reply.client_part.v.as_slice())
+                .ok_or(SsoError::SessionKeyOpen)?;
         let sk = open_key_plain(&plain, &claims.jti, claims.exp)?;
         Ok(LoginSession { claims, tgt: reply.tgt.clone(), sk })
     }
@@ -323,7 +330,11 @@ impl LoginSession {
         };
         Ok((
             req,
-            ClientAwaitingTicketReply { sub: self.claims.sub.clone(), service: service.to_owned(), sk: self.sk.clone() },
+            ClientAwaitingTicketReply {
+                sub: self.claims.sub.clone(),
+                service: service.to_owned(),
+                sk: self.sk.clone(),
+            },
         ))
     }
 }
@@ -526,8 +537,9 @@ impl ServiceVerifier {
         };
         let k_epoch = self.epochs.key(self.key.r_k(), self.key.id(), sealed.epoch, sealed.b.as_slice())?;
         let k_k = per_ticket_key(&k_epoch, LABEL_SERVICE, &claims.jti, &claims.sub)?;
-        let c_ck = aead_open(&k_k, [0u8; 12], &v_k_aad(&claims, sealed.epoch, sealed.b.as_slice()), sealed.v.as_slice())
-            .ok_or(SsoError::SessionKeyOpen)?;
+        let c_ck =
+            aead_open(&k_k, [0u8; 12], &v_k_aad(&claims, sealed.epoch, sealed.b.as_slice()), sealed.v.as_slice())
+                .ok_or(SsoError::SessionKeyOpen)?;
         let c_ck = Zeroizing::new(fixed::<32>(&c_ck, "C_ck")?);
         let plain = aead_open(&c_ck, nonce12(&req.nonce)?, &ap_req_aad(&req.server_ticket), req.v_ck.as_slice())
             .ok_or(SsoError::AuthenticatorOpen)?;

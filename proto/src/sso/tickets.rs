@@ -43,13 +43,13 @@ use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::sso::epoch::{BrokerSecrets, EpochKeys, epoch_of};
 use crate::sso::error::SsoError;
 use crate::sso::level::Level;
-use crate::sso::epoch::{BrokerSecrets, EpochKeys, epoch_of};
 use crate::sso::preauth::{PreAuthProof, verify_pw_proof};
 use crate::sso::primitives::{
-    Bytes, Ed25519Key, Lp, Scalar, aead_open, aead_seal, b64, decode_element, fixed, generator, group, hkdf32,
-    sha256, split_lp, unb64,
+    Bytes, Ed25519Key, Lp, Scalar, aead_open, aead_seal, b64, decode_element, fixed, generator, group, hkdf32, sha256,
+    split_lp, unb64,
 };
 use crate::sso::registration::Published;
 use crate::sso::replay::{MAX_SKEW, ReplayCache, check_skew};
@@ -420,7 +420,12 @@ pub struct TicketReply {
 }
 
 /// K_c: the login reply key from the DH value P_c^a (client: α^pw).
-pub(crate) fn login_key(shared: &Element, alpha: &[u8], id_c: &str, broker: &str) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+pub(crate) fn login_key(
+    shared: &Element,
+    alpha: &[u8],
+    id_c: &str,
+    broker: &str,
+) -> Result<Zeroizing<[u8; 32]>, SsoError> {
     let info = Lp::new("login key").part(alpha).part(id_c.as_bytes()).part(broker.as_bytes());
     hkdf32(shared.as_bytes(), info.bytes())
 }
@@ -469,7 +474,12 @@ pub(crate) fn claims_aad(label: &str, c: &TicketClaims) -> Lp {
 
 /// The per-ticket key under a long-lived key (K_tgt, SK, K_k,e): each
 /// ticket's seal gets its own key, so the all-zero nonce is sound.
-pub(crate) fn per_ticket_key(key: &[u8; 32], label: &str, jti: &str, sub: &str) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+pub(crate) fn per_ticket_key(
+    key: &[u8; 32],
+    label: &str,
+    jti: &str,
+    sub: &str,
+) -> Result<Zeroizing<[u8; 32]>, SsoError> {
     hkdf32(key, Lp::new(label).part(jti.as_bytes()).part(sub.as_bytes()).bytes())
 }
 
@@ -490,7 +500,13 @@ pub(crate) fn tgs_aad(tgt: &str, service: &str) -> Vec<u8> {
 
 /// The authenticator inside a TGS-REQ.
 pub(crate) fn tgs_authenticator(id_c: &str, jti: &str, ctime: i64, nonce: &[u8; 16], service: &str) -> Vec<u8> {
-    Lp::default().part(id_c.as_bytes()).part(jti.as_bytes()).int(ctime).part(nonce).part(service.as_bytes()).into_bytes()
+    Lp::default()
+        .part(id_c.as_bytes())
+        .part(jti.as_bytes())
+        .int(ctime)
+        .part(nonce)
+        .part(service.as_bytes())
+        .into_bytes()
 }
 
 pub(crate) const LABEL_TGT: &str = "TGT key";
@@ -520,8 +536,8 @@ impl TicketSigner {
     /// A signer for issuer `iss` with `key`.
     pub fn new(issuer: &str, key: Ed25519Key) -> Result<Self, SsoError> {
         let seed = Zeroizing::new(key.signing_key().to_bytes());
-        let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_slice())
-            .map_err(|_| SsoError::Internal("Ed25519 key"))?;
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(seed.as_slice()).map_err(|_| SsoError::Internal("Ed25519 key"))?;
         if pair.public_key().as_ref() != key.public_bytes().as_slice() {
             return Err(SsoError::Internal("Ed25519 key pair mismatch"));
         }
@@ -776,12 +792,8 @@ impl TicketIssuer {
         if tgt.level < service.min_level {
             return Err(SsoError::InsufficientLevel { have: tgt.level.as_u8(), need: service.min_level.as_u8() });
         }
-        let replay_key = Lp::new("TGS-REQ replay")
-            .part(tgt.sub.as_bytes())
-            .part(tgt.jti.as_bytes())
-            .int(ctime)
-            .part(&nonce)
-            .hash();
+        let replay_key =
+            Lp::new("TGS-REQ replay").part(tgt.sub.as_bytes()).part(tgt.jti.as_bytes()).int(ctime).part(&nonce).hash();
         cache.check_and_insert(replay_key, ctime.saturating_add(MAX_SKEW), now)?;
         self.issue(&tgt, &sk, service, lifetime, now, rng)
     }
