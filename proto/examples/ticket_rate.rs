@@ -68,7 +68,7 @@ fn main() {
     let mut tgs_cache = ReplayCache::new();
     let answers = rate(secs, || {
         let req = reqs.get(i % reqs.len()).unwrap();
-        if i % reqs.len() == 0 && i > 0 {
+        if i.is_multiple_of(reqs.len()) && i > 0 {
             tgs_cache = ReplayCache::new();
         }
         i += 1;

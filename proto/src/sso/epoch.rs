@@ -141,10 +141,13 @@ impl EpochKeys {
     }
 }
 
+/// (e, B_e).
+type EpochValueId = (i64, Vec<u8>);
+
 /// A service's cache: K_k,e per (e, B_e).
 #[derive(Default)]
 pub struct ServiceEpochCache {
-    inner: Mutex<HashMap<(i64, Vec<u8>), Zeroizing<[u8; 32]>>>,
+    inner: Mutex<HashMap<EpochValueId, Zeroizing<[u8; 32]>>>,
 }
 
 impl fmt::Debug for ServiceEpochCache {
