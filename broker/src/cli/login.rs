@@ -258,6 +258,8 @@ fn sso_err(what: &str) -> impl Fn(dirbroker_proto::sso::error::SsoError) -> Fail
 }
 
 pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
+    let started = std::time::Instant::now();
+    let mut kdf_ms = 0.0;
     let client = BrokerClient::new(&a.broker, &a.ca)?;
     let jwks: Jwks = client.get("/.well-known/jwks.json").await?;
     let path = ccache_path(&a.cc)?;
@@ -295,7 +297,9 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             )),
             None => None,
         };
+        let kdf_start = std::time::Instant::now();
         let cred = ClientCredential::derive(&uid, password.as_bytes(), &salt, &kdf).map_err(sso_err("password"))?;
+        kdf_ms = kdf_start.elapsed().as_secs_f64() * 1000.0;
         (cred, p.issuer, otp)
     };
     let attempt = |otp: Option<&str>| {
@@ -334,7 +338,11 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     save(&path, &cc)?;
     let c = session.claims();
     ctx.report(
-        json!({ "principal": answer.principal, "level": answer.level, "expires": c.exp, "ccache": path.display().to_string() }),
+        json!({
+            "principal": answer.principal, "level": answer.level, "expires": c.exp,
+            "ccache": path.display().to_string(),
+            "timings_ms": { "kdf": kdf_ms, "total": started.elapsed().as_secs_f64() * 1000.0 },
+        }),
         &format!(
             "logged in as {} (level {}); TGT valid until {}; credentials in {}",
             answer.principal,
