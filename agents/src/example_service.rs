@@ -34,6 +34,9 @@ pub struct Options {
     pub ca: PathBuf,
     pub listen: String,
     pub issuer: String,
+    /// Refuse every authenticator for one skew interval after start
+    /// (RFC 4120 §3.2.3: a restarted service has lost its replay cache).
+    pub restart_window: bool,
 }
 
 struct Shared {
@@ -97,10 +100,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let offset = clock_offset();
     let shared = Arc::new(Shared {
         verifier: ServiceVerifier::new(key, &opts.issuer, jwks),
-        // Started just now: refuse authenticators for one skew interval
-        // unless the process is new (RFC 4120 §3.2.3). A fresh service has
-        // nothing to remember, so an empty cache is right here.
-        cache: Mutex::new(ReplayCache::new()),
+        // A *restarted* service must refuse authenticators for one skew
+        // interval (RFC 4120 §3.2.3); a first start has nothing to forget.
+        cache: Mutex::new(if opts.restart_window {
+            ReplayCache::new_after_restart(now(offset))
+        } else {
+            ReplayCache::new()
+        }),
         store: Mutex::new(HashMap::new()),
         clock_offset: offset,
     });

@@ -90,6 +90,10 @@ enum Cmd {
         /// The ticket issuer to trust ([sso] issuer of the broker).
         #[arg(long, default_value = "dirbroker")]
         issuer: String,
+        /// This is a restart: refuse all requests for 300 s, since the replay cache was lost
+        /// (RFC 4120 §3.2.3). Use it whenever the service restarts within a ticket lifetime.
+        #[arg(long)]
+        restart_window: bool,
     },
     /// Migrate a VM image (the admin console); asks for the user's OTP.
     #[command(
@@ -157,11 +161,19 @@ async fn main() -> ExitCode {
         .try_init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::ExampleService { key_file, service_id, broker, ca, listen, issuer } => {
-            example_service::run(example_service::Options { key_file, service_id, broker, ca, listen, issuer })
-                .await
-                .map(|()| None)
-                .map_err(dirbroker_agents::migration::MigrationError::Local)
+        Cmd::ExampleService { key_file, service_id, broker, ca, listen, issuer, restart_window } => {
+            example_service::run(example_service::Options {
+                key_file,
+                service_id,
+                broker,
+                ca,
+                listen,
+                issuer,
+                restart_window,
+            })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local)
         }
         Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout } => dc::run(dc::DcOptions {
             bundle,
