@@ -410,9 +410,10 @@ fn ticket_keys_not_derivable_from_public_values() {
             let raw: [u8; 32] = dirbroker_proto::sso::primitives::sha256(ikm);
             for k in [*key, raw] {
                 // Directly, and as the long-lived key of a per-ticket derivation.
-                let sub =
-                    hkdf32(&k, Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice").bytes()).unwrap();
-                for k in [k, *sub] {
+                let info_t = Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice");
+                let sub = hkdf32(&k, info_t.bytes()).unwrap();
+                let sub2 = dirbroker_proto::sso::primitives::hkdf_expand32(&k, info_t.bytes()).unwrap();
+                for k in [k, *sub, *sub2] {
                     tries += 4;
                     assert!(aead_open(&k, [0; 12], &aad_login, &w.login.client_part.v.0).is_none());
                     assert!(aead_open(&k, [0; 12], &aad_k, &v_k).is_none());

@@ -89,8 +89,8 @@
 //!     unkeyed hash of public values: anyone who alters α, T or V recomputes
 //!     it, so it adds nothing. Z = KH_K(ticket ‖ …) is a keyed hash of the
 //!     ticket under the recipient's key: that job is done by the AEAD tag,
-//!     since V_c's AAD is the whole client ticket JWT and α, and V_k's AAD is
-//!     every claim of the server ticket and α (a cnf moved into another
+//!     since V_c's AAD is the whole client ticket JWT, and V_k's AAD is
+//!     every claim of the server ticket, e and B_e (a cnf moved into another
 //!     ticket, or a level raised even by someone holding the signing key,
 //!     does not open; the TGT's sealed SK likewise binds every TGT claim).
 //!     Integrity against everyone else and non-repudiation
@@ -101,9 +101,11 @@
 //!     §3.2.3, §5.5.1).** V_ck = AEAD_{C_ck}(ID_c ‖ jti ‖ ctime ‖ nonce ‖
 //!     M_request) with the server ticket's hash as AAD; the service checks
 //!     ID_c = sub and jti, |now − ctime| ≤ 300 s, and caches (ID_k, ID_c, jti,
-//!     ctime, nonce) until exp + 300 s. It answers AEAD_{C_ck}(ctime ‖ nonce)
-//!     (direction-labelled AAD, so a request cannot be reflected as a reply),
-//!     which the client checks: mutual authentication, which the paper lacks.
+//!     ctime, nonce) until exp + 300 s. It answers AEAD_{C_ck}(ctime ‖ nonce ‖
+//!     answer) (direction-labelled AAD, so a request cannot be reflected as a
+//!     reply), which the client checks: mutual authentication, which the
+//!     paper lacks, and an authenticated answer. The broker's TGS checks its
+//!     authenticator (under SK) the same way.
 //! 14. **Short exponents where allowed.** a (per login), b_e (per epoch) and
 //!     r_k (per service) are 256-bit: both are Diffie–Hellman private keys in a safe-prime
 //!     group, where NIST SP 800-56A Rev. 3 §5.6.1.1.4 allows 2·s bits and the

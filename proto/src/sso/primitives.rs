@@ -192,23 +192,35 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], SsoError> {
     fixed::<32>(tag.as_ref(), "HMAC tag").map_err(|_| SsoError::Internal("HMAC length"))
 }
 
-/// HKDF-SHA256 to a 32-byte key.
-pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    // RFC 5869 with no salt (= HashLen zero bytes, which HMAC pads to the
-    // same key as the empty salt); aws-lc's assembly SHA-256 (this sits on
-    // the per-ticket path).
-    struct Len32;
-    impl aws_lc_rs::hkdf::KeyType for Len32 {
-        fn len(&self) -> usize {
-            32
-        }
+struct Len32;
+
+impl aws_lc_rs::hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
     }
-    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(ikm);
+}
+
+fn expand32(prk: &aws_lc_rs::hkdf::Prk, info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
     let infos = [info];
     let okm_handle = prk.expand(&infos, Len32).map_err(|_| SsoError::Internal("HKDF"))?;
     let mut okm = Zeroizing::new([0u8; 32]);
     okm_handle.fill(okm.as_mut_slice()).map_err(|_| SsoError::Internal("HKDF"))?;
     Ok(okm)
+}
+
+/// HKDF-SHA256 to a 32-byte key (RFC 5869 with no salt, i.e. HashLen zero
+/// bytes, which HMAC pads to the same key as the empty salt). aws-lc's
+/// assembly SHA-256: this sits on the per-ticket path.
+pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(ikm);
+    expand32(&prk, info)
+}
+
+/// HKDF-Expand only, for a key that is already uniform (RFC 5869 §3.3:
+/// the extract step may then be skipped): per-ticket keys under K_tgt, SK
+/// and K_k,e. One HMAC instead of two.
+pub fn hkdf_expand32(key: &[u8; 32], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+    expand32(&aws_lc_rs::hkdf::Prk::new_less_safe(aws_lc_rs::hkdf::HKDF_SHA256, key), info)
 }
 
 // ---------------------------------------------------------------------------

@@ -48,8 +48,8 @@ use crate::sso::error::SsoError;
 use crate::sso::level::Level;
 use crate::sso::preauth::{PreAuthProof, verify_pw_proof};
 use crate::sso::primitives::{
-    Bytes, Ed25519Key, Lp, Scalar, aead_open, aead_seal, b64, decode_element, fixed, generator, group, hkdf32, sha256,
-    split_lp, unb64,
+    Bytes, Ed25519Key, Lp, Scalar, aead_open, aead_seal, b64, decode_element, fixed, generator, group, hkdf_expand32,
+    hkdf32, sha256, split_lp, unb64,
 };
 use crate::sso::registration::Published;
 use crate::sso::replay::{MAX_SKEW, ReplayCache, check_skew};
@@ -480,7 +480,7 @@ pub(crate) fn per_ticket_key(
     jti: &str,
     sub: &str,
 ) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    hkdf32(key, Lp::new(label).part(jti.as_bytes()).part(sub.as_bytes()).bytes())
+    hkdf_expand32(key, Lp::new(label).part(jti.as_bytes()).part(sub.as_bytes()).bytes())
 }
 
 /// AAD of V_k: the claims, e and B.
