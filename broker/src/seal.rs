@@ -265,6 +265,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn derived_keys_are_stable_per_label_and_follow_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let ring = Keyring::create(&path).unwrap();
+        let a = ring.derive("sso-tickets-v1").unwrap();
+        // Another process (a replica) loading the same file derives the same key.
+        assert_eq!(*a, *Keyring::load(&path).unwrap().derive("sso-tickets-v1").unwrap());
+        assert_ne!(*a, *ring.derive("other").unwrap());
+        let rotated = Keyring::rotate(&path).unwrap();
+        assert_ne!(*a, *rotated.derive("sso-tickets-v1").unwrap());
+    }
+
+    #[test]
     fn seal_open_bind_context_and_detect_tampering() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");

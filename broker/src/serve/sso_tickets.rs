@@ -342,3 +342,17 @@ async fn ticket(
     .map_err(|e| refused(&e, "ticket request"))?;
     Ok(no_store(Json(reply).into_response()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_stay_few() {
+        assert_eq!(route_label("/v1/sso/params/alice"), Some("/v1/sso/params/{uid}"));
+        assert_eq!(route_label("/v1/sso/params/a/b"), None);
+        assert_eq!(route_label("/.well-known/jwks.json"), Some("/.well-known/jwks.json"));
+        assert_eq!(route_label("/v1/sso/ticket"), Some("/v1/sso/ticket"));
+        assert_eq!(route_label("/v1/sso/other"), None);
+    }
+}
