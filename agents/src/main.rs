@@ -44,6 +44,9 @@ enum Cmd {
         /// Seconds a transfer may take.
         #[arg(long, default_value_t = 3600)]
         transfer_timeout: u64,
+        /// Seconds between fetches of the CA, CRL and credentials from the broker.
+        #[arg(long, default_value_t = 300)]
+        refresh: u64,
     },
     /// Run a physical-server daemon.
     #[command(
@@ -133,12 +136,13 @@ async fn main() -> ExitCode {
         .try_init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout } => dc::run(dc::DcOptions {
+        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout, refresh } => dc::run(dc::DcOptions {
             bundle,
             broker,
             listen,
             timeout: Duration::from_secs(timeout),
             transfer_timeout: Duration::from_secs(transfer_timeout),
+            refresh: Duration::from_secs(refresh.max(1)),
         })
         .await
         .map(|()| None),
