@@ -434,7 +434,60 @@ impl BrokerAwaitingAgentCreated {
     }
 }
 
+/// Everything [`BrokerAwaitingUserLevel`] holds, as plain public data, so a
+/// broker that keeps no state between requests can seal it, hand it to the
+/// client and take it back (none of it is secret: G1, salt, KDF parameters,
+/// M_code; sealing is for integrity and binding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationState {
+    /// Registration id.
+    pub registration_id: Bytes,
+    /// ID_c.
+    pub id_c: String,
+    /// G1 = g^pw1.
+    pub g1: Bytes,
+    /// Argon2id salt.
+    pub salt: Bytes,
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+    /// M_code from the AMS.
+    pub m_code: SealedBox,
+}
+
 impl BrokerAwaitingUserLevel {
+    /// The state as data (see [`BrokerRegistrationState`]).
+    pub fn to_state(&self) -> BrokerRegistrationState {
+        let s = &self.inner;
+        BrokerRegistrationState {
+            registration_id: Bytes(s.registration_id.clone()),
+            id_c: s.id_c.clone(),
+            g1: Bytes(s.g1.to_bytes()),
+            salt: s.salt.clone(),
+            kdf: s.kdf,
+            m_code: self.m_code.clone(),
+        }
+    }
+
+    /// Rebuilds the state; G1 passes the group checks again.
+    pub fn from_state(state: &BrokerRegistrationState) -> Result<BrokerAwaitingUserLevel, SsoError> {
+        let g1 = decode_element(&state.g1)?;
+        Ok(BrokerAwaitingUserLevel {
+            inner: BrokerAwaitingAgentCreated {
+                registration_id: state.registration_id.0.clone(),
+                id_c: state.id_c.clone(),
+                g1,
+                salt: state.salt.clone(),
+                kdf: state.kdf,
+            },
+            m_code: state.m_code.clone(),
+        })
+    }
+
+    /// The registration id.
+    pub fn registration_id(&self) -> &[u8] {
+        &self.inner.registration_id
+    }
+
     /// Stage 2 ③: verifies ANS's signatures (on the message and on
     /// Userlevel over *this* registration's M_code), computes
     /// P_c = G1·G2 and returns what to publish.
@@ -480,7 +533,7 @@ pub struct Ams {
 }
 
 /// The three messages the AMS sends for one agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentCreation {
     /// To ANS.
     pub to_ans: McodeToAns,
