@@ -90,7 +90,10 @@ async fn mcode(
         let now = Instant::now();
         pending.retain(|_, (_, expires)| *expires > now);
         if pending.len() >= MAX_PENDING {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many registrations in progress; retry later"));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many registrations in progress; retry later",
+            ));
         }
         if pending.contains_key(&id) {
             return Err(ApiError::new(StatusCode::CONFLICT, "this registration id is pending already"));
@@ -102,7 +105,10 @@ async fn mcode(
 }
 
 /// Stage 2 ②: the client's share, forwarded to the broker signed.
-async fn share(State(st): State<Arc<AnsState>>, req: Result<Json<ShareRequest>, JsonRejection>) -> Result<Response, ApiError> {
+async fn share(
+    State(st): State<Arc<AnsState>>,
+    req: Result<Json<ShareRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let req = body(req)?;
     let id = req.share.registration_id.0.clone();
     let awaiting = {
@@ -130,7 +136,8 @@ async fn share(State(st): State<Arc<AnsState>>, req: Result<Json<ShareRequest>, 
             ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker cannot be reached: {e}"))
         })?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker's answer: {e}")))?;
+    let bytes =
+        resp.bytes().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker's answer: {e}")))?;
     tracing::info!(registration = %b64(&id), status = %status, "share forwarded to the broker");
     let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = (status, bytes.to_vec()).into_response();

@@ -86,8 +86,7 @@ impl Tls {
             return Err(format!("the broker publishes another CA than {}", ca_file.display()));
         }
         let crl = pki.crl_pem.ok_or_else(|| format!("{url}: the broker publishes no CRL"))?;
-        tls.crl =
-            Some(CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).map_err(|e| format!("CRL: {e}"))?);
+        tls.crl = Some(CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).map_err(|e| format!("CRL: {e}"))?);
         Ok(tls)
     }
 

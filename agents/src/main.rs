@@ -181,12 +181,14 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
-        Cmd::Ams { bundle, broker, listen } => {
-            ams::run(ams::AmsOptions { bundle, broker, listen }).await.map(|()| None).map_err(dirbroker_agents::migration::MigrationError::Local)
-        }
-        Cmd::Ans { bundle, broker, listen } => {
-            ans::run(ans::AnsOptions { bundle, broker, listen }).await.map(|()| None).map_err(dirbroker_agents::migration::MigrationError::Local)
-        }
+        Cmd::Ams { bundle, broker, listen } => ams::run(ams::AmsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
+        Cmd::Ans { bundle, broker, listen } => ans::run(ans::AnsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
         Cmd::Migrate {
             vm,
             from,

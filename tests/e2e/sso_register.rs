@@ -14,9 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dirbroker::directory::{Change, Directory};
 use dirbroker::model::{DirEntry, User};
-use dirbroker::serve::sso_register::{
-    ParamsReply, PasswordKdf, RegisterReply, RegisterRequest, ShareRequest,
-};
+use dirbroker::serve::sso_register::{ParamsReply, PasswordKdf, RegisterReply, RegisterRequest, ShareRequest};
 use dirbroker::testbed::Identity;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::client_start_registration;
@@ -155,8 +153,17 @@ impl Site {
     /// `dirbroker register`, the password on stdin.
     fn register(&self, uid: &str, invite: &Path, keystrokes: Option<&[u32]>) -> Output {
         let mut cmd = Command::new(dirbroker_bin());
-        cmd.args(["--output", "json", "register", uid, "--broker", &self.broker_url(), "--ca", &self.p("broker/ca.pem")])
-            .args(["--invite-file", invite.to_str().unwrap(), "--allow-weak-kdf"]);
+        cmd.args([
+            "--output",
+            "json",
+            "register",
+            uid,
+            "--broker",
+            &self.broker_url(),
+            "--ca",
+            &self.p("broker/ca.pem"),
+        ])
+        .args(["--invite-file", invite.to_str().unwrap(), "--allow-weak-kdf"]);
         if let Some(d) = keystrokes {
             let f = self.t.join(format!("{uid}-{}.keys.json", free_port()));
             std::fs::write(&f, serde_json::to_string(d).unwrap()).unwrap();
@@ -240,10 +247,12 @@ async fn begin(s: &Site, uid: &str, invite: &Path) -> Begun {
     let t = r.text().await.unwrap();
     bodies.push(t.clone());
     let params: ParamsReply = serde_json::from_str(&t).unwrap();
-    let (request, awaiting) = client_start_registration(uid, PASSWORD.as_bytes(), params.kdf, &mut rand::rng()).unwrap();
+    let (request, awaiting) =
+        client_start_registration(uid, PASSWORD.as_bytes(), params.kdf, &mut rand::rng()).unwrap();
     let code = std::fs::read_to_string(invite).unwrap().trim().to_string();
-    let body = serde_json::to_string(&RegisterRequest { registration: request, invitation: code, keystroke_hardening: false })
-        .unwrap();
+    let body =
+        serde_json::to_string(&RegisterRequest { registration: request, invitation: code, keystroke_hardening: false })
+            .unwrap();
     bodies.push(body.clone());
     let r = http
         .post(format!("{}/v1/sso/register", s.broker_url()))

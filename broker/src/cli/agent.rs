@@ -30,11 +30,13 @@ use super::{CliResult, Ctx, Failure, Output, load_named};
 #[derive(Subcommand, Debug)]
 pub enum AgentCmd {
     /// Create an AMS or ANS: certificate, key pairs, bundle directory, LDAP entry.
-    #[command(after_help = "Examples:\n  dirbroker agent add ans ans1 --endpoint ans1.example.org:9444 --out /etc/dirbroker/ans1\n  \
+    #[command(
+        after_help = "Examples:\n  dirbroker agent add ans ans1 --endpoint ans1.example.org:9444 --out /etc/dirbroker/ans1\n  \
         dirbroker agent add ams ams1 --endpoint ams1.example.org:9443 --out /etc/dirbroker/ams1\n\n\
         Writes --out (a new 0700 directory): key.pem (0600), cert.pem, ca.pem, agent.json, and\n\
         for an ANS signing.key and box.key (0600; Ed25519 and X25519 secrets). Start the service\n\
-        with `dirbroker-agents ams|ans --bundle DIR --broker URL`.")]
+        with `dirbroker-agents ams|ans --bundle DIR --broker URL`."
+    )]
     Add(AddArgs),
     /// List the agent services.
     #[command(after_help = "Examples:\n  dirbroker agent list\n  dirbroker agent list --output json")]

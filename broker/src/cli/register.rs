@@ -98,8 +98,11 @@ pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
         return Err(Failure::usage(format!("{} exists already", out.display())));
     }
     let dn = user.dn(dir.layout())?;
-    dir.modify(&dn, vec![Change::Replace(invitation::ATTR.as_bytes().to_vec(), [inv.to_value()].into_iter().collect())])
-        .await?;
+    dir.modify(
+        &dn,
+        vec![Change::Replace(invitation::ATTR.as_bytes().to_vec(), [inv.to_value()].into_iter().collect())],
+    )
+    .await?;
     let until = OffsetDateTime::from_unix_timestamp(expires)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -138,10 +141,7 @@ fn client(ca: &Path) -> Result<reqwest::Client, Failure> {
 
 /// POST/GET and decode, mapping failures to exit codes: unreachable or 5xx
 /// → 3, 4xx → 1 with the peer's `error` message.
-async fn call<R: for<'de> serde::Deserialize<'de>>(
-    who: &str,
-    req: reqwest::RequestBuilder,
-) -> Result<R, Failure> {
+async fn call<R: for<'de> serde::Deserialize<'de>>(who: &str, req: reqwest::RequestBuilder) -> Result<R, Failure> {
     let resp = req.send().await.map_err(|e| Failure::new(3, format!("{who}: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
@@ -175,9 +175,8 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            let durations: Vec<u32> = serde_json::from_str(&text).map_err(|e| {
-                Failure::usage(format!("{}: not a JSON array of durations in ms: {e}", path.display()))
-            })?;
+            let durations: Vec<u32> = serde_json::from_str(&text)
+                .map_err(|e| Failure::usage(format!("{}: not a JSON array of durations in ms: {e}", path.display())))?;
             let h = dirbroker_proto::keystroke::harden(password.expose(), &durations)
                 .map_err(|e| Failure::usage(format!("keystroke hardening: {e}")))?;
             Some(h)
@@ -205,7 +204,11 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         client_start_registration(&a.uid, &input, params.kdf, &mut rng).map_err(sso_failure)?
     };
     let salt = request.salt.clone();
-    let body = RegisterRequest { registration: request, invitation: code.expose().to_string(), keystroke_hardening: hardened.is_some() };
+    let body = RegisterRequest {
+        registration: request,
+        invitation: code.expose().to_string(),
+        keystroke_hardening: hardened.is_some(),
+    };
     let reply: RegisterReply = call("broker", http.post(format!("{base}/v1/sso/register")).json(&body)).await?;
     let share = awaiting.receive_agent(&reply.agent).map_err(sso_failure)?;
     let ans = reply.ans_url.trim_end_matches('/').to_string();

@@ -28,8 +28,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -334,7 +334,10 @@ fn sso_error(e: &SsoError, context: &str) -> ApiError {
         }
         Fault::Local => {
             tracing::error!("{context}: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{context}: internal error (see the broker's log)"))
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{context}: internal error (see the broker's log)"),
+            )
         }
     }
 }
@@ -390,7 +393,10 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
     };
     let agents = st.dir.list::<Agent>().await.map_err(|e| st.dir_error(e))?;
     let ans = pick(agents, AgentRole::Ans, &reg.ans_url).ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no enabled ANS agent in the directory (`dirbroker agent add ans`)")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no enabled ANS agent in the directory (`dirbroker agent add ans`)",
+        )
     })?;
     let ans_box_key = ans.encryption_key.clone().filter(|k| k.len() == 32).ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("ANS {:?} has no X25519 key in the directory", ans.name))
@@ -406,9 +412,8 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
         tracing::warn!(security = true, "AMS answered for another registration: {e}");
         ApiError::new(StatusCode::BAD_GATEWAY, format!("the AMS misbehaved: {e}"))
     })?;
-    let _: serde_json::Value = reg
-        .post("ANS", &format!("{}/v1/mcode", reg.ans_url), &McodeRequest { mcode: creation.to_ans, level })
-        .await?;
+    let _: serde_json::Value =
+        reg.post("ANS", &format!("{}/v1/mcode", reg.ans_url), &McodeRequest { mcode: creation.to_ans, level }).await?;
     let expires = now.saturating_add(STATE_LIFETIME_S);
     let pending = Pending {
         state: awaiting.to_state(),
@@ -484,7 +489,8 @@ async fn userlevel(
     }
     let awaiting =
         BrokerAwaitingUserLevel::from_state(&pending.state).map_err(|e| sso_error(&e, "registration state"))?;
-    let published = awaiting.receive_user_level(msg, &key, now.unix_timestamp()).map_err(|e| sso_error(&e, "AnsToBroker"))?;
+    let published =
+        awaiting.receive_user_level(msg, &key, now.unix_timestamp()).map_err(|e| sso_error(&e, "AnsToBroker"))?;
     if published.level != pending.level {
         tracing::warn!(security = true, uid = %uid, "ANS granted level {} instead of {}", published.level, pending.level);
         return Err(ApiError::new(StatusCode::FORBIDDEN, "ANS granted another level than the invitation's"));
