@@ -692,6 +692,31 @@ impl AnsAwaitingShare {
 mod tests {
     use super::*;
     #[test]
+    fn broker_state_survives_serde_and_is_checked_again() {
+        let mut rng = rand::rng();
+        let ans =
+            Ans { box_key: X25519KeyPair::generate(&mut rng).unwrap(), signing_key: Ed25519Key::generate(&mut rng) };
+        let (req, client) = client_start_registration("alice", b"pw", KdfParams::INSECURE_TEST, &mut rng).unwrap();
+        let (agent_req, broker) = broker_receive_registration(&req, "broker", "code", Level::Normal, &mut rng).unwrap();
+        let ams = Ams { id: "ams".into(), ans_box_key: ans.box_key.public() };
+        let made = ams.create_agent(&agent_req, 100, &mut rng).unwrap();
+        let broker = broker.receive_agent_created(&made.to_broker).unwrap();
+        let json = serde_json::to_string(&broker.to_state()).unwrap();
+        let state: BrokerRegistrationState = serde_json::from_str(&json).unwrap();
+        let restored = BrokerAwaitingUserLevel::from_state(&state).unwrap();
+        assert_eq!(restored.registration_id(), broker.registration_id());
+        let waiting = ans.receive_mcode(&made.to_ans, Level::Normal, 101).unwrap();
+        let share = client.receive_agent(&made.to_client).unwrap();
+        let to_broker = waiting.receive_share(&ans, &share).unwrap();
+        let published = restored.receive_user_level(&to_broker, &ans.signing_key.verifying_key(), 102).unwrap();
+        let expected = broker.receive_user_level(&to_broker, &ans.signing_key.verifying_key(), 102).unwrap();
+        assert_eq!(published, expected);
+        let mut bad = state.clone();
+        bad.g1 = Bytes(vec![1]);
+        assert!(BrokerAwaitingUserLevel::from_state(&bad).is_err());
+    }
+
+    #[test]
     fn split_lp_roundtrip() {
         let e = Lp::default().part(b"a").part(b"").part(b"xyz").into_bytes();
         assert_eq!(split_lp(&e).unwrap(), vec![&b"a"[..], &b""[..], &b"xyz"[..]]);
