@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dirbroker_agents::migration::messages::MigRqst;
-use dirbroker_agents::{admin, dc, ps};
+use dirbroker_agents::{admin, ams, ans, dc, ps};
 use zeroize::Zeroizing;
 
 #[derive(Parser, Debug)]
@@ -69,6 +69,35 @@ enum Cmd {
         /// Chunk size of VM_Data_Tran in KiB.
         #[arg(long, default_value_t = 1024)]
         chunk_kib: u32,
+    },
+    /// Run the Agent Management System of the SSO (seed 002): makes mobile agents for the broker.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents ams --bundle /etc/dirbroker/ams1 --broker https://broker:8443 --listen 0.0.0.0:9443\n\n\
+        The bundle is the directory `dirbroker agent add ams` wrote. Prints `listening on ADDR`."
+    )]
+    Ams {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The broker's base URL (CA and CRL at start).
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: String,
+    },
+    /// Run the Agent Name Server of the SSO (seed 002): signs user levels, forwards shares to the broker.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents ans --bundle /etc/dirbroker/ans1 --broker https://broker:8443 --listen 0.0.0.0:9444\n\n\
+        The bundle is the directory `dirbroker agent add ans` wrote (with signing.key and box.key).\n\
+        Prints `listening on ADDR`."
+    )]
+    Ans {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The broker's base URL (CA and CRL at start; AnsToBroker goes there).
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "127.0.0.1:9444")]
+        listen: String,
     },
     /// Migrate a VM image (the admin console); asks for the user's OTP.
     #[command(
@@ -156,6 +185,14 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
+        Cmd::Ams { bundle, broker, listen } => ams::run(ams::AmsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
+        Cmd::Ans { bundle, broker, listen } => ans::run(ans::AnsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
         Cmd::Migrate {
             vm,
             from,

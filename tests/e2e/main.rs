@@ -11,3 +11,4 @@ mod injection;
 mod migration;
 mod otp;
 mod schema;
+mod sso_register;

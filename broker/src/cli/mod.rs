@@ -5,6 +5,7 @@
 //! 2 bad input or usage · 3 directory unavailable (retry later) ·
 //! 4 configuration error · 5 access denied by the directory.
 
+mod agent;
 mod ca;
 mod check;
 mod host;
@@ -12,6 +13,7 @@ mod ldif;
 mod machines;
 mod migrate;
 mod otp;
+mod register;
 mod serve;
 mod ssh;
 mod testbed;
@@ -125,6 +127,12 @@ enum Command {
         directory and the CA certificate from [ca]. The user's OTP is read from the terminal\n\
         (or stdin). See docs/protocols/migration.md.\n\n{EXIT_HELP}"))]
     Migrate(migrate::MigrateArgs),
+    /// SSO agent services (AMS, ANS): certificates, key pairs, directory entries.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Agent(agent::AgentCmd),
+    /// Register for SSO (stages 1–2 of seed 002): publish P_c = g^pw without sending the password.
+    #[command(after_help = register::REGISTER_HELP)]
+    Register(register::RegisterArgs),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -310,6 +318,8 @@ pub fn main() -> ExitCode {
             Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
+            Command::Agent(cmd) => agent::run(&ctx, cmd).await,
+            Command::Register(args) => register::run(&ctx, args).await,
         }
     });
     finish(&ctx, result)
