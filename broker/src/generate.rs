@@ -264,6 +264,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_file_names_say_whose_keys() {
+        let u = |p: &str| user_of_key_file(Path::new(p));
+        assert_eq!(u("/etc/ssh/authorized_keys/alice").as_deref(), Some("alice"));
+        assert_eq!(u("keys/bob.pub").as_deref(), Some("bob"));
+        assert_eq!(u("/home/carol/.ssh/authorized_keys"), None);
+        assert_eq!(u("authorized_keys2"), None);
+        assert_eq!(u("dir/.hidden"), None);
+        assert_eq!(u(".pub"), None);
+    }
+
+    #[test]
+    fn a_bad_user_name_is_refused_before_any_key() {
+        let layout = Layout::new(crate::directory::Dn::parse("dc=example,dc=org").unwrap()).unwrap();
+        assert!(keys_for_user(&layout, "a\nb", "").is_err());
+        let empty = keys_for_user(&layout, "alice", "# nothing\n\n").unwrap();
+        assert!(empty.record.is_none() && empty.skipped.is_empty());
+        let bad = keys_for_user(&layout, "alice", "ssh-ed25519 AAAA\n").unwrap();
+        assert_eq!(bad.skipped.first().map(|s| s.0), Some(1));
+    }
+
+    #[test]
     fn passwd_lines_become_users_and_bad_ones_are_reported() {
         let passwd = "root:x:0:0:root:/root:/bin/bash\n\
                       alice:x:1000:1000:Alice Liddell,,,:/home/alice:/bin/bash\n\

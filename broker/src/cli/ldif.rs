@@ -69,6 +69,11 @@ fn emit(
     for (line, why) in skipped {
         eprintln!("{}:{line}: skipped: {why}", source.display());
     }
+    write_records(t, records, skipped.len())
+}
+
+/// Write generated records to --out (never overwritten) or stdout.
+fn write_records(t: &Target, records: &[dirbroker_ldif::Record], skipped: usize) -> CliResult {
     let sink: Box<dyn std::io::Write> = match &t.out {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
@@ -84,7 +89,7 @@ fn emit(
         w.write_record(r).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
     }
     w.finish().map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
-    eprintln!("{} record(s) written, {} line(s) skipped", records.len(), skipped.len());
+    eprintln!("{} record(s) written, {skipped} line(s) skipped", records.len());
     Ok(())
 }
 
@@ -248,11 +253,7 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
                 records.extend(kf.record);
             }
             eprintln!("{keys} key(s) for {} user(s)", records.len());
-            emit(&a.target, &records, &[], &a.paths.first().cloned().unwrap_or_default()).map(|()| {
-                if skipped_lines > 0 {
-                    eprintln!("{skipped_lines} line(s) skipped");
-                }
-            })
+            write_records(&a.target, &records, skipped_lines)
         }
         LdifCmd::FromHostKeys(a) => {
             let layout = layout_for(ctx, &a.target)?;
