@@ -532,8 +532,6 @@ struct Planned {
     op: WriteOp,
     /// `--upsert` found the entry already as the file has it.
     unchanged: bool,
-    /// `--upsert` turned an add into this modify.
-    upserted: bool,
 }
 
 /// Pass 2 (after a clean check): apply the records in transactions.
@@ -579,7 +577,7 @@ pub async fn import(
             {
                 continue; // reported by the check
             }
-            batch.push(Planned { line, op, unchanged: false, upserted: false });
+            batch.push(Planned { line, op, unchanged: false });
         }
         if batch.len() < batch_size && !at_end {
             continue;
@@ -713,7 +711,6 @@ async fn upsert(dir: &Directory, plan: &mut [Planned]) -> Result<(), ImportError
             let Some(p) = plan.get_mut(i) else { continue };
             let WriteOp::Add(dn, attrs) = &p.op else { continue };
             let changes = minimal_modify(&existing, attrs);
-            p.upserted = true;
             p.unchanged = changes.is_empty();
             p.op = WriteOp::Modify(dn.clone(), changes);
         }
