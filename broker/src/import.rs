@@ -1,19 +1,20 @@
-//! LDIF import: check the whole file first, then apply its records (adds,
-//! and in a changes file deletes, modifies and modrdns) in LDAP transactions
-//! of `batch` records, journaling each committed batch, so an interrupted
-//! import (Ctrl-C, a crash, a killed slapd) is finished by running the same
-//! command again — nothing lost, nothing applied twice.
+//! LDIF import: check the whole file first, then apply its records in the
+//! file's order — adds in LDAP transactions of `batch` entries, each delete,
+//! modify or modrdn as a step of its own — journaling each batch, so an
+//! interrupted import (Ctrl-C, a crash, a killed slapd) is finished by
+//! running the same command again — nothing lost, nothing applied twice.
 //!
 //! ```text
 //!  pass 1: parse every record, DN syntax, schema (the server's subschema),
 //!          our own syntaxes, duplicate DNs, parents, entries that a change
 //!          needs (in the directory or added earlier, not deleted earlier),
 //!          sha256 ─► report (nothing written on errors)
-//!  pass 2: batch k ─► journal "begin k" ─► [--upsert: read, adds of existing
-//!          entries become minimal modifies] ─► start txn ─► op … op ─► commit
-//!          ─► journal "batch k"  (each journal line fsynced)
+//!  pass 2: batch k (adds, or one change) ─► journal "begin k" ─► [--upsert:
+//!          read; adds of existing entries become minimal modifies] ─► txn of
+//!          the adds ─► other operations one by one ─► journal "batch k"
+//!          (each journal line fsynced)
 //!  resume: skip journaled batches; a batch begun but not journaled is probed:
-//!          the entries it creates or removes show whether it was committed.
+//!          the entries it creates or removes show whether it was done.
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -558,14 +559,23 @@ pub async fn import(
     let mut reader = LdifReader::with_options(BufReader::new(file), options(opts));
     let mut summary = Summary::default();
     let batch_size = opts.batch.max(1);
-    let mut batch: Vec<Planned> = Vec::with_capacity(batch_size);
     let mut index = 0usize;
     let mut seen_records = 0usize;
+    // A record read that belongs to the next batch.
+    let mut pending: Option<Planned> = None;
+    let mut done_reading = false;
     loop {
-        let next = reader.next();
-        let line = reader.record_line();
-        let at_end = next.is_none();
-        if let Some(item) = next {
+        // Fill a batch: up to `batch` adds, or one delete, modify or rename
+        // on its own (see run_batch).
+        let mut plan: Vec<Planned> = Vec::with_capacity(batch_size.min(4096));
+        plan.extend(pending.take());
+        while !done_reading && plan.len() < batch_size && plan.first().is_none_or(|p| matches!(p.op, WriteOp::Add(..)))
+        {
+            let Some(item) = reader.next() else {
+                done_reading = true;
+                break;
+            };
+            let line = reader.record_line();
             let Ok(record) = item else { continue };
             seen_records += 1;
             if bad_lines.contains(&line) {
@@ -577,57 +587,56 @@ pub async fn import(
             {
                 continue; // reported by the check
             }
-            batch.push(Planned { line, op, unchanged: false });
-        }
-        if batch.len() < batch_size && !at_end {
-            continue;
-        }
-        if !batch.is_empty() {
-            let count = batch.len();
-            let mut plan = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-            if journal.done.contains(&index) {
-                summary.already_imported += count;
-            } else {
-                // After an interruption, a batch begun before may have been
-                // committed just before its journal line was written.
-                let mut tolerant = false;
-                let mut skip = false;
-                if journal.begun.contains(&index) {
-                    match probe(dir, &plan, opts.upsert).await? {
-                        Some(true) => skip = true,
-                        Some(false) => {}
-                        None if plan.iter().any(|p| has_increment(&p.op)) => {
-                            let (first, last) = (plan.first().map_or(0, |p| p.line), plan.last().map_or(0, |p| p.line));
-                            return Err(ImportError::Undecidable { batch: index, first, last });
-                        }
-                        None => tolerant = true,
-                    }
-                }
-                if skip {
-                    summary.already_imported += count;
-                    journal.commit(index, count)?;
-                } else {
-                    if opts.upsert {
-                        upsert(dir, &mut plan).await?;
-                    }
-                    if opts.dry_run {
-                        for p in &plan {
-                            summary.count(p);
-                        }
-                    } else {
-                        journal.begin(index)?;
-                        run_batch(dir, index, plan, tolerant, opts, &mut summary).await?;
-                        journal.commit(index, count)?;
-                    }
-                }
+            let p = Planned { line, op, unchanged: false };
+            if !matches!(p.op, WriteOp::Add(..)) && !plan.is_empty() {
+                pending = Some(p);
+                break;
             }
-            summary.batches += 1;
-            index += 1;
-            progress(seen_records, checked.records);
+            plan.push(p);
         }
-        if at_end {
+        if plan.is_empty() {
             break;
         }
+        let count = plan.len();
+        if journal.done.contains(&index) {
+            summary.already_imported += count;
+        } else {
+            // After an interruption, a batch begun before may have been
+            // committed just before its journal line was written.
+            let mut tolerant = false;
+            let mut skip = false;
+            if journal.begun.contains(&index) {
+                match probe(dir, &plan, opts.upsert).await? {
+                    Some(true) => skip = true,
+                    Some(false) => {}
+                    None if plan.iter().any(|p| has_increment(&p.op)) => {
+                        let (first, last) = (plan.first().map_or(0, |p| p.line), plan.last().map_or(0, |p| p.line));
+                        return Err(ImportError::Undecidable { batch: index, first, last });
+                    }
+                    None => tolerant = true,
+                }
+            }
+            if skip {
+                summary.already_imported += count;
+                journal.commit(index, count)?;
+            } else {
+                if opts.upsert {
+                    upsert(dir, &mut plan).await?;
+                }
+                if opts.dry_run {
+                    for p in &plan {
+                        summary.count(p);
+                    }
+                } else {
+                    journal.begin(index)?;
+                    run_batch(dir, index, plan, tolerant, opts, &mut summary).await?;
+                    journal.commit(index, count)?;
+                }
+            }
+        }
+        summary.batches += 1;
+        index += 1;
+        progress(seen_records, checked.records);
     }
     Ok(summary)
 }
@@ -791,19 +800,27 @@ async fn run_batch(
     opts: &ImportOptions,
     summary: &mut Summary,
 ) -> Result<(), ImportError> {
-    let ops: Vec<WriteOp> = plan.iter().filter(|p| !p.unchanged).map(|p| p.op.clone()).collect();
+    // Only adds go into the transaction. Deletes, modifies and renames are
+    // batches of one (an operation is atomic by itself), and --upsert's
+    // modifies follow the batch's adds one by one: with modifies in its
+    // transactions, the Debian slapd 2.5 here answered later operations with
+    // "internal error" or crashed (segfault) now and then.
+    let (adds, others): (Vec<Planned>, Vec<Planned>) =
+        plan.into_iter().partition(|p| matches!(p.op, WriteOp::Add(..)) && !p.unchanged);
+    let ops: Vec<WriteOp> = adds.iter().map(|p| p.op.clone()).collect();
     let outcome = if ops.is_empty() { Ok(()) } else { dir.apply_in_transaction(ops).await };
-    match outcome {
+    let plan = match outcome {
         Ok(()) => {
-            for p in &plan {
+            for p in &adds {
                 summary.count(p);
             }
-            return Ok(());
+            others
         }
         Err(e) if e.is_retryable() => return Err(e.into()),
-        Err(_) => {}
-    }
-    // The transaction was refused as a whole: apply one by one to find out
+        Err(_) => adds.into_iter().chain(others).collect(),
+    };
+    // What is left goes one by one: the operations that are not adds, or,
+    // when slapd refused the transaction as a whole, everything, to find out
     // which records are at fault (and, after an interruption that left the
     // directory in between, which are applied already).
     for p in plan {

@@ -328,9 +328,8 @@ impl Directory {
         // in any order, so a window never holds an entry and its parent (the
         // parent's window is answered first), and deletes, modifies and
         // renames go one at a time: the file's order is the operation order.
-        // (Pipelined, slapd 2.5 also answered a modify queued behind a delete
-        // with "internal error".) The window stays under slapd's
-        // olcConnMaxPendingAuth (1000).
+        // The window stays under slapd's olcConnMaxPendingAuth (1000). (The
+        // import sends only adds in transactions: see `import::run_batch`.)
         const WINDOW: usize = 900;
         let mut windows: Vec<&[WriteOp]> = Vec::new();
         let mut start = 0usize;
