@@ -52,12 +52,13 @@ attrs = [
  (38, "dirbrokerSshPort", "SSH port of a host when not 22", INT, S),
  (39, "dirbrokerMinLevel", "Lowest user level a service admits", INT, S),
  (40, "dirbrokerOtpLookAhead", "Per-token HOTP look-ahead or TOTP skew window, overriding the default", INT, S),
+ (41, "dirbrokerInvitation", "One-time SSO registration invitation: version, level, expiry and SHA-256 of the code; consumed by deleting this exact value", OCT, S),
 ]
 classes = [
  (1, "dirbrokerUser", "AUXILIARY", "A dirbroker user (with inetOrgPerson and ldapPublicKey)", [],
    ["dirbrokerUserLevel", "dirbrokerAnonymous", "dirbrokerPublicValue", "dirbrokerPublicValueTime",
     "dirbrokerPasswordKdf", "dirbrokerKeystrokeHardening", "dirbrokerSealedSshPrivateKey", "dirbrokerDisabled",
-    "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerAllowedFrom"]),
+    "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerAllowedFrom", "dirbrokerInvitation"]),
  (2, "dirbrokerOtpToken", "STRUCTURAL", "An OTP token: HOTP, TOTP or S/KEY",
    ["dirbrokerTokenId", "dirbrokerTokenOwner", "dirbrokerTokenType"],
    ["description", "dirbrokerOtpAlgorithm", "dirbrokerOtpDigits", "dirbrokerOtpPeriod", "dirbrokerOtpSecret",

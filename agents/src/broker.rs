@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll::{SecretFormat, parse_secret};
+use dirbroker_proto::group::Group;
+use dirbroker_proto::speke::{PreparedPassword, Speke};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -89,8 +91,9 @@ pub struct Server {
 #[derive(Debug, Default)]
 pub struct DcCredentials {
     pub k1: K1Store,
-    /// SPEKE passwords shared with other data centers, by their DID.
-    pub peers: HashMap<String, Zeroizing<Vec<u8>>>,
+    /// SPEKE passwords shared with other data centers, by their DID,
+    /// prepared once (generator and its fixed-base table) for every session.
+    pub peers: HashMap<String, PreparedPassword<'static>>,
     pub servers: HashMap<String, Server>,
 }
 
@@ -150,7 +153,9 @@ impl Broker {
             match (admins.as_slice(), dcs.as_slice()) {
                 ([admin], []) => creds.k1.insert(K1::new(&p.id, &admin.name, me, key)?),
                 ([], [peer]) => {
-                    creds.peers.insert(peer.name.clone(), key);
+                    let prepared = Speke::prepare(Group::modp2048(), &key)
+                        .map_err(|e| local(format!("SPEKE password {}: {e}", p.id)))?;
+                    creds.peers.insert(peer.name.clone(), prepared);
                 }
                 _ => tracing::warn!(psk = %p.id, "pre-shared key with unexpected parties ignored"),
             }

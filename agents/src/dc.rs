@@ -37,15 +37,33 @@ pub struct DcOptions {
     pub timeout: Duration,
     /// How long a physical server may take to move the image.
     pub transfer_timeout: Duration,
+    /// How often the CA, CRL and credentials are fetched again.
+    pub refresh: Duration,
+}
+
+/// What the broker hands out and may change: re-read every `refresh`.
+struct Keys {
+    trust: Trust,
+    creds: DcCredentials,
+    acceptor: tokio_rustls::TlsAcceptor,
+    client_tls: Arc<rustls::ClientConfig>,
+}
+
+impl Keys {
+    async fn fetch(broker: &Broker, me: &DcIdentity) -> Result<Keys, MigrationError> {
+        let trust = broker.trust().await?;
+        let creds = broker.credentials(&me.did).await?;
+        let acceptor = crate::tls::dc_server(me, &trust).map_err(local)?;
+        let client_tls = Arc::new(crate::tls::client_config(trust.ca_der(), Some(&trust), Some(me)).map_err(local)?);
+        Ok(Keys { trust, creds, acceptor, client_tls })
+    }
 }
 
 struct Dc {
     me: DcIdentity,
-    trust: Trust,
-    creds: DcCredentials,
     broker: Broker,
-    acceptor: tokio_rustls::TlsAcceptor,
-    client_tls: Arc<rustls::ClientConfig>,
+    /// A connection takes one snapshot and keeps it to its end.
+    keys: std::sync::RwLock<Arc<Keys>>,
     replay: Mutex<ReplayCache>,
     /// The last TOTP step used with each physical server (one session per step).
     steps: Mutex<HashMap<String, u64>>,
@@ -68,33 +86,46 @@ pub async fn run(opts: DcOptions) -> Result<(), MigrationError> {
     let ca_pem = std::fs::read(opts.bundle.join("ca.pem"))
         .map_err(|e| local(format!("{}: {e}", opts.bundle.join("ca.pem").display())))?;
     let broker = Broker::new(&opts.broker, &ca_pem, &me)?;
-    let trust = broker.trust().await?;
-    let creds = broker.credentials(&me.did).await?;
-    let acceptor = crate::tls::dc_server(&me, &trust).map_err(local)?;
-    let client_tls = Arc::new(crate::tls::client_config(trust.ca_der(), Some(&trust), Some(&me)).map_err(local)?);
+    let keys = Keys::fetch(&broker, &me).await?;
     let listener =
         TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(local)?;
     tracing::info!(
         did = %me.did,
-        k1 = creds.k1.len(),
-        peers = creds.peers.len(),
-        servers = creds.servers.len(),
+        k1 = keys.creds.k1.len(),
+        peers = keys.creds.peers.len(),
+        servers = keys.creds.servers.len(),
         "data center listening on {addr}"
     );
     // The line tests and scripts wait for.
     println!("listening on {addr}");
     let dc = Arc::new(Dc {
         me,
-        trust,
-        creds,
         broker,
-        acceptor,
-        client_tls,
+        keys: std::sync::RwLock::new(Arc::new(keys)),
         replay: Mutex::new(ReplayCache::default()),
         steps: Mutex::new(HashMap::new()),
         timeout: opts.timeout,
         transfer_timeout: opts.transfer_timeout,
+    });
+    // Revocations, rotated keys and new servers reach a running daemon.
+    let refresher = dc.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(opts.refresh).await;
+            match Keys::fetch(&refresher.broker, &refresher.me).await {
+                Ok(keys) => {
+                    if let Ok(mut k) = refresher.keys.write() {
+                        if k.trust.crl_der() != keys.trust.crl_der() {
+                            tracing::info!("new CRL from the broker");
+                        }
+                        *k = Arc::new(keys);
+                    }
+                    tracing::debug!("CA, CRL and credentials refreshed");
+                }
+                Err(e) => tracing::warn!("refresh failed, keeping the previous credentials: {e}"),
+            }
+        }
     });
     loop {
         let (tcp, peer) = listener.accept().await.map_err(local)?;
@@ -112,9 +143,14 @@ pub async fn run(opts: DcOptions) -> Result<(), MigrationError> {
 }
 
 impl Dc {
+    fn keys(&self) -> Result<Arc<Keys>, MigrationError> {
+        self.keys.read().map(|k| k.clone()).map_err(|_| local("credentials lock poisoned"))
+    }
+
     async fn connection(&self, tcp: TcpStream) -> Result<(), MigrationError> {
         let _ = tcp.set_nodelay(true);
-        let mut tls = tokio::time::timeout(self.timeout, self.acceptor.accept(tcp))
+        let keys = self.keys()?;
+        let mut tls = tokio::time::timeout(self.timeout, keys.acceptor.accept(tcp))
             .await
             .map_err(|_| local("TLS handshake timed out"))?
             .map_err(|e| local(format!("TLS handshake: {e}")))?;
@@ -123,11 +159,11 @@ impl Dc {
         let kind = first.get(1).copied().unwrap_or_default();
         let result = if kind == AuthRequest::KIND {
             let req: AuthRequest = wire::decode(&first, kind_name)?;
-            self.as_source(&mut tls, req).await
+            self.as_source(&keys, &mut tls, req).await
         } else if kind == MigRequestDc::KIND {
             let req: MigRequestDc = wire::decode(&first, kind_name)?;
             match peer_cert {
-                Some(cert) => self.as_destination(&mut tls, req, cert).await,
+                Some(cert) => self.as_destination(&keys, &mut tls, req, cert).await,
                 None => Err(MigrationError::Mismatch {
                     what: MigRequestDc::NAME,
                     detail: "a data center must present its certificate (mutual TLS)".into(),
@@ -145,12 +181,13 @@ impl Dc {
     /// The source data center, from the admin's `Auth_Request` to `Migration_Done`.
     async fn as_source<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
+        keys: &Keys,
         admin: &mut S,
         req: AuthRequest,
     ) -> Result<(), MigrationError> {
         let check = {
             let mut replay = self.replay.lock().map_err(|_| local("replay cache poisoned"))?;
-            request::receive_auth_request(&self.creds.k1, &self.me.did, &req, &mut replay, unix_secs())?
+            request::receive_auth_request(&keys.creds.k1, &self.me.did, &req, &mut replay, unix_secs())?
         };
         // Step 3: the broker verifies and consumes the user's OTP.
         if let Err(reason) = self.broker.verify_otp(&check.uid, &check.otp).await? {
@@ -162,7 +199,7 @@ impl Dc {
         wire::send(admin, &reply).await?;
         let m: MigRequestAdmin = wire::recv(admin, kind_name, self.timeout).await?;
         let (order, session) = waiting.receive(&m)?;
-        let outcome = self.migrate_out(&order).await;
+        let outcome = self.migrate_out(keys, &order).await;
         let (migration_id, outcome) = match outcome {
             Ok((id, t)) => (id, Ok(t)),
             Err((id, e)) => (id, Err(e.to_string())),
@@ -179,27 +216,28 @@ impl Dc {
 
     async fn migrate_out(
         &self,
+        keys: &Keys,
         order: &MigRequestAdminBody,
     ) -> Result<([u8; 16], Transferred), ([u8; 16], MigrationError)> {
         let no_id = [0u8; 16];
-        let server = self.creds.servers.get(&order.mig_rqst.source_server).ok_or_else(|| {
+        let server = keys.creds.servers.get(&order.mig_rqst.source_server).ok_or_else(|| {
             (no_id, MigrationError::Unknown { what: "physical server", name: order.mig_rqst.source_server.clone() })
         })?;
-        let password = self
+        let password = keys
             .creds
             .peers
             .get(&order.dest_did)
             .ok_or_else(|| (no_id, local(format!("no SPEKE password shared with {}", order.dest_did))))?;
         // Step 5: Mig_Request_DC to the destination's certified key.
         let public = self.broker.dc(&order.dest_did).await.map_err(|e| (no_id, e))?;
-        let dest = self
+        let dest = keys
             .trust
             .verify_dc(&public.cert_der, Some(&order.dest_did), UnixTime::now())
             .map_err(|e| (no_id, e.into()))?;
         let (req, waiting) = request::mig_request_dc(&self.me, &dest, order, unix_secs()).map_err(|e| (no_id, e))?;
         let id = waiting.migration_id();
         let run = async {
-            let mut peer = crate::tls::connect(self.client_tls.clone(), &public.endpoint).await.map_err(local)?;
+            let mut peer = crate::tls::connect(keys.client_tls.clone(), &public.endpoint).await.map_err(local)?;
             let presented = peer.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
             if presented.as_deref() != Some(public.cert_der.as_slice()) {
                 return Err(MigrationError::Mismatch {
@@ -215,7 +253,7 @@ impl Dc {
                     detail: "Cert_Dest is not the certificate of the connection".into(),
                 });
             }
-            let ack = waiting.receive(&self.me, &self.trust, &resp, UnixTime::now())?;
+            let ack = waiting.receive(&self.me, &keys.trust, &resp, UnixTime::now())?;
             // The destination's signature is the evidence (non-repudiation):
             // logged with what it covers, so anyone can verify it later with
             // the destination's certificate.
@@ -254,6 +292,7 @@ impl Dc {
     /// The destination data center.
     async fn as_destination<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
+        keys: &Keys,
         src: &mut S,
         req: MigRequestDc,
         peer_cert: Vec<u8>,
@@ -262,7 +301,7 @@ impl Dc {
             let mut replay = self.replay.lock().map_err(|_| local("replay cache poisoned"))?;
             request::receive_mig_request_dc(
                 &self.me,
-                &self.trust,
+                &keys.trust,
                 &req,
                 Some(&peer_cert),
                 &mut replay,
@@ -270,8 +309,8 @@ impl Dc {
             )?
         };
         let src_did = incoming.body.src_did.clone();
-        let server = self.creds.servers.get(&incoming.body.mig_rqst.dest_server);
-        let password = self.creds.peers.get(&src_did);
+        let server = keys.creds.servers.get(&incoming.body.mig_rqst.dest_server);
+        let password = keys.creds.peers.get(&src_did);
         let ack = match (server, password) {
             (None, _) => {
                 Ack::Refused(format!("{} is not a server of {}", incoming.body.mig_rqst.dest_server, self.me.did))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dirbroker_agents::migration::messages::MigRqst;
-use dirbroker_agents::{admin, dc, example_service, ps};
+use dirbroker_agents::{admin, ams, ans, dc, example_service, ps};
 use zeroize::Zeroizing;
 
 #[derive(Parser, Debug)]
@@ -44,6 +44,9 @@ enum Cmd {
         /// Seconds a transfer may take.
         #[arg(long, default_value_t = 3600)]
         transfer_timeout: u64,
+        /// Seconds between fetches of the CA, CRL and credentials from the broker.
+        #[arg(long, default_value_t = 300)]
+        refresh: u64,
     },
     /// Run a physical-server daemon.
     #[command(
@@ -94,6 +97,35 @@ enum Cmd {
         /// (RFC 4120 §3.2.3). Use it whenever the service restarts within a ticket lifetime.
         #[arg(long)]
         restart_window: bool,
+    },
+    /// Run the Agent Management System of the SSO (seed 002): makes mobile agents for the broker.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents ams --bundle /etc/dirbroker/ams1 --broker https://broker:8443 --listen 0.0.0.0:9443\n\n\
+        The bundle is the directory `dirbroker agent add ams` wrote. Prints `listening on ADDR`."
+    )]
+    Ams {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The broker's base URL (CA and CRL at start).
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: String,
+    },
+    /// Run the Agent Name Server of the SSO (seed 002): signs user levels, forwards shares to the broker.
+    #[command(
+        after_help = "Example:\n  dirbroker-agents ans --bundle /etc/dirbroker/ans1 --broker https://broker:8443 --listen 0.0.0.0:9444\n\n\
+        The bundle is the directory `dirbroker agent add ans` wrote (with signing.key and box.key).\n\
+        Prints `listening on ADDR`."
+    )]
+    Ans {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The broker's base URL (CA and CRL at start; AnsToBroker goes there).
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "127.0.0.1:9444")]
+        listen: String,
     },
     /// Migrate a VM image (the admin console); asks for the user's OTP.
     #[command(
@@ -175,12 +207,13 @@ async fn main() -> ExitCode {
             .map(|()| None)
             .map_err(dirbroker_agents::migration::MigrationError::Local)
         }
-        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout } => dc::run(dc::DcOptions {
+        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout, refresh } => dc::run(dc::DcOptions {
             bundle,
             broker,
             listen,
             timeout: Duration::from_secs(timeout),
             transfer_timeout: Duration::from_secs(transfer_timeout),
+            refresh: Duration::from_secs(refresh.max(1)),
         })
         .await
         .map(|()| None),
@@ -194,6 +227,14 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
+        Cmd::Ams { bundle, broker, listen } => ams::run(ams::AmsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
+        Cmd::Ans { bundle, broker, listen } => ans::run(ans::AnsOptions { bundle, broker, listen })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local),
         Cmd::Migrate {
             vm,
             from,

@@ -9,7 +9,8 @@
 
 use dirbroker::directory::Directory;
 use dirbroker::model::User;
-use dirbroker_proto::sso::kdf::{KdfParams, derive_pw, encode_record};
+use dirbroker::serve::sso_register::PasswordKdf;
+use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -24,7 +25,8 @@ async fn main() {
     let mut u = User::new(&args[2], "SSO bench user").unwrap();
     u.public_value = Some(pw.public().unwrap().to_bytes());
     u.public_value_time = Some(time::OffsetDateTime::now_utc());
-    u.password_kdf = Some(encode_record(&salt, &KdfParams::INTERACTIVE).into_bytes());
+    let kdf = PasswordKdf { alg: "argon2id".into(), salt: salt.to_vec().into(), params: KdfParams::INTERACTIVE };
+    u.password_kdf = Some(kdf.to_value());
     dir.create(&u).await.unwrap();
     println!("user {} registered (Argon2id 64 MiB, t=3)", args[2]);
 }

@@ -206,7 +206,7 @@ impl Ca {
 pub enum CertKind {
     /// A data center (`dc add`); O = "dirbroker data center".
     Dc,
-    /// The broker's own HTTPS service (server only).
+    /// The broker: its HTTPS service, and its client identity towards AMS/ANS.
     Broker,
     /// The Agent Management System (seed 002).
     Ams,
@@ -270,9 +270,11 @@ impl CertKind {
         !matches!(self, CertKind::Admin)
     }
 
-    /// Whether holders connect with the certificate (TLS client authentication).
+    /// Whether holders connect with the certificate (TLS client
+    /// authentication): every kind, the broker too (it calls AMS and ANS
+    /// over mutual TLS).
     pub fn client_auth(self) -> bool {
-        !matches!(self, CertKind::Broker)
+        CertKind::ALL.contains(&self)
     }
 }
 

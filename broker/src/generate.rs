@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use dirbroker_ldif::{Attr, Entry, Record};
+use dirbroker_ldif::{Attr, ChangeKind, ChangeRecord, Entry, ModOp, ModSpec, Record};
 
 use crate::directory::{DirError, Layout};
 use crate::model::{DirEntry, Host, Posix, User};
@@ -191,6 +191,67 @@ pub fn hosts_from_known_hosts(text: &str) -> (Vec<Host>, Vec<Skipped>) {
     (hosts, skipped)
 }
 
+/// What [`keys_for_user`] made of an authorized_keys file.
+#[derive(Debug, Default)]
+pub struct KeyFile {
+    /// `changetype: modify` adding the keys to the user, if there is any key.
+    pub record: Option<Record>,
+    /// How many distinct keys the record adds.
+    pub keys: usize,
+    /// Lines left out, and why.
+    pub skipped: Vec<Skipped>,
+    /// Lines whose key is kept but whose options (`from="…"`, `command="…"`,
+    /// …) are not: dirbroker serves keys, restrictions are set with `user allow`.
+    pub options_dropped: Vec<Skipped>,
+}
+
+/// The keys of `user`'s authorized_keys file as one modify record adding
+/// `sshPublicKey` values to the existing entry (`uid=USER` under
+/// ou=people). Keys are checked like `user key add` does; a key given twice
+/// is added once.
+pub fn keys_for_user(layout: &Layout, user: &str, text: &str) -> Result<KeyFile, DirError> {
+    let dn = layout.people.child("uid", user)?;
+    let mut out = KeyFile::default();
+    let mut keys: Vec<SshKey> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let (line_no, l) = (n + 1, line.trim());
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        match SshKey::parse(l).and_then(|key| key.check_policy().map(|()| key)) {
+            Ok(key) if keys.iter().any(|o| o.same_key(&key)) => {
+                out.skipped.push((line_no, format!("{} appears earlier in the file", key.fingerprint())))
+            }
+            Ok(key) => {
+                if let Some(o) = key.options() {
+                    out.options_dropped.push((line_no, format!("options {o} not carried over (the key is)")));
+                }
+                keys.push(key);
+            }
+            Err(e) => out.skipped.push((line_no, e.to_string())),
+        }
+    }
+    out.keys = keys.len();
+    if !keys.is_empty() {
+        let values = keys.iter().map(|k| k.key_line().into_bytes()).collect();
+        out.record = Some(Record::Change(ChangeRecord {
+            dn: dn.to_string(),
+            controls: Vec::new(),
+            kind: ChangeKind::Modify(vec![ModSpec { op: ModOp::Add, attr: "sshPublicKey".into(), values }]),
+        }));
+    }
+    Ok(out)
+}
+
+/// The user an authorized_keys file belongs to, from its name: `alice` or
+/// `alice.pub` (as in a keys directory, `AuthorizedKeysFile
+/// /etc/ssh/authorized_keys/%u`). `authorized_keys` itself names nobody.
+pub fn user_of_key_file(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let user = name.strip_suffix(".pub").unwrap_or(name);
+    (!user.is_empty() && !user.starts_with('.') && !user.starts_with("authorized_keys")).then(|| user.to_string())
+}
+
 /// The LDIF record of an entry of ours.
 pub fn record<T: DirEntry>(layout: &Layout, item: &T) -> Result<Record, DirError> {
     let dn = item.dn(layout)?;
@@ -201,6 +262,27 @@ pub fn record<T: DirEntry>(layout: &Layout, item: &T) -> Result<Record, DirError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_file_names_say_whose_keys() {
+        let u = |p: &str| user_of_key_file(Path::new(p));
+        assert_eq!(u("/etc/ssh/authorized_keys/alice").as_deref(), Some("alice"));
+        assert_eq!(u("keys/bob.pub").as_deref(), Some("bob"));
+        assert_eq!(u("/home/carol/.ssh/authorized_keys"), None);
+        assert_eq!(u("authorized_keys2"), None);
+        assert_eq!(u("dir/.hidden"), None);
+        assert_eq!(u(".pub"), None);
+    }
+
+    #[test]
+    fn a_bad_user_name_is_refused_before_any_key() {
+        let layout = Layout::new(crate::directory::Dn::parse("dc=example,dc=org").unwrap()).unwrap();
+        assert!(keys_for_user(&layout, "a\nb", "").is_err());
+        let empty = keys_for_user(&layout, "alice", "# nothing\n\n").unwrap();
+        assert!(empty.record.is_none() && empty.skipped.is_empty());
+        let bad = keys_for_user(&layout, "alice", "ssh-ed25519 AAAA\n").unwrap();
+        assert_eq!(bad.skipped.first().map(|s| s.0), Some(1));
+    }
 
     #[test]
     fn passwd_lines_become_users_and_bad_ones_are_reported() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod generate;
 pub mod import;
+pub mod invitation;
 pub mod model;
 pub mod otp;
 pub mod schema;

@@ -293,6 +293,23 @@ impl Subschema {
     }
 }
 
+impl Subschema {
+    /// Check the attributes a modify record names: unknown attribute types,
+    /// and values it adds or puts in place that dirbroker could not use.
+    /// (Whether the classes allow them depends on the entry: slapd says.)
+    pub fn check_changes(&self, changes: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (desc, _) in changes {
+            let base = desc.split(';').next().unwrap_or(desc).to_ascii_lowercase();
+            if !self.attrs.is_empty() && !self.attrs.contains_key(&base) {
+                problems.push(format!("unknown attribute {desc:?}"));
+            }
+        }
+        problems.extend(check_our_syntaxes(changes));
+        problems
+    }
+}
+
 /// Values of dirbroker's own attributes (and SSH keys, certificates) that
 /// the server's syntaxes would accept but dirbroker could not use.
 fn check_our_syntaxes(attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {

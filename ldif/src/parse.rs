@@ -28,7 +28,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::error::{ErrorKind, LdifError};
 use crate::record::{
     Attr, ChangeKind, ChangeRecord, Control, Entry, ModOp, ModSpec, Record, RecordType, is_valid_attribute_description,
-    scan_attribute_description,
+    is_valid_control_oid, scan_attribute_description,
 };
 
 /// Default for [`ParseOptions::max_record_size`]: 64 MiB.
@@ -88,6 +88,8 @@ pub struct LdifReader<R> {
     at_start: bool,
     first_type: Option<RecordType>,
     done: bool,
+    /// First physical line of the last record read.
+    record_start: usize,
 }
 
 /// An unfolded line and where its bytes came from, for error positions.
@@ -238,12 +240,18 @@ impl<R: BufRead> LdifReader<R> {
 
     /// A reader with the given options.
     pub fn with_options(input: R, options: ParseOptions) -> Self {
-        LdifReader { input, options, line: 0, at_start: true, first_type: None, done: false }
+        LdifReader { input, options, line: 0, at_start: true, first_type: None, done: false, record_start: 0 }
     }
 
     /// Physical lines consumed so far.
     pub fn line_number(&self) -> usize {
         self.line
+    }
+
+    /// The first physical line of the record (or error) last returned: where
+    /// a person should look.
+    pub fn record_line(&self) -> usize {
+        self.record_start
     }
 
     /// Give back the underlying reader.
@@ -309,6 +317,9 @@ impl<R: BufRead> LdifReader<R> {
         while let Some(phys) = self.physical_line()? {
             let line = self.line;
             let Some(bytes) = phys else {
+                if !started {
+                    self.record_start = line;
+                }
                 started = true;
                 error.get_or_insert(LdifError::new(line, 1, ErrorKind::RecordTooLarge { limit }));
                 continue;
@@ -319,6 +330,9 @@ impl<R: BufRead> LdifReader<R> {
                 }
                 in_comment = false;
                 continue;
+            }
+            if !started {
+                self.record_start = line;
             }
             started = true;
             last = line;
@@ -399,6 +413,9 @@ impl<R: BufRead> LdifReader<R> {
                     lines.remove(0);
                     if lines.is_empty() {
                         continue;
+                    }
+                    if let Some(l) = lines.first() {
+                        self.record_start = l.pos(0).0;
                     }
                 }
             }
@@ -606,6 +623,9 @@ fn control(f: &Field<'_>) -> Result<Control, LdifError> {
         return Err(f.line.err(start, ErrorKind::InvalidControl("expected an OID")));
     }
     let oid = String::from_utf8_lossy(b.get(start..start + len).unwrap_or_default()).into_owned();
+    if !is_valid_control_oid(&oid) {
+        return Err(f.line.err(start, ErrorKind::InvalidControl("expected a numeric OID or a descriptor")));
+    }
     let mut i = skip_spaces(b, start + len);
     let mut critical = false;
     for (word, value) in [(&b"true"[..], true), (&b"false"[..], false)] {

@@ -187,11 +187,17 @@ pub fn is_valid_attribute_description(s: &str) -> bool {
     scan_attribute_description(s.as_bytes()) == Ok(s.len())
 }
 
-/// Whether `s` is acceptable as a control OID (numeric OID or descriptor).
+/// Whether `s` is acceptable as a control OID: a numeric OID (RFC 2849
+/// `ldap-oid`, `1*DIGIT *("." 1*DIGIT)`) or a descriptor (`ALPHA *(ALPHA /
+/// DIGIT / "-")`). Parser and writer share it, so what one accepts the
+/// other can write (the fuzzer found a `-.2.840` the parser took and the
+/// writer refused).
 #[must_use]
 pub fn is_valid_control_oid(s: &str) -> bool {
-    s.as_bytes().first().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+    let numeric = !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+    let descr = s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+    numeric || descr
 }
 
 #[cfg(test)]
@@ -205,6 +211,16 @@ mod tests {
         }
         for bad in ["", "cn;", "-cn", "c n", "cn:", ";x", "cn;a b"] {
             assert!(!is_valid_attribute_description(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn control_oids() {
+        for ok in ["1.2.840.113556.1.4.805", "0", "manageDsaIT"] {
+            assert!(is_valid_control_oid(ok), "{ok}");
+        }
+        for bad in ["", "-.2.840", "1..2", "1.2.", ".1", "1.2x", "1-2", "a.b"] {
+            assert!(!is_valid_control_oid(bad), "{bad}");
         }
     }
 

@@ -51,7 +51,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::group::{Element, Exponent, Group, GroupError};
+use crate::group::{Element, Exponent, FixedBase, Group, GroupError};
 
 /// Domain tag for hashing the password to the generator g.
 pub const GENERATOR_DOMAIN: &[u8] = b"dirbroker SPEKE v1 generator";
@@ -103,9 +103,11 @@ impl SpekeError {
         match err {
             GroupError::WrongLength { .. } => SpekeError::MalformedValue(err),
             GroupError::OutOfRange | GroupError::NotInSubgroup => SpekeError::InvalidValue(err),
-            GroupError::WrongGroup | GroupError::ZeroExponent | GroupError::Identity | GroupError::NotSafePrime => {
-                SpekeError::Misuse("group arithmetic on a received value failed")
-            }
+            GroupError::WrongGroup
+            | GroupError::ZeroExponent
+            | GroupError::Identity
+            | GroupError::NotSafePrime
+            | GroupError::ExponentTooLong => SpekeError::Misuse("group arithmetic on a received value failed"),
         }
     }
 }
@@ -127,30 +129,73 @@ impl Speke {
         peer_id: &[u8],
         rng: &mut R,
     ) -> Result<(AwaitingPeerValue<'g>, Element), SpekeError> {
-        if my_id.is_empty() || peer_id.is_empty() {
-            return Err(SpekeError::Misuse("identities must not be empty"));
-        }
-        if my_id == peer_id {
-            return Err(SpekeError::Misuse("my identity and the peer's must differ"));
-        }
-        if u32::try_from(my_id.len()).is_err() || u32::try_from(peer_id.len()).is_err() {
-            return Err(SpekeError::Misuse("identity longer than 2^32 − 1 bytes"));
-        }
+        check_identities(my_id, peer_id)?;
         let mut generator = group.hash_to_element(GENERATOR_DOMAIN, password);
         let x = Exponent::random_short(group, rng);
         let exchanged = group.exp(&generator, &x);
         // g is as sensitive as the password: it allows offline guessing.
         generator.zeroize();
-        let my_value = exchanged.map_err(|_| SpekeError::Misuse("exponentiation left the subgroup"))?;
-        let state = AwaitingPeerValue {
-            group,
-            x,
-            my_id: my_id.to_vec(),
-            peer_id: peer_id.to_vec(),
-            my_value: my_value.clone(),
-        };
-        Ok((state, my_value))
+        begin(group, x, exchanged, my_id, peer_id)
     }
+
+    /// Step 1 done once for a password: g with a fixed-base table, so that
+    /// every later session with the same peer ([`Speke::start_prepared`])
+    /// computes g^x with ≤ 28 multiplications instead of a full
+    /// exponentiation. The table is as secret as the password.
+    pub fn prepare<'g>(group: &'g Group, password: &[u8]) -> Result<PreparedPassword<'g>, SpekeError> {
+        let mut generator = group.hash_to_element(GENERATOR_DOMAIN, password);
+        let table = group.fixed_base(&generator);
+        generator.zeroize();
+        let table = table.map_err(|_| SpekeError::Misuse("generator from another group"))?;
+        Ok(PreparedPassword { group, table })
+    }
+
+    /// [`Speke::start`] with a prepared password.
+    pub fn start_prepared<'g, R: CryptoRng + ?Sized>(
+        prepared: &PreparedPassword<'g>,
+        my_id: &[u8],
+        peer_id: &[u8],
+        rng: &mut R,
+    ) -> Result<(AwaitingPeerValue<'g>, Element), SpekeError> {
+        check_identities(my_id, peer_id)?;
+        let group = prepared.group;
+        let x = Exponent::random_short(group, rng);
+        let exchanged = group.exp_fixed(&prepared.table, &x);
+        begin(group, x, exchanged, my_id, peer_id)
+    }
+}
+
+/// A password's generator with its fixed-base table ([`Speke::prepare`]).
+#[derive(Debug)]
+pub struct PreparedPassword<'g> {
+    group: &'g Group,
+    table: FixedBase,
+}
+
+fn check_identities(my_id: &[u8], peer_id: &[u8]) -> Result<(), SpekeError> {
+    if my_id.is_empty() || peer_id.is_empty() {
+        return Err(SpekeError::Misuse("identities must not be empty"));
+    }
+    if my_id == peer_id {
+        return Err(SpekeError::Misuse("my identity and the peer's must differ"));
+    }
+    if u32::try_from(my_id.len()).is_err() || u32::try_from(peer_id.len()).is_err() {
+        return Err(SpekeError::Misuse("identity longer than 2^32 − 1 bytes"));
+    }
+    Ok(())
+}
+
+fn begin<'g>(
+    group: &'g Group,
+    x: Exponent,
+    exchanged: Result<Element, GroupError>,
+    my_id: &[u8],
+    peer_id: &[u8],
+) -> Result<(AwaitingPeerValue<'g>, Element), SpekeError> {
+    let my_value = exchanged.map_err(|_| SpekeError::Misuse("exponentiation left the subgroup"))?;
+    let state =
+        AwaitingPeerValue { group, x, my_id: my_id.to_vec(), peer_id: peer_id.to_vec(), my_value: my_value.clone() };
+    Ok((state, my_value))
 }
 
 /// Waiting for the peer's value (Y for A, X for B).
@@ -373,6 +418,29 @@ mod tests {
         assert_eq!(ka.expose(), kb.expose());
         assert_eq!(ka.session_id(), kb.session_id());
         assert_eq!(format!("{ka:?}"), "SessionKey(<redacted>)");
+    }
+
+    #[test]
+    fn prepared_and_plain_sides_interoperate() {
+        let g = Group::modp2048();
+        let mut r = rng(11);
+        let prepared = Speke::prepare(g, PW).unwrap();
+        assert!(format!("{prepared:?}").contains("table: FixedBase(<redacted>)"));
+        for _ in 0..3 {
+            let (a, x) = Speke::start_prepared(&prepared, SEOUL, BUSAN, &mut r).unwrap();
+            let (b, y) = Speke::start(g, PW, BUSAN, SEOUL, &mut r).unwrap();
+            let (a, b) = (a.receive(y.as_bytes()).unwrap(), b.receive(x.as_bytes()).unwrap());
+            let (ta, tb) = (a.my_tag(), b.my_tag());
+            assert_eq!(a.confirm(&tb).unwrap().expose(), b.confirm(&ta).unwrap().expose());
+        }
+        // A prepared wrong password still fails confirmation.
+        let wrong = Speke::prepare(g, b"another password").unwrap();
+        let (a, x) = Speke::start_prepared(&wrong, SEOUL, BUSAN, &mut r).unwrap();
+        let (b, y) = Speke::start(g, PW, BUSAN, SEOUL, &mut r).unwrap();
+        let (a, b) = (a.receive(y.as_bytes()).unwrap(), b.receive(x.as_bytes()).unwrap());
+        let (ta, tb) = (a.my_tag(), b.my_tag());
+        assert_eq!(a.confirm(&tb).unwrap_err(), SpekeError::KeyConfirmationFailed);
+        assert_eq!(b.confirm(&ta).unwrap_err(), SpekeError::KeyConfirmationFailed);
     }
 
     #[test]

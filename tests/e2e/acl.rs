@@ -60,6 +60,17 @@ async fn each_identity_reads_exactly_what_it_should() {
     alice.sealed_ssh_private_key = Some(Sealed(b"sealed-private-key".to_vec()));
     let alice_dn = admin.create(&alice).await.unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+    // A pending SSO invitation (only its hash and expiry are stored).
+    admin
+        .modify(
+            &alice_dn,
+            vec![ldap3::Mod::Replace(
+                dirbroker::invitation::ATTR.as_bytes().to_vec(),
+                [b"v1;level=2;expires=4000000000;sha256=x".to_vec()].into_iter().collect(),
+            )],
+        )
+        .await
+        .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
 
@@ -102,6 +113,7 @@ async fn each_identity_reads_exactly_what_it_should() {
         (&alice_dn, "dirbrokerSealedSshPrivateKey", vec![Owner, Broker]),
         (&alice_dn, "dirbrokerPublicValue", vec![Owner, Broker]),
         (&alice_dn, "dirbrokerPasswordKdf", vec![Owner, Broker]),
+        (&alice_dn, "dirbrokerInvitation", vec![Broker]),
         (&alice_dn, "mail", vec![Owner, Broker]),
         (&alice_dn, "dirbrokerUserLevel", vec![Owner, Broker]),
         (&alice_dn, "sshPublicKey", vec![Owner, Other, Node, Broker]),
@@ -145,6 +157,17 @@ async fn only_the_broker_writes() {
     let admin = bed.dir_as(Identity::Admin).await;
     let alice_dn = admin.create(&User::new("alice", "Alice").unwrap()).await.unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+    // A pending SSO invitation (only its hash and expiry are stored).
+    admin
+        .modify(
+            &alice_dn,
+            vec![ldap3::Mod::Replace(
+                dirbroker::invitation::ATTR.as_bytes().to_vec(),
+                [b"v1;level=2;expires=4000000000;sha256=x".to_vec()].into_iter().collect(),
+            )],
+        )
+        .await
+        .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
     let host_dn = admin.create(&Host::new("node1", "10.0.0.1").unwrap()).await.unwrap();
@@ -188,6 +211,17 @@ async fn filters_do_not_leak_unreadable_values() {
     let mut alice = User::new("alice", "Alice").unwrap();
     alice.mail = Some("alice@example.org".into());
     let alice_dn = admin.create(&alice).await.unwrap();
+    // A pending SSO invitation (only its hash and expiry are stored).
+    admin
+        .modify(
+            &alice_dn,
+            vec![ldap3::Mod::Replace(
+                dirbroker::invitation::ATTR.as_bytes().to_vec(),
+                [b"v1;level=2;expires=4000000000;sha256=x".to_vec()].into_iter().collect(),
+            )],
+        )
+        .await
+        .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();

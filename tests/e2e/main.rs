@@ -11,4 +11,5 @@ mod injection;
 mod migration;
 mod otp;
 mod schema;
+mod sso_register;
 mod sso_tickets;

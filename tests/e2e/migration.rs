@@ -68,11 +68,10 @@ struct Site {
     t: PathBuf,
     cfg: PathBuf,
     broker: Daemon,
-    dc_src: Option<Daemon>,
+    dc_src: Daemon,
     _dc_dest: Daemon,
     _ps_src: Daemon,
     _ps_dest: Daemon,
-    dc_src_port: u16,
 }
 
 impl Site {
@@ -90,10 +89,6 @@ impl Site {
             .args(["--k1", &self.p("k1.bundle"), "--timeout", "20"]);
         run_with_stdin(&mut cmd, &format!("{otp}\n"))
     }
-
-    fn dc_src_daemon(&self) -> Daemon {
-        dc_daemon(&self.t, "dcs", &self.broker.addr, self.dc_src_port, "dc-src.log")
-    }
 }
 
 fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
@@ -109,6 +104,8 @@ fn dc_daemon(t: &Path, bundle: &str, broker: &str, port: u16, log: &str) -> Daem
         &format!("127.0.0.1:{port}"),
         "--timeout",
         "20",
+        "--refresh",
+        "1",
     ]);
     Daemon::start(&mut cmd, t.join(log))
 }
@@ -202,23 +199,13 @@ async fn site() -> (dirbroker_tests::Bed, Site) {
     let ps_dest = ps("ps-d.bundle", psd, "images-dest", "ps-dest.log");
     let dc_dest = dc_daemon(&t, "dcd", &broker.addr, dcd, "dc-dest.log");
     let dc_src = dc_daemon(&t, "dcs", &broker.addr, dcs, "dc-src.log");
-    let site = Site {
-        _tmp: tmp,
-        t,
-        cfg,
-        broker,
-        dc_src: Some(dc_src),
-        _dc_dest: dc_dest,
-        _ps_src: ps_src,
-        _ps_dest: ps_dest,
-        dc_src_port: dcs,
-    };
+    let site = Site { _tmp: tmp, t, cfg, broker, dc_src, _dc_dest: dc_dest, _ps_src: ps_src, _ps_dest: ps_dest };
     (bed, site)
 }
 
 #[tokio::test]
 async fn a_qcow2_image_migrates_between_data_centers_once_per_otp() {
-    let (_bed, mut s) = site().await;
+    let (_bed, s) = site().await;
     let src = qcow2_image(&s.t.join("images-src"), "vm1.qcow2", 24);
     let _ = qcow2_image(&s.t.join("images-src"), "vm2.qcow2", 1);
 
@@ -230,13 +217,7 @@ async fn a_qcow2_image_migrates_between_data_centers_once_per_otp() {
     // A fresh OTP from oathtool: the image moves, and qemu-img finds it identical.
     let code = oathtool(0);
     let o = s.migrate("vm1.qcow2", &code);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n--- dc-src\n{}",
-        text(&o),
-        s.dc_src.as_ref().map(Daemon::log).unwrap_or_default()
-    );
+    assert_eq!(o.status.code(), Some(0), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let dest = s.t.join("images-dest/vm1.qcow2");
     assert_eq!(v["bytes"].as_u64().unwrap(), std::fs::metadata(&dest).unwrap().len());
@@ -254,19 +235,13 @@ async fn a_qcow2_image_migrates_between_data_centers_once_per_otp() {
     assert!(!s.t.join("images-dest/vm2.qcow2").exists());
 
     // The destination's certificate revoked by the CA (entry still enabled):
-    // a source DC that loads the new CRL refuses to send to it.
+    // the running source DC picks the new CRL up (--refresh 1) and refuses
+    // to send to it.
     dirbroker(&s.cfg, &["ca", "revoke", "--cert", &s.p("dcd/cert.pem")]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    s.dc_src = None;
-    s.dc_src = Some(s.dc_src_daemon());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let o = s.migrate("vm2.qcow2", &oathtool(1));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o).contains("revoked"),
-        "{}\n--- dc-src\n{}",
-        text(&o),
-        s.dc_src.as_ref().map(Daemon::log).unwrap_or_default()
-    );
+    assert_eq!(o.status.code(), Some(1), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
+    assert!(text(&o).contains("revoked"), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
     assert!(!s.t.join("images-dest/vm2.qcow2").exists());
     assert!(s.broker.log().contains("OTP refused"), "{}", s.broker.log());
 }

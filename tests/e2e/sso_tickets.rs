@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use dirbroker::model::{User, UserLevel};
+use dirbroker::serve::sso_register::PasswordKdf;
 use dirbroker::testbed::Identity;
-use dirbroker_proto::sso::kdf::{KdfParams, derive_pw, encode_record};
+use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_tests::{dirbroker_bin, scratch_dir, start};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -150,7 +151,8 @@ async fn register(bed: &dirbroker_tests::Bed, uid: &str, password: &str, level: 
         let pw = derive_pw(password.as_bytes(), salt, &KdfParams::MINIMUM).unwrap();
         u.public_value = Some(pw.public().unwrap().to_bytes());
         u.public_value_time = Some(time::OffsetDateTime::now_utc());
-        u.password_kdf = Some(encode_record(salt, &KdfParams::MINIMUM).into_bytes());
+        let kdf = PasswordKdf { alg: "argon2id".into(), salt: salt.to_vec().into(), params: KdfParams::MINIMUM };
+        u.password_kdf = Some(kdf.to_value());
     }
     dir.create(&u).await.unwrap();
 }

@@ -19,8 +19,7 @@ pub mod request;
 
 use std::time::Duration;
 
-use dirbroker_proto::group;
-use dirbroker_proto::speke::{Speke, SpekeError};
+use dirbroker_proto::speke::{PreparedPassword, Speke, SpekeError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use zeroize::Zeroizing;
 
@@ -87,10 +86,11 @@ impl std::fmt::Debug for DcSession {
 /// destination data center over an authenticated connection, with the
 /// mandatory key confirmation: the source sends its value, the destination
 /// answers with its own, the source confirms first, then the destination.
-/// SK is bound to the migration id.
+/// SK is bound to the migration id. `password` is the pair's SPEKE password
+/// prepared once ([`Speke::prepare`]) and reused for every session.
 pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
-    password: &[u8],
+    password: &PreparedPassword<'_>,
     my_id: &str,
     peer_id: &str,
     initiator: bool,
@@ -98,8 +98,7 @@ pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
     timeout: Duration,
 ) -> Result<DcSession, MigrationError> {
     let names = messages::kind_name;
-    let (state, mine) =
-        Speke::start(group::Group::modp2048(), password, my_id.as_bytes(), peer_id.as_bytes(), &mut rand::rng())?;
+    let (state, mine) = Speke::start_prepared(password, my_id.as_bytes(), peer_id.as_bytes(), &mut rand::rng())?;
     let mine = SpekeValue { id: my_id.to_string(), value: mine.to_bytes() };
     let theirs: SpekeValue = if initiator {
         wire::send(io, &mine).await?;

@@ -308,6 +308,10 @@ fn dc_ps_request_for_another_server_or_reflected_is_refused() {
     assert!(receive_dc_ps_auth_request(&other, &relabelled, &mut StepGuard::default(), now).is_err());
 }
 
+fn prepare(pw: &[u8]) -> dirbroker_proto::speke::PreparedPassword<'static> {
+    dirbroker_proto::speke::Speke::prepare(dirbroker_proto::group::Group::modp2048(), pw).unwrap()
+}
+
 async fn speke_pair(
     pw_a: &'static [u8],
     pw_b: &'static [u8],
@@ -315,8 +319,9 @@ async fn speke_pair(
     let (mut a, mut b) = tokio::io::duplex(1 << 16);
     let t = Duration::from_secs(5);
     let id = [5u8; 16];
-    let fa = async move { speke_session(&mut a, pw_a, "DC-SRC", "DC-DEST", true, &id, t).await };
-    let fb = async move { speke_session(&mut b, pw_b, "DC-DEST", "DC-SRC", false, &id, t).await };
+    let (pa, pb) = (prepare(pw_a), prepare(pw_b));
+    let fa = async move { speke_session(&mut a, &pa, "DC-SRC", "DC-DEST", true, &id, t).await };
+    let fb = async move { speke_session(&mut b, &pb, "DC-DEST", "DC-SRC", false, &id, t).await };
     tokio::join!(fa, fb)
 }
 
@@ -358,8 +363,9 @@ async fn speke_man_in_the_middle_raising_values_is_detected() {
             let _ = wire::send(&mut m_a, &cb).await;
         }
     };
-    let fa = async move { speke_session(&mut a, b"pw", "DC-SRC", "DC-DEST", true, &id, t).await };
-    let fb = async move { speke_session(&mut b, b"pw", "DC-DEST", "DC-SRC", false, &id, t).await };
+    let (pa, pb) = (prepare(b"pw"), prepare(b"pw"));
+    let fa = async move { speke_session(&mut a, &pa, "DC-SRC", "DC-DEST", true, &id, t).await };
+    let fb = async move { speke_session(&mut b, &pb, "DC-DEST", "DC-SRC", false, &id, t).await };
     let (ra, rb, ()) = tokio::join!(fa, fb, mallory);
     let eb = rb.unwrap_err();
     assert!(matches!(eb, MigrationError::Speke(_)), "{eb}");
@@ -392,7 +398,8 @@ async fn speke_out_of_range_and_non_subgroup_values_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let t = Duration::from_secs(5);
         let id = [5u8; 16];
-        let fa = async move { speke_session(&mut a, b"pw", "DC-SRC", "DC-DEST", true, &id, t).await };
+        let pa = prepare(b"pw");
+        let fa = async move { speke_session(&mut a, &pa, "DC-SRC", "DC-DEST", true, &id, t).await };
         let fb = async move {
             let _: SpekeValue = wire::recv(&mut b, kind_name, t).await.unwrap();
             wire::send(&mut b, &SpekeValue { id: "DC-DEST".into(), value: v }).await.unwrap();

@@ -39,8 +39,8 @@ pub enum CaCmd {
         dirbroker ca issue admin alice --out alice-console\n  \
         dirbroker ca issue ps PS-0001 --ip 10.2.0.1 --days 90\n\n\
         The subject is CN = NAME, O = \"dirbroker KIND\"; `dirbroker serve` reads the caller's\n\
-        kind and name from it. broker: serverAuth only (needs --dns or --ip); admin:\n\
-        clientAuth only; ams, ans, service, ps: both. Data centers get theirs from\n\
+        kind and name from it. broker (needs --dns or --ip; also its client identity towards\n\
+        AMS/ANS), ams, ans, service, ps: serverAuth and clientAuth; admin: clientAuth only. Data centers get theirs from\n\
         `dirbroker dc add`. Writes --out (default ./KIND-NAME, a new 0700 directory):\n\
         key.pem (0600), cert.pem, ca.pem. The serial is printed: keep it to revoke."
     )]
@@ -156,7 +156,7 @@ fn ca_dn(dir: &Directory) -> Result<Dn, Failure> {
     Ok(dir.layout().pki.child("cn", "ca")?)
 }
 
-fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
+pub(super) fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
     let c = ctx.config()?.ca;
     Ca::load(&c.key_file, &c.cert_file).map_err(|e| Failure::new(4, format!("{e} (run `dirbroker ca init` first)")))
 }
@@ -275,7 +275,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
 use dirbroker::ca::pem;
 use dirbroker::serve::tls::binary;
 
-fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
+pub(super) fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -367,7 +367,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
 /// Re-issue the CRL from the published one, adding `serial` if given; returns
 /// the new CRL number. The CRL attribute has no equality rule, so the old value
 /// cannot be asserted: revocations are admin actions, one at a time.
-async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
+pub(super) async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
     let dn = ca_dn(dir)?;
     let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
     let old = binary(&entry, "certificateRevocationList;binary").ok_or_else(|| Failure::new(1, "the CA has no CRL"))?;

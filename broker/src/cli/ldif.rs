@@ -27,6 +27,16 @@ pub enum LdifCmd {
         out; lines and keys that cannot be used are listed on stderr with their line."
     )]
     FromPasswd(FromPasswdArgs),
+    /// Modify records adding the keys of authorized_keys files to existing users.
+    #[command(
+        after_help = "Examples:\n  dirbroker ldif from-authorized-keys /etc/ssh/authorized_keys > keys.ldif   # files named after the users\n  \
+        dirbroker ldif from-authorized-keys --user alice /home/alice/.ssh/authorized_keys > alice.ldif\n  \
+        dirbroker import keys.ldif\n\n\
+        Without --user, each PATH is a directory of files named USER or USER.pub, or one\n\
+        such file. Keys are checked like `user key add` does; options (from=\"…\",\n\
+        command=\"…\") are not carried over and are listed on stderr."
+    )]
+    FromAuthorizedKeys(FromAuthorizedKeysArgs),
     /// A host entry with the host keys of a directory (the paper's SSHHKTLDAP, as LDIF).
     #[command(
         after_help = "Example:\n  dirbroker ldif from-host-keys node17 --address 10.1.0.17 --dir /etc/ssh > node17.ldif"
@@ -59,6 +69,11 @@ fn emit(
     for (line, why) in skipped {
         eprintln!("{}:{line}: skipped: {why}", source.display());
     }
+    write_records(t, records, skipped.len())
+}
+
+/// Write generated records to --out (never overwritten) or stdout.
+fn write_records(t: &Target, records: &[dirbroker_ldif::Record], skipped: usize) -> CliResult {
     let sink: Box<dyn std::io::Write> = match &t.out {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
@@ -74,7 +89,7 @@ fn emit(
         w.write_record(r).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
     }
     w.finish().map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
-    eprintln!("{} record(s) written, {} line(s) skipped", records.len(), skipped.len());
+    eprintln!("{} record(s) written, {skipped} line(s) skipped", records.len());
     Ok(())
 }
 
@@ -102,6 +117,18 @@ pub struct FromPasswdArgs {
     min_uid: u32,
     #[arg(long, default_value_t = 60000)]
     max_uid: u32,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct FromAuthorizedKeysArgs {
+    /// authorized_keys files, or directories of them named after the users.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Every PATH is a file of this user's keys.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -140,7 +167,7 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// LDIF file of entries (content records or changetype: add).
+    /// LDIF file: entries (content records), or change records (add, delete, modify, modrdn/moddn).
     file: PathBuf,
     /// Entries per LDAP transaction.
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -151,6 +178,9 @@ pub struct ImportArgs {
     /// Import what can be imported and report the rest (default: nothing is written if the file has problems).
     #[arg(long)]
     continue_on_error: bool,
+    /// An entry that exists already is turned into the file's version with a minimal modify.
+    #[arg(long)]
+    upsert: bool,
     /// Journal of committed batches (default FILE.journal); running again resumes from it.
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
@@ -177,6 +207,53 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
             }
             skipped.sort();
             emit(&a.target, &records, &skipped, &a.passwd)
+        }
+        LdifCmd::FromAuthorizedKeys(a) => {
+            let layout = layout_for(ctx, &a.target)?;
+            // (user, file), users in the order given, files of a directory sorted.
+            let mut files: Vec<(String, PathBuf)> = Vec::new();
+            for p in &a.paths {
+                if let Some(u) = &a.user {
+                    files.push((u.clone(), p.clone()));
+                } else if p.is_dir() {
+                    let entries = std::fs::read_dir(p)
+                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
+                    let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    found.sort();
+                    for f in found.into_iter().filter(|f| f.is_file()) {
+                        match generate::user_of_key_file(&f) {
+                            Some(u) => files.push((u, f)),
+                            None => eprintln!("{}: skipped: the name does not say whose keys these are", f.display()),
+                        }
+                    }
+                } else {
+                    let u = generate::user_of_key_file(p).ok_or_else(|| {
+                        Failure::usage(format!(
+                            "{}: the name does not say whose keys these are; use --user",
+                            p.display()
+                        ))
+                    })?;
+                    files.push((u, p.clone()));
+                }
+            }
+            let mut records = Vec::new();
+            let mut keys = 0usize;
+            let mut skipped_lines = 0usize;
+            for (user, f) in &files {
+                let kf = generate::keys_for_user(&layout, user, &read_text(f)?)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?;
+                for (l, why) in &kf.skipped {
+                    eprintln!("{}:{l}: skipped: {why}", f.display());
+                }
+                for (l, why) in &kf.options_dropped {
+                    eprintln!("{}:{l}: note: {why}", f.display());
+                }
+                skipped_lines += kf.skipped.len();
+                keys += kf.keys;
+                records.extend(kf.record);
+            }
+            eprintln!("{keys} key(s) for {} user(s)", records.len());
+            write_records(&a.target, &records, skipped_lines)
         }
         LdifCmd::FromHostKeys(a) => {
             let layout = layout_for(ctx, &a.target)?;
@@ -235,6 +312,7 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
         batch: a.batch as usize,
         dry_run: a.dry_run,
         continue_on_error: a.continue_on_error,
+        upsert: a.upsert,
         journal: a.journal,
         url_base: a.allow_file_urls,
     };
@@ -279,21 +357,30 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
     };
     if ctx.output == Output::Json {
         ctx.json(&json!({
-            "records": checked.records, "added": summary.added, "already_imported": summary.already_imported,
-            "failed": summary.failed, "problems": checked.problems, "batches": summary.batches, "dry_run": a.dry_run,
+            "records": checked.records, "added": summary.added, "modified": summary.modified,
+            "unchanged": summary.unchanged, "deleted": summary.deleted, "renamed": summary.renamed,
+            "already_imported": summary.already_imported, "failed": summary.failed, "problems": checked.problems,
+            "batches": summary.batches, "dry_run": a.dry_run,
         }));
     } else {
+        let changes = if summary.deleted + summary.renamed > 0 {
+            format!(", {} deleted, {} renamed", summary.deleted, summary.renamed)
+        } else {
+            String::new()
+        };
         println!(
-            "{}{} added, {} already imported, {} failed, {} problem(s) skipped ({} batches)",
+            "{}{} added, {} modified, {} unchanged{changes}, {} already imported, {} failed, {} problem(s) skipped ({} batches)",
             if a.dry_run { "dry run: " } else { "" },
             summary.added,
+            summary.modified,
+            summary.unchanged,
             summary.already_imported,
             summary.failed.len(),
             checked.problem_count(),
             summary.batches
         );
         for f in &summary.failed {
-            eprintln!("failed: {}: {}", f.dn, f.reason);
+            eprintln!("{}:{}: failed: {}{}", a.file.display(), f.line, f.reason, dn_suffix(&f.dn));
         }
     }
     if summary.failed.is_empty() && checked.problem_count() == 0 {
@@ -302,15 +389,6 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
         Err(Failure::new(1, "some entries were not imported"))
     }
 }
-
-/// Attributes left out of an export unless `--include-secrets`.
-const SECRET_ATTRS: &[&str] = &[
-    "userpassword",
-    "dirbrokerotpsecret",
-    "dirbrokerservertotpsecret",
-    "dirbrokerpsksecret",
-    "dirbrokersealedsshprivatekey",
-];
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -328,6 +406,13 @@ pub struct ExportArgs {
     out: Option<PathBuf>,
 }
 
+/// Entries per page of an export search (RFC 2696).
+const EXPORT_PAGE: i32 = 500;
+
+/// Export, streaming: one level of the tree at a time (breadth first), each
+/// level read with paged searches and written as entries arrive, so parents
+/// come before children and memory holds one entry plus the DNs of the
+/// entries that have children (`hasSubordinates`), never the result.
 pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
     use dirbroker::directory::{Dn, Filter, Scope};
     let dir = ctx.directory().await?;
@@ -336,30 +421,9 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
         None => dir.layout().base.clone(),
     };
     let filter = match &a.filter {
-        Some(f) => Filter::parse_whole(f)?,
-        None => Filter::any(),
+        Some(f) => Some(Filter::parse_whole(f)?),
+        None => None,
     };
-    let mut entries = dir.search(&base, Scope::Subtree, &filter, &["*"]).await?;
-    // Parents before children, so the file imports as it is.
-    entries.sort_by_key(|e| e.dn.as_str().matches(',').count());
-    let mut redacted = 0usize;
-    let records: Vec<dirbroker_ldif::Record> = entries
-        .iter()
-        .map(|e| {
-            let mut attrs = Vec::new();
-            for name in e.attribute_names() {
-                let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
-                if !a.include_secrets && SECRET_ATTRS.contains(&base.as_str()) {
-                    redacted += 1;
-                    continue;
-                }
-                attrs.push(dirbroker_ldif::Attr { name: name.to_string(), values: e.values(name).to_vec() });
-            }
-            // objectClass first reads best.
-            attrs.sort_by_key(|x| !x.name.eq_ignore_ascii_case("objectclass"));
-            dirbroker_ldif::Record::Content(dirbroker_ldif::Entry { dn: e.dn.to_string(), attrs })
-        })
-        .collect();
     let sink: Box<dyn std::io::Write> = match &a.out {
         Some(p) => {
             use std::os::unix::fs::OpenOptionsExt;
@@ -376,13 +440,63 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut w = dirbroker_ldif::LdifWriter::new(std::io::BufWriter::new(sink)).with_version(true);
-    for r in &records {
-        w.write_record(r).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+    let (mut written, mut redacted) = (0usize, 0usize);
+    let mut write = |e: &dirbroker::directory::Entry| -> Result<(), Failure> {
+        let mut attrs = Vec::new();
+        for name in e.attribute_names() {
+            let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
+            if base == "hassubordinates" {
+                continue; // asked for to walk the tree, not part of the entry
+            }
+            if !a.include_secrets && import::SECRET_ATTRS.contains(&base.as_str()) {
+                redacted += 1;
+                continue;
+            }
+            attrs.push(dirbroker_ldif::Attr { name: name.to_string(), values: e.values(name).to_vec() });
+        }
+        // objectClass first reads best.
+        attrs.sort_by_key(|x| !x.name.eq_ignore_ascii_case("objectclass"));
+        let record = dirbroker_ldif::Record::Content(dirbroker_ldif::Entry { dn: e.dn.to_string(), attrs });
+        w.write_record(&record).map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
+        written += 1;
+        Ok(())
+    };
+    let any = Filter::any();
+    let matching = filter.as_ref().unwrap_or(&any);
+    let has_children = |e: &dirbroker::directory::Entry| e.values("hasSubordinates").iter().any(|v| v == b"TRUE");
+    let mut levels: std::collections::VecDeque<Dn> = std::collections::VecDeque::new();
+    let walk = ["*", "hasSubordinates"];
+    dir.search_each(&base, Scope::Base, &any, &walk, 1, |e| {
+        if has_children(&e) {
+            levels.push_back(e.dn.clone());
+        }
+        Ok::<(), Failure>(())
+    })
+    .await?;
+    dir.search_each(&base, Scope::Base, matching, &["*"], 1, |e| write(&e)).await?;
+    while let Some(parent) = levels.pop_front() {
+        if filter.is_none() {
+            dir.search_each(&parent, Scope::OneLevel, &any, &walk, EXPORT_PAGE, |e| {
+                if has_children(&e) {
+                    levels.push_back(e.dn.clone());
+                }
+                write(&e)
+            })
+            .await?;
+        } else {
+            dir.search_each(&parent, Scope::OneLevel, matching, &["*"], EXPORT_PAGE, |e| write(&e)).await?;
+            dir.search_each(&parent, Scope::OneLevel, &any, &["hasSubordinates"], EXPORT_PAGE, |e| {
+                if has_children(&e) {
+                    levels.push_back(e.dn.clone());
+                }
+                Ok::<(), Failure>(())
+            })
+            .await?;
+        }
     }
     w.finish().map_err(|e| Failure::new(1, format!("writing LDIF: {e}")))?;
     eprintln!(
-        "{} entries exported{}",
-        records.len(),
+        "{written} entries exported{}",
         if redacted > 0 {
             format!(", {redacted} secret value set(s) left out (--include-secrets keeps them sealed)")
         } else {

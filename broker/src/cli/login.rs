@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use dirbroker::secret::{read_secret_file, write_private_file};
-use dirbroker_proto::sso::kdf::{KdfParams, parse_record};
+use dirbroker::serve::sso_register::PasswordKdf;
+use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::session::{CachedLogin, CachedTicket, ClientCredential, ClientSession, LoginSession};
 use dirbroker_proto::sso::tickets::{Jwks, LoginReply, TicketClaims, TicketReply};
 use serde::{Deserialize, Serialize};
@@ -223,7 +224,7 @@ fn unreachable(base: &str, e: &reqwest::Error) -> Failure {
 
 #[derive(Deserialize)]
 struct Params {
-    kdf: String,
+    kdf: PasswordKdf,
     issuer: String,
 }
 
@@ -272,7 +273,10 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             return Err(Failure::usage(format!("{uid:?} is not a valid user id")));
         }
         let p: Params = client.get(&format!("/v1/sso/params/{uid}")).await?;
-        let (salt, kdf) = parse_record(&p.kdf).map_err(sso_err("the broker's KDF parameters"))?;
+        if p.kdf.alg != "argon2id" {
+            return Err(Failure::new(1, format!("the broker names an unknown password KDF {:?}", p.kdf.alg)));
+        }
+        let (salt, kdf) = (p.kdf.salt.0.clone(), p.kdf.params);
         if !kdf.meets_minimum() {
             return Err(Failure::new(
                 1,

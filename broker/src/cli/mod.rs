@@ -5,6 +5,7 @@
 //! 2 bad input or usage · 3 directory unavailable (retry later) ·
 //! 4 configuration error · 5 access denied by the directory.
 
+mod agent;
 mod ca;
 mod check;
 mod host;
@@ -13,6 +14,7 @@ mod login;
 mod machines;
 mod migrate;
 mod otp;
+mod register;
 mod serve;
 mod ssh;
 mod sso;
@@ -89,22 +91,25 @@ enum Command {
     /// Data centers: certificates and revocation.
     #[command(subcommand, after_help = EXIT_HELP)]
     Dc(ca::DcCmd),
-    /// Import entries from an LDIF file: checked first, then in journaled transactions.
+    /// Import entries or change records from an LDIF file: checked first, then in journaled transactions.
     #[command(after_help = format!("Examples:\n  dirbroker import users.ldif\n  dirbroker import users.ldif --dry-run\n  \
-        dirbroker import users.ldif --batch 2000 --output json\n\n\
+        dirbroker import users.ldif --batch 2000 --output json\n  dirbroker import users.ldif --upsert\n  \
+        dirbroker import changes.ldif     # changetype: add, delete, modify, modrdn/moddn\n\n\
         The whole file is checked first; if it has problems nothing is written (unless\n\
-        --continue-on-error). Entries are added in LDAP transactions of --batch entries\n\
-        and each committed batch is journaled in FILE.journal: after an interruption run\n\
-        the same command again and it finishes the job without adding anything twice.\n\n{EXIT_HELP}"))]
+        --continue-on-error). Records are applied in the file's order in LDAP transactions\n\
+        of --batch records and each committed batch is journaled in FILE.journal: after an\n\
+        interruption run the same command again and it finishes the job without applying\n\
+        anything twice.\n\n{EXIT_HELP}"))]
     Import(ldif::ImportArgs),
-    /// LDIF files: check, and generate from passwd, key directories and known_hosts.
+    /// LDIF files: check, and generate from passwd, authorized_keys, host keys and known_hosts.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ldif(ldif::LdifCmd),
     /// Export entries to LDIF (secrets left out unless --include-secrets, and then only sealed).
     #[command(after_help = format!("Examples:\n  dirbroker export > all.ldif\n  \
         dirbroker export --base ou=people,dc=example,dc=org --filter '(objectClass=posixAccount)'\n  \
         dirbroker export --include-secrets --out backup.ldif\n\n\
-        Entries come parents first, so the file imports as it is.\n\n{EXIT_HELP}"))]
+        Entries come parents first, so the file imports as it is; the tree is read a level\n\
+        at a time with paged searches and written as it arrives (memory stays flat).\n\n{EXIT_HELP}"))]
     Export(ldif::ExportArgs),
     /// Physical servers of data centers and their TOTP secrets.
     #[command(subcommand, after_help = EXIT_HELP)]
@@ -127,6 +132,12 @@ enum Command {
         directory and the CA certificate from [ca]. The user's OTP is read from the terminal\n\
         (or stdin). See docs/protocols/migration.md.\n\n{EXIT_HELP}"))]
     Migrate(migrate::MigrateArgs),
+    /// SSO agent services (AMS, ANS): certificates, key pairs, directory entries.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Agent(agent::AgentCmd),
+    /// Register for SSO (stages 1–2 of seed 002): publish P_c = g^pw without sending the password.
+    #[command(after_help = register::REGISTER_HELP)]
+    Register(register::RegisterArgs),
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
@@ -333,6 +344,8 @@ pub fn main() -> ExitCode {
             Command::Login(args) => login::login(&ctx, args).await,
             Command::Tickets(args) => login::tickets(&ctx, args).await,
             Command::Ticket(cmd) => login::ticket(&ctx, cmd).await,
+            Command::Agent(cmd) => agent::run(&ctx, cmd).await,
+            Command::Register(args) => register::run(&ctx, args).await,
         }
     });
     finish(&ctx, result)

@@ -50,6 +50,9 @@ pub enum UserCmd {
     #[command(after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
         dirbroker user check-password alice --password-file alice.pw")]
     CheckPassword(CheckArgs),
+    /// Create a one-time SSO registration invitation (`dirbroker register --invite-file`).
+    #[command(after_help = super::register::INVITE_HELP)]
+    Invite(super::register::InviteArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +172,7 @@ fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
 pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
     match cmd {
         UserCmd::Add(args) => add(ctx, args).await,
+        UserCmd::Invite(args) => super::register::invite(ctx, args).await,
         UserCmd::Show(a) => {
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;

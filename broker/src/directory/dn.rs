@@ -73,6 +73,22 @@ impl Dn {
         Some(Dn(self.0.get(first_len + 1..)?.to_string()))
     }
 
+    /// The number of RDNs (0 for the root DSE).
+    pub fn depth(&self) -> usize {
+        if self.0.is_empty() { 0 } else { split_unescaped(&self.0, b',').map_or(0, |r| r.len()) }
+    }
+
+    /// A matching key: two DNs with the same key name the same entry under
+    /// RFC 4514/4517 distinguishedNameMatch for case-ignoring naming
+    /// attributes (all of dirbroker's, and `cn`, `ou`, `dc`, `uid`): the
+    /// attribute types and values compared without case, escapes decoded
+    /// (`cn=A\,B` is `cn=A\2CB`), insignificant spaces dropped (RFC 4518
+    /// §2.6.1), multi-valued RDNs in any order. `#hex` values are compared as
+    /// written. A numeric OID and its name (`2.5.4.3=x`, `cn=x`) differ here.
+    pub fn normalized(&self) -> String {
+        normalized_rdns(&self.0).map_or_else(|| self.0.to_lowercase(), |r| r.join(","))
+    }
+
     /// Whether this DN is `base` or lies below it. Compares RDNs ASCII
     /// case-insensitively after unescaping, which is right for the
     /// case-ignoring naming attributes dirbroker uses.
@@ -127,13 +143,15 @@ fn normalized_rdns(s: &str) -> Option<Vec<String>> {
         .ok()?
         .into_iter()
         .map(|rdn| {
-            let mut avas = split_unescaped(rdn, b'+').ok()?;
-            avas.sort_unstable();
+            let avas = split_unescaped(rdn, b'+').ok()?;
             let mut out = Vec::new();
             for ava in avas {
                 let (a, v) = ava.split_once('=')?;
-                out.push(format!("{}={}", a.trim().to_ascii_lowercase(), unescape_value(v).ok()?.to_lowercase()));
+                let value = unescape_value(v).ok()?.to_lowercase();
+                let value = value.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+                out.push(format!("{}={}", a.trim().to_ascii_lowercase(), value));
             }
+            out.sort_unstable();
             Some(out.join("+"))
         })
         .collect()
@@ -254,6 +272,18 @@ mod tests {
         assert!(matches!(base.child("uid", ""), Err(DirError::BadInput { .. })));
         assert!(matches!(base.child("uid", " alice"), Err(DirError::BadInput { .. })));
         assert!(matches!(base.child("uid", &"x".repeat(257)), Err(DirError::BadInput { .. })));
+    }
+
+    #[test]
+    fn normalized_matches_per_rfc4517() {
+        let n = |s: &str| Dn::parse(s).unwrap().normalized();
+        assert_eq!(n(r"cn=A\,B,dc=org"), n(r"cn=A\2CB,dc=org"));
+        assert_eq!(n("CN=x,DC=org"), n("cn=X,dc=org"));
+        assert_eq!(n("cn=a  b,dc=org"), n("cn=a b,dc=org"));
+        assert_eq!(n("cn=a+sn=b,dc=org"), n("SN=b+cn=a,dc=org"));
+        assert_ne!(n(r"cn=A\,B,dc=org"), n("cn=A,cn=B,dc=org"));
+        assert_ne!(n("cn=ab,dc=org"), n("cn=a b,dc=org"));
+        assert_eq!(Dn::parse("cn=a,dc=org").unwrap().depth(), 2);
     }
 
     #[test]

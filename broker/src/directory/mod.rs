@@ -71,6 +71,48 @@ pub type Change = Mod<Vec<u8>>;
 /// Attributes of a new entry: (attribute description, values).
 pub type Attrs = Vec<(String, Vec<Vec<u8>>)>;
 
+/// One write of an import: what an LDIF record asks of the directory.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    Add(Dn, Attrs),
+    Delete(Dn),
+    /// Never empty: an empty modify is not sent.
+    Modify(Dn, Vec<Change>),
+    ModDn {
+        dn: Dn,
+        new_rdn: String,
+        delete_old_rdn: bool,
+        new_superior: Option<Dn>,
+    },
+}
+
+impl WriteOp {
+    /// The entry the operation is about.
+    pub fn dn(&self) -> &Dn {
+        match self {
+            WriteOp::Add(dn, _) | WriteOp::Delete(dn) | WriteOp::Modify(dn, _) | WriteOp::ModDn { dn, .. } => dn,
+        }
+    }
+
+    async fn send(&self, l: &mut Ldap) -> std::result::Result<ldap3::LdapResult, ldap3::LdapError> {
+        match self {
+            WriteOp::Add(dn, attrs) => {
+                let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
+                    .collect();
+                l.add(dn.as_str(), attrs).await
+            }
+            WriteOp::Delete(dn) => l.delete(dn.as_str()).await,
+            WriteOp::Modify(dn, changes) => l.modify(dn.as_str(), changes.clone()).await,
+            WriteOp::ModDn { dn, new_rdn, delete_old_rdn, new_superior } => {
+                l.modifydn(dn.as_str(), new_rdn, *delete_old_rdn, new_superior.as_ref().map(Dn::as_str)).await
+            }
+        }
+    }
+}
+
 /// A pooled, bound connection set to one directory (several URIs).
 #[derive(Clone)]
 pub struct Directory {
@@ -240,18 +282,24 @@ impl Directory {
         .map(drop)
     }
 
-    /// Add `entries` in one LDAP transaction (RFC 5805, which slapd's mdb
-    /// backend supports): all are added or none, and the directory commits
-    /// them in one durable write — much faster than one write per entry.
-    /// Entries are applied in order, so parents may come before children.
+    /// Add `entries` in one LDAP transaction (see [`Directory::apply_in_transaction`]).
     pub async fn add_in_transaction(&self, entries: Vec<(Dn, Attrs)>) -> Result<()> {
+        self.apply_in_transaction(entries.into_iter().map(|(dn, attrs)| WriteOp::Add(dn, attrs)).collect()).await
+    }
+
+    /// Apply `ops` in one LDAP transaction (RFC 5805, which slapd's mdb
+    /// backend supports): all are applied or none, and the directory commits
+    /// them in one durable write — much faster than one write per operation.
+    /// Operations are applied in order, so parents may come before children
+    /// and a modify may follow the add of its entry.
+    pub async fn apply_in_transaction(&self, ops: Vec<WriteOp>) -> Result<()> {
         use ldap3::asn1::{ASNTag, OctetString, Sequence, Tag, write};
         use ldap3::controls::RawControl;
         use ldap3::exop::Exop;
         const START: &str = "1.3.6.1.1.21.1";
         const SPEC: &str = "1.3.6.1.1.21.2";
         const END: &str = "1.3.6.1.1.21.3";
-        let label = entries.first().map(|(dn, _)| dn.to_string()).unwrap_or_default();
+        let label = ops.first().map(|op| op.dn().to_string()).unwrap_or_default();
         let conn = self.conn().await?;
         let mut l: Ldap = (*conn).clone();
         let fail = |e: ldap3::LdapError| DirError::from_ldap(e, &label);
@@ -270,30 +318,58 @@ impl Directory {
                 write::encode_into(&mut buf, Tag::Sequence(Sequence { inner, ..Default::default() }).into_structure());
             encoded.ok().map(|()| Exop { name: Some(END.into()), val: Some(buf.to_vec()) })
         };
-        // The adds are pipelined, a window at a time: a window is sent before
-        // its first answer is awaited (LDAP allows many operations in flight),
-        // in order, so slapd queues them into the transaction in that order.
-        // The window stays under slapd's olcConnMaxPendingAuth (1000).
+        // The operations are pipelined, a window at a time: a window is sent
+        // before its first answer is awaited (LDAP allows many operations in
+        // flight), in order, so slapd queues them into the transaction in that
+        // order. The window stays under slapd's olcConnMaxPendingAuth (1000).
+        // Adds are pipelined, a window at a time: a window is sent before its
+        // first answer is awaited (LDAP allows many operations in flight).
+        // slapd may queue the operations of one window into the transaction
+        // in any order, so a window never holds an entry and its parent (the
+        // parent's window is answered first), and deletes, modifies and
+        // renames go one at a time: the file's order is the operation order.
+        // The window stays under slapd's olcConnMaxPendingAuth (1000). (The
+        // import sends only adds in transactions: see `import::run_batch`.)
         const WINDOW: usize = 900;
+        let mut windows: Vec<&[WriteOp]> = Vec::new();
+        let mut start = 0usize;
+        let mut in_window: HashSet<String> = HashSet::new();
+        for (i, op) in ops.iter().enumerate() {
+            let depends = match op {
+                WriteOp::Add(dn, _) => dn.parent().is_some_and(|p| in_window.contains(&p.normalized())),
+                _ => true,
+            };
+            if i > start && (depends || i - start >= WINDOW) {
+                windows.extend(ops.get(start..i));
+                start = i;
+                in_window.clear();
+            }
+            match op {
+                WriteOp::Add(dn, _) => {
+                    in_window.insert(dn.normalized());
+                }
+                _ => {
+                    windows.extend(ops.get(i..=i));
+                    start = i + 1;
+                    in_window.clear();
+                }
+            }
+        }
+        windows.extend(ops.get(start..).filter(|w| !w.is_empty()));
         let mut queued: Result<()> = Ok(());
-        for window in entries.chunks(WINDOW) {
-            let ops = window.iter().map(|(dn, attrs)| {
-                let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(name, values)| (name.as_bytes().to_vec(), values.iter().cloned().collect()))
-                    .collect();
+        for window in windows {
+            let run = window.iter().map(|op| {
                 let ctrl = RawControl { ctype: SPEC.into(), crit: true, val: Some(id.clone()) };
                 let mut h = l.clone();
                 h.with_controls(vec![ctrl]).with_timeout(self.op_timeout);
                 async move {
-                    h.add(dn.as_str(), attrs)
+                    op.send(&mut h)
                         .await
                         .and_then(|r| r.success())
-                        .map_err(|e| DirError::from_ldap(e, dn.as_str()))
+                        .map_err(|e| DirError::from_ldap(e, op.dn().as_str()))
                 }
             });
-            if let Err(e) = futures_util::future::join_all(ops).await.into_iter().collect::<Result<Vec<_>>>() {
+            if let Err(e) = futures_util::future::join_all(run).await.into_iter().collect::<Result<Vec<_>>>() {
                 queued = Err(e);
                 break;
             }
@@ -311,6 +387,56 @@ impl Directory {
         queued?;
         ended.map_err(fail)?;
         Ok(())
+    }
+
+    /// Apply one operation on its own (outside any transaction).
+    pub async fn apply(&self, op: &WriteOp) -> Result<()> {
+        self.run(op.dn().as_str(), false, |mut l: Ldap| async move { op.send(&mut l).await?.success() }).await.map(drop)
+    }
+
+    /// Search page by page (RFC 2696 simple paged results, `page_size`
+    /// entries a page) and hand each entry to `each` as it arrives, so the
+    /// caller never holds the whole result. Not retried: `each` may already
+    /// have written entries when a connection breaks. Returns the count.
+    pub async fn search_each<E: From<DirError>>(
+        &self,
+        base: &Dn,
+        scope: Scope,
+        filter: &Filter,
+        attrs: &[&str],
+        page_size: i32,
+        mut each: impl FnMut(Entry) -> std::result::Result<(), E>,
+    ) -> std::result::Result<usize, E> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        let filter = filter.to_string();
+        let attrs: Vec<String> =
+            if attrs.is_empty() { vec!["*".into()] } else { attrs.iter().map(|a| (*a).to_string()).collect() };
+        let conn = self.conn().await?;
+        let mut l: Ldap = (*conn).clone();
+        l.with_timeout(self.op_timeout);
+        let fail = |e: ldap3::LdapError| DirError::from_ldap(e, base.as_str());
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size.max(1)))];
+        let mut stream = l
+            .streaming_search_with(adapters, base.as_str(), scope.into(), &filter, attrs)
+            .await
+            .map_err(|e| E::from(fail(e)))?;
+        let mut count = 0usize;
+        loop {
+            let next = match stream.next().await {
+                Ok(n) => n,
+                Err(e) => {
+                    drop(Object::take(conn));
+                    return Err(fail(e).into());
+                }
+            };
+            let Some(raw) = next else { break };
+            let entry = Entry::from_search(ldap3::SearchEntry::construct(raw))?;
+            each(entry)?;
+            count += 1;
+        }
+        stream.finish().await.success().map_err(|e| E::from(fail(e)))?;
+        Ok(count)
     }
 
     /// Apply `changes` to `dn` in one modify operation: all or nothing.

@@ -33,6 +33,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/otp/verify", post(otp_verify))
         .route("/v1/dc/credentials", get(dc_credentials))
         .route("/v1/dc/{did}", get(dc_entry))
+        .merge(super::sso_register::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -48,7 +49,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 }
@@ -63,7 +64,7 @@ type ApiResult = Result<Response, ApiError>;
 
 impl AppState {
     /// A directory failure as the caller should see it; counted and logged.
-    pub(super) fn dir_error(&self, e: DirError) -> ApiError {
+    pub(crate) fn dir_error(&self, e: DirError) -> ApiError {
         super::metrics::inc(&self.metrics.ldap_errors);
         match e {
             DirError::Unavailable { .. } => {
@@ -80,6 +81,9 @@ impl AppState {
 
 /// A route label with bounded cardinality for the metrics.
 fn route_label(path: &str) -> &'static str {
+    if let Some(label) = super::sso_register::route_label(path) {
+        return label;
+    }
     match path {
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
@@ -109,18 +113,18 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     resp
 }
 
-async fn not_found() -> ApiError {
+pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/serve.md for the endpoints")
 }
 
-async fn method_not_allowed() -> ApiError {
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
 }
 
 /// The JSON body, or what is wrong with it (serde's message for bad JSON or
 /// a missing field, 415 without `Content-Type: application/json`, 413 over
 /// the size limit).
-pub(super) fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     match r {
         Ok(Json(v)) => Ok(v),
         Err(e) => {
@@ -132,7 +136,7 @@ pub(super) fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> 
 }
 
 /// The caller's certificate, if it is of one of `kinds`.
-fn require<'a>(peer: &'a Peer, kinds: &[CertKind]) -> Result<&'a Holder, ApiError> {
+pub fn require<'a>(peer: &'a Peer, kinds: &[CertKind]) -> Result<&'a Holder, ApiError> {
     match &peer.0 {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -14,8 +14,9 @@
 //! read from (and OTP consumption written to) LDAP, so instances run side by
 //! side behind any TCP balancer.
 
-mod api;
+pub mod api;
 pub mod metrics;
+pub mod sso_register;
 pub mod sso_tickets;
 pub mod tls;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The SSO ticket machinery; `None` until `dirbroker sso init` made a signing key.
     pub sso: Option<Arc<sso_tickets::SsoState>>,
+    /// SSO registration (stages 1–2): how to reach AMS/ANS; `None` when not configured.
+    pub sso_register: Option<Arc<sso_register::Registrar>>,
 }
 
 /// A listening server, ready to run.
@@ -100,6 +103,7 @@ impl Server {
             None => published_ca
                 .ok_or_else(|| ServeError::Config("no CA in the directory: run `dirbroker ca init` first".into()))?,
         };
+        let sso_register = sso_register::Registrar::from_config(config, &client_ca, crl.as_deref())?.map(Arc::new);
         let material = tls::Material::load(&cert_file, &key_file, client_ca)?;
         let current = tls::Current::new(material.acceptor(crl.as_deref())?);
         let listener = TcpListener::bind(&s.listen)
@@ -113,6 +117,7 @@ impl Server {
             otp_policy: config.otp_policy(),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(s.request_timeout_s),
+            sso_register,
         };
         Ok(Server { listener, settings: s, material, current, crl, state })
     }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! GET  /.well-known/jwks.json   RFC 8037 OKP JWKS of the ticket-signing key
-//! GET  /v1/sso/params/{uid}     {kdf: "argon2id$m=…,t=…,p=…$salt", issuer}
+//! GET  /v1/sso/params/{uid}     {kdf: {alg, salt, m_cost_kib, t_cost, p_cost}, issuer}
 //! POST /v1/sso/login            LoginRequest (+ otp) → LoginReply (TGT, {SK}K_c)
 //! POST /v1/sso/ticket           TicketRequest (TGT, authenticator, ID_k) → TicketReply
 //! ```
@@ -26,9 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dirbroker_proto::sso::error::{Fault, SsoError};
-use dirbroker_proto::sso::kdf::{KdfParams, encode_record};
+use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::level::Level;
-use dirbroker_proto::sso::primitives::{Ed25519Key, decode_element, hmac_sha256};
+use dirbroker_proto::sso::primitives::{Bytes, Ed25519Key, decode_element, hmac_sha256};
 use dirbroker_proto::sso::replay::ReplayCache;
 use dirbroker_proto::sso::tickets::{ClientEntry, LoginRequest, ServiceEntry, TicketIssuer, TicketRequest};
 use serde::Deserialize;
@@ -38,6 +38,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::api::{ApiError, body};
+use super::sso_register::PasswordKdf;
 use crate::config::SsoSection;
 use crate::directory::{DirError, Filter, Scope};
 use crate::model::{DirEntry, OtpToken, Service, User};
@@ -175,13 +176,17 @@ async fn params(State(st): State<AppState>, UrlPath(uid): UrlPath<String>) -> Re
     }
     let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
     let record =
-        user.filter(|u| u.public_value.is_some()).and_then(|u| u.password_kdf).and_then(|k| String::from_utf8(k).ok());
+        user.filter(|u| u.public_value.is_some()).and_then(|u| u.password_kdf).and_then(|k| PasswordKdf::parse(&k));
     let record = match record {
         Some(r) => r,
         None => {
             let fake = hmac_sha256(s.issuer.anonymous_secret(), format!("fake salt\0{uid}").as_bytes())
                 .map_err(|e| refused(&e, "params"))?;
-            encode_record(fake.get(..16).unwrap_or_default(), &s.kdf)
+            PasswordKdf {
+                alg: "argon2id".into(),
+                salt: Bytes(fake.get(..16).unwrap_or_default().to_vec()),
+                params: s.kdf,
+            }
         }
     };
     Ok(Json(json!({ "uid": uid, "kdf": record, "issuer": s.issuer.issuer() })).into_response())

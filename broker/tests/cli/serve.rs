@@ -39,7 +39,7 @@ fn serve_certificates_of_each_kind_verify_for_their_purpose() {
 
     // (kind, serverAuth, clientAuth)
     let kinds = [
-        ("broker", true, false),
+        ("broker", true, true),
         ("ams", true, true),
         ("ans", true, true),
         ("service", true, true),

@@ -68,54 +68,9 @@ pub fn derive_pw(password_or_hardened: &[u8], salt: &[u8], params: &KdfParams) -
     Scalar::from_bytes_mod_q(&out).map_err(|_| SsoError::Kdf("derived pw is zero mod q"))
 }
 
-/// The text form stored on the user entry (`dirbrokerPasswordKdf`) and
-/// handed to clients: `argon2id$m=65536,t=3,p=1$<base64url salt>`.
-pub fn encode_record(salt: &[u8], params: &KdfParams) -> String {
-    format!(
-        "argon2id$m={},t={},p={}${}",
-        params.m_cost_kib,
-        params.t_cost,
-        params.p_cost,
-        crate::sso::primitives::b64(salt)
-    )
-}
-
-/// Parses [`encode_record`]'s form.
-pub fn parse_record(s: &str) -> Result<(Vec<u8>, KdfParams), SsoError> {
-    let bad = SsoError::Malformed("KDF record (want argon2id$m=…,t=…,p=…$salt)");
-    let mut it = s.trim().split('$');
-    let (Some("argon2id"), Some(params), Some(salt), None) = (it.next(), it.next(), it.next(), it.next()) else {
-        return Err(bad);
-    };
-    let mut p = KdfParams { m_cost_kib: 0, t_cost: 0, p_cost: 0 };
-    for kv in params.split(',') {
-        let (k, v) = kv.split_once('=').ok_or(bad.clone())?;
-        let v: u32 = v.parse().map_err(|_| bad.clone())?;
-        match k {
-            "m" => p.m_cost_kib = v,
-            "t" => p.t_cost = v,
-            "p" => p.p_cost = v,
-            _ => return Err(bad),
-        }
-    }
-    if p.m_cost_kib == 0 || p.t_cost == 0 || p.p_cost == 0 {
-        return Err(bad);
-    }
-    Ok((crate::sso::primitives::unb64(salt)?, p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_roundtrip() {
-        let r = encode_record(b"0123456789abcdef", &KdfParams::INTERACTIVE);
-        assert!(r.starts_with("argon2id$m=65536,t=3,p=1$"));
-        assert_eq!(parse_record(&r).unwrap(), (b"0123456789abcdef".to_vec(), KdfParams::INTERACTIVE));
-        assert!(parse_record("argon2id$m=1,t=1$x$y").is_err());
-        assert!(parse_record("scrypt$m=1,t=1,p=1$AAAA").is_err());
-    }
 
     #[test]
     fn derive_is_deterministic_and_salted() {

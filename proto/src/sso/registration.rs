@@ -434,7 +434,60 @@ impl BrokerAwaitingAgentCreated {
     }
 }
 
+/// Everything [`BrokerAwaitingUserLevel`] holds, as plain public data, so a
+/// broker that keeps no state between requests can seal it, hand it to the
+/// client and take it back (none of it is secret: G1, salt, KDF parameters,
+/// M_code; sealing is for integrity and binding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationState {
+    /// Registration id.
+    pub registration_id: Bytes,
+    /// ID_c.
+    pub id_c: String,
+    /// G1 = g^pw1.
+    pub g1: Bytes,
+    /// Argon2id salt.
+    pub salt: Bytes,
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+    /// M_code from the AMS.
+    pub m_code: SealedBox,
+}
+
 impl BrokerAwaitingUserLevel {
+    /// The state as data (see [`BrokerRegistrationState`]).
+    pub fn to_state(&self) -> BrokerRegistrationState {
+        let s = &self.inner;
+        BrokerRegistrationState {
+            registration_id: Bytes(s.registration_id.clone()),
+            id_c: s.id_c.clone(),
+            g1: Bytes(s.g1.to_bytes()),
+            salt: s.salt.clone(),
+            kdf: s.kdf,
+            m_code: self.m_code.clone(),
+        }
+    }
+
+    /// Rebuilds the state; G1 passes the group checks again.
+    pub fn from_state(state: &BrokerRegistrationState) -> Result<BrokerAwaitingUserLevel, SsoError> {
+        let g1 = decode_element(&state.g1)?;
+        Ok(BrokerAwaitingUserLevel {
+            inner: BrokerAwaitingAgentCreated {
+                registration_id: state.registration_id.0.clone(),
+                id_c: state.id_c.clone(),
+                g1,
+                salt: state.salt.clone(),
+                kdf: state.kdf,
+            },
+            m_code: state.m_code.clone(),
+        })
+    }
+
+    /// The registration id.
+    pub fn registration_id(&self) -> &[u8] {
+        &self.inner.registration_id
+    }
+
     /// Stage 2 ③: verifies ANS's signatures (on the message and on
     /// Userlevel over *this* registration's M_code), computes
     /// P_c = G1·G2 and returns what to publish.
@@ -480,7 +533,7 @@ pub struct Ams {
 }
 
 /// The three messages the AMS sends for one agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentCreation {
     /// To ANS.
     pub to_ans: McodeToAns,
@@ -638,6 +691,31 @@ impl AnsAwaitingShare {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn broker_state_survives_serde_and_is_checked_again() {
+        let mut rng = rand::rng();
+        let ans =
+            Ans { box_key: X25519KeyPair::generate(&mut rng).unwrap(), signing_key: Ed25519Key::generate(&mut rng) };
+        let (req, client) = client_start_registration("alice", b"pw", KdfParams::INSECURE_TEST, &mut rng).unwrap();
+        let (agent_req, broker) = broker_receive_registration(&req, "broker", "code", Level::Normal, &mut rng).unwrap();
+        let ams = Ams { id: "ams".into(), ans_box_key: ans.box_key.public() };
+        let made = ams.create_agent(&agent_req, 100, &mut rng).unwrap();
+        let broker = broker.receive_agent_created(&made.to_broker).unwrap();
+        let json = serde_json::to_string(&broker.to_state()).unwrap();
+        let state: BrokerRegistrationState = serde_json::from_str(&json).unwrap();
+        let restored = BrokerAwaitingUserLevel::from_state(&state).unwrap();
+        assert_eq!(restored.registration_id(), broker.registration_id());
+        let waiting = ans.receive_mcode(&made.to_ans, Level::Normal, 101).unwrap();
+        let share = client.receive_agent(&made.to_client).unwrap();
+        let to_broker = waiting.receive_share(&ans, &share).unwrap();
+        let published = restored.receive_user_level(&to_broker, &ans.signing_key.verifying_key(), 102).unwrap();
+        let expected = broker.receive_user_level(&to_broker, &ans.signing_key.verifying_key(), 102).unwrap();
+        assert_eq!(published, expected);
+        let mut bad = state.clone();
+        bad.g1 = Bytes(vec![1]);
+        assert!(BrokerAwaitingUserLevel::from_state(&bad).is_err());
+    }
+
     #[test]
     fn split_lp_roundtrip() {
         let e = Lp::default().part(b"a").part(b"").part(b"xyz").into_bytes();

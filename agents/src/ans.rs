@@ -1,0 +1,183 @@
+//! The Agent Name Server of seed 002 as its own process
+//! (`dirbroker-agents ans`): stage 1 ③ and stage 2 ②.
+//!
+//! ```text
+//!  broker ── POST /v1/mcode (mTLS, broker only): McodeToAns + level ──► ANS
+//!            Ans::receive_mcode: open M_code, recheck M_A, keep K, sign Userlevel
+//!            kept in memory, keyed by registration id, for PENDING_TTL
+//!  client ── POST /v1/share (no certificate): ShareToAns + broker's state ──► ANS
+//!            AnsAwaitingShare::receive_share: G2 bound to K? ─► AnsToBroker (signed)
+//!            ANS ── POST broker/v1/sso/userlevel (mTLS, ANS certificate) ──► broker
+//!  client ◄── the broker's answer (Published, or its error), status and body as they came
+//! ```
+//!
+//! Keys: `box.key` (X25519, opens M_code = E_ANS) and `signing.key`
+//! (Ed25519, Sig_ANS) from the bundle; their public halves are on the
+//! ANS's LDAP `Agent` entry, where the broker reads them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use dirbroker::ca::CertKind;
+use dirbroker::serve::Peer;
+use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
+use dirbroker::serve::sso_register::{McodeRequest, STATE_LIFETIME_S, ShareRequest, UserLevelRequest};
+use dirbroker_proto::sso::primitives::{Ed25519Key, X25519KeyPair, b64};
+use dirbroker_proto::sso::registration::{Ans, AnsAwaitingShare};
+
+use crate::ams::{MAX_BODY, sso_error, unix_now};
+use crate::https;
+
+/// Most registrations waiting for their share at once.
+pub const MAX_PENDING: usize = 10_000;
+
+/// How `dirbroker-agents ans` was started.
+#[derive(Debug)]
+pub struct AnsOptions {
+    /// The bundle directory from `dirbroker agent add ans`.
+    pub bundle: PathBuf,
+    /// The broker's base URL (CA, CRL, and where AnsToBroker goes).
+    pub broker: String,
+    /// Listen address.
+    pub listen: String,
+}
+
+struct AnsState {
+    name: String,
+    ans: Ans,
+    pending: Mutex<HashMap<Vec<u8>, (AnsAwaitingShare, Instant)>>,
+    ttl: Duration,
+    broker: reqwest::Client,
+    broker_url: String,
+}
+
+impl std::fmt::Debug for AnsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnsState").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl AnsState {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (AnsAwaitingShare, Instant)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Stage 1 ③, for the broker only.
+async fn mcode(
+    State(st): State<Arc<AnsState>>,
+    Extension(peer): Extension<Peer>,
+    req: Result<Json<McodeRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let h = require(&peer, &[CertKind::Broker])?;
+    let req = body(req)?;
+    let awaiting = st.ans.receive_mcode(&req.mcode, req.level, unix_now()).map_err(|e| sso_error(&e, "McodeToAns"))?;
+    let id = req.mcode.registration_id.0.clone();
+    {
+        let mut pending = st.pending();
+        let now = Instant::now();
+        pending.retain(|_, (_, expires)| *expires > now);
+        if pending.len() >= MAX_PENDING {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many registrations in progress; retry later",
+            ));
+        }
+        if pending.contains_key(&id) {
+            return Err(ApiError::new(StatusCode::CONFLICT, "this registration id is pending already"));
+        }
+        pending.insert(id.clone(), (awaiting, now + st.ttl));
+    }
+    tracing::info!(broker = %h.name, registration = %b64(&id), level = %req.level, "M_code opened, Userlevel signed");
+    Ok(Json(serde_json::json!({ "accepted": true, "expires_in": st.ttl.as_secs() })).into_response())
+}
+
+/// Stage 2 ②: the client's share, forwarded to the broker signed.
+async fn share(
+    State(st): State<Arc<AnsState>>,
+    req: Result<Json<ShareRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let id = req.share.registration_id.0.clone();
+    let awaiting = {
+        let mut pending = st.pending();
+        match pending.remove(&id) {
+            Some((a, expires)) if expires > Instant::now() => a,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no registration of that id is waiting for its share here (expired, used, or never started)",
+                ));
+            }
+        }
+    };
+    let to_broker = awaiting.receive_share(&st.ans, &req.share).map_err(|e| sso_error(&e, "ShareToAns"))?;
+    let url = format!("{}/v1/sso/userlevel", st.broker_url);
+    let resp = st
+        .broker
+        .post(&url)
+        .json(&UserLevelRequest { ans_to_broker: to_broker, state: req.state })
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!("{url}: {e}");
+            ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker cannot be reached: {e}"))
+        })?;
+    let status = resp.status();
+    let bytes =
+        resp.bytes().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker's answer: {e}")))?;
+    tracing::info!(registration = %b64(&id), status = %status, "share forwarded to the broker");
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = (status, bytes.to_vec()).into_response();
+    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
+fn router(state: AnsState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/mcode", post(mcode))
+        .route("/v1/share", post(share))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(state))
+}
+
+/// Runs the ANS until the process is stopped.
+pub async fn run(opts: AnsOptions) -> Result<(), String> {
+    let name = https::agent_name(&opts.bundle)?;
+    let seed = https::read_key32(&opts.bundle.join("signing.key"))?;
+    let box_secret = https::read_key32(&opts.bundle.join("box.key"))?;
+    let ans = Ans {
+        box_key: X25519KeyPair::from_secret(*box_secret).map_err(|e| format!("box.key: {e}"))?,
+        signing_key: Ed25519Key::from_seed(*seed),
+    };
+    let tls = https::Tls::load(&opts.bundle, &opts.broker).await?;
+    let acceptor = tls.acceptor()?;
+    let broker = tls.client()?;
+    let listener = https::bind(&opts.listen).await?;
+    tracing::info!(ans = %name, "ANS ready");
+    let state = AnsState {
+        name,
+        ans,
+        pending: Mutex::new(HashMap::new()),
+        ttl: Duration::from_secs(u64::try_from(STATE_LIFETIME_S).unwrap_or(600)),
+        broker,
+        broker_url: opts.broker.trim_end_matches('/').to_string(),
+    };
+    https::serve(listener, acceptor, router(state)).await;
+    Ok(())
+}

@@ -1,0 +1,537 @@
+//! SSO registration, stages 1–2 of seed 002 (Seo & Lee, "A Study on Single
+//! Sign-On Authentication Model using Multi Agent"), as the broker's HTTPS
+//! routes. The protocol itself is `dirbroker_proto::sso::registration`; this
+//! module moves its messages between the client, the AMS and the ANS (each
+//! its own process) and LDAP. docs/protocols/sso-registration.md has the
+//! whole picture.
+//!
+//! ```text
+//!  client ── GET /v1/sso/params ─────────────────────────► broker: KDF parameters
+//!  client ── POST /v1/sso/register (RegistrationRequest, invitation) ─► broker
+//!            broker: invitation valid? ─► AgentRequest ─► AMS POST /v1/agents (mTLS)
+//!            broker ◄── AgentCreation (to_ans, to_client, to_broker)
+//!            broker ── McodeToAns + level ─► ANS POST /v1/mcode (mTLS)
+//!  client ◄── AgentToClient + ANS URL + sealed state blob
+//!  client ── ShareToAns + blob ─► ANS POST /v1/share
+//!            ANS ── AnsToBroker + blob ─► broker POST /v1/sso/userlevel (mTLS, ANS only)
+//!            broker: open blob, verify ANS signatures, P_c = G1·G2,
+//!            one modify: delete the invitation value, publish P_c, T_c, level, KDF
+//!  client ◄── ANS ◄── Published
+//! ```
+//!
+//! The broker keeps nothing between the two requests: its
+//! `BrokerAwaitingUserLevel` travels sealed under the broker keyring, bound
+//! to the user and the registration id, and expires after
+//! [`STATE_LIFETIME_S`].
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use dirbroker_proto::sso::error::{Fault, SsoError};
+use dirbroker_proto::sso::kdf::KdfParams;
+use dirbroker_proto::sso::level::Level;
+use dirbroker_proto::sso::primitives::{Bytes, b64, unb64};
+use dirbroker_proto::sso::registration::{
+    AgentCreation, AgentRequest, AgentToClient, AnsToBroker, BrokerAwaitingUserLevel, BrokerRegistrationState,
+    McodeToAns, Published, RegistrationRequest, ShareToAns, broker_receive_registration,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::api::{ApiError, body, require};
+use super::{AppState, Peer, ServeError};
+use crate::ca::{self, CertKind, Holder};
+use crate::config::Config;
+use crate::directory::values::{bool_value, generalized_time, int_value};
+use crate::directory::{Change, DirError};
+use crate::invitation::{self, Invitation};
+use crate::model::{Agent, AgentRole, DirEntry, Sealed};
+
+/// How long the sealed state (and ANS's pending agent) stays usable.
+pub const STATE_LIFETIME_S: i64 = 600;
+/// The agent code the broker asks the AMS to run (part of M_a).
+pub const AGENT_CODE: &str = "dirbroker-registration-v1";
+
+// ---------------------------------------------------------------------------
+// Wire messages (JSON); the protocol messages inside are the library's.
+// ---------------------------------------------------------------------------
+
+/// `GET /v1/sso/params`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParamsReply {
+    /// The Argon2id parameters the client must use for pw.
+    pub kdf: KdfParams,
+    /// ID_a, the broker's identity.
+    pub broker: String,
+}
+
+/// `POST /v1/sso/register`, client → broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The pre-stage message.
+    pub registration: RegistrationRequest,
+    /// The one-time invitation code from `dirbroker user invite`.
+    pub invitation: String,
+    /// The KDF input is a keystroke-hardened password (recorded on the user).
+    #[serde(default)]
+    pub keystroke_hardening: bool,
+}
+
+/// The broker's answer to `POST /v1/sso/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterReply {
+    /// Stage 2 ①: M_code, E_c(r, H(M_A)), T_AMS, S_A.
+    pub agent: AgentToClient,
+    /// Where to send the share (ANS's `POST /v1/share`).
+    pub ans_url: String,
+    /// The broker's sealed state; give it back unchanged through ANS.
+    pub state: String,
+    /// Unix time after which the state is refused.
+    pub expires: i64,
+}
+
+/// `POST /v1/agents`, broker → AMS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    /// Stage 1 ①.
+    pub agent_request: AgentRequest,
+    /// ANS's X25519 key (E_ANS) from its LDAP `Agent` entry.
+    pub ans_box_key: Bytes,
+}
+
+/// `POST /v1/mcode`, broker → ANS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McodeRequest {
+    /// Stage 1 ②'s message to ANS (relayed by the broker).
+    pub mcode: McodeToAns,
+    /// The level the invitation grants.
+    pub level: Level,
+}
+
+/// `POST /v1/share`, client → ANS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// Stage 2 ①(가).
+    pub share: ShareToAns,
+    /// The broker's sealed state from [`RegisterReply`].
+    pub state: String,
+}
+
+/// `POST /v1/sso/userlevel`, ANS → broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserLevelRequest {
+    /// Stage 2 ②.
+    pub ans_to_broker: AnsToBroker,
+    /// The broker's sealed state, as the client passed it on.
+    pub state: String,
+}
+
+/// `dirbrokerPasswordKdf` on a user: the public salt and Argon2id parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordKdf {
+    /// Always "argon2id".
+    pub alg: String,
+    /// The salt.
+    pub salt: Bytes,
+    /// The parameters.
+    #[serde(flatten)]
+    pub params: KdfParams,
+}
+
+impl PasswordKdf {
+    /// The attribute value (JSON).
+    pub fn to_value(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses the attribute value.
+    pub fn parse(value: &[u8]) -> Option<PasswordKdf> {
+        serde_json::from_slice::<PasswordKdf>(value).ok().filter(|k| k.alg == "argon2id")
+    }
+}
+
+/// What the state blob seals.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    state: BrokerRegistrationState,
+    /// The exact `dirbrokerInvitation` value to delete on publication.
+    invitation: String,
+    level: Level,
+    keystroke_hardening: bool,
+    expires: i64,
+}
+
+fn seal_context(uid: &str, registration_id: &[u8]) -> String {
+    format!("sso-registration:{uid}:{}", b64(registration_id))
+}
+
+// ---------------------------------------------------------------------------
+// The broker's side of the agents
+// ---------------------------------------------------------------------------
+
+/// How the broker reaches AMS and ANS: their URLs and an HTTPS client
+/// presenting the broker's certificate and trusting only the broker CA.
+#[derive(Debug)]
+pub struct Registrar {
+    http: reqwest::Client,
+    ams_url: String,
+    ans_url: String,
+    broker_id: String,
+    kdf: KdfParams,
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> ServeError {
+    ServeError::Config(format!("{}: {reason}", path.display()))
+}
+
+impl Registrar {
+    /// From `[sso]` (ams_url, ans_url, client identity, KDF) and the CA (and
+    /// CRL) the broker trusts; `None` when ams_url / ans_url are not set.
+    pub fn from_config(config: &Config, ca_der: &[u8], crl: Option<&[u8]>) -> Result<Option<Registrar>, ServeError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+        use std::os::unix::fs::PermissionsExt;
+        let s = &config.sso;
+        let (Some(ams), Some(ans)) = (&s.ams_url, &s.ans_url) else {
+            return Ok(None);
+        };
+        let kdf = KdfParams { m_cost_kib: s.kdf_memory_kib, t_cost: s.kdf_iterations, p_cost: 1 };
+        if kdf.m_cost_kib < 8 || kdf.t_cost < 1 {
+            return Err(ServeError::Config("[sso] kdf_memory_kib must be ≥ 8 and kdf_iterations ≥ 1".into()));
+        }
+        if !kdf.meets_minimum() {
+            tracing::warn!("[sso] KDF parameters are below the client minimum; clients refuse them by default");
+        }
+        let missing = || ServeError::Config("[sso] client_cert_file / [serve] cert_file is not set".into());
+        let cert_file = s.client_cert_file.clone().or_else(|| config.serve.cert_file.clone()).ok_or_else(missing)?;
+        let key_file = s.client_key_file.clone().or_else(|| config.serve.key_file.clone()).ok_or_else(missing)?;
+        let mode = std::fs::metadata(&key_file).map_err(|e| file_error(&key_file, e))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(file_error(&key_file, format!("mode {mode:o}; run: chmod 600 {}", key_file.display())));
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+            .map_err(|e| file_error(&cert_file, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| file_error(&cert_file, e))?;
+        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| file_error(&key_file, e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca_der.to_vec())).map_err(|e| ServeError::Config(format!("CA: {e}")))?;
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            crl.map(|c| CertificateRevocationListDer::from(c.to_vec())).into_iter().collect();
+        let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
+            .with_crls(crls)
+            .build()
+            .map_err(|e| ServeError::Config(format!("agent server verifier: {e}")))?;
+        let tls = rustls::ClientConfig::builder()
+            .with_webpki_verifier(verifier)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ServeError::Config(format!("[sso] client certificate: {e}")))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| ServeError::Config(format!("HTTPS client: {e}")))?;
+        Ok(Some(Registrar {
+            http,
+            ams_url: ams.trim_end_matches('/').to_string(),
+            ans_url: ans.trim_end_matches('/').to_string(),
+            broker_id: s.issuer.clone(),
+            kdf,
+        }))
+    }
+
+    /// POST `body` to an agent; its JSON answer, or a 502 that says which
+    /// agent failed and how.
+    async fn post<T: Serialize, R: for<'de> Deserialize<'de>>(
+        &self,
+        who: &str,
+        url: &str,
+        body: &T,
+    ) -> Result<R, ApiError> {
+        let bad_gateway = |m: String| {
+            tracing::warn!("{who}: {m}");
+            ApiError::new(StatusCode::BAD_GATEWAY, format!("the {who} failed: {m}"))
+        };
+        let resp = self.http.post(url).json(body).send().await.map_err(|e| bad_gateway(format!("{url}: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(bad_gateway(format!("{url}: {status}: {}", text.trim())));
+        }
+        resp.json().await.map_err(|e| bad_gateway(format!("{url}: unreadable answer: {e}")))
+    }
+}
+
+/// The enabled agent of `role` that serves `url` (by its endpoint), or the
+/// only enabled one.
+fn pick(agents: Vec<Agent>, role: AgentRole, url: &str) -> Option<Agent> {
+    let live: Vec<Agent> = agents.into_iter().filter(|a| a.role == role && !a.disabled).collect();
+    let authority = url.strip_prefix("https://").unwrap_or(url).split('/').next().unwrap_or_default().to_string();
+    if let Some(a) = live.iter().find(|a| a.endpoint.as_deref() == Some(authority.as_str())) {
+        return Some(a.clone());
+    }
+    match live.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------
+
+/// The registration routes, merged into the API router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sso/params", get(params))
+        .route("/v1/sso/register", post(register))
+        .route("/v1/sso/userlevel", post(userlevel))
+}
+
+/// Metrics labels of these routes.
+pub fn route_label(path: &str) -> Option<&'static str> {
+    match path {
+        "/v1/sso/params" => Some("/v1/sso/params"),
+        "/v1/sso/register" => Some("/v1/sso/register"),
+        "/v1/sso/userlevel" => Some("/v1/sso/userlevel"),
+        _ => None,
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {
+    st.sso_register.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SSO registration is not configured on this broker ([sso] ams_url and ans_url)",
+        )
+    })
+}
+
+/// A protocol error as the caller sees it; misbehaving peers are logged as
+/// security events.
+fn sso_error(e: &SsoError, context: &str) -> ApiError {
+    match e.fault() {
+        Fault::Malformed | Fault::User => ApiError::new(StatusCode::BAD_REQUEST, format!("{context}: {e}")),
+        Fault::PeerMisbehaved => {
+            tracing::warn!(security = true, "{context}: {e}");
+            ApiError::new(StatusCode::FORBIDDEN, format!("{context}: {e}"))
+        }
+        Fault::Local => {
+            tracing::error!("{context}: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{context}: internal error (see the broker's log)"),
+            )
+        }
+    }
+}
+
+fn bad_request(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, m)
+}
+
+async fn params(State(st): State<AppState>) -> ApiResult {
+    let r = registrar(&st)?;
+    Ok(Json(ParamsReply { kdf: r.kdf, broker: r.broker_id.clone() }).into_response())
+}
+
+const REFUSED: &str = "the invitation is invalid, expired or used; ask an administrator for a new one";
+
+/// Pre-stage and stage 1: check the invitation, have the AMS make the agent,
+/// hand ANS its M_code, answer the client with the sealed state.
+async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>, JsonRejection>) -> ApiResult {
+    let reg = registrar(&st)?;
+    let req = body(req)?;
+    let uid = req.registration.id_c.clone();
+    crate::directory::dn::check_value("uid", &uid).map_err(|e| bad_request(e.to_string()))?;
+    if req.registration.kdf != reg.kdf {
+        return Err(bad_request("the KDF parameters are not the broker's (GET /v1/sso/params)"));
+    }
+    let refused = || ApiError::new(StatusCode::FORBIDDEN, REFUSED);
+    let user = match st.dir.find_user(&uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(refused()),
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    if user.disabled {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled"));
+    }
+    let dn = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let entry = st.dir.read(&dn, &[invitation::ATTR]).await.map_err(|e| st.dir_error(e))?;
+    let value = entry.bytes(invitation::ATTR).ok().flatten().map(<[u8]>::to_vec).ok_or_else(refused)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let inv = Invitation::parse(&value).ok_or_else(refused)?;
+    if !inv.matches(&uid, &req.invitation) {
+        tracing::info!(uid = %uid, "registration refused: wrong invitation code");
+        return Err(refused());
+    }
+    if inv.expires <= now {
+        tracing::info!(uid = %uid, "registration refused: invitation expired");
+        return Err(refused());
+    }
+    let level = Level::try_from(inv.level).map_err(|e| sso_error(&e, "invitation level"))?;
+    let (agent_request, awaiting) = {
+        let mut rng = rand::rng();
+        broker_receive_registration(&req.registration, &reg.broker_id, AGENT_CODE, level, &mut rng)
+            .map_err(|e| sso_error(&e, "registration request"))?
+    };
+    let agents = st.dir.list::<Agent>().await.map_err(|e| st.dir_error(e))?;
+    let ans = pick(agents, AgentRole::Ans, &reg.ans_url).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no enabled ANS agent in the directory (`dirbroker agent add ans`)",
+        )
+    })?;
+    let ans_box_key = ans.encryption_key.clone().filter(|k| k.len() == 32).ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("ANS {:?} has no X25519 key in the directory", ans.name))
+    })?;
+    let creation: AgentCreation = reg
+        .post(
+            "AMS",
+            &format!("{}/v1/agents", reg.ams_url),
+            &CreateAgentRequest { agent_request, ans_box_key: Bytes(ans_box_key) },
+        )
+        .await?;
+    let awaiting = awaiting.receive_agent_created(&creation.to_broker).map_err(|e| {
+        tracing::warn!(security = true, "AMS answered for another registration: {e}");
+        ApiError::new(StatusCode::BAD_GATEWAY, format!("the AMS misbehaved: {e}"))
+    })?;
+    let _: serde_json::Value =
+        reg.post("ANS", &format!("{}/v1/mcode", reg.ans_url), &McodeRequest { mcode: creation.to_ans, level }).await?;
+    let expires = now.saturating_add(STATE_LIFETIME_S);
+    let pending = Pending {
+        state: awaiting.to_state(),
+        invitation: String::from_utf8_lossy(&value).into_owned(),
+        level,
+        keystroke_hardening: req.keystroke_hardening,
+        expires,
+    };
+    let plain = Zeroizing::new(serde_json::to_vec(&pending).map_err(|e| {
+        tracing::error!("state JSON: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the registration state")
+    })?);
+    let sealed = st.keyring.seal(&seal_context(&uid, awaiting.registration_id()), &plain).map_err(|e| {
+        tracing::error!("sealing the registration state: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot seal the registration state (see the broker's log)")
+    })?;
+    tracing::info!(uid = %uid, level = %level, "registration started: agent created, M_code with ANS");
+    Ok(Json(RegisterReply { agent: creation.to_client, ans_url: reg.ans_url.clone(), state: b64(&sealed.0), expires })
+        .into_response())
+}
+
+/// The ANS presenting `h`: its entry must exist, be an enabled ANS and hold
+/// this very certificate.
+async fn caller_ans(st: &AppState, h: &Holder) -> Result<Agent, ApiError> {
+    let forbidden = |m: String| ApiError::new(StatusCode::FORBIDDEN, m);
+    let agent = match st.dir.load::<Agent>(&h.name).await {
+        Ok(a) => a,
+        Err(DirError::NotFound { .. } | DirError::BadInput { .. }) => {
+            return Err(forbidden(format!("no agent {:?} in the directory", h.name)));
+        }
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    if agent.role != AgentRole::Ans || agent.disabled {
+        return Err(forbidden(format!("agent {:?} is not an enabled ANS", h.name)));
+    }
+    let current = agent.certificate.as_deref().map(ca::cert_serial).transpose().ok().flatten();
+    if current.as_deref() != Some(h.serial.as_slice()) {
+        return Err(forbidden(format!("this is not the current certificate of agent {:?}", h.name)));
+    }
+    Ok(agent)
+}
+
+/// Stage 2 ③: ANS's Userlevel and G2 with the client's state blob → check,
+/// P_c = G1·G2, consume the invitation and publish, in one modify.
+async fn userlevel(
+    State(st): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    req: Result<Json<UserLevelRequest>, JsonRejection>,
+) -> ApiResult {
+    registrar(&st)?;
+    let h = require(&peer, &[CertKind::Ans])?;
+    let req = body(req)?;
+    let ans = caller_ans(&st, h).await?;
+    let key = ans
+        .signing_key
+        .as_deref()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, format!("ANS {:?} has no usable Ed25519 key", ans.name)))?;
+    let msg = &req.ans_to_broker;
+    let uid = msg.id_c.clone();
+    crate::directory::dn::check_value("uid", &uid).map_err(|e| bad_request(e.to_string()))?;
+    let sealed = unb64(&req.state).map_err(|_| bad_request("the registration state is not base64url"))?;
+    let plain = st.keyring.open(&seal_context(&uid, msg.registration_id.as_slice()), &Sealed(sealed)).map_err(|e| {
+        tracing::warn!(security = true, uid = %uid, ans = %ans.name, "registration state refused: {e}");
+        bad_request("the registration state does not open: it was altered, or belongs to another registration")
+    })?;
+    let pending: Pending =
+        serde_json::from_slice(&plain).map_err(|_| bad_request("the registration state is malformed"))?;
+    let now = OffsetDateTime::now_utc();
+    if pending.expires <= now.unix_timestamp() {
+        return Err(bad_request("the registration expired; start again with the same invitation"));
+    }
+    let awaiting =
+        BrokerAwaitingUserLevel::from_state(&pending.state).map_err(|e| sso_error(&e, "registration state"))?;
+    let published =
+        awaiting.receive_user_level(msg, &key, now.unix_timestamp()).map_err(|e| sso_error(&e, "AnsToBroker"))?;
+    if published.level != pending.level {
+        tracing::warn!(security = true, uid = %uid, "ANS granted level {} instead of {}", published.level, pending.level);
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "ANS granted another level than the invitation's"));
+    }
+    let user = match st.dir.find_user(&uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no user {uid:?}"))),
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    let dn = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let one = |v: Vec<u8>| -> HashSet<Vec<u8>> { [v].into_iter().collect() };
+    let kdf = PasswordKdf { alg: "argon2id".into(), salt: published.salt.clone(), params: published.kdf };
+    let keystroke = if pending.keystroke_hardening { one(bool_value(true)) } else { HashSet::new() };
+    let t_c = OffsetDateTime::from_unix_timestamp(published.t_c).unwrap_or(now);
+    let changes: Vec<Change> = vec![
+        Change::Delete(invitation::ATTR.as_bytes().to_vec(), one(pending.invitation.into_bytes())),
+        Change::Replace(b"dirbrokerPublicValue".to_vec(), one(published.p_c.0.clone())),
+        Change::Replace(b"dirbrokerPublicValueTime".to_vec(), one(generalized_time(t_c))),
+        Change::Replace(b"dirbrokerUserLevel".to_vec(), one(int_value(i64::from(published.level.as_u8())))),
+        Change::Replace(b"dirbrokerPasswordKdf".to_vec(), one(kdf.to_value())),
+        Change::Replace(b"dirbrokerKeystrokeHardening".to_vec(), keystroke),
+    ];
+    match st.dir.modify(&dn, changes).await {
+        Ok(()) => {}
+        Err(e) if e.is_stale_value() => {
+            tracing::info!(uid = %uid, "registration refused: the invitation was used meanwhile");
+            return Err(ApiError::new(StatusCode::CONFLICT, REFUSED));
+        }
+        Err(e) => return Err(st.dir_error(e)),
+    }
+    tracing::info!(uid = %uid, ans = %ans.name, level = %published.level, "P_c published");
+    Ok(Json(published).into_response())
+}
+
+/// For `Published` answers that must be shown as JSON elsewhere.
+pub fn published_json(p: &Published) -> serde_json::Value {
+    json!({
+        "uid": p.id_c,
+        "p_c": b64(p.p_c.as_slice()),
+        "t_c": p.t_c,
+        "level": p.level.as_u8(),
+        "kdf": { "salt": b64(p.salt.as_slice()), "m_cost_kib": p.kdf.m_cost_kib, "t_cost": p.kdf.t_cost, "p_cost": p.kdf.p_cost },
+    })
+}
