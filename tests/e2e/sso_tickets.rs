@@ -91,6 +91,8 @@ struct Site {
     broker: Daemon,
     service: Daemon,
     service_port: u16,
+    _ams: Daemon,
+    _ans: Daemon,
 }
 
 impl Site {
@@ -170,10 +172,21 @@ async fn site() -> (dirbroker_tests::Bed, Site) {
     };
     run(&["ca", "init"]);
     run(&["ca", "issue", "broker", "broker-1", "--ip", "127.0.0.1", "--out", &p("broker")]);
-    // Keys go into the testbed's [sso] section (it has signing_key_file).
+    // Registration's agents (stages 1–2), for the test that registers for real.
+    let (ams_port, ans_port) = (free_port(), free_port());
+    run(&["agent", "add", "ans", "ans-1", "--endpoint", &format!("127.0.0.1:{ans_port}"), "--out", &p("ans")]);
+    run(&["agent", "add", "ams", "ams-1", "--endpoint", &format!("127.0.0.1:{ams_port}"), "--out", &p("ams")]);
+    // Keys go into the testbed's [sso] section (it has signing_key_file);
+    // registration uses the KDF floor clients accept (19 MiB, t=2).
     let toml = std::fs::read_to_string(&cfg).unwrap();
     assert_eq!(toml.matches("[sso]").count(), 1);
-    let toml = toml.replace("[sso]\n", &format!("[sso]\nticket_lifetime_s = {LIFETIME}\n"));
+    let toml = toml.replace(
+        "[sso]\n",
+        &format!(
+            "[sso]\nticket_lifetime_s = {LIFETIME}\nams_url = \"https://127.0.0.1:{ams_port}\"\n\
+             ans_url = \"https://127.0.0.1:{ans_port}\"\nkdf_memory_kib = 19456\nkdf_iterations = 2\n"
+        ),
+    );
     std::fs::write(
         &cfg,
         format!(
@@ -227,7 +240,15 @@ async fn site() -> (dirbroker_tests::Bed, Site) {
     let broker =
         Daemon::start(Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg), t.join("serve.log"));
     let service = example_service(&t, &broker.addr, service_port, 0, "kv.log");
-    (bed, Site { _tmp: tmp, t, cfg, broker, service, service_port })
+    let agent = |role: &str, port: u16| {
+        let mut cmd = Command::new(agents_bin());
+        cmd.args([role, "--bundle", &p(role), "--broker", &format!("https://{}", broker.addr)])
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        Daemon::start(&mut cmd, t.join(format!("{role}.log")))
+    };
+    let _ans = agent("ans", ans_port);
+    let _ams = agent("ams", ams_port);
+    (bed, Site { _tmp: tmp, t, cfg, broker, service, service_port, _ams, _ans })
 }
 
 fn example_service(t: &Path, broker: &str, port: u16, clock_offset: i64, log: &str) -> Daemon {
@@ -395,4 +416,29 @@ print(json.dumps({"sub": c["sub"], "aud": c["aud"], "iss": c["iss"], "level": c[
     let wrong_aud = py("ticket.jwt", "other-service");
     assert_eq!(wrong_aud.status.code(), Some(3), "{}", text(&wrong_aud));
     assert!(text(&wrong_aud).contains("InvalidAudienceError"), "{}", text(&wrong_aud));
+}
+
+#[tokio::test]
+async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
+    let (_bed, s) = site().await;
+    // Stages 1–2 for real: invitation, `dirbroker register` with AMS and ANS.
+    let invite = s.t.join("frank.invite");
+    let o = dirbroker(&s.cfg, &["user", "add", "frank", "--name", "Frank"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = dirbroker(&s.cfg, &["user", "invite", "frank", "--level", "3", "--out", invite.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    private(&s.t.join("frank.pw"), "frank's password");
+    let o = Command::new(dirbroker_bin())
+        .args(["register", "frank", "--broker", &s.url(), "--ca", &s.p("broker/ca.pem")])
+        .args(["--invite-file", invite.to_str().unwrap(), "--password-file", &s.p("frank.pw")])
+        .env("DIRBROKER_CONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "register: {}\n--- serve\n{}", text(&o), s.broker.log());
+    // Stages 3–7: the published P_c and KDF record are what login uses.
+    let out = ok(&s.login("cc-frank", "frank", "frank's password", None));
+    assert!(out.contains("logged in as frank (level 3)"), "{out}");
+    refused(&s.login("cc-y", "frank", "not frank's password", None), "password proof does not verify");
+    assert!(ok(&s.call("cc-frank", "write motd from-frank")).contains("ok write by frank (level 3)"));
+    refused(&s.call("cc-frank", "admin stats"), "level 3 is below the required level 4");
 }
