@@ -441,4 +441,37 @@ async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
     refused(&s.login("cc-y", "frank", "not frank's password", None), "password proof does not verify");
     assert!(ok(&s.call("cc-frank", "write motd from-frank")).contains("ok write by frank (level 3)"));
     refused(&s.call("cc-frank", "admin stats"), "level 3 is below the required level 4");
+
+    // Keystroke hardening (seed 004): registered with a rhythm, the user logs
+    // in with the same rhythm (jittered); the plain password or another rhythm fails.
+    let pw = "gina's password";
+    let rhythm: Vec<u32> = pw.chars().enumerate().map(|(i, _)| if i % 3 == 0 { 260 } else { 70 }).collect();
+    let jitter: Vec<u32> = rhythm.iter().enumerate().map(|(i, d)| d + (i as u32 % 4) * 7).collect();
+    let other: Vec<u32> = pw.chars().enumerate().map(|(i, _)| if i % 3 == 1 { 260 } else { 70 }).collect();
+    for (name, d) in [("gina.keys", &rhythm), ("gina-jitter.keys", &jitter), ("gina-other.keys", &other)] {
+        std::fs::write(s.t.join(name), serde_json::to_string(d).unwrap()).unwrap();
+    }
+    let invite = s.t.join("gina.invite");
+    assert!(dirbroker(&s.cfg, &["user", "add", "gina", "--name", "Gina"]).status.success());
+    assert!(dirbroker(&s.cfg, &["user", "invite", "gina", "--out", invite.to_str().unwrap()]).status.success());
+    private(&s.t.join("gina.pw"), pw);
+    let o = Command::new(dirbroker_bin())
+        .args(["register", "gina", "--broker", &s.url(), "--ca", &s.p("broker/ca.pem")])
+        .args(["--invite-file", invite.to_str().unwrap(), "--password-file", &s.p("gina.pw")])
+        .args(["--keystroke-file", &s.p("gina.keys")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "register: {}", text(&o));
+    let login_with = |keys: Option<&str>| {
+        let mut args = vec!["login".to_string(), "gina".into(), "--broker".into(), s.url()];
+        args.extend(["--ca".into(), s.p("broker/ca.pem"), "--password-file".into(), s.p("gina.pw")]);
+        if let Some(k) = keys {
+            args.extend(["--keystroke-file".into(), s.p(k)]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.cli("cc-gina", &args)
+    };
+    assert!(ok(&login_with(Some("gina-jitter.keys"))).contains("logged in as gina"));
+    refused(&login_with(None), "password proof does not verify");
+    refused(&login_with(Some("gina-other.keys")), "password proof does not verify");
 }

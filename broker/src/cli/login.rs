@@ -50,11 +50,15 @@ pub struct LoginArgs {
     /// Read the password from FILE (`-`: standard input); default: standard input.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// JSON array of key hold durations (ms), one per password character, for a user
+    /// registered with keystroke hardening (seed 004): the same input `dirbroker register` used.
+    #[arg(long, value_name = "FILE")]
+    keystroke_file: Option<PathBuf>,
     /// Read the OTP code from FILE; default: asked on the terminal when the user has a token.
     #[arg(long, value_name = "FILE")]
     otp_file: Option<PathBuf>,
     /// Log in anonymously: a broker-assigned pseudonym at level 1 (paper §5).
-    #[arg(long, conflicts_with_all = ["user", "password_file", "otp_file"])]
+    #[arg(long, conflicts_with_all = ["user", "password_file", "otp_file", "keystroke_file"])]
     anonymous: bool,
     #[command(flatten)]
     cc: CcacheArg,
@@ -301,8 +305,26 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             )),
             None => None,
         };
+        let hardened = match &a.keystroke_file {
+            None => None,
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                let durations: Vec<u32> = serde_json::from_str(&text).map_err(|e| {
+                    Failure::usage(format!("{}: not a JSON array of durations in ms: {e}", path.display()))
+                })?;
+                Some(
+                    dirbroker_proto::keystroke::harden(&password, &durations)
+                        .map_err(|e| Failure::usage(format!("keystroke hardening: {e}")))?,
+                )
+            }
+        };
+        let input: &[u8] = match &hardened {
+            Some(h) => h.as_bytes(),
+            None => password.as_bytes(),
+        };
         let kdf_start = std::time::Instant::now();
-        let cred = ClientCredential::derive(&uid, password.as_bytes(), &salt, &kdf).map_err(sso_err("password"))?;
+        let cred = ClientCredential::derive(&uid, input, &salt, &kdf).map_err(sso_err("password"))?;
         kdf_ms = kdf_start.elapsed().as_secs_f64() * 1000.0;
         (cred, p.issuer, otp)
     };
