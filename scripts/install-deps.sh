@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh
 set -euo pipefail
 
-PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl)
+PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl python3-jwt python3-cryptography)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@ pub mod ams;
 pub mod ans;
 pub mod broker;
 pub mod dc;
+pub mod example_service;
 pub mod https;
 pub mod migration;
 pub mod ps;

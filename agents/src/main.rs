@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dirbroker_agents::migration::messages::MigRqst;
-use dirbroker_agents::{admin, ams, ans, dc, ps};
+use dirbroker_agents::{admin, ams, ans, dc, example_service, ps};
 use zeroize::Zeroizing;
 
 #[derive(Parser, Debug)]
@@ -69,6 +69,34 @@ enum Cmd {
         /// Chunk size of VM_Data_Tran in KiB.
         #[arg(long, default_value_t = 1024)]
         chunk_kib: u32,
+    },
+    /// Run the example Kerberized service (SSO stages 6–7): read ≥ level 1, write ≥ 2, admin = 4.
+    #[command(
+        name = "example-service",
+        after_help = "Example:\n  dirbroker-agents example-service --key-file /etc/wiki/sso.key --service-id wiki \\\n      --broker https://broker:8443 --ca ca.pem --listen 127.0.0.1:7000\n\n\
+        The key file is the one `dirbroker service add` wrote. The broker's JWKS is fetched at\n\
+        start. Clients call it with `dirbroker ticket use wiki --endpoint … --request 'read KEY'`."
+    )]
+    ExampleService {
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(long)]
+        service_id: String,
+        /// The broker's base URL (for its JWKS).
+        #[arg(long)]
+        broker: String,
+        /// The broker CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        listen: String,
+        /// The ticket issuer to trust ([sso] issuer of the broker).
+        #[arg(long, default_value = "dirbroker")]
+        issuer: String,
+        /// This is a restart: refuse all requests for 300 s, since the replay cache was lost
+        /// (RFC 4120 §3.2.3). Use it whenever the service restarts within a ticket lifetime.
+        #[arg(long)]
+        restart_window: bool,
     },
     /// Run the Agent Management System of the SSO (seed 002): makes mobile agents for the broker.
     #[command(
@@ -165,6 +193,20 @@ async fn main() -> ExitCode {
         .try_init();
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::ExampleService { key_file, service_id, broker, ca, listen, issuer, restart_window } => {
+            example_service::run(example_service::Options {
+                key_file,
+                service_id,
+                broker,
+                ca,
+                listen,
+                issuer,
+                restart_window,
+            })
+            .await
+            .map(|()| None)
+            .map_err(dirbroker_agents::migration::MigrationError::Local)
+        }
         Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout, refresh } => dc::run(dc::DcOptions {
             bundle,
             broker,

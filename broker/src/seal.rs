@@ -179,6 +179,21 @@ impl Keyring {
         self.keys.last().ok_or(SealError::Crypto("empty keyring".into()))
     }
 
+    /// A 32-byte key for `label` derived from the current master key
+    /// (HMAC-SHA256), for secrets that must be the same on every broker
+    /// replica without being stored anywhere (the SSO ticket keys).
+    /// Rotating the keyring changes it.
+    pub fn derive(&self, label: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
+        let key = self.current()?;
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.raw.as_slice());
+        let mut msg = b"dirbroker-derive-v1\0".to_vec();
+        msg.extend_from_slice(label.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&k, &msg);
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
     /// Hex id of the key that seals now.
     pub fn current_id(&self) -> String {
         self.keys.last().map(|k| hex(&k.id)).unwrap_or_default()
@@ -248,6 +263,19 @@ pub mod context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_are_stable_per_label_and_follow_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let ring = Keyring::create(&path).unwrap();
+        let a = ring.derive("sso-tickets-v1").unwrap();
+        // Another process (a replica) loading the same file derives the same key.
+        assert_eq!(*a, *Keyring::load(&path).unwrap().derive("sso-tickets-v1").unwrap());
+        assert_ne!(*a, *ring.derive("other").unwrap());
+        let rotated = Keyring::rotate(&path).unwrap();
+        assert_ne!(*a, *rotated.derive("sso-tickets-v1").unwrap());
+    }
 
     #[test]
     fn seal_open_bind_context_and_detect_tampering() {

@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dirbroker_proto::sso::anon::anonymous_id;
+use dirbroker_proto::sso::epoch::EPOCH_SECONDS;
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_proto::sso::level::{Level, require_level};
@@ -12,7 +13,9 @@ use dirbroker_proto::sso::preauth::verify_pw_proof;
 use dirbroker_proto::sso::primitives::{Bytes, Ed25519Key, Lp, X25519KeyPair, aead_open, generator, group, hkdf32};
 use dirbroker_proto::sso::registration::*;
 use dirbroker_proto::sso::replay::ReplayCache;
-use dirbroker_proto::sso::session::{ClientCredential, ServiceReply, ServiceVerifier};
+use dirbroker_proto::sso::session::{
+    ClientAwaitingTicketReply, ClientCredential, LoginSession, ServiceReply, ServiceVerifier,
+};
 use dirbroker_proto::sso::tickets::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::SeedableRng;
@@ -24,6 +27,7 @@ const T0: i64 = 1_700_000_000;
 const BROKER: &str = "https://broker.example";
 const SERVICE: &str = "svc-wiki";
 const KDF: KdfParams = KdfParams::INSECURE_TEST;
+const MASTER: [u8; 32] = [3u8; 32];
 
 struct Registration {
     published: Published,
@@ -83,22 +87,52 @@ struct World {
     issuer: TicketIssuer,
     issuer_seed: [u8; 32],
     verifier: ServiceVerifier,
+    service_entry: ServiceEntry,
+    client_entry: ClientEntry,
+    /// The AS exchange.
+    login: LoginReply,
+    session: LoginSession,
+    /// The TGS exchange.
+    treq: TicketRequest,
+    waiting: ClientAwaitingTicketReply,
     reply: TicketReply,
     cred: ClientCredential,
+}
+
+fn issuer() -> TicketIssuer {
+    TicketIssuer::new(BROKER, Ed25519Key::from_seed([7u8; 32]), &MASTER).unwrap()
 }
 
 fn world(seed: u64) -> World {
     let mut rng = StdRng::seed_from_u64(seed);
     let reg = register(&mut rng);
     let issuer_seed = [7u8; 32];
-    let issuer = TicketIssuer::new(BROKER, Ed25519Key::from_seed(issuer_seed)).unwrap();
+    let issuer = issuer();
     let service_key = ServiceKey::generate(SERVICE, &mut rng).unwrap();
     let service_entry = ServiceEntry::try_from(&service_key.registration(T0)).unwrap();
     let client_entry = ClientEntry::try_from(&reg.published).unwrap();
-    let reply = issuer.issue(&client_entry, &service_entry, Level::Normal, 3600, T0, &mut rng).unwrap();
-    let verifier = ServiceVerifier { key: service_key, issuer: BROKER.into(), jwks: issuer.jwks() };
     let cred = ClientCredential::derive("alice", PASSWORD, reg.published.salt.as_slice(), &reg.published.kdf).unwrap();
-    World { rng, reg, issuer, issuer_seed, verifier, reply, cred }
+    let lreq = cred.login_request(BROKER, T0, &mut rng).unwrap();
+    let login = issuer.login(&client_entry, &lreq, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap();
+    let session = cred.open_login(&login, &issuer.jwks(), BROKER, T0).unwrap();
+    let (treq, waiting) = session.request_ticket(SERVICE, T0, &mut rng).unwrap();
+    let reply = issuer.grant(&treq, &service_entry, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap();
+    let verifier = ServiceVerifier::new(service_key, BROKER, issuer.jwks());
+    World {
+        rng,
+        reg,
+        issuer,
+        issuer_seed,
+        verifier,
+        service_entry,
+        client_entry,
+        login,
+        session,
+        treq,
+        waiting,
+        reply,
+        cred,
+    }
 }
 
 fn b64(b: &[u8]) -> String {
@@ -320,25 +354,29 @@ fn ticket_keys_not_derivable_from_public_values() {
     let g1 = el(w.reg.g1.as_slice());
     let g2 = el(w.reg.g2.as_slice());
     let p_k = w.verifier.key.public().clone();
-    let alpha = el(w.reply.client_part.alpha.as_slice());
+    let alpha = el(w.login.client_part.alpha.as_slice());
     let server_claims = claims_of(&w.reply.server_ticket);
     let cnf = &server_claims["cnf"]["dirbroker_sealed"];
-    let alpha_k = URL_SAFE_NO_PAD.decode(cnf["alpha"].as_str().unwrap()).unwrap();
+    let big_b = el(&URL_SAFE_NO_PAD.decode(cnf["b"].as_str().unwrap()).unwrap());
+    let epoch = cnf["epoch"].as_i64().unwrap();
     let v_k = URL_SAFE_NO_PAD.decode(cnf["v"].as_str().unwrap()).unwrap();
-    assert_eq!(alpha_k, alpha.to_bytes());
+    let tgt_claims = claims_of(&w.login.tgt);
+    let v_tgt = URL_SAFE_NO_PAD.decode(tgt_claims["cnf"]["dirbroker_tgt"].as_str().unwrap()).unwrap();
     // Candidate shared secrets from public values, paper-style and otherwise.
     let mut candidates: Vec<Vec<u8>> = vec![
         g.mul(&p_c, &g2).unwrap().to_bytes(), // K_a1 = H(P_c · g^pw2 ‖ ID_c)
         g.mul(&p_c, &g1).unwrap().to_bytes(),
         g.mul(&alpha, &p_c).unwrap().to_bytes(),
-        g.mul(&alpha, &p_k).unwrap().to_bytes(),
+        g.mul(&big_b, &p_k).unwrap().to_bytes(),
         alpha.to_bytes(),
+        big_b.to_bytes(),
         p_c.to_bytes(),
         p_k.to_bytes(),
         g1.to_bytes(),
         g2.to_bytes(),
         w.reg.s_a.0.clone(),
         generator().to_bytes(),
+        w.login.tgt.as_bytes().to_vec(),
     ];
     let mut with_ids = Vec::new();
     for c in &candidates {
@@ -347,10 +385,8 @@ fn ticket_keys_not_derivable_from_public_values() {
         with_ids.push([c.as_slice(), SERVICE.as_bytes()].concat());
     }
     candidates.extend(with_ids);
-    let info_c = Lp::new("ticket key").part(alpha.as_bytes()).part(b"alice").part(SERVICE.as_bytes()).part(b"client");
-    let info_k = Lp::new("ticket key").part(alpha.as_bytes()).part(SERVICE.as_bytes()).part(b"alice").part(b"service");
-    let v_c = w.reply.client_part.v.0.clone();
-    let aad_c = Lp::new("V_c").part(w.reply.client_ticket.as_bytes()).part(alpha.as_bytes()).into_bytes();
+    let info_login = Lp::new("login key").part(alpha.as_bytes()).part(b"alice").part(BROKER.as_bytes());
+    let info_k = Lp::new("service epoch key").part(big_b.as_bytes()).part(SERVICE.as_bytes()).int(epoch);
     let c: TicketClaims = serde_json::from_value(server_claims.clone()).unwrap();
     let aad_k = Lp::new("V_k")
         .part(c.iss.as_bytes())
@@ -361,32 +397,61 @@ fn ticket_keys_not_derivable_from_public_values() {
         .int(c.exp)
         .part(c.jti.as_bytes())
         .part(&[c.level.as_u8()])
-        .part(alpha.as_bytes())
+        .part(b"service")
+        .int(epoch)
+        .part(big_b.as_bytes())
         .into_bytes();
+    let aad_login = Lp::new("AS-REP").part(w.login.tgt.as_bytes()).part(alpha.as_bytes()).into_bytes();
+    let aad_c = Lp::new("V_c").part(w.reply.client_ticket.as_bytes()).into_bytes();
     let mut tries = 0;
     for ikm in &candidates {
-        for info in [info_c.bytes(), info_k.bytes(), b"".as_slice()] {
+        for info in [info_login.bytes(), info_k.bytes(), b"".as_slice()] {
             let key = hkdf32(ikm, info).unwrap();
             let raw: [u8; 32] = dirbroker_proto::sso::primitives::sha256(ikm);
             for k in [*key, raw] {
-                tries += 2;
-                assert!(aead_open(&k, [0; 12], &aad_c, &v_c).is_none());
-                assert!(aead_open(&k, [0; 12], &aad_k, &v_k).is_none());
+                // Directly, and as the long-lived key of a per-ticket derivation.
+                let info_t = Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice");
+                let sub = hkdf32(&k, info_t.bytes()).unwrap();
+                let sub2 = dirbroker_proto::sso::primitives::hkdf_expand32(&k, info_t.bytes()).unwrap();
+                for k in [k, *sub, *sub2] {
+                    tries += 4;
+                    assert!(aead_open(&k, [0; 12], &aad_login, &w.login.client_part.v.0).is_none());
+                    assert!(aead_open(&k, [0; 12], &aad_k, &v_k).is_none());
+                    assert!(aead_open(&k, [0; 12], &aad_c, &w.reply.client_part.0).is_none());
+                    assert!(aead_open(&k, [0; 12], b"", &v_tgt).is_none());
+                }
             }
         }
     }
     assert!(tries > 100);
     // The honest holders succeed.
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let (req, _) = session.request(b"GET /", T0, &mut w.rng).unwrap();
     let (auth, _) = w.verifier.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap();
     assert_eq!(auth.client, "alice");
-    // The client cannot read C_ck from the server ticket: its K_c does not open V_k.
+    // A wrong password does not open the login reply (so never gets SK,
+    // and so never C_ck).
     let wrong = ClientCredential::derive("alice", b"not it", w.reg.published.salt.as_slice(), &KDF).unwrap();
-    assert_eq!(
-        wrong.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap_err(),
-        SsoError::SessionKeyOpen
-    );
+    assert_eq!(wrong.open_login(&w.login, &w.issuer.jwks(), BROKER, T0).unwrap_err(), SsoError::SessionKeyOpen);
+    // Another user's SK does not open this client part.
+    let mut rng = StdRng::seed_from_u64(111);
+    let (other_session, _) = other_login(&w, &mut rng);
+    let (_, waiting_b) = other_session.request_ticket(SERVICE, T0, &mut rng).unwrap();
+    assert!(matches!(
+        waiting_b.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap_err(),
+        SsoError::WrongSubject | SsoError::SessionKeyOpen
+    ));
+}
+
+/// A second registered user ("alice" too, another registration) logged in
+/// at the same broker: (session, its TGT reply).
+fn other_login(w: &World, rng: &mut StdRng) -> (LoginSession, LoginReply) {
+    let reg_b = register(rng);
+    let entry_b = ClientEntry { id_c: "bob".into(), ..ClientEntry::try_from(&reg_b.published).unwrap() };
+    let cred_b = ClientCredential::derive("bob", PASSWORD, reg_b.published.salt.as_slice(), &KDF).unwrap();
+    let lreq = cred_b.login_request(BROKER, T0, rng).unwrap();
+    let login_b = w.issuer.login(&entry_b, &lreq, 3600, T0, &mut ReplayCache::new(), rng).unwrap();
+    (cred_b.open_login(&login_b, &w.issuer.jwks(), BROKER, T0).unwrap(), login_b)
 }
 
 // ---------------------------------------------------------------------------
@@ -414,34 +479,36 @@ fn every_claim_tampered_is_rejected() {
         }
         let mut reply = w.reply.clone();
         reply.server_ticket = with_payload(&w.reply.server_ticket, |c| c[*claim] = value.clone());
-        let session = w.cred.open_ticket(&w.reply, &jwks, BROKER, SERVICE, T0).unwrap();
+        let session = w.waiting.receive(&w.reply, &jwks, BROKER, T0).unwrap();
         let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
         req.server_ticket = reply.server_ticket.clone();
         assert_eq!(
             w.verifier.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(),
             SsoError::BadSignature
         );
-        assert_eq!(w.cred.open_ticket(&reply, &jwks, BROKER, SERVICE, T0).unwrap_err(), SsoError::BadSignature);
+        assert_eq!(w.waiting.receive(&reply, &jwks, BROKER, T0).unwrap_err(), SsoError::BadSignature);
     }
 }
 
 type Edit<'a> = Box<dyn Fn(&mut serde_json::Value) + 'a>;
 
 #[test]
-fn cnf_alpha_and_v_tampered_are_rejected() {
+fn cnf_b_epoch_and_v_tampered_are_rejected() {
     let mut w = world(13);
     let jwks = w.issuer.jwks();
     let kid = jwks.keys[0].kid.clone();
     let orig = claims_of(&w.reply.server_ticket);
-    let alpha2 = dirbroker_proto::sso::primitives::Scalar::random_short(&mut w.rng).public().unwrap();
+    let b2 = dirbroker_proto::sso::primitives::Scalar::random_short(&mut w.rng).public().unwrap();
     let mut v_flip = URL_SAFE_NO_PAD.decode(orig["cnf"]["dirbroker_sealed"]["v"].as_str().unwrap()).unwrap();
     v_flip[3] ^= 1;
+    let epoch = orig["cnf"]["dirbroker_sealed"]["epoch"].as_i64().unwrap();
     let edits: Vec<Edit> = vec![
-        Box::new(|c| c["cnf"]["dirbroker_sealed"]["alpha"] = b64(alpha2.as_bytes()).into()),
+        Box::new(|c| c["cnf"]["dirbroker_sealed"]["b"] = b64(b2.as_bytes()).into()),
         Box::new(move |c| c["cnf"]["dirbroker_sealed"]["v"] = b64(&v_flip).into()),
         Box::new(|c| c.as_object_mut().unwrap().remove("cnf").map(|_| ()).unwrap()),
+        Box::new(move |c| c["cnf"]["dirbroker_sealed"]["epoch"] = (epoch + 1).into()),
     ];
-    let session = w.cred.open_ticket(&w.reply, &jwks, BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &jwks, BROKER, T0).unwrap();
     for (i, edit) in edits.iter().enumerate() {
         // Without the broker's key: the signature fails.
         let unsigned = with_payload(&w.reply.server_ticket, edit);
@@ -468,16 +535,20 @@ fn cnf_alpha_and_v_tampered_are_rejected() {
     let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     req.server_ticket = sign_with(w.issuer_seed, &kid, &raised);
     assert_eq!(w.verifier.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(), SsoError::SessionKeyOpen);
-    // Client part: α and V tampered.
+    // Client part of the TGS reply tampered.
     let mut r = w.reply.clone();
-    r.client_part.alpha = Bytes(alpha2.to_bytes());
-    assert_eq!(w.cred.open_ticket(&r, &jwks, BROKER, SERVICE, T0).unwrap_err(), SsoError::SessionKeyOpen);
-    let mut r = w.reply.clone();
-    r.client_part.v.0[0] ^= 1;
-    assert_eq!(w.cred.open_ticket(&r, &jwks, BROKER, SERVICE, T0).unwrap_err(), SsoError::SessionKeyOpen);
-    let mut r = w.reply.clone();
-    r.client_part.alpha = Bytes(vec![0; 256]);
-    assert!(matches!(w.cred.open_ticket(&r, &jwks, BROKER, SERVICE, T0).unwrap_err(), SsoError::BadElement(_)));
+    r.client_part.0[0] ^= 1;
+    assert_eq!(w.waiting.receive(&r, &jwks, BROKER, T0).unwrap_err(), SsoError::SessionKeyOpen);
+    // Login reply: α and V tampered.
+    let mut l = w.login.clone();
+    l.client_part.alpha = Bytes(b2.to_bytes());
+    assert_eq!(w.cred.open_login(&l, &jwks, BROKER, T0).unwrap_err(), SsoError::SessionKeyOpen);
+    let mut l = w.login.clone();
+    l.client_part.v.0[0] ^= 1;
+    assert_eq!(w.cred.open_login(&l, &jwks, BROKER, T0).unwrap_err(), SsoError::SessionKeyOpen);
+    let mut l = w.login.clone();
+    l.client_part.alpha = Bytes(vec![0; 256]);
+    assert!(matches!(w.cred.open_login(&l, &jwks, BROKER, T0).unwrap_err(), SsoError::BadElement(_)));
 }
 
 #[test]
@@ -524,7 +595,7 @@ fn broker_signature_verifies_and_forgeries_fail() {
     let forged = sign_with([9u8; 32], &jwks.keys[0].kid, &claims_of(&w.reply.server_ticket));
     assert_eq!(verify_ticket(&forged, &jwks, BROKER, T0).unwrap_err(), SsoError::BadSignature);
     // Another key under its own kid.
-    let other = TicketIssuer::new(BROKER, Ed25519Key::from_seed([9u8; 32])).unwrap();
+    let other = TicketIssuer::new(BROKER, Ed25519Key::from_seed([9u8; 32]), &MASTER).unwrap();
     let forged2 = sign_with([9u8; 32], &other.jwks().keys[0].kid, &claims_of(&w.reply.server_ticket));
     assert_eq!(verify_ticket(&forged2, &jwks, BROKER, T0).unwrap_err(), SsoError::UnknownKeyId);
     // Flipped signature bits.
@@ -543,7 +614,7 @@ fn broker_signature_verifies_and_forgeries_fail() {
 #[test]
 fn end_to_end_with_level_policy() {
     let mut w = world(16);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let (req, waiting) = session.request(b"PUT /page", T0 + 10, &mut w.rng).unwrap();
     let (auth, reply) = w.verifier.accept(&req, T0 + 12, &mut ReplayCache::new(), &mut w.rng).unwrap();
     assert_eq!(auth.request, b"PUT /page");
@@ -556,7 +627,7 @@ fn end_to_end_with_level_policy() {
 #[test]
 fn replayed_authenticator_is_rejected() {
     let mut w = world(17);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let (req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     let mut cache = ReplayCache::new();
     w.verifier.accept(&req, T0, &mut cache, &mut w.rng).unwrap();
@@ -572,7 +643,7 @@ fn replayed_authenticator_is_rejected() {
 #[test]
 fn ticket_validity_window_and_audience() {
     let mut w = world(18);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let exp = session.claims().exp;
     // Expired (past exp + skew), with the authenticator's clock in sync.
     let (req, _) = session.request(b"x", exp + 301, &mut w.rng).unwrap();
@@ -586,22 +657,20 @@ fn ticket_validity_window_and_audience() {
         SsoError::NotYetValid
     );
     // Wrong audience: another service presented with this ticket.
-    let other = ServiceVerifier {
-        key: ServiceKey::generate("svc-mail", &mut w.rng).unwrap(),
-        issuer: BROKER.into(),
-        jwks: w.issuer.jwks(),
-    };
+    let other = ServiceVerifier::new(ServiceKey::generate("svc-mail", &mut w.rng).unwrap(), BROKER, w.issuer.jwks());
     let (req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     assert_eq!(other.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(), SsoError::WrongAudience);
     // The client refuses a reply for another service.
     assert_eq!(
-        w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, "svc-mail", T0).unwrap_err(),
+        w.session
+            .request_ticket("svc-mail", T0, &mut w.rng)
+            .unwrap()
+            .1
+            .receive(&w.reply, &w.issuer.jwks(), BROKER, T0)
+            .unwrap_err(),
         SsoError::WrongAudience
     );
-    assert_eq!(
-        w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0 - 400).unwrap_err(),
-        SsoError::NotYetValid
-    );
+    assert_eq!(w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0 - 400).unwrap_err(), SsoError::NotYetValid);
     // A client ticket presented as a server ticket.
     let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     req.server_ticket = w.reply.client_ticket.clone();
@@ -614,7 +683,7 @@ fn ticket_validity_window_and_audience() {
 #[test]
 fn authenticator_skew_301_rejected_299_accepted() {
     let mut w = world(19);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let now = T0 + 1000;
     for (ctime, ok) in [(now - 301, false), (now + 301, false), (now - 299, true), (now + 299, true)] {
         let (req, _) = session.request(b"x", ctime, &mut w.rng).unwrap();
@@ -630,7 +699,7 @@ fn authenticator_skew_301_rejected_299_accepted() {
 #[test]
 fn authenticator_tampered_or_for_another_client() {
     let mut w = world(20);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     req.v_ck.0[0] ^= 1;
     assert_eq!(
@@ -640,10 +709,9 @@ fn authenticator_tampered_or_for_another_client() {
     // A second ticket for another client: its authenticator does not
     // open under this ticket's C_ck (ticket swap).
     let mut rng = StdRng::seed_from_u64(99);
-    let reg_b = register(&mut rng);
-    let entry_b = ClientEntry::try_from(&reg_b.published).unwrap();
-    let svc = ServiceEntry::try_from(&w.verifier.key.registration(T0)).unwrap();
-    let reply_b = w.issuer.issue(&entry_b, &svc, Level::Normal, 3600, T0, &mut rng).unwrap();
+    let (session_b, _) = other_login(&w, &mut rng);
+    let (treq_b, _) = session_b.request_ticket(SERVICE, T0, &mut rng).unwrap();
+    let reply_b = w.issuer.grant(&treq_b, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap();
     let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
     req.server_ticket = reply_b.server_ticket;
     assert_eq!(
@@ -655,7 +723,7 @@ fn authenticator_tampered_or_for_another_client() {
 #[test]
 fn mutual_auth_reply_checks() {
     let mut w = world(21);
-    let session = w.cred.open_ticket(&w.reply, &w.issuer.jwks(), BROKER, SERVICE, T0).unwrap();
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
     // A party without C_ck (an impostor service) makes up a reply.
     let (_, waiting) = session.request(b"x", T0, &mut w.rng).unwrap();
     let fake = ServiceReply { nonce: Bytes(vec![0; 12]), ct: Bytes(vec![0x55; 40]) };
@@ -685,4 +753,227 @@ fn anonymous_ids_are_stable_and_unlinkable_without_the_secret() {
     assert_ne!(a.id, anonymous_id(&[1; 32], b"pubkey-B").unwrap().id);
     assert_ne!(a.id, anonymous_id(&[2; 32], b"pubkey-A").unwrap().id);
     assert!(!a.id.contains("pubkey"));
+}
+
+// ---------------------------------------------------------------------------
+// The TGT (AS/TGS split) and the epoch keys
+// ---------------------------------------------------------------------------
+
+#[test]
+fn login_needs_the_password_and_a_fresh_proof_for_this_broker() {
+    let mut w = world(30);
+    let mut cache = ReplayCache::new();
+    let lreq = w.cred.login_request(BROKER, T0, &mut w.rng).unwrap();
+    w.issuer.login(&w.client_entry, &lreq, 3600, T0, &mut cache, &mut w.rng).unwrap();
+    // The same proof again: replay.
+    assert_eq!(
+        w.issuer.login(&w.client_entry, &lreq, 3600, T0 + 1, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::Replay
+    );
+    // A proof made for another broker.
+    let elsewhere = w.cred.login_request("https://other-broker", T0, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.login(&w.client_entry, &elsewhere, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::WrongAudience
+    );
+    // A wrong password.
+    let wrong = ClientCredential::derive("alice", b"wrong", w.reg.published.salt.as_slice(), &KDF).unwrap();
+    let bad = wrong.login_request(BROKER, T0, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.login(&w.client_entry, &bad, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::ProofInvalid
+    );
+    // Alice's proof presented for another entry.
+    let other = ClientEntry { id_c: "bob".into(), ..w.client_entry.clone() };
+    let lreq = w.cred.login_request(BROKER, T0, &mut w.rng).unwrap();
+    assert_eq!(w.issuer.login(&other, &lreq, 3600, T0, &mut cache, &mut w.rng).unwrap_err(), SsoError::WrongSubject);
+}
+
+#[test]
+fn tgt_tampered_or_forged_is_refused() {
+    let mut w = world(31);
+    let jwks = w.issuer.jwks();
+    let kid = jwks.keys[0].kid.clone();
+    let mut cache = ReplayCache::new();
+    let orig = claims_of(&w.login.tgt);
+    let edits: Vec<(&str, serde_json::Value)> = vec![
+        ("sub", "mallory".into()),
+        ("level", 4.into()),
+        ("exp", (T0 + 999_999).into()),
+        ("jti", "AAAAAAAAAAAAAAAAAAAAAA".into()),
+        ("iat", (T0 + 1).into()),
+    ];
+    for (claim, value) in &edits {
+        // Anyone: the signature no longer verifies (clients, PyJWT).
+        let unsigned = with_payload(&w.login.tgt, |c| c[*claim] = value.clone());
+        assert_eq!(verify_ticket(&unsigned, &jwks, BROKER, T0).unwrap_err(), SsoError::BadSignature);
+        // Even re-signed with the broker's signing key: K_tgt (keyring) binds every claim.
+        let mut c = orig.clone();
+        c[*claim] = value.clone();
+        for tgt in [unsigned, sign_with(w.issuer_seed, &kid, &c)] {
+            let (mut treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+            treq.tgt = tgt;
+            let err = w.issuer.grant(&treq, &w.service_entry, 3600, T0, &mut cache, &mut w.rng).unwrap_err();
+            assert_eq!(err, SsoError::TgtInvalid, "{claim}");
+        }
+    }
+    // The sealed SK flipped.
+    let mut c = orig.clone();
+    let mut v = URL_SAFE_NO_PAD.decode(c["cnf"]["dirbroker_tgt"].as_str().unwrap()).unwrap();
+    v[0] ^= 1;
+    c["cnf"]["dirbroker_tgt"] = b64(&v).into();
+    let (mut treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    treq.tgt = sign_with(w.issuer_seed, &kid, &c);
+    assert_eq!(
+        w.issuer.grant(&treq, &w.service_entry, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::TgtInvalid
+    );
+    // A broker with the same signing key but another keyring cannot use it,
+    // and one with the same keyring (a replica) can.
+    let stranger = TicketIssuer::new(BROKER, Ed25519Key::from_seed(w.issuer_seed), &[4u8; 32]).unwrap();
+    let (treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    assert_eq!(
+        stranger.grant(&treq, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(),
+        SsoError::TgtInvalid
+    );
+    let replica = issuer();
+    replica.grant(&treq, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut w.rng).unwrap();
+}
+
+#[test]
+fn tgt_expired_and_tickets_never_outlive_it() {
+    let mut w = world(32);
+    let exp = claims_of(&w.login.tgt)["exp"].as_i64().unwrap();
+    let (treq, _) = w.session.request_ticket(SERVICE, exp + 301, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.grant(&treq, &w.service_entry, 3600, exp + 301, &mut ReplayCache::new(), &mut w.rng).unwrap_err(),
+        SsoError::Expired
+    );
+    // Asked for 10 h near the end of the TGT: the ticket ends with it.
+    let (treq, waiting) = w.session.request_ticket(SERVICE, exp - 10, &mut w.rng).unwrap();
+    let reply = w.issuer.grant(&treq, &w.service_entry, 36_000, exp - 10, &mut ReplayCache::new(), &mut w.rng).unwrap();
+    let s = waiting.receive(&reply, &w.issuer.jwks(), BROKER, exp - 10).unwrap();
+    assert_eq!(s.claims().exp, exp);
+}
+
+#[test]
+fn tgs_authenticator_replayed_stale_or_retargeted_is_refused() {
+    let mut w = world(33);
+    let mut cache = ReplayCache::new();
+    let (treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    w.issuer.grant(&treq, &w.service_entry, 3600, T0, &mut cache, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.grant(&treq, &w.service_entry, 3600, T0 + 1, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::Replay
+    );
+    let (stale, _) = w.session.request_ticket(SERVICE, T0 - 301, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.grant(&stale, &w.service_entry, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::Skew(301)
+    );
+    // The request re-aimed at another service: the authenticator binds ID_k.
+    let admin_key = ServiceKey::generate("svc-admin", &mut w.rng).unwrap();
+    let admin = ServiceEntry::try_from(&admin_key.registration(T0)).unwrap();
+    let (mut moved, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    moved.service = "svc-admin".into();
+    assert_eq!(
+        w.issuer.grant(&moved, &admin, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::AuthenticatorOpen
+    );
+    // The broker answers only for the service the request names.
+    let (treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    assert_eq!(w.issuer.grant(&treq, &admin, 3600, T0, &mut cache, &mut w.rng).unwrap_err(), SsoError::WrongAudience);
+    // A service above the user's level.
+    let strict = ServiceEntry { min_level: Level::Admin, ..w.service_entry.clone() };
+    let (treq, _) = w.session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    assert_eq!(
+        w.issuer.grant(&treq, &strict, 3600, T0, &mut cache, &mut w.rng).unwrap_err(),
+        SsoError::InsufficientLevel { have: 2, need: 4 }
+    );
+}
+
+#[test]
+fn tgt_of_a_with_authenticator_of_b_or_wrong_audience_is_refused() {
+    let mut w = world(34);
+    let mut rng = StdRng::seed_from_u64(340);
+    let (session_b, _) = other_login(&w, &mut rng);
+    let (treq_b, _) = session_b.request_ticket(SERVICE, T0, &mut rng).unwrap();
+    let mut spliced = treq_b.clone();
+    spliced.tgt = w.login.tgt.clone();
+    assert_eq!(
+        w.issuer.grant(&spliced, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap_err(),
+        SsoError::AuthenticatorOpen
+    );
+    // A server ticket (aud = a service) or a client ticket as a TGT.
+    for token in [&w.reply.server_ticket, &w.reply.client_ticket] {
+        let mut t = w.treq.clone();
+        t.tgt = token.clone();
+        assert_eq!(
+            w.issuer.grant(&t, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap_err(),
+            SsoError::WrongAudience
+        );
+    }
+    // A TGT is not a service ticket: the service refuses it.
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
+    let (mut req, _) = session.request(b"x", T0, &mut w.rng).unwrap();
+    req.server_ticket = w.login.tgt.clone();
+    assert_eq!(w.verifier.accept(&req, T0, &mut ReplayCache::new(), &mut w.rng).unwrap_err(), SsoError::WrongAudience);
+    // A TGT from a broker with another name.
+    let other = TicketIssuer::new("https://other", Ed25519Key::from_seed([7u8; 32]), &MASTER).unwrap();
+    assert_eq!(
+        other.grant(&w.treq, &w.service_entry, 3600, T0, &mut ReplayCache::new(), &mut rng).unwrap_err(),
+        SsoError::WrongIssuer
+    );
+}
+
+#[test]
+fn anonymous_login_gets_a_pseudonym_at_level_1() {
+    let mut w = world(35);
+    let anon = ClientCredential::anonymous(&mut w.rng).unwrap();
+    let lreq = anon.login_request(BROKER, T0, &mut w.rng).unwrap();
+    let mut cache = ReplayCache::new();
+    let entry = w.issuer.check_anonymous_login(&lreq, T0, &mut cache).unwrap();
+    assert!(entry.id_c.starts_with("anon-"));
+    assert_eq!(entry.level, Level::Temporary);
+    let login = w.issuer.issue_tgt(&entry, 3600, T0, &mut w.rng).unwrap();
+    let session = anon.open_login(&login, &w.issuer.jwks(), BROKER, T0).unwrap();
+    assert_eq!(session.claims().sub, entry.id_c);
+    let (treq, waiting) = session.request_ticket(SERVICE, T0, &mut w.rng).unwrap();
+    let reply = w.issuer.grant(&treq, &w.service_entry, 3600, T0, &mut cache, &mut w.rng).unwrap();
+    let s = waiting.receive(&reply, &w.issuer.jwks(), BROKER, T0).unwrap();
+    let (req, _) = s.request(b"GET /", T0, &mut w.rng).unwrap();
+    let (auth, _) = w.verifier.accept(&req, T0, &mut cache, &mut w.rng).unwrap();
+    assert_eq!((auth.client.as_str(), auth.level), (entry.id_c.as_str(), Level::Temporary));
+    // The same public value: the same pseudonym; someone else's g^x without x: no proof.
+    let again = anon.login_request(BROKER, T0 + 1, &mut w.rng).unwrap();
+    assert_eq!(w.issuer.check_anonymous_login(&again, T0 + 1, &mut cache).unwrap().id_c, entry.id_c);
+    let thief = ClientCredential::anonymous(&mut w.rng).unwrap();
+    let mut stolen = thief.login_request(BROKER, T0, &mut w.rng).unwrap();
+    stolen.p_anon = lreq.p_anon.clone();
+    assert_eq!(w.issuer.check_anonymous_login(&stolen, T0, &mut cache).unwrap_err(), SsoError::ProofInvalid);
+}
+
+#[test]
+fn epoch_keys_are_cached_and_shared_by_replicas() {
+    let mut w = world(36);
+    let mut cache = ReplayCache::new();
+    let replica = issuer();
+    let day2 = T0 + EPOCH_SECONDS;
+    let lreq = w.cred.login_request(BROKER, day2, &mut w.rng).unwrap();
+    let login = replica.login(&w.client_entry, &lreq, 3600, day2, &mut cache, &mut w.rng).unwrap();
+    let session = w.cred.open_login(&login, &w.issuer.jwks(), BROKER, day2).unwrap();
+    let mut epochs = std::collections::HashSet::new();
+    for (issuer, now) in [(&w.issuer, T0), (&replica, T0 + 5), (&w.issuer, day2), (&replica, day2 + 5)] {
+        let s = if now < day2 { &w.session } else { &session };
+        let (treq, waiting) = s.request_ticket(SERVICE, now, &mut w.rng).unwrap();
+        let reply = issuer.grant(&treq, &w.service_entry, 600, now, &mut cache, &mut w.rng).unwrap();
+        epochs.insert(claims_of(&reply.server_ticket)["cnf"]["dirbroker_sealed"]["epoch"].as_i64().unwrap());
+        let cs = waiting.receive(&reply, &w.issuer.jwks(), BROKER, now).unwrap();
+        let (req, waiting) = cs.request(b"GET /", now, &mut w.rng).unwrap();
+        let auth = w.verifier.authorize(&req, now, &mut cache).unwrap();
+        assert_eq!(waiting.receive_reply(&auth.reply(b"hello", &mut w.rng).unwrap()).unwrap(), b"hello");
+    }
+    assert_eq!(epochs.len(), 2);
+    // One exponentiation per epoch at the service, whichever replica issued.
+    assert_eq!(w.verifier.cached_epoch_keys(), 2);
 }

@@ -12,3 +12,4 @@ mod migration;
 mod otp;
 mod schema;
 mod sso_register;
+mod sso_tickets;

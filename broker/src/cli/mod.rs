@@ -10,12 +10,14 @@ mod ca;
 mod check;
 mod host;
 mod ldif;
+mod login;
 mod machines;
 mod migrate;
 mod otp;
 mod register;
 mod serve;
 mod ssh;
+mod sso;
 mod testbed;
 mod user;
 
@@ -139,6 +141,22 @@ enum Command {
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
+    /// SSO setup on the broker host: the ticket-signing key.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Sso(sso::SsoCmd),
+    /// Kerberized services: register (P_k), list, remove.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Service(sso::ServiceCmd),
+    /// SSO login: prove the password to the broker, store the TGT in the credential cache.
+    #[command(after_help = format!("Examples:\n  dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw\n  \
+        dirbroker login --anonymous --broker https://broker:8443 --ca ca.pem\n\n{EXIT_HELP}"))]
+    Login(login::LoginArgs),
+    /// List the credential cache, like klist.
+    #[command(after_help = format!("Examples:\n  dirbroker tickets\n  dirbroker tickets --output json\n\n{EXIT_HELP}"))]
+    Tickets(login::TicketsArgs),
+    /// Service tickets: get one with the TGT, use one at a Kerberized service.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ticket(login::TicketCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -321,6 +339,11 @@ pub fn main() -> ExitCode {
             Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
+            Command::Sso(cmd) => sso::run_sso(&ctx, cmd).await,
+            Command::Service(cmd) => sso::run_service(&ctx, cmd).await,
+            Command::Login(args) => login::login(&ctx, args).await,
+            Command::Tickets(args) => login::tickets(&ctx, args).await,
+            Command::Ticket(cmd) => login::ticket(&ctx, cmd).await,
             Command::Agent(cmd) => agent::run(&ctx, cmd).await,
             Command::Register(args) => register::run(&ctx, args).await,
         }

@@ -26,6 +26,7 @@ use crate::seal::context;
 
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
+        .merge(super::sso_tickets::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/pki/ca", get(pki_ca))
@@ -90,7 +91,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/otp/verify" => "/v1/otp/verify",
         "/v1/dc/credentials" => "/v1/dc/credentials",
         p if p.strip_prefix("/v1/dc/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/')) => "/v1/dc/{did}",
-        _ => "unmatched",
+        p => super::sso_tickets::route_label(p).unwrap_or("unmatched"),
     }
 }
 

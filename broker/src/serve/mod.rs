@@ -17,6 +17,7 @@
 pub mod api;
 pub mod metrics;
 pub mod sso_register;
+pub mod sso_tickets;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub otp_policy: crate::otp::verify::Policy,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
+    /// The SSO ticket machinery; `None` until `dirbroker sso init` made a signing key.
+    pub sso: Option<Arc<sso_tickets::SsoState>>,
     /// SSO registration (stages 1–2): how to reach AMS/ANS; `None` when not configured.
     pub sso_register: Option<Arc<sso_register::Registrar>>,
 }
@@ -106,7 +109,9 @@ impl Server {
         let listener = TcpListener::bind(&s.listen)
             .await
             .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
+        let sso = sso_tickets::SsoState::load(&config.sso, &keyring).map_err(ServeError::Config)?.map(Arc::new);
         let state = AppState {
+            sso,
             dir,
             keyring: Arc::new(keyring),
             otp_policy: config.otp_policy(),

@@ -103,6 +103,10 @@ pub enum SsoError {
     /// key, or α / V / the ticket were tampered with.
     #[error("sealed session key does not open")]
     SessionKeyOpen,
+    /// A TGT's sealed login key does not open under this broker's K_tgt:
+    /// not issued by this broker (keyring), or a claim was altered.
+    #[error("ticket-granting ticket was not issued by this broker or was altered")]
+    TgtInvalid,
     /// The authenticator (V_ck) does not open under C_ck.
     #[error("authenticator does not open")]
     AuthenticatorOpen,

@@ -16,13 +16,10 @@ use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use hkdf::Hkdf;
-use hmac::{Hmac, KeyInit, Mac};
 use num_bigint::BigUint;
 use num_traits::Zero;
 use rand::CryptoRng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -182,27 +179,48 @@ pub fn split_lp(mut b: &[u8]) -> Result<Vec<&[u8]>, SsoError> {
 
 /// SHA-256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = Sha256::digest(data);
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     let mut out = [0u8; 32];
-    out.copy_from_slice(&d);
+    out.copy_from_slice(d.as_ref());
     out
 }
 
 /// HMAC-SHA256.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], SsoError> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| SsoError::Internal("HMAC key"))?;
-    mac.update(data);
-    let tag = mac.finalize().into_bytes();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&tag);
-    Ok(out)
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&k, data);
+    fixed::<32>(tag.as_ref(), "HMAC tag").map_err(|_| SsoError::Internal("HMAC length"))
 }
 
-/// HKDF-SHA256 to a 32-byte key.
-pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+struct Len32;
+
+impl aws_lc_rs::hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+fn expand32(prk: &aws_lc_rs::hkdf::Prk, info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+    let infos = [info];
+    let okm_handle = prk.expand(&infos, Len32).map_err(|_| SsoError::Internal("HKDF"))?;
     let mut okm = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(None, ikm).expand(info, okm.as_mut_slice()).map_err(|_| SsoError::Internal("HKDF"))?;
+    okm_handle.fill(okm.as_mut_slice()).map_err(|_| SsoError::Internal("HKDF"))?;
     Ok(okm)
+}
+
+/// HKDF-SHA256 to a 32-byte key (RFC 5869 with no salt, i.e. HashLen zero
+/// bytes, which HMAC pads to the same key as the empty salt). aws-lc's
+/// assembly SHA-256: this sits on the per-ticket path.
+pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(ikm);
+    expand32(&prk, info)
+}
+
+/// HKDF-Expand only, for a key that is already uniform (RFC 5869 §3.3:
+/// the extract step may then be skipped): per-ticket keys under K_tgt, SK
+/// and K_k,e. One HMAC instead of two.
+pub fn hkdf_expand32(key: &[u8; 32], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
+    expand32(&aws_lc_rs::hkdf::Prk::new_less_safe(aws_lc_rs::hkdf::HKDF_SHA256, key), info)
 }
 
 // ---------------------------------------------------------------------------

@@ -19,6 +19,9 @@ pub struct ReplayCache {
     seen: HashMap<[u8; 32], i64>,
     /// Refuse everything before this time (cache lost on restart).
     refuse_until: i64,
+    /// When expired entries were last swept (at most once per second, so
+    /// an insert is O(1) amortized, not a scan of the whole cache).
+    swept_at: i64,
 }
 
 impl ReplayCache {
@@ -30,7 +33,7 @@ impl ReplayCache {
     /// A cache that replaced a lost one at `now`: refuses all entries for
     /// one skew interval, since it cannot know what it saw before.
     pub fn new_after_restart(now: i64) -> Self {
-        ReplayCache { seen: HashMap::new(), refuse_until: now.saturating_add(MAX_SKEW) }
+        ReplayCache { seen: HashMap::new(), refuse_until: now.saturating_add(MAX_SKEW), swept_at: now }
     }
 
     /// Records `key` until `expires_at`; fails with [`SsoError::Replay`] if
@@ -39,8 +42,11 @@ impl ReplayCache {
         if now < self.refuse_until {
             return Err(SsoError::Replay);
         }
-        self.seen.retain(|_, exp| *exp >= now);
-        if self.seen.contains_key(&key) {
+        if now > self.swept_at {
+            self.seen.retain(|_, exp| *exp >= now);
+            self.swept_at = now;
+        }
+        if self.seen.get(&key).is_some_and(|exp| *exp >= now) {
             return Err(SsoError::Replay);
         }
         self.seen.insert(key, expires_at);

@@ -1,0 +1,213 @@
+//! An example Kerberized service (seed 002 stages 6–7): a tiny key–value
+//! store that trusts the broker's tickets.
+//!
+//! ```text
+//! start: key file (r_k, ID_k) ─ JWKS from the broker (GET /.well-known/jwks.json, broker CA)
+//! per connection (plain TCP; frames = u32 big-endian length ‖ JSON):
+//!   ServiceRequest ─▶ ServiceVerifier::authorize (ticket, K_k,e, V_ck, skew, replay cache)
+//!                  ─▶ level policy: read ≥ 1, write ≥ 2, admin = 4 (level::require_level)
+//!   ◀─ {"reply": ServiceReply}  (AP-REP with the answer, under C_ck)   or   {"error": "…"}
+//! ```
+//!
+//! TLS is not needed for the protocol's guarantees: V_ck is sealed under
+//! C_ck, the reply too, and the replay cache refuses a captured request.
+//! Requests: `read KEY`, `write KEY VALUE`, `admin stats`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use dirbroker_proto::sso::level::{Level, require_level};
+use dirbroker_proto::sso::replay::ReplayCache;
+use dirbroker_proto::sso::session::{ServiceRequest, ServiceVerifier};
+use dirbroker_proto::sso::tickets::{Jwks, ServiceKeyFile};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use zeroize::Zeroizing;
+
+/// How the example service is started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub key_file: PathBuf,
+    pub service_id: String,
+    pub broker: String,
+    pub ca: PathBuf,
+    pub listen: String,
+    pub issuer: String,
+    /// Refuse every authenticator for one skew interval after start
+    /// (RFC 4120 §3.2.3: a restarted service has lost its replay cache).
+    pub restart_window: bool,
+}
+
+struct Shared {
+    verifier: ServiceVerifier,
+    cache: Mutex<ReplayCache>,
+    store: Mutex<HashMap<String, String>>,
+    clock_offset: i64,
+}
+
+fn now(offset: i64) -> i64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    i64::try_from(t).unwrap_or(i64::MAX).saturating_add(offset)
+}
+
+/// A clock offset for tests, honoured only in debug builds (so a test can
+/// stand past a ticket's expiry without sleeping); release builds ignore it.
+fn clock_offset() -> i64 {
+    if cfg!(debug_assertions) {
+        std::env::var("DIRBROKER_INSECURE_TEST_CLOCK_OFFSET_S").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+async fn fetch_jwks(broker: &str, ca: &PathBuf) -> Result<Jwks, String> {
+    let pem = std::fs::read(ca).map_err(|e| format!("--ca {}: {e}", ca.display()))?;
+    let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("--ca {}: {e}", ca.display()))?;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([cert])
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/.well-known/jwks.json", broker.trim_end_matches('/'));
+    let r = http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("{url}: {}", r.status()));
+    }
+    r.json().await.map_err(|e| format!("{url}: {e}"))
+}
+
+/// Loads the key, fetches the JWKS, and serves until the process ends.
+pub async fn run(opts: Options) -> Result<(), String> {
+    crate::tls::install_provider();
+    let text = Zeroizing::new(
+        std::fs::read(&opts.key_file).map_err(|e| format!("--key-file {}: {e}", opts.key_file.display()))?,
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&opts.key_file).map_err(|e| e.to_string())?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!("{} is readable by others; chmod 600 it", opts.key_file.display()));
+        }
+    }
+    let file: ServiceKeyFile = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a service key file: {e}", opts.key_file.display()))?;
+    if file.service_id != opts.service_id {
+        return Err(format!("the key file is for {:?}, not {:?}", file.service_id, opts.service_id));
+    }
+    let key = file.key().map_err(|e| format!("{}: {e}", opts.key_file.display()))?;
+    let jwks = fetch_jwks(&opts.broker, &opts.ca).await?;
+    let offset = clock_offset();
+    let shared = Arc::new(Shared {
+        verifier: ServiceVerifier::new(key, &opts.issuer, jwks),
+        // A *restarted* service must refuse authenticators for one skew
+        // interval (RFC 4120 §3.2.3); a first start has nothing to forget.
+        cache: Mutex::new(if opts.restart_window {
+            ReplayCache::new_after_restart(now(offset))
+        } else {
+            ReplayCache::new()
+        }),
+        store: Mutex::new(HashMap::new()),
+        clock_offset: offset,
+    });
+    let listener = TcpListener::bind(&opts.listen).await.map_err(|e| format!("listen {}: {e}", opts.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on {addr}");
+    tracing::info!(service = %opts.service_id, %addr, "example service up");
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let r = tokio::time::timeout(std::time::Duration::from_secs(30), serve(sock, &shared)).await;
+            if let Ok(Err(e)) = r {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+        });
+    }
+}
+
+async fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes(len);
+    if len > 256 * 1024 {
+        return Err("frame too large".into());
+    }
+    let mut buf = vec![0u8; usize::try_from(len).map_err(|e| e.to_string())?];
+    s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+async fn write_frame(s: &mut TcpStream, v: &serde_json::Value) -> Result<(), String> {
+    let body = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+    let len = u32::try_from(body.len()).map_err(|e| e.to_string())?;
+    s.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    s.write_all(&body).await.map_err(|e| e.to_string())
+}
+
+/// What a request needs and does.
+fn apply(shared: &Shared, client: &str, level: Level, request: &str) -> Result<String, String> {
+    let mut words = request.splitn(3, ' ');
+    let op = words.next().unwrap_or("");
+    let need = match op {
+        "read" => Level::Temporary,
+        "write" => Level::WRITE,
+        "admin" => Level::ADMIN,
+        _ => return Err(format!("unknown operation {op:?} (read KEY, write KEY VALUE, admin stats)")),
+    };
+    require_level(level, need).map_err(|e| format!("{op} denied for {client}: {e}"))?;
+    let mut store = shared.store.lock().map_err(|_| "store poisoned".to_string())?;
+    let key = words.next().unwrap_or("").to_string();
+    Ok(match op {
+        "read" => format!(
+            "ok {op} by {client} (level {level}): {key} = {}",
+            store.get(&key).map(String::as_str).unwrap_or("(unset)")
+        ),
+        "write" => {
+            store.insert(key.clone(), words.next().unwrap_or("").to_string());
+            format!("ok {op} by {client} (level {level}): {key} stored")
+        }
+        _ => format!("ok {op} by {client} (level {level}): {} keys", store.len()),
+    })
+}
+
+async fn serve(mut sock: TcpStream, shared: &Shared) -> Result<(), String> {
+    let frame = read_frame(&mut sock).await?;
+    let answer = match serde_json::from_slice::<ServiceRequest>(&frame) {
+        Err(e) => serde_json::json!({ "error": format!("not a ServiceRequest: {e}") }),
+        Ok(req) => {
+            let t = now(shared.clock_offset);
+            let authorized = {
+                let mut cache = shared.cache.lock().map_err(|_| "replay cache poisoned".to_string())?;
+                shared.verifier.authorize(&req, t, &mut cache)
+            };
+            match authorized {
+                Err(e) => {
+                    tracing::warn!(security = true, "request refused: {e}");
+                    serde_json::json!({ "error": e.to_string() })
+                }
+                Ok(auth) => {
+                    let text = String::from_utf8_lossy(&auth.request).to_string();
+                    match apply(shared, &auth.client, auth.level, &text) {
+                        Err(msg) => {
+                            tracing::info!(client = %auth.client, level = auth.level.as_u8(), "refused: {msg}");
+                            serde_json::json!({ "error": msg })
+                        }
+                        Ok(answer) => {
+                            tracing::info!(client = %auth.client, level = auth.level.as_u8(), "{text:?} done");
+                            let reply = auth.reply(answer.as_bytes(), &mut rand::rng()).map_err(|e| e.to_string())?;
+                            serde_json::json!({ "reply": reply })
+                        }
+                    }
+                }
+            }
+        }
+    };
+    write_frame(&mut sock, &answer).await
+}

@@ -1,0 +1,363 @@
+//! The SSO ticket routes of `dirbroker serve` (seed 002 stages 3–7; see
+//! docs/protocols/sso.md): the JWKS, the login (AS exchange), ticket
+//! requests (TGS exchange) and the public KDF parameters a client needs to
+//! derive pw.
+//!
+//! ```text
+//! GET  /.well-known/jwks.json   RFC 8037 OKP JWKS of the ticket-signing key
+//! GET  /v1/sso/params/{uid}     {kdf: {alg, salt, m_cost_kib, t_cost, p_cost}, issuer}
+//! POST /v1/sso/login            LoginRequest (+ otp) → LoginReply (TGT, {SK}K_c)
+//! POST /v1/sso/ticket           TicketRequest (TGT, authenticator, ID_k) → TicketReply
+//! ```
+//!
+//! Stateless like the rest of the service: users and services come from
+//! LDAP, K_tgt / the epoch seed / the anonymous-ID secret are derived from
+//! the keyring. The replay caches are per process (see the docs: a proof or
+//! authenticator replayed to another replica only yields an answer sealed
+//! for the original client).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dirbroker_proto::sso::error::{Fault, SsoError};
+use dirbroker_proto::sso::kdf::KdfParams;
+use dirbroker_proto::sso::level::Level;
+use dirbroker_proto::sso::primitives::{Bytes, Ed25519Key, decode_element, hmac_sha256};
+use dirbroker_proto::sso::replay::ReplayCache;
+use dirbroker_proto::sso::tickets::{ClientEntry, LoginRequest, ServiceEntry, TicketIssuer, TicketRequest};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::api::{ApiError, body};
+use super::sso_register::PasswordKdf;
+use crate::config::SsoSection;
+use crate::directory::{DirError, Filter, Scope};
+use crate::model::{DirEntry, OtpToken, Service, User};
+use crate::otp::verify::{self, Outcome};
+use crate::seal::Keyring;
+
+/// The keyring label the SSO secrets are derived under.
+pub const KEYRING_LABEL: &str = "sso-tickets-v1";
+
+/// Everything the ticket routes share.
+pub struct SsoState {
+    pub issuer: TicketIssuer,
+    pub lifetime: i64,
+    pub kdf: KdfParams,
+    login_cache: Mutex<ReplayCache>,
+    tgs_cache: Mutex<ReplayCache>,
+}
+
+impl std::fmt::Debug for SsoState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoState").field("issuer", &self.issuer).field("lifetime", &self.lifetime).finish()
+    }
+}
+
+/// Reads the Ed25519 ticket-signing key (PKCS#8 PEM, not readable by others).
+pub fn load_signing_key(path: &Path) -> Result<Ed25519Key, String> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!("{shown}: the ticket-signing key must not be readable by others; run: chmod 600 {shown}"));
+    }
+    let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?);
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| format!("{shown}: not an Ed25519 PKCS#8 PEM key: {e}"))?;
+    Ok(Ed25519Key::from_seed(key.to_bytes()))
+}
+
+impl SsoState {
+    /// `None` when there is no signing key yet (the routes then answer 503).
+    pub fn load(cfg: &SsoSection, keyring: &Keyring) -> Result<Option<SsoState>, String> {
+        if !cfg.signing_key_file.exists() {
+            tracing::warn!(
+                "no ticket-signing key at {}: SSO routes are off until `dirbroker sso init`",
+                cfg.signing_key_file.display()
+            );
+            return Ok(None);
+        }
+        let key = load_signing_key(&cfg.signing_key_file)?;
+        let master = keyring.derive(KEYRING_LABEL).map_err(|e| e.to_string())?;
+        let issuer = TicketIssuer::new(&cfg.issuer, key, master.as_slice()).map_err(|e| e.to_string())?;
+        let lifetime = i64::try_from(cfg.ticket_lifetime_s).unwrap_or(i64::MAX).clamp(1, 10 * 3600);
+        let kdf = KdfParams { m_cost_kib: cfg.kdf_memory_kib, t_cost: cfg.kdf_iterations, p_cost: 1 };
+        tracing::info!(issuer = %cfg.issuer, kid = %issuer.signer().kid(), "SSO tickets on");
+        Ok(Some(SsoState {
+            issuer,
+            lifetime,
+            kdf,
+            login_cache: Mutex::new(ReplayCache::new()),
+            tgs_cache: Mutex::new(ReplayCache::new()),
+        }))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/sso/params/{uid}", get(params))
+        .route("/v1/sso/login", post(login))
+        .route("/v1/sso/ticket", post(ticket))
+}
+
+/// Metric labels of these routes.
+pub fn route_label(path: &str) -> Option<&'static str> {
+    match path {
+        "/.well-known/jwks.json" => Some("/.well-known/jwks.json"),
+        "/v1/sso/login" => Some("/v1/sso/login"),
+        "/v1/sso/ticket" => Some("/v1/sso/ticket"),
+        p if p.strip_prefix("/v1/sso/params/").is_some_and(|r| !r.is_empty() && !r.contains('/')) => {
+            Some("/v1/sso/params/{uid}")
+        }
+        _ => None,
+    }
+}
+
+fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
+    st.sso.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SSO tickets are not set up on this broker: run `dirbroker sso init` and restart it",
+        )
+    })
+}
+
+fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A protocol error as the caller sees it; peer misbehaviour is logged as a
+/// security event.
+fn refused(e: &SsoError, what: &str) -> ApiError {
+    let status = match e.fault() {
+        Fault::Malformed => StatusCode::BAD_REQUEST,
+        Fault::User => StatusCode::FORBIDDEN,
+        Fault::Local => {
+            tracing::error!("{what}: {e}");
+            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed (see the broker's log)"));
+        }
+        Fault::PeerMisbehaved => StatusCode::UNAUTHORIZED,
+    };
+    tracing::warn!(security = true, "{what} refused: {e}");
+    ApiError::new(status, format!("{what} refused: {e}"))
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn jwks(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let s = sso(&st)?;
+    Ok(Json(s.issuer.jwks()).into_response())
+}
+
+const NOT_REGISTERED: &str = "this user is not registered for SSO (no published P_c): run `dirbroker register` first";
+
+/// The published KDF record of `uid`. Unknown or unregistered users get a
+/// stable made-up salt with the default parameters, so this route does not
+/// tell who exists (the login answers "not registered" for both).
+async fn params(State(st): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<Response, ApiError> {
+    let s = sso(&st)?;
+    if crate::directory::dn::check_value("uid", &uid).is_err() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "not a valid uid"));
+    }
+    let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
+    let record =
+        user.filter(|u| u.public_value.is_some()).and_then(|u| u.password_kdf).and_then(|k| PasswordKdf::parse(&k));
+    let record = match record {
+        Some(r) => r,
+        None => {
+            let fake = hmac_sha256(s.issuer.anonymous_secret(), format!("fake salt\0{uid}").as_bytes())
+                .map_err(|e| refused(&e, "params"))?;
+            PasswordKdf {
+                alg: "argon2id".into(),
+                salt: Bytes(fake.get(..16).unwrap_or_default().to_vec()),
+                params: s.kdf,
+            }
+        }
+    };
+    Ok(Json(json!({ "uid": uid, "kdf": record, "issuer": s.issuer.issuer() })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    #[serde(flatten)]
+    request: LoginRequest,
+    /// The current OTP code, for users with an enabled token.
+    #[serde(default)]
+    otp: Option<String>,
+}
+
+/// Checks and consumes the user's OTP if they have an enabled token.
+async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(), ApiError> {
+    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let filter =
+        Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
+    let entries =
+        st.dir.search(&st.dir.layout().otp, Scope::OneLevel, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    let mut tokens: Vec<OtpToken> =
+        entries.iter().filter_map(|e| OtpToken::from_entry(e).ok()).filter(|t| !t.disabled).collect();
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    let Some(code) = code else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this user has an OTP token: an OTP code is required"));
+    };
+    let outcome =
+        verify::verify_any(&st.dir, &st.keyring, &tokens, code, OffsetDateTime::now_utc(), &st.otp_policy).await;
+    match outcome {
+        Ok(Some((_, Outcome::Accepted { .. }))) => Ok(()),
+        Ok(Some((_, Outcome::Refused(r)))) => {
+            tracing::warn!(security = true, uid = %user.uid, "SSO login: OTP refused: {r}");
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("OTP refused: {r}")))
+        }
+        Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "OTP refused: wrong code")),
+        Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
+        Err(e) => {
+            tracing::error!(uid = %user.uid, "OTP verification: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this user's token cannot be checked (see the broker's log)",
+            ))
+        }
+    }
+}
+
+fn to_level(n: i64) -> Result<Level, ApiError> {
+    u8::try_from(n)
+        .ok()
+        .and_then(|n| Level::try_from(n).ok())
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "user level out of range"))
+}
+
+/// Stage 4a (AS exchange): pre-authentication proof (+ OTP) → TGT and SK
+/// sealed under K_c. An anonymous login gets a pseudonym at level 1.
+async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
+    let s = sso(&st)?;
+    let req = body(req)?;
+    let now = unix_now();
+    let entry = if req.request.p_anon.is_some() {
+        let s2 = s.clone();
+        let r = req.request.clone();
+        run_blocking(move || {
+            let mut cache = s2.login_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
+            s2.issuer.check_anonymous_login(&r, now, &mut cache)
+        })
+        .await
+        .map_err(|e| refused(&e, "anonymous login"))?
+    } else {
+        let uid = req.request.proof.id_c.clone();
+        if crate::directory::dn::check_value("uid", &uid).is_err() {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "not a valid uid"));
+        }
+        let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
+        let Some((user, p_c)) = user.and_then(|u| u.public_value.clone().map(|p| (u, p))) else {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, NOT_REGISTERED));
+        };
+        if user.disabled || user.not_after.is_some_and(|t| t < OffsetDateTime::now_utc()) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled or expired"));
+        }
+        let p_c = decode_element(&p_c.into()).map_err(|e| {
+            tracing::error!(uid = %uid, "published P_c is invalid: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this user's published P_c is invalid")
+        })?;
+        let entry = ClientEntry { id_c: uid.clone(), p_c, level: to_level(user.level.number())? };
+        // The proof first: nobody without the password can burn OTP codes.
+        let (s2, e2, r) = (s.clone(), entry.clone(), req.request.clone());
+        run_blocking(move || {
+            let mut cache = s2.login_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
+            s2.issuer.check_login(&e2.p_c, &r, now, &mut cache)
+        })
+        .await
+        .map_err(|e| refused(&e, "login"))?;
+        check_otp(&st, &user, req.otp.as_deref()).await?;
+        entry
+    };
+    let (s2, e2, lifetime) = (s.clone(), entry.clone(), s.lifetime);
+    let reply = run_blocking(move || s2.issuer.issue_tgt(&e2, lifetime, now, &mut rand::rng()))
+        .await
+        .map_err(|e| refused(&e, "login"))?;
+    tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
+    Ok(no_store(Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response()))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SsoError> + Send + 'static,
+) -> Result<T, SsoError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| SsoError::Internal("worker task"))?
+}
+
+/// Stage 4b (TGS exchange): TGT + authenticator → client and server tickets.
+async fn ticket(
+    State(st): State<AppState>,
+    req: Result<Json<TicketRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let s = sso(&st)?;
+    let req = body(req)?;
+    let now = unix_now();
+    if crate::directory::dn::check_value("service id", &req.service).is_err() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "not a valid service id"));
+    }
+    let svc = match st.dir.load::<Service>(&req.service).await {
+        Ok(v) => v,
+        Err(DirError::NotFound { .. }) => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no service {:?}", req.service)));
+        }
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    if svc.disabled {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("service {:?} is disabled", svc.id)));
+    }
+    let p_k = svc.public_value.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("service {:?} has no published P_k (dirbroker service add)", svc.id),
+        )
+    })?;
+    let p_k = decode_element(&p_k.into()).map_err(|e| {
+        tracing::error!(service = %svc.id, "published P_k is invalid: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this service's published P_k is invalid")
+    })?;
+    let min_level = match svc.min_level {
+        Some(l) => to_level(l.number())?,
+        None => Level::Temporary,
+    };
+    let entry = ServiceEntry { id_k: svc.id.clone(), p_k, min_level };
+    let (s2, lifetime) = (s.clone(), s.lifetime);
+    // Cheap (no exponentiation once the epoch key is cached) but CPU-bound.
+    let reply = run_blocking(move || {
+        let mut cache = s2.tgs_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
+        s2.issuer.grant(&req, &entry, lifetime, now, &mut cache, &mut rand::rng())
+    })
+    .await
+    .map_err(|e| refused(&e, "ticket request"))?;
+    Ok(no_store(Json(reply).into_response()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_stay_few() {
+        assert_eq!(route_label("/v1/sso/params/alice"), Some("/v1/sso/params/{uid}"));
+        assert_eq!(route_label("/v1/sso/params/a/b"), None);
+        assert_eq!(route_label("/.well-known/jwks.json"), Some("/.well-known/jwks.json"));
+        assert_eq!(route_label("/v1/sso/ticket"), Some("/v1/sso/ticket"));
+        assert_eq!(route_label("/v1/sso/other"), None);
+    }
+}
