@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Run the whole test suite: unit tests and end-to-end tests against real
-# slapd (and later sshd, oathtool, openssl, qemu-img) started by the tests.
+# slapd, sshd/ssh, oathtool, openssl, qemu-img and PyJWT, and the project's
+# own processes (dirbroker, dirbroker-agents) started by the tests.
 #   scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The end-to-end tests run every binary of the workspace as its own process;
+# `cargo test` alone builds only the binaries of packages with integration
+# tests, so build them all first.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"
