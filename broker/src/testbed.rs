@@ -727,7 +727,7 @@ olcSuffix: {suffix}
 olcRootDN: cn=admin,{suffix}
 olcRootPW: {root_hash}
 olcDbDirectory: {d}/data
-olcDbMaxSize: 2147483648
+olcDbMaxSize: 8589934592
 olcDbIndex: objectClass eq
 olcLimits: {{0}}dn.exact=\"{broker}\" size=unlimited time=unlimited
 olcLastMod: TRUE
