@@ -24,7 +24,6 @@ use dirbroker::ca::CertKind;
 use dirbroker::serve::Peer;
 use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
 use dirbroker::serve::sso_register::CreateAgentRequest;
-use dirbroker_proto::sso::error::{Fault, SsoError};
 use dirbroker_proto::sso::registration::Ams;
 
 use crate::https;
@@ -48,20 +47,7 @@ struct AmsState {
     name: String,
 }
 
-/// A protocol error as the caller sees it (shared by AMS and ANS).
-pub fn sso_error(e: &SsoError, context: &str) -> ApiError {
-    match e.fault() {
-        Fault::Malformed | Fault::User => ApiError::new(StatusCode::BAD_REQUEST, format!("{context}: {e}")),
-        Fault::PeerMisbehaved => {
-            tracing::warn!(security = true, "{context}: {e}");
-            ApiError::new(StatusCode::FORBIDDEN, format!("{context}: {e}"))
-        }
-        Fault::Local => {
-            tracing::error!("{context}: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{context}: internal error"))
-        }
-    }
-}
+pub use dirbroker::serve::sso_register::sso_error;
 
 /// Unix time now (shared with ANS).
 pub fn unix_now() -> i64 {

@@ -5,63 +5,12 @@
 //! `qemu-img compare` judges the copy; `oathtool` makes the user's OTP (HOTP, so the test never waits for a
 //! time step).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use dirbroker_tests::{dirbroker_bin, run_with_stdin, scratch_dir, start};
+use dirbroker_tests::{Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-
-fn agents_bin() -> PathBuf {
-    dirbroker_bin().with_file_name("dirbroker-agents")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A daemon that prints `listening on ADDR` first; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cmd: &mut Command, log: PathBuf) -> Daemon {
-        let mut child = cmd
-            .env("DIRBROKER_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not start: {line}{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
-        Daemon { addr: addr.to_string(), child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Site {
     _tmp: tempfile::TempDir,

@@ -5,10 +5,9 @@
 //! for the password and the published salt), with reqwest playing the client
 //! in-process where every body has to be seen, and with LDAP.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,60 +17,10 @@ use dirbroker::serve::sso_register::{ParamsReply, PasswordKdf, RegisterReply, Re
 use dirbroker::testbed::Identity;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::client_start_registration;
-use dirbroker_tests::{Bed, dirbroker_bin, run_with_stdin, scratch_dir, start};
+use dirbroker_tests::{Bed, Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text};
 use serde_json::Value;
 
 const PASSWORD: &str = "Tr0ub4dor&3-correct-horse";
-
-fn agents_bin() -> PathBuf {
-    dirbroker_bin().with_file_name("dirbroker-agents")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A daemon that prints `listening on ADDR` first; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cmd: &mut Command, log: PathBuf) -> Daemon {
-        let mut child = cmd
-            .env("DIRBROKER_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not start: {line}{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
-        Daemon { addr: addr.to_string(), child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Site {
     bed: Bed,
@@ -120,13 +69,16 @@ async fn site() -> Site {
         p("broker/key.pem"),
     ));
     std::fs::write(&cfg, toml).unwrap();
-    let broker =
-        Daemon::start(Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg), t.join("serve.log"));
+    let broker = Daemon::start_at(
+        Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg),
+        t.join("serve.log"),
+        "debug",
+    );
     let url = format!("https://{}", broker.addr);
     let agent = |role: &str, port: u16| {
         let mut cmd = Command::new(agents_bin());
         cmd.args([role, "--bundle", &p(role), "--broker", &url, "--listen", &format!("127.0.0.1:{port}")]);
-        Daemon::start(&mut cmd, t.join(format!("{role}.log")))
+        Daemon::start_at(&mut cmd, t.join(format!("{role}.log")), "debug")
     };
     let ans = agent("ans", ans_port);
     let ams = agent("ams", ams_port);

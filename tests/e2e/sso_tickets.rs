@@ -6,68 +6,18 @@
 //! through the model. External judges: `oathtool` makes the OTP codes,
 //! Python's PyJWT verifies a server ticket against the broker's JWKS.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use dirbroker::model::{User, UserLevel};
 use dirbroker::serve::sso_register::PasswordKdf;
 use dirbroker::testbed::Identity;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
-use dirbroker_tests::{dirbroker_bin, scratch_dir, start};
+use dirbroker_tests::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const LIFETIME: i64 = 600;
-
-fn agents_bin() -> PathBuf {
-    dirbroker_bin().with_file_name("dirbroker-agents")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A daemon that prints `listening on ADDR` first; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cmd: &mut Command, log: PathBuf) -> Daemon {
-        let mut child = cmd
-            .env("DIRBROKER_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not start: {line}{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
-        Daemon { addr: addr.to_string(), child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn oathtool(counter: u64) -> String {
     let o = Command::new("oathtool").args(["--hotp", "-b", SECRET_B32, "-c", &counter.to_string()]).output().unwrap();

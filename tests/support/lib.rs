@@ -98,3 +98,73 @@ pub fn dirbroker_bin() -> PathBuf {
     }
     p.join("dirbroker")
 }
+
+/// Path of the `dirbroker-agents` binary (built beside `dirbroker`).
+pub fn agents_bin() -> PathBuf {
+    dirbroker_bin().with_file_name("dirbroker-agents")
+}
+
+/// A command's standard output and error, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One of our daemons (`dirbroker serve`, `dirbroker-agents dc|ps|ams|ans|
+/// example-service`), which print `listening on ADDR` first; its log goes to
+/// a file, and it is killed on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: std::process::Child,
+    pub addr: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `cmd` logging at `info` and waits for its address.
+    pub fn start(cmd: &mut Command, log: PathBuf) -> Daemon {
+        Daemon::start_at(cmd, log, "info")
+    }
+
+    /// Starts `cmd` with `DIRBROKER_LOG=level` and waits for its address.
+    pub fn start_at(cmd: &mut Command, log: PathBuf, level: &str) -> Daemon {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = cmd
+            .env("DIRBROKER_LOG", level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not start: {line}{}", std::fs::read_to_string(&log).unwrap_or_default());
+        };
+        Daemon { addr: addr.to_string(), child, log }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

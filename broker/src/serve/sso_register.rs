@@ -324,8 +324,8 @@ fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {
 }
 
 /// A protocol error as the caller sees it; misbehaving peers are logged as
-/// security events.
-fn sso_error(e: &SsoError, context: &str) -> ApiError {
+/// security events. Shared with the AMS and ANS services.
+pub fn sso_error(e: &SsoError, context: &str) -> ApiError {
     match e.fault() {
         Fault::Malformed | Fault::User => ApiError::new(StatusCode::BAD_REQUEST, format!("{context}: {e}")),
         Fault::PeerMisbehaved => {
@@ -336,7 +336,7 @@ fn sso_error(e: &SsoError, context: &str) -> ApiError {
             tracing::error!("{context}: {e}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{context}: internal error (see the broker's log)"),
+                format!("{context}: internal error (see the service's log)"),
             )
         }
     }

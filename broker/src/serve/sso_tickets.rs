@@ -40,8 +40,8 @@ use super::AppState;
 use super::api::{ApiError, body};
 use super::sso_register::PasswordKdf;
 use crate::config::SsoSection;
-use crate::directory::{DirError, Filter, Scope};
-use crate::model::{DirEntry, OtpToken, Service, User};
+use crate::directory::DirError;
+use crate::model::{Service, User};
 use crate::otp::verify::{self, Outcome};
 use crate::seal::Keyring;
 
@@ -203,17 +203,10 @@ struct LoginBody {
 
 /// Checks and consumes the user's OTP if they have an enabled token.
 async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(), ApiError> {
-    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    let filter =
-        Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
-    let entries =
-        st.dir.search(&st.dir.layout().otp, Scope::OneLevel, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
-    let mut tokens: Vec<OtpToken> =
-        entries.iter().filter_map(|e| OtpToken::from_entry(e).ok()).filter(|t| !t.disabled).collect();
+    let tokens = super::api::enabled_tokens(st, user).await?;
     if tokens.is_empty() {
         return Ok(());
     }
-    tokens.sort_by(|a, b| a.id.cmp(&b.id));
     let Some(code) = code else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this user has an OTP token: an OTP code is required"));
     };
