@@ -347,6 +347,14 @@ async fn hung_slapd_times_out() {
     cfg.op_timeout = Duration::from_millis(700);
     let dir = Directory::connect(cfg).await.unwrap();
     bed.signal(nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // SIGSTOP is asynchronous: wait until the kernel shows slapd stopped, or
+    // a request sent at once may still be answered.
+    let stat = format!("/proc/{}/stat", bed.pid());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T'))) {
+        assert!(Instant::now() < deadline, "slapd did not stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let r = dir.read(&bed.layout().people, &["ou"]).await;
     let took = started.elapsed();
