@@ -157,17 +157,6 @@ async fn only_the_broker_writes() {
     let admin = bed.dir_as(Identity::Admin).await;
     let alice_dn = admin.create(&User::new("alice", "Alice").unwrap()).await.unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
-    // A pending SSO invitation (only its hash and expiry are stored).
-    admin
-        .modify(
-            &alice_dn,
-            vec![ldap3::Mod::Replace(
-                dirbroker::invitation::ATTR.as_bytes().to_vec(),
-                [b"v1;level=2;expires=4000000000;sha256=x".to_vec()].into_iter().collect(),
-            )],
-        )
-        .await
-        .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
     let host_dn = admin.create(&Host::new("node1", "10.0.0.1").unwrap()).await.unwrap();
@@ -211,17 +200,6 @@ async fn filters_do_not_leak_unreadable_values() {
     let mut alice = User::new("alice", "Alice").unwrap();
     alice.mail = Some("alice@example.org".into());
     let alice_dn = admin.create(&alice).await.unwrap();
-    // A pending SSO invitation (only its hash and expiry are stored).
-    admin
-        .modify(
-            &alice_dn,
-            vec![ldap3::Mod::Replace(
-                dirbroker::invitation::ATTR.as_bytes().to_vec(),
-                [b"v1;level=2;expires=4000000000;sha256=x".to_vec()].into_iter().collect(),
-            )],
-        )
-        .await
-        .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();

@@ -6,11 +6,6 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn openssl_verify(args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl").arg("verify").args(args).output().unwrap();
-    (o.status.success(), text(&o))
-}
-
 #[test]
 fn issued_certificates_verify_and_revoked_ones_do_not() {
     let tmp = short_tmp();

@@ -17,11 +17,6 @@ use crate::support::*;
 const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
-fn openssl_verify(args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl").arg("verify").args(args).output().unwrap();
-    (o.status.success(), text(&o))
-}
-
 /// `ca issue` makes a certificate of each kind that openssl accepts for
 /// exactly the purposes of the kind, names the kind in the subject, and
 /// `ca revoke` puts it on the CRL.

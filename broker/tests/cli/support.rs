@@ -30,6 +30,12 @@ pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// `openssl verify ARGS`: whether it accepted, and what it said.
+pub fn openssl_verify(args: &[&str]) -> (bool, String) {
+    let o = Command::new("openssl").arg("verify").args(args).output().unwrap();
+    (o.status.success(), text(&o))
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
