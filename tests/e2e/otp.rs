@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-use dirbroker::directory::{Change, Directory};
+use dirbroker::directory::{Change, DirError, Directory};
 use dirbroker::model::{DirEntry, OtpToken, Sealed, TokenType, User};
 use dirbroker::otp::skey::{self, SkeyAlgorithm};
-use dirbroker::otp::verify::{self, Outcome, Policy, Refusal, VerifyError};
+use dirbroker::otp::verify::{self, Outcome, Policy, Refusal, TokenCache, VerifyError};
 use dirbroker::seal::{Keyring, context};
 use dirbroker::testbed::Identity;
 use dirbroker_tests::{Bed, start};
@@ -301,4 +301,125 @@ async fn totp_drift_is_learned_by_resync() {
     assert!(matches!(s.check("drift", &code_at(later - 300), at(later)).await, Outcome::Accepted { .. }));
     // The resync codes themselves are spent.
     assert!(matches!(s.check("drift", &code_at(device + 30), at(server_now)).await, Outcome::Refused(_)));
+}
+
+fn replace(attr: &str, value: Vec<u8>) -> Change {
+    Change::Replace(attr.as_bytes().to_vec(), [value].into_iter().collect())
+}
+
+/// Two long-running verifiers (two brokers, each with its own token cache
+/// and connections) race the same valid HOTP codes: the entryCSN-guarded
+/// writes let exactly one accept each code, and a third, uncached verifier
+/// then finds every code spent.
+#[tokio::test]
+async fn cached_verifiers_race_each_code_exactly_once() {
+    let s = setup().await;
+    s.token("cr", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let other = s.bed.dir_as(Identity::Broker).await;
+    let (ca, cb) = (TokenCache::new(), TokenCache::new());
+    let p = Policy::default();
+    for c in 0..150u64 {
+        let code = oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+        let (a, b) = tokio::join!(
+            ca.verify(&s.dir, &s.ring, "cr", &code, at(0), &p),
+            cb.verify(&other, &s.ring, "cr", &code, at(0), &p)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let accepted = [&a, &b].iter().filter(|o| matches!(o, Outcome::Accepted { .. })).count();
+        assert_eq!(accepted, 1, "code {c}: {a:?} {b:?}");
+        assert_eq!(s.check("cr", &code, at(0)).await, Outcome::Refused(Refusal::AlreadyUsed), "code {c}");
+    }
+    let t = s.fresh("cr").await;
+    assert_eq!((t.hotp_counter, t.failure_count), (Some(150), 0), "a lost race is no failed guess");
+}
+
+/// A verifier's remembered token state never outlives a change made
+/// elsewhere: a code spent by another broker, a disabled token, a new secret,
+/// failures and a lockout counted by others, a deleted token.
+#[tokio::test]
+async fn a_cached_token_sees_every_change_made_elsewhere() {
+    let s = setup().await;
+    s.token("cc", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let admin = s.bed.dir_as(Identity::Admin).await;
+    let dn = s.fresh("cc").await.dn(s.dir.layout()).unwrap();
+    let cache = TokenCache::new();
+    let p = Policy::default();
+    let code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+    let check = |code: String| {
+        let (cache, s, p) = (&cache, &s, &p);
+        async move { cache.verify(&s.dir, &s.ring, "cc", &code, at(0), p).await.unwrap() }
+    };
+    assert_eq!(check(code(0)).await, Outcome::Accepted { counter: 0 });
+    // Spent by another broker behind this cache's back.
+    assert_eq!(s.check("cc", &code(1), at(0)).await, Outcome::Accepted { counter: 1 });
+    assert_eq!(check(code(1)).await, Outcome::Refused(Refusal::AlreadyUsed));
+    assert_eq!(check(code(2)).await, Outcome::Accepted { counter: 2 });
+    // Disabled by an admin: a valid code is refused, enabled again: accepted.
+    admin.modify(&dn, vec![replace("dirbrokerDisabled", b"TRUE".to_vec())]).await.unwrap();
+    assert_eq!(check(code(3)).await, Outcome::Refused(Refusal::Disabled));
+    admin.modify(&dn, vec![replace("dirbrokerDisabled", b"FALSE".to_vec())]).await.unwrap();
+    assert_eq!(check(code(3)).await, Outcome::Accepted { counter: 3 });
+    // Re-enrolled with a new secret: the old secret's codes stop working.
+    let new_secret = s.ring.seal(&context::otp_token("cc"), &unhex(RFC_SHA256)).unwrap();
+    admin.modify(&dn, vec![replace("dirbrokerOtpSecret", new_secret.0)]).await.unwrap();
+    assert_eq!(check(code(4)).await, Outcome::Refused(Refusal::WrongCode));
+    let new_code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA256]);
+    assert_eq!(check(new_code(4)).await, Outcome::Accepted { counter: 4 });
+    // Failures counted by another broker: the next good code clears them.
+    for _ in 0..3 {
+        assert_eq!(s.check("cc", "000000", at(0)).await, Outcome::Refused(Refusal::WrongCode));
+    }
+    assert_eq!(s.fresh("cc").await.failure_count, 3);
+    assert_eq!(check(new_code(5)).await, Outcome::Accepted { counter: 5 });
+    assert_eq!(s.fresh("cc").await.failure_count, 0);
+    // Locked out by failures elsewhere: refused here too, until unlocked.
+    for _ in 0..10 {
+        s.check("cc", "000000", at(0)).await;
+    }
+    assert_eq!(check(new_code(6)).await, Outcome::Refused(Refusal::LockedOut { failures: 10 }));
+    verify::unlock(&s.dir, &s.fresh("cc").await).await.unwrap();
+    assert_eq!(check(new_code(6)).await, Outcome::Accepted { counter: 6 });
+    // Deleted: an error that says so, not an acceptance.
+    admin.delete(&dn).await.unwrap();
+    let gone = cache.verify(&s.dir, &s.ring, "cc", &new_code(7), at(0), &p).await;
+    assert!(matches!(gone, Err(VerifyError::Directory(DirError::NotFound { .. }))), "{gone:?}");
+}
+
+/// Verification by owner (what `dirbroker serve` answers data centers with):
+/// a token enrolled after the owner's tokens were remembered still works,
+/// a disabled one stops, and a user without tokens is told so.
+#[tokio::test]
+async fn cached_owner_verification_follows_enrolment() {
+    let s = setup().await;
+    let owner = s.dir.layout().people.child("uid", "alice").unwrap();
+    let cache = TokenCache::new();
+    let p = Policy::default();
+    let verify_owner = |code: String| {
+        let (cache, s, p, owner) = (&cache, &s, &p, &owner);
+        async move { cache.verify_owner(&s.dir, &s.ring, owner, &code, at(0), p).await.unwrap() }
+    };
+    assert_eq!(verify_owner("123456".into()).await, None, "no token yet");
+    s.token("o1", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let sha1 = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+    let sha256 = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA256]);
+    let (t, o) = verify_owner(sha1(0)).await.unwrap();
+    assert_eq!((t.id.as_str(), o), ("o1", Outcome::Accepted { counter: 0 }));
+    let (_, o) = verify_owner(sha1(0)).await.unwrap();
+    assert_eq!(o, Outcome::Refused(Refusal::AlreadyUsed));
+    // A second token, enrolled while the first is remembered.
+    s.token("o2", TokenType::Hotp, RFC_SHA256, |_| {}).await;
+    let (t, o) = verify_owner(sha256(0)).await.unwrap();
+    assert_eq!((t.id.as_str(), o), ("o2", Outcome::Accepted { counter: 0 }));
+    let (t, o) = verify_owner(sha1(1)).await.unwrap();
+    assert_eq!((t.id.as_str(), o), ("o1", Outcome::Accepted { counter: 1 }));
+    // Disabled elsewhere: its codes stop working here.
+    let admin = s.bed.dir_as(Identity::Admin).await;
+    admin
+        .modify(&s.fresh("o1").await.dn(s.dir.layout()).unwrap(), vec![replace("dirbrokerDisabled", b"TRUE".to_vec())])
+        .await
+        .unwrap();
+    let (t, o) = verify_owner(sha1(2)).await.unwrap();
+    assert_eq!(t.id, "o2");
+    assert!(matches!(o, Outcome::Refused(Refusal::WrongCode)), "{o:?}");
+    assert_eq!(s.fresh("o1").await.hotp_counter, Some(2));
 }

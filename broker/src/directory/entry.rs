@@ -21,6 +21,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry read back through a Pre-/Post-Read control (RFC 4527), which
+    /// carries the attributes but not the DN.
+    pub(crate) fn from_read_back(dn: Dn, read: ldap3::controls::ReadEntryResp) -> Entry {
+        let mut attrs: BTreeMap<String, (String, Vec<Vec<u8>>)> = BTreeMap::new();
+        let texts = read.attrs.into_iter().map(|(n, v)| (n, v.into_iter().map(String::into_bytes).collect::<Vec<_>>()));
+        for (name, vals) in texts.chain(read.bin_attrs) {
+            let slot = attrs.entry(name.to_ascii_lowercase()).or_insert_with(|| (name.clone(), Vec::new()));
+            slot.1.extend(vals);
+        }
+        Entry { dn, attrs }
+    }
+
     pub(crate) fn from_search(se: SearchEntry) -> Result<Entry> {
         let dn = Dn::parse(&se.dn).map_err(|e| DirError::MalformedEntry {
             dn: se.dn.clone(),

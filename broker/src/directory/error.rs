@@ -23,6 +23,7 @@ pub mod rc {
     pub const OBJECT_CLASS_VIOLATION: u32 = 65;
     pub const NOT_ALLOWED_ON_NON_LEAF: u32 = 66;
     pub const ALREADY_EXISTS: u32 = 68;
+    pub const ASSERTION_FAILED: u32 = 122;
     pub const SERVER_DOWN: u32 = 81;
     pub const TIMEOUT: u32 = 85;
     pub const CONNECT_ERROR: u32 = 91;
@@ -83,10 +84,18 @@ impl DirError {
         matches!(self, DirError::Unavailable { .. })
     }
 
-    /// True when a delete-old/add-new modify lost a race: the old value was
-    /// already gone (`noSuchAttribute`) or the new one already there.
+    /// True when a write based on what the caller had read lost a race: a
+    /// delete-old/add-new modify found the old value gone (`noSuchAttribute`)
+    /// or the new one already there, or the entry no longer matched the
+    /// write's assertion (RFC 4528 `assertionFailed`).
     pub fn is_stale_value(&self) -> bool {
-        matches!(self, DirError::ConstraintViolation { rc: rc::NO_SUCH_ATTRIBUTE | rc::ATTRIBUTE_OR_VALUE_EXISTS, .. })
+        matches!(
+            self,
+            DirError::ConstraintViolation {
+                rc: rc::NO_SUCH_ATTRIBUTE | rc::ATTRIBUTE_OR_VALUE_EXISTS | rc::ASSERTION_FAILED,
+                ..
+            }
+        )
     }
 
     /// Classify an ldap3 error raised by an operation on `dn`.
@@ -122,7 +131,8 @@ impl DirError {
             | rc::ATTRIBUTE_OR_VALUE_EXISTS
             | rc::INVALID_ATTRIBUTE_SYNTAX
             | rc::OBJECT_CLASS_VIOLATION
-            | rc::NOT_ALLOWED_ON_NON_LEAF => DirError::ConstraintViolation { dn, rc, message: text },
+            | rc::NOT_ALLOWED_ON_NON_LEAF
+            | rc::ASSERTION_FAILED => DirError::ConstraintViolation { dn, rc, message: text },
             rc::INVALID_DN_SYNTAX => DirError::BadInput { field: "DN".into(), reason: format!("{dn}: {text}") },
             rc::INVALID_CREDENTIALS => DirError::InvalidCredentials { dn },
             rc::INSUFFICIENT_ACCESS | rc::STRONG_AUTH_REQUIRED | rc::CONFIDENTIALITY_REQUIRED => {

@@ -449,6 +449,44 @@ impl Directory {
         .map(drop)
     }
 
+    /// Apply `changes` to `dn` only while the entry still matches `assertion`
+    /// (RFC 4528 Assertion control, critical), and get the entry back as the
+    /// change left it (RFC 4527 Post-Read, the `read_back` attributes), in one
+    /// operation. An entry that no longer matches fails with
+    /// `assertionFailed`, which [`DirError::is_stale_value`] recognises.
+    pub async fn modify_if(
+        &self,
+        dn: &Dn,
+        changes: Vec<Change>,
+        assertion: &Filter,
+        read_back: &[&str],
+    ) -> Result<Entry> {
+        use ldap3::controls::{Assertion, Control, ControlType, PostRead, PostReadResp, RawControl};
+        let assertion = assertion.to_string();
+        let result = self
+            .run(dn.as_str(), false, |mut l: Ldap| {
+                let changes = changes.clone();
+                // Both critical: a server that does not know them must refuse
+                // the write rather than apply it unguarded.
+                let mut asserted: RawControl = Assertion::new(assertion.as_str());
+                asserted.crit = true;
+                let mut read: RawControl = PostRead::new(read_back.to_vec());
+                read.crit = true;
+                let ctrls = vec![asserted, read];
+                async move { l.with_controls(ctrls).modify(dn.as_str(), changes).await?.success() }
+            })
+            .await?;
+        let read = result.ctrls.into_iter().find_map(|Control(kind, raw)| match kind {
+            Some(ControlType::PostReadResp) => Some(raw.parse::<PostReadResp>()),
+            _ => None,
+        });
+        read.map(|r| Entry::from_read_back(dn.clone(), r)).ok_or_else(|| DirError::Ldap {
+            dn: dn.to_string(),
+            rc: 0,
+            message: "the server applied the change but sent no Post-Read entry".into(),
+        })
+    }
+
     pub async fn delete(&self, dn: &Dn) -> Result<()> {
         self.run(dn.as_str(), false, |mut l: Ldap| async move { l.delete(dn.as_str()).await?.success() })
             .await

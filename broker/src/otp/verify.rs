@@ -15,6 +15,19 @@
 //! ```
 //!
 //! Time is a parameter (`now`), never read here.
+//!
+//! A long-running verifier (`dirbroker serve`) keeps a [`TokenCache`]: the
+//! token state it last read or wrote, with the entry's `entryCSN`. Accepting
+//! from remembered state sends the same single modify, guarded by an
+//! Assertion control on that `entryCSN` (RFC 4528) and reading the new state
+//! back (RFC 4527 Post-Read): if anyone changed the token since (another
+//! broker consumed a code, an admin disabled or re-enrolled it, a failure was
+//! counted), the write fails at the directory and the token is read again.
+//! Every refusal is decided on freshly read state. The outcome is what a
+//! read-then-write verifier would decide, one round trip cheaper.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -22,7 +35,7 @@ use zeroize::Zeroizing;
 use super::codes::{self, Algorithm};
 use super::skey::{self, SkeyAlgorithm};
 use crate::directory::values::int_value;
-use crate::directory::{Change, DirError, Directory};
+use crate::directory::{Change, DirError, Directory, Dn, Entry, Filter, Scope};
 use crate::model::{DirEntry, OtpToken, Sealed, TokenType};
 use crate::seal::{Keyring, SealError, context};
 
@@ -429,4 +442,200 @@ pub async fn unlock(dir: &Directory, t: &OtpToken) -> Result<(), DirError> {
 /// Seal a new secret for token `id`.
 pub fn seal_secret(keyring: &Keyring, id: &str, secret: &[u8]) -> Result<Sealed, SealError> {
     keyring.seal(&context::otp_token(id), secret)
+}
+
+/// Attributes read with a token: its own and its change sequence number.
+const TOKEN_ATTRS: &[&str] = &["*", "entryCSN"];
+
+/// How many times a verification reads the token again after the directory
+/// refused a write because the token had just changed.
+const STALE_RETRIES: usize = 3;
+
+/// Tokens remembered at most; past this the cache starts over.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// A token as last read or written, with the `entryCSN` it had then.
+#[derive(Clone, Debug)]
+struct Known {
+    csn: String,
+    token: OtpToken,
+}
+
+impl Known {
+    fn from_entry(entry: &Entry) -> Result<Known, VerifyError> {
+        let token = OtpToken::from_entry(entry)?;
+        let csn = entry.required_str("entryCSN")?.to_string();
+        Ok(Known { csn, token })
+    }
+}
+
+/// Token state kept between verifications (see the module documentation):
+/// sealed secrets as stored in LDAP, never opened ones.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    tokens: Mutex<HashMap<String, Known>>,
+    /// Owner DN (normalised) → ids of the owner's enabled tokens.
+    owners: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl TokenCache {
+    pub fn new() -> TokenCache {
+        TokenCache::default()
+    }
+
+    fn get(&self, id: &str) -> Option<Known> {
+        self.tokens.lock().ok()?.get(id).cloned()
+    }
+
+    fn put(&self, known: Known) {
+        if let Ok(mut map) = self.tokens.lock() {
+            if map.len() >= CACHE_CAPACITY && !map.contains_key(&known.token.id) {
+                map.clear();
+            }
+            map.insert(known.token.id.clone(), known);
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut map) = self.tokens.lock() {
+            map.remove(id);
+        }
+    }
+
+    fn owner_tokens(&self, owner: &Dn) -> Vec<Known> {
+        let ids = self.owners.lock().ok().and_then(|m| m.get(&owner.normalized()).cloned()).unwrap_or_default();
+        ids.iter().filter_map(|id| self.get(id)).collect()
+    }
+
+    fn put_owner(&self, owner: &Dn, known: &[Known]) {
+        if let Ok(mut map) = self.owners.lock() {
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(owner.normalized(), known.iter().map(|k| k.token.id.clone()).collect());
+        }
+        for k in known {
+            self.put(k.clone());
+        }
+    }
+
+    /// Verify `code` for the token `id` at `now`, consuming it on success;
+    /// the same outcome as [`verify`] on a freshly loaded token.
+    pub async fn verify(
+        &self,
+        dir: &Directory,
+        keyring: &Keyring,
+        id: &str,
+        code: &str,
+        now: OffsetDateTime,
+        policy: &Policy,
+    ) -> Result<Outcome, VerifyError> {
+        if let Some(known) = self.get(id)
+            && let Decision::Accept { counter, changes } = decide(keyring, &known.token, code, now, policy)?
+            && let Some(outcome) = self.commit(dir, &known, counter, changes).await?
+        {
+            return Ok(outcome);
+        }
+        let dn = <OtpToken as DirEntry>::dn_for(dir.layout(), id)?;
+        for _ in 0..STALE_RETRIES {
+            let known = Known::from_entry(&dir.read(&dn, TOKEN_ATTRS).await?)?;
+            self.put(known.clone());
+            match decide(keyring, &known.token, code, now, policy)? {
+                Decision::Accept { counter, changes } => {
+                    if let Some(outcome) = self.commit(dir, &known, counter, changes).await? {
+                        return Ok(outcome);
+                    }
+                }
+                other => return apply(dir, &known.token, other).await,
+            }
+        }
+        Ok(Outcome::Refused(Refusal::LostRace))
+    }
+
+    /// Verify `code` against the enabled tokens of `owner`, as [`verify_any`]
+    /// does on freshly searched tokens; returns the token the outcome is
+    /// about, `None` when the owner has no enabled token.
+    pub async fn verify_owner(
+        &self,
+        dir: &Directory,
+        keyring: &Keyring,
+        owner: &Dn,
+        code: &str,
+        now: OffsetDateTime,
+        policy: &Policy,
+    ) -> Result<Option<(OtpToken, Outcome)>, VerifyError> {
+        for known in self.owner_tokens(owner) {
+            if let Decision::Accept { counter, changes } = decide(keyring, &known.token, code, now, policy)?
+                && let Some(outcome) = self.commit(dir, &known, counter, changes).await?
+            {
+                return Ok(Some((known.token, outcome)));
+            }
+        }
+        let filter =
+            Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
+        let mut raced = None;
+        for _ in 0..STALE_RETRIES {
+            let entries = dir.search(&dir.layout().otp, Scope::OneLevel, &filter, TOKEN_ATTRS).await?;
+            let mut known: Vec<Known> =
+                entries.iter().filter_map(|e| Known::from_entry(e).ok()).filter(|k| !k.token.disabled).collect();
+            known.sort_by(|a, b| a.token.id.cmp(&b.token.id));
+            self.put_owner(owner, &known);
+            let mut refused = Vec::new();
+            let mut stale = false;
+            for k in &known {
+                match decide(keyring, &k.token, code, now, policy)? {
+                    Decision::Accept { counter, changes } => match self.commit(dir, k, counter, changes).await? {
+                        Some(outcome) => return Ok(Some((k.token.clone(), outcome))),
+                        None => {
+                            raced = Some(k.token.clone());
+                            stale = true;
+                            break;
+                        }
+                    },
+                    d => refused.push((k, d)),
+                }
+            }
+            if stale {
+                continue;
+            }
+            let mut last = None;
+            for (k, d) in refused {
+                self.forget(&k.token.id);
+                last = Some((k.token.clone(), apply(dir, &k.token, d).await?));
+            }
+            return Ok(last);
+        }
+        Ok(raced.map(|t| (t, Outcome::Refused(Refusal::LostRace))))
+    }
+
+    /// Write an accepted code from `known`, guarded by its `entryCSN`.
+    /// `None` when the token changed since (it is forgotten; read it again).
+    async fn commit(
+        &self,
+        dir: &Directory,
+        known: &Known,
+        counter: i64,
+        mut changes: Vec<Change>,
+    ) -> Result<Option<Outcome>, VerifyError> {
+        if known.token.failure_count != 0 {
+            changes.push(replace("dirbrokerOtpFailureCount", int_value(0)));
+        }
+        let dn = known.token.dn(dir.layout())?;
+        let unchanged = Filter::eq("entryCSN", known.csn.clone());
+        match dir.modify_if(&dn, changes, &unchanged, TOKEN_ATTRS).await {
+            Ok(entry) => {
+                match Known::from_entry(&entry) {
+                    Ok(k) => self.put(k),
+                    Err(_) => self.forget(&known.token.id),
+                }
+                Ok(Some(Outcome::Accepted { counter }))
+            }
+            // Changed or deleted since: the caller reads the token again.
+            Err(e) if e.is_stale_value() || matches!(e, DirError::NotFound { .. }) => {
+                self.forget(&known.token.id);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }

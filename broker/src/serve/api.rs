@@ -238,12 +238,11 @@ async fn otp_verify(
         Ok(None) => return Ok(refused(NO_TOKEN)),
         Err(e) => return Err(st.dir_error(e)),
     };
-    let tokens = enabled_tokens(&st, &user).await?;
-    if tokens.is_empty() {
-        return Ok(refused(NO_TOKEN));
-    }
-    let outcome =
-        verify::verify_any(&st.dir, &st.keyring, &tokens, &req.code, OffsetDateTime::now_utc(), &st.otp_policy).await;
+    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let outcome = st
+        .otp_cache
+        .verify_owner(&st.dir, &st.keyring, &owner, &req.code, OffsetDateTime::now_utc(), &st.otp_policy)
+        .await;
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => {
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
@@ -253,7 +252,7 @@ async fn otp_verify(
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
             Ok(refused(&r.to_string()))
         }
-        Ok(None) => Ok(refused("wrong code")),
+        Ok(None) => Ok(refused(NO_TOKEN)),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
             tracing::error!(uid = %req.uid, "OTP verification: {e}");

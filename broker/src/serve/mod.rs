@@ -57,6 +57,8 @@ pub struct AppState {
     pub dir: Directory,
     pub keyring: Arc<Keyring>,
     pub otp_policy: crate::otp::verify::Policy,
+    /// Token state between OTP verifications (writes are guarded by entryCSN).
+    pub otp_cache: Arc<crate::otp::verify::TokenCache>,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
     /// The SSO ticket machinery; `None` until `dirbroker sso init` made a signing key.
@@ -115,6 +117,7 @@ impl Server {
             dir,
             keyring: Arc::new(keyring),
             otp_policy: config.otp_policy(),
+            otp_cache: Arc::new(crate::otp::verify::TokenCache::new()),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(s.request_timeout_s),
             sso_register,
