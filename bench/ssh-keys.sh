@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark: AuthorizedKeysCommand lookups against 10,000 users x 3 keys.
-# Measures, in one run on one slapd, the per-call wall time of
-#   ours:   dirbroker ssh authorized-keys USER         (release build)
+# Measures, in one run on one slapd, the per-call wall time (spawn to exit) of
+#   ours:   dirbroker-ssh authorized-keys USER   (release build; the node binary
+#           docs/ssh.md wires into sshd_config)
 #   (a)     a shell AuthorizedKeysCommand around ldapsearch | sed | awk
 #   (b)     a single bare ldapsearch for the same entry
-# All three bind as the read-only node identity (the ACLs let no anonymous
-# client read people). Prints the figures, last a RESULT line.
+# and, for reference, the same lookup through the full tool
+# (`dirbroker ssh authorized-keys`) and the cost of spawning /bin/true.
+# All bind as the read-only node identity (the ACLs let no anonymous client
+# read people). Prints the figures, last a RESULT line.
 #   bench/ssh-keys.sh [USERS] [CALLS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +16,14 @@ USERS=${1:-10000}
 CALLS=${2:-300}
 WORK=$(mktemp -d /tmp/dbbench.XXXXXX)
 BIN=$PWD/target/release/dirbroker
+NODE_BIN=$PWD/target/release/dirbroker-ssh
 cleanup() { "$BIN" testbed down --dir "$WORK/bed" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 scripts/install-deps.sh >/dev/null
 [[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
-echo "building release binary…"
-cargo build --release --locked -p dirbroker 2>&1 | tail -1
+echo "building release binaries…"
+cargo build --release --locked -p dirbroker --bins 2>&1 | tail -1
 
 "$BIN" testbed up --dir "$WORK/bed" --output json >"$WORK/up.json"
 URI=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' "$WORK/up.json")
@@ -55,17 +59,30 @@ ldapsearch -LLL -x -o ldif-wrap=no -H $URI -D $NODE_DN -y $NODE_PW -b ou=people,
 SH
 chmod 755 "$WORK/akc.sh"
 
-python3 - "$BIN" "$WORK" "$URI" "$NODE_DN" "$NODE_PW" "$USERS" "$CALLS" <<'PY'
-import random, resource, statistics, subprocess, sys, time
-binary, work, uri, node_dn, node_pw, users, calls = sys.argv[1:8]
+python3 - "$NODE_BIN" "$BIN" "$WORK" "$URI" "$NODE_DN" "$NODE_PW" "$USERS" "$CALLS" <<'PY'
+import os, random, shutil, statistics, subprocess, sys, time
+node_binary, binary, work, uri, node_dn, node_pw, users, calls = sys.argv[1:9]
 users, calls = int(users), int(calls)
 cfg = f"{work}/bed/node-reader.toml"
 variants = {
-    "ours": lambda u: [binary, "--config", cfg, "ssh", "authorized-keys", u],
+    "ours": lambda u: [node_binary, "--config", cfg, "authorized-keys", u],
     "script": lambda u: [f"{work}/akc.sh", u],
-    "ldapsearch": lambda u: ["ldapsearch", "-LLL", "-x", "-H", uri, "-D", node_dn, "-y", node_pw,
+    "ldapsearch": lambda u: [shutil.which("ldapsearch"), "-LLL", "-x", "-H", uri, "-D", node_dn, "-y", node_pw,
                              "-b", "ou=people,dc=example,dc=org", f"(uid={u})", "sshPublicKey"],
+    "full tool": lambda u: [binary, "--config", cfg, "ssh", "authorized-keys", u],
+    "/bin/true": lambda u: ["/bin/true"],
 }
+null = os.open(os.devnull, os.O_WRONLY)
+to_null = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
+env = dict(os.environ)
+def timed(argv):
+    # Spawn to exit, stdout and stderr to /dev/null, as sshd runs the command.
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=to_null)
+    _, status = os.waitpid(pid, 0)
+    elapsed = (time.perf_counter() - t0) * 1000
+    assert os.waitstatus_to_exitcode(status) == 0, argv
+    return elapsed
 rnd = random.Random(7)
 sample = [f"user{rnd.randrange(users)}" for _ in range(calls)]
 # Same answer from ours and the script for a few users.
@@ -74,19 +91,21 @@ for u in sample[:5]:
     b = subprocess.run(variants["script"](u), capture_output=True, text=True, check=True).stdout.split("\n")
     assert sorted(x for x in a if x) == sorted(x for x in b if x), (u, a, b)
     assert len([x for x in a if x]) == 3
+    c = subprocess.run(variants["full tool"](u), capture_output=True, text=True, check=True).stdout.split("\n")
+    assert sorted(x for x in a if x) == sorted(x for x in c if x), (u, a, c)
 times = {k: [] for k in variants}
 for name in variants:  # warm-up
     for u in sample[:20]:
-        subprocess.run(variants[name](u), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for u in sample:  # interleaved, so drift hits all three alike
+        timed(variants[name](u))
+for u in sample:  # interleaved, so drift hits all alike
     for name, make in variants.items():
-        t0 = time.perf_counter()
-        subprocess.run(make(u), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times[name].append((time.perf_counter() - t0) * 1000)
+        times[name].append(timed(make(u)))
 def p(xs, q):
     xs = sorted(xs); return xs[min(len(xs) - 1, int(q * len(xs)))]
 for name, xs in times.items():
     print(f"{name:<11} median {statistics.median(xs):6.2f} ms  min {min(xs):6.2f}  p95 {p(xs, .95):6.2f}  ({len(xs)} calls)")
+print("(ours = dirbroker-ssh; full tool = dirbroker ssh authorized-keys, same lookup code;")
+print(" /bin/true = what spawning any process costs on this machine)")
 peak = 0
 for u in sample[:20]:  # peak RSS of the command alone (GNU time, not this Python's fork)
     r = subprocess.run(["/usr/bin/time", "-f", "%M"] + variants["ours"](u), capture_output=True, text=True, check=True)

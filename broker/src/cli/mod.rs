@@ -177,19 +177,7 @@ impl Failure {
 
 impl From<DirError> for Failure {
     fn from(e: DirError) -> Self {
-        let code = match &e {
-            DirError::NotFound { .. }
-            | DirError::AlreadyExists { .. }
-            | DirError::InvalidCredentials { .. }
-            | DirError::ConstraintViolation { .. }
-            | DirError::MalformedEntry { .. }
-            | DirError::Ldap { .. } => 1,
-            DirError::BadInput { .. } => 2,
-            DirError::Unavailable { .. } => 3,
-            DirError::Config(_) => 4,
-            DirError::AccessDenied { .. } => 5,
-        };
-        Failure::new(code, e.to_string())
+        Failure::new(dirbroker::ssh::node::exit_code(&e), e.to_string())
     }
 }
 

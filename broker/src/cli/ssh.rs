@@ -3,18 +3,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use time::OffsetDateTime;
 
 use dirbroker::directory::{Bind, DirError, Directory};
 use dirbroker::model::DirEntry;
 use dirbroker::model::User;
-use dirbroker::ssh::authorized::{self, KeyQuery};
-use dirbroker::ssh::cache::KeyCache;
-use dirbroker::ssh::{escrow, known_hosts};
-use dirbroker::syslog::{self, Level};
+use dirbroker::ssh::authorized::KeyQuery;
+use dirbroker::ssh::{escrow, node};
 
 use super::{CliResult, Ctx, Failure, existing_user};
 
@@ -109,12 +105,8 @@ pub async fn run(ctx: &Ctx, cmd: SshCmd) -> CliResult {
     match cmd {
         SshCmd::AuthorizedKeys(a) => authorized_keys(ctx, a).await,
         SshCmd::KnownHosts(a) => {
-            let dir = ctx.directory().await?;
-            let (lines, skipped) = known_hosts::lookup(&dir, &a.host, a.port).await?;
-            for s in &skipped {
-                tracing::warn!("known-hosts {}: skipped {s}", a.host);
-            }
-            print_lines(&lines);
+            let lines = node::known_hosts(&ctx.config()?, &a.host, a.port).await?;
+            node::print_lines(&lines);
             Ok(())
         }
         SshCmd::Escrow(EscrowCmd::Put(a)) => {
@@ -169,18 +161,6 @@ fn read_key_file(path: &std::path::Path) -> Result<String, Failure> {
     res.map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
     let text = String::from_utf8(buf).map_err(|_| Failure::usage(format!("{} is not text", path.display())))?;
     Ok(text)
-}
-
-/// Write lines to stdout; a reader that went away (EPIPE) is not an error.
-fn print_lines(lines: &[String]) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for l in lines {
-        if writeln!(out, "{l}").is_err() {
-            return;
-        }
-    }
-    let _ = out.flush();
 }
 
 /// Recognise the plain form sshd uses,
@@ -238,67 +218,10 @@ pub fn fast_authorized_keys_args(
 
 pub async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
     let config = ctx.config()?;
-    let query = KeyQuery {
-        user: a.user.clone(),
-        fingerprint: a.fingerprint,
-        key_blob: a.key,
-        host: a.host.or_else(|| config.ssh.host.clone()),
-    };
-    let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
-    let now = OffsetDateTime::now_utc();
-    let dir_cfg = config.directory_config()?;
-    let looked_up = match Directory::connect(dir_cfg).await {
-        Ok(dir) => authorized::lookup(&dir, &query, now).await,
-        Err(e) => Err(e),
-    };
-    match looked_up {
-        Ok(answer) => {
-            for s in &answer.skipped {
-                let msg = format!("authorized-keys {}: skipped {s}", query.user);
-                eprintln!("dirbroker: {msg}");
-                syslog::send(Level::Warning, &msg);
-            }
-            if let Some(c) = &cache {
-                let stored = if answer.lines.is_empty() {
-                    c.forget(&query.user);
-                    Ok(())
-                } else {
-                    c.store(&query.user, &answer.lines, now)
-                };
-                if let Err(e) = stored {
-                    eprintln!("dirbroker: cannot write the key cache in {}: {e}", c.dir().display());
-                }
-            }
-            let lines = authorized::select(&answer.lines, &query);
-            syslog::send(
-                Level::Info,
-                &format!("authorized-keys {}: {} key(s) from the directory", query.user, lines.len()),
-            );
-            print_lines(&lines);
-            Ok(())
-        }
-        Err(e @ DirError::Unavailable { .. }) => {
-            if let Some(lines) = cache.as_ref().and_then(|c| c.load_fresh(&query.user, now)) {
-                let lines = authorized::select(&lines, &query);
-                let msg = format!(
-                    "authorized-keys {}: directory unavailable ({e}); served {} cached key(s)",
-                    query.user,
-                    lines.len()
-                );
-                eprintln!("dirbroker: {msg}");
-                syslog::send(Level::Warning, &msg);
-                print_lines(&lines);
-                return Ok(());
-            }
-            let msg = format!("authorized-keys {}: {e}; no fresh cache, denying", query.user);
-            syslog::send(Level::Warning, &msg);
-            Err(Failure::from(e))
-        }
-        Err(e) => {
-            syslog::send(Level::Warning, &format!("authorized-keys {}: {e}", query.user));
-            Err(Failure::from(e))
-        }
-    }
+    let query = KeyQuery { user: a.user, fingerprint: a.fingerprint, key_blob: a.key, host: a.host };
+    let lines = node::authorized_keys(&config, query).await?;
+    node::print_lines(&lines);
+    Ok(())
 }
 
 async fn agent_load(ctx: &Ctx, a: AgentLoadArgs) -> CliResult {

@@ -25,7 +25,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{Object, Pool, PoolError};
 use ldap3::exop::{PasswordModify, WhoAmI};
 use ldap3::{Ldap, Mod, Scope as LdapScope};
 
@@ -116,7 +115,7 @@ impl WriteOp {
 /// A pooled, bound connection set to one directory (several URIs).
 #[derive(Clone)]
 pub struct Directory {
-    pool: Pool<pool::Manager>,
+    conns: pool::Conns,
     dialer: Arc<pool::Dialer>,
     layout: Layout,
     op_timeout: Duration,
@@ -139,27 +138,34 @@ impl Directory {
 
     /// Build the pool without dialling; the first operation connects.
     pub fn lazy(cfg: DirectoryConfig) -> Result<Directory> {
+        Self::build(cfg, true)
+    }
+
+    /// One connection instead of a pool, dialled and bound now: for a command
+    /// that makes a few operations and exits (the node-side SSH lookups).
+    pub async fn connect_once(cfg: DirectoryConfig) -> Result<Directory> {
+        let dir = Self::build(cfg, false)?;
+        drop(dir.conn().await?);
+        Ok(dir)
+    }
+
+    fn build(cfg: DirectoryConfig, pooled: bool) -> Result<Directory> {
         cfg.validate()?;
         let base = Dn::parse(&cfg.base_dn).map_err(|e| DirError::Config(format!("base_dn: {e}")))?;
         let layout = Layout::new(base)?;
         let op_timeout = cfg.op_timeout;
         let dialer = Arc::new(pool::Dialer::new(cfg)?);
-        let pool = pool::build(dialer.clone())?;
-        Ok(Directory { pool, dialer, layout, op_timeout })
+        let conns =
+            if pooled { pool::Conns::Pool(pool::build(dialer.clone())?) } else { pool::Conns::single(dialer.clone()) };
+        Ok(Directory { conns, dialer, layout, op_timeout })
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    async fn conn(&self) -> Result<Object<pool::Manager>> {
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => {
-                DirError::Unavailable { detail: format!("no directory connection within {:?}", self.op_timeout) }
-            }
-            other => DirError::Unavailable { detail: other.to_string() },
-        })
+    async fn conn(&self) -> Result<pool::Lease> {
+        self.conns.get(self.op_timeout).await
     }
 
     /// Run `op` on a pooled connection. A connection whose operation failed
@@ -187,7 +193,7 @@ impl Directory {
                     if !err.is_retryable() {
                         return Err(err);
                     }
-                    drop(Object::take(conn));
+                    conn.discard().await;
                     last = Some(err);
                 }
             }
@@ -426,7 +432,7 @@ impl Directory {
             let next = match stream.next().await {
                 Ok(n) => n,
                 Err(e) => {
-                    drop(Object::take(conn));
+                    conn.discard().await;
                     return Err(fail(e).into());
                 }
             };
@@ -542,7 +548,7 @@ impl Directory {
 
     /// Close every idle connection (e.g. before the process exits).
     pub fn close(&self) {
-        self.pool.close();
+        self.conns.close();
     }
 }
 

@@ -1,11 +1,12 @@
-//! Dialling with failover, and the connection pool.
+//! Dialling with failover, the connection pool, and the single connection
+//! of a one-shot command.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool::Runtime;
-use deadpool::managed::{self, Metrics, Pool, RecycleError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 use super::config::{Bind, DirectoryConfig};
@@ -119,4 +120,87 @@ pub(crate) fn build(dialer: Arc<Dialer>) -> Result<Pool<Manager>> {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| DirError::Config(format!("connection pool: {e}")))
+}
+
+/// Where a [`super::Directory`] gets its connections.
+#[derive(Clone)]
+pub(crate) enum Conns {
+    /// Bound connections shared by concurrent operations (long-running services).
+    Pool(Pool<Manager>),
+    /// One connection, dialled on first use: for a command that makes a few
+    /// operations and exits (sshd's AuthorizedKeysCommand). Building a pool
+    /// costs such a command more than its LDAP work: deadpool sizes itself
+    /// from the CPU count, which reads the cgroup files under /proc.
+    Single(Arc<Single>),
+}
+
+pub(crate) struct Single {
+    dialer: Arc<Dialer>,
+    slot: tokio::sync::Mutex<Option<Ldap>>,
+}
+
+/// A connection lent to one operation.
+pub(crate) enum Lease {
+    Pooled(Object<Manager>),
+    Single(Ldap, Arc<Single>),
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Ldap;
+    fn deref(&self) -> &Ldap {
+        match self {
+            Lease::Pooled(o) => o,
+            Lease::Single(l, _) => l,
+        }
+    }
+}
+
+impl Lease {
+    /// Give up a connection that broke, so the next operation dials afresh.
+    pub(crate) async fn discard(self) {
+        match self {
+            Lease::Pooled(o) => drop(Object::take(o)),
+            Lease::Single(_, single) => *single.slot.lock().await = None,
+        }
+    }
+}
+
+impl Conns {
+    pub(crate) fn single(dialer: Arc<Dialer>) -> Conns {
+        Conns::Single(Arc::new(Single { dialer, slot: tokio::sync::Mutex::new(None) }))
+    }
+
+    pub(crate) async fn get(&self, op_timeout: Duration) -> Result<Lease> {
+        match self {
+            Conns::Pool(pool) => pool.get().await.map(Lease::Pooled).map_err(|e| match e {
+                PoolError::Backend(e) => e,
+                PoolError::Timeout(_) => {
+                    DirError::Unavailable { detail: format!("no directory connection within {op_timeout:?}") }
+                }
+                other => DirError::Unavailable { detail: other.to_string() },
+            }),
+            Conns::Single(single) => {
+                let mut slot = single.slot.lock().await;
+                if let Some(l) = slot.as_mut()
+                    && !l.is_closed()
+                {
+                    return Ok(Lease::Single(l.clone(), single.clone()));
+                }
+                let ldap = single.dialer.dial(&single.dialer.cfg.bind).await?;
+                *slot = Some(ldap.clone());
+                Ok(Lease::Single(ldap, single.clone()))
+            }
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Conns::Pool(pool) => pool.close(),
+            Conns::Single(single) => {
+                if let Ok(mut slot) = single.slot.try_lock() {
+                    *slot = None;
+                }
+            }
+        }
+    }
 }

@@ -9,5 +9,6 @@ pub mod cache;
 pub mod escrow;
 pub mod keys;
 pub mod known_hosts;
+pub mod node;
 
 pub use keys::{KeyError, SshKey};

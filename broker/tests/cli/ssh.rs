@@ -1,6 +1,8 @@
-//! Seed 003 end to end with real OpenSSH: sshd asks `dirbroker ssh
-//! authorized-keys` for user keys, ssh asks `dirbroker ssh known-hosts` for
-//! host keys, both straight from the project's slapd.
+//! Seed 003 end to end with real OpenSSH: sshd asks `dirbroker-ssh
+//! authorized-keys` (the node binary; one test wires the full tool's
+//! `dirbroker ssh authorized-keys` instead) for user keys, ssh asks
+//! `dirbroker-ssh known-hosts` for host keys, both straight from the
+//! project's slapd.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,16 +52,27 @@ impl World {
         o
     }
 
+    /// sshd_config's AuthorizedKeysCommand as docs/ssh.md writes it.
     fn akc_command(&self) -> String {
         format!(
-            "{} --config {} ssh authorized-keys %u --fingerprint %f",
-            self.install.bin.display(),
+            "{} --config {} authorized-keys %u --fingerprint %f",
+            self.install.node_bin.display(),
             self.node_cfg.display()
         )
     }
 
     fn sshd(&self) -> Sshd {
         Sshd::start(&self.akc_command(), "nobody")
+    }
+
+    /// The same wiring through the full tool.
+    fn sshd_full_tool(&self) -> Sshd {
+        let command = format!(
+            "{} --config {} ssh authorized-keys %u --fingerprint %f",
+            self.install.bin.display(),
+            self.node_cfg.display()
+        );
+        Sshd::start(&command, "nobody")
     }
 
     /// A local account with a fresh key registered in LDAP through the CLI.
@@ -146,7 +159,7 @@ async fn from_restrictions_are_honoured() {
 #[tokio::test]
 async fn entry_written_by_ldapadd_works() {
     let w = World::new("").await;
-    let sshd = w.sshd();
+    let sshd = w.sshd_full_tool();
     let local = LocalUser::create();
     let (key, public) = keypair(w.scratch.path(), &local.name, "");
     let b64 = {
@@ -187,7 +200,7 @@ async fn known_hosts_command_checks_the_server_key() {
         &format!("[directory]\nuris = [{:?}]\nbase_dn = \"dc=example,dc=org\"\nop_timeout_ms = 2000\n", w.bed.uri()),
     );
     let khc =
-        format!("KnownHostsCommand={} --config {} ssh known-hosts %H", w.install.bin.display(), hosts_cfg.display());
+        format!("KnownHostsCommand={} --config {} known-hosts %H", w.install.node_bin.display(), hosts_cfg.display());
     let strict = |key: &Path| {
         vec![
             "-i".to_string(),
@@ -362,6 +375,30 @@ async fn authorized_keys_output_contract() {
     slow_lines.sort();
     assert_eq!(slow_lines, want);
 
+    // The node binary answers exactly as the full tool: same lines, same exit codes.
+    let fp = fingerprint_of(&second);
+    let node_bin =
+        |args: &[&str]| Command::new(&w.install.node_bin).arg("--config").arg(&w.node_cfg).args(args).output().unwrap();
+    let upper = local.name.to_uppercase();
+    for args in [
+        vec![local.name.as_str()],
+        vec![local.name.as_str(), "--fingerprint", fp.as_str()],
+        vec![local.name.as_str(), "--key", "AAAAnot-a-key"],
+        vec!["no-such-user"],
+        vec!["*)(uid=*"],
+        vec![upper.as_str()],
+    ] {
+        let full = node(&[&["ssh", "authorized-keys"][..], &args[..]].concat());
+        let small = node_bin(&[&["authorized-keys"][..], &args[..]].concat());
+        assert_eq!((code(&small), stdout(&small)), (code(&full), stdout(&full)), "{args:?}: {}", text(&small));
+    }
+    let o = Command::new(&w.install.node_bin).args(["--config", "/nonexistent.toml", "authorized-keys", "x"]).output();
+    let o = o.unwrap();
+    assert_eq!((code(&o), stdout(&o).as_str()), (4, ""), "{}", text(&o));
+    assert!(text(&o).contains("/nonexistent.toml"), "{}", text(&o));
+    let o = Command::new(&w.install.node_bin).args(["authorized-keys"]).output().unwrap();
+    assert_eq!((code(&o), stdout(&o).as_str()), (2, ""), "{}", text(&o));
+
     for nobody in ["no-such-user", "*", "*)(uid=*", &local.name.to_uppercase()] {
         let o = node(&["ssh", "authorized-keys", nobody]);
         assert_eq!(code(&o), 0, "{nobody}: {}", text(&o));
@@ -384,6 +421,15 @@ async fn authorized_keys_output_contract() {
     // A reader that goes away early (SIGPIPE/EPIPE) is not a crash.
     let mut child = Command::new(&w.install.bin)
         .args(["--config", w.node_cfg.to_str().unwrap(), "ssh", "authorized-keys", &local.name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut child = Command::new(&w.install.node_bin)
+        .args(["--config", w.node_cfg.to_str().unwrap(), "authorized-keys", &local.name])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

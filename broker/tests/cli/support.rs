@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dirbroker");
+/// The node binary sshd_config points to (docs/ssh.md).
+pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_dirbroker-ssh");
 
 pub fn run(args: &[&OsStr], config: Option<&Path>, stdin: &str) -> Output {
     let mut cmd = Command::new(BIN);
@@ -105,6 +107,7 @@ impl Drop for LocalUser {
 pub struct Installed {
     pub dir: PathBuf,
     pub bin: PathBuf,
+    pub node_bin: PathBuf,
 }
 
 impl Installed {
@@ -116,9 +119,12 @@ impl Installed {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("dirbroker");
-        std::fs::copy(BIN, &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Installed { dir, bin }
+        let node_bin = dir.join("dirbroker-ssh");
+        for (from, to) in [(BIN, &bin), (NODE_BIN, &node_bin)] {
+            std::fs::copy(from, to).unwrap();
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Installed { dir, bin, node_bin }
     }
 
     /// Write a file readable by `owner` only (mode 0600).

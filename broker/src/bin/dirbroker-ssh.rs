@@ -1,0 +1,107 @@
+//! `dirbroker-ssh`: the node-side commands OpenSSH runs on every login and
+//! connection, in a small binary of their own (as SSSD ships
+//! `sss_ssh_authorizedkeys`): it links only the lookup path, so it starts in
+//! a fraction of the full tool's time, and a node carries no administration
+//! code. Same behaviour, output and exit codes as `dirbroker ssh
+//! authorized-keys|known-hosts`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dirbroker::config::{Config, ENV_CONFIG};
+use dirbroker::ssh::authorized::KeyQuery;
+use dirbroker::ssh::node;
+
+/// Where a node keeps its read-only directory configuration.
+const NODE_CONFIG: &str = "/etc/dirbroker/node.toml";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dirbroker-ssh",
+    version,
+    about = "SSH keys from the directory, for sshd and ssh on every node",
+    after_help = "In /etc/ssh/sshd_config:\n  \
+        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh authorized-keys %u --fingerprint %f\n  \
+        AuthorizedKeysCommandUser dirbroker-keys\n\
+        In /etc/ssh/ssh_config:\n  \
+        KnownHostsCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/hosts.toml known-hosts %H\n\n\
+        Examples:\n  dirbroker-ssh authorized-keys alice\n  dirbroker-ssh known-hosts '[node17]:2222'\n\n\
+        Exit codes: 0 answered (possibly with no lines), 2 usage, 3 directory unreachable and\n\
+        no fresh cache, 4 configuration, 5 access denied, 1 other directory errors.\n\
+        See docs/ssh.md."
+)]
+struct Cli {
+    /// Node configuration (read-only directory identity).
+    #[arg(long, env = ENV_CONFIG, default_value = NODE_CONFIG, value_name = "FILE")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a user's public keys for sshd (AuthorizedKeysCommand).
+    AuthorizedKeys {
+        /// The user sshd asks about (%u).
+        user: String,
+        /// Only the key with this fingerprint (%f).
+        #[arg(long, value_name = "SHA256:…")]
+        fingerprint: Option<String>,
+        /// Only the key with this base64 blob (%k).
+        #[arg(long, value_name = "BASE64")]
+        key: Option<String>,
+        /// This node's host entry, overriding [ssh] host.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+    },
+    /// Print known_hosts lines for a host (KnownHostsCommand).
+    KnownHosts {
+        /// Host name or address (%H), or [host]:port.
+        host: String,
+        /// Port, when not given as [host]:port.
+        port: Option<u16>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dirbroker-ssh: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dirbroker-ssh: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let answer = runtime.block_on(async {
+        match cli.command {
+            Command::AuthorizedKeys { user, fingerprint, key, host } => {
+                node::authorized_keys(&config, KeyQuery { user, fingerprint, key_blob: key, host }).await
+            }
+            Command::KnownHosts { host, port } => node::known_hosts(&config, &host, port).await,
+        }
+    });
+    match answer {
+        Ok(lines) => {
+            node::print_lines(&lines);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dirbroker-ssh: {e}");
+            ExitCode::from(node::exit_code(&e))
+        }
+    }
+}
