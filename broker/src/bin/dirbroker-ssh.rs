@@ -10,8 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dirbroker::config::{Config, ENV_CONFIG};
-use dirbroker::ssh::authorized::KeyQuery;
-use dirbroker::ssh::node;
+use dirbroker::ssh::node::{self, AuthorizedKeysArgs, KnownHostsArgs};
 
 /// Where a node keeps its read-only directory configuration.
 const NODE_CONFIG: &str = "/etc/dirbroker/node.toml";
@@ -42,26 +41,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print a user's public keys for sshd (AuthorizedKeysCommand).
-    AuthorizedKeys {
-        /// The user sshd asks about (%u).
-        user: String,
-        /// Only the key with this fingerprint (%f).
-        #[arg(long, value_name = "SHA256:…")]
-        fingerprint: Option<String>,
-        /// Only the key with this base64 blob (%k).
-        #[arg(long, value_name = "BASE64")]
-        key: Option<String>,
-        /// This node's host entry, overriding [ssh] host.
-        #[arg(long, value_name = "NAME")]
-        host: Option<String>,
-    },
+    AuthorizedKeys(AuthorizedKeysArgs),
     /// Print known_hosts lines for a host (KnownHostsCommand).
-    KnownHosts {
-        /// Host name or address (%H), or [host]:port.
-        host: String,
-        /// Port, when not given as [host]:port.
-        port: Option<u16>,
-    },
+    KnownHosts(KnownHostsArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,10 +70,8 @@ fn main() -> ExitCode {
     };
     let answer = runtime.block_on(async {
         match cli.command {
-            Command::AuthorizedKeys { user, fingerprint, key, host } => {
-                node::authorized_keys(&config, KeyQuery { user, fingerprint, key_blob: key, host }).await
-            }
-            Command::KnownHosts { host, port } => node::known_hosts(&config, &host, port).await,
+            Command::AuthorizedKeys(a) => node::authorized_keys(&config, a.into()).await,
+            Command::KnownHosts(a) => node::known_hosts(&config, &a.host, a.port).await,
         }
     });
     match answer {

@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use dirbroker::directory::{Bind, DirError, Directory};
 use dirbroker::model::DirEntry;
 use dirbroker::model::User;
-use dirbroker::ssh::authorized::KeyQuery;
-use dirbroker::ssh::{escrow, node};
+use dirbroker::ssh::escrow;
+use dirbroker::ssh::node::{self, AuthorizedKeysArgs, KnownHostsArgs};
 
 use super::{CliResult, Ctx, Failure, existing_user};
 
@@ -55,29 +55,6 @@ pub enum EscrowCmd {
     /// Remove USER's escrowed key.
     #[command(after_help = "Example:\n  dirbroker ssh escrow remove alice")]
     Remove(UserArg),
-}
-
-#[derive(Args, Debug)]
-pub struct AuthorizedKeysArgs {
-    /// The user sshd asks about (%u).
-    user: String,
-    /// Only the key with this fingerprint (%f).
-    #[arg(long, value_name = "SHA256:…")]
-    fingerprint: Option<String>,
-    /// Only the key with this base64 blob (%k).
-    #[arg(long, value_name = "BASE64")]
-    key: Option<String>,
-    /// This node's host entry, overriding [ssh] host.
-    #[arg(long, value_name = "NAME")]
-    host: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct KnownHostsArgs {
-    /// Host name or address (%H), or [host]:port.
-    host: String,
-    /// Port, when not given as [host]:port; lines use [host]:port when it is not 22.
-    port: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -217,9 +194,7 @@ pub fn fast_authorized_keys_args(
 }
 
 pub async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
-    let config = ctx.config()?;
-    let query = KeyQuery { user: a.user, fingerprint: a.fingerprint, key_blob: a.key, host: a.host };
-    let lines = node::authorized_keys(&config, query).await?;
+    let lines = node::authorized_keys(&ctx.config()?, a.into()).await?;
     node::print_lines(&lines);
     Ok(())
 }

@@ -14,6 +14,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use clap::Args;
 use time::OffsetDateTime;
 
 use super::authorized::{self, KeyQuery};
@@ -22,6 +23,37 @@ use super::known_hosts;
 use crate::config::Config;
 use crate::directory::{DirError, Directory};
 use crate::syslog::{self, Level};
+
+/// `authorized-keys` arguments, as sshd passes them (both binaries).
+#[derive(Args, Debug)]
+pub struct AuthorizedKeysArgs {
+    /// The user sshd asks about (%u).
+    pub user: String,
+    /// Only the key with this fingerprint (%f).
+    #[arg(long, value_name = "SHA256:…")]
+    pub fingerprint: Option<String>,
+    /// Only the key with this base64 blob (%k).
+    #[arg(long, value_name = "BASE64")]
+    pub key: Option<String>,
+    /// This node's host entry, overriding [ssh] host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+impl From<AuthorizedKeysArgs> for KeyQuery {
+    fn from(a: AuthorizedKeysArgs) -> KeyQuery {
+        KeyQuery { user: a.user, fingerprint: a.fingerprint, key_blob: a.key, host: a.host }
+    }
+}
+
+/// `known-hosts` arguments, as ssh passes them (both binaries).
+#[derive(Args, Debug)]
+pub struct KnownHostsArgs {
+    /// Host name or address (%H), or [host]:port.
+    pub host: String,
+    /// Port, when not given as [host]:port; lines use [host]:port when it is not 22.
+    pub port: Option<u16>,
+}
 
 /// The authorized_keys lines sshd may accept for `query.user`: from the
 /// directory, or from a fresh cache when the directory is unreachable and the

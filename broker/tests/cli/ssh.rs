@@ -419,24 +419,21 @@ async fn authorized_keys_output_contract() {
     assert_eq!(stdout(&node(&["ssh", "authorized-keys", &local.name])).lines().count(), 2);
 
     // A reader that goes away early (SIGPIPE/EPIPE) is not a crash.
-    let mut child = Command::new(&w.install.bin)
-        .args(["--config", w.node_cfg.to_str().unwrap(), "ssh", "authorized-keys", &local.name])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    let mut child = Command::new(&w.install.node_bin)
-        .args(["--config", w.node_cfg.to_str().unwrap(), "authorized-keys", &local.name])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    for (bin, verb) in
+        [(&w.install.bin, &["ssh", "authorized-keys"][..]), (&w.install.node_bin, &["authorized-keys"][..])]
+    {
+        let mut child = Command::new(bin)
+            .args(["--config", w.node_cfg.to_str().unwrap()])
+            .args(verb)
+            .arg(&local.name)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{}: {status:?}", bin.display());
+    }
 
     // The node identity cannot change anything.
     let o = node(&["user", "key", "add", &local.name, "-"]);
