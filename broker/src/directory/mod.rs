@@ -389,6 +389,17 @@ impl Directory {
             });
         };
         l.with_timeout(self.op_timeout);
+        if commit {
+            // slapd 2.5 (Debian 12 ships 2.5.13) answers an operation queued
+            // into a transaction (txn_preop sends the result) before the
+            // thread that handled it has returned through do_add, and the
+            // commit frees the queued operations: a commit arriving in that
+            // gap is a use-after-free (seen under load: SIGSEGV in do_add).
+            // One round trip and a short pause let those threads finish
+            // before the commit runs.
+            let _ = l.extended(WhoAmI).await;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
         let ended = l.extended(exop).await.and_then(|r| r.success());
         queued?;
         ended.map_err(fail)?;
