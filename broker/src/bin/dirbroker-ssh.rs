@@ -47,12 +47,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+    // sshd's plain form skips building the argument parser (it runs on every login).
+    let fast = node::plain_authorized_keys(std::env::args_os().skip(1), &["authorized-keys"], NODE_CONFIG);
+    let cli = match fast {
+        Some((config, a)) => Cli { config, command: Command::AuthorizedKeys(a) },
+        None => match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+        },
     };
     let config = match Config::load(&cli.config) {
         Ok(c) => c,

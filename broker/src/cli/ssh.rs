@@ -147,50 +147,7 @@ fn read_key_file(path: &std::path::Path) -> Result<String, Failure> {
 pub fn fast_authorized_keys_args(
     args: impl Iterator<Item = std::ffi::OsString>,
 ) -> Option<(PathBuf, AuthorizedKeysArgs)> {
-    let args: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
-    let mut rest = args.as_slice();
-    let mut config = None;
-    match rest {
-        [flag, value, tail @ ..] if flag == "--config" => {
-            config = Some(PathBuf::from(value));
-            rest = tail;
-        }
-        [flag, tail @ ..] if flag.starts_with("--config=") => {
-            config = Some(PathBuf::from(flag.strip_prefix("--config=")?));
-            rest = tail;
-        }
-        _ => {}
-    }
-    let [ssh, verb, user, options @ ..] = rest else { return None };
-    let mut options: &[String] = options;
-    if ssh != "ssh" || verb != "authorized-keys" || user.starts_with('-') || user.is_empty() {
-        return None;
-    }
-    let mut parsed = AuthorizedKeysArgs { user: user.clone(), fingerprint: None, key: None, host: None };
-    while let [flag, tail @ ..] = options {
-        let tail: &[String] = tail;
-        let (name, value, tail) = match flag.split_once('=') {
-            Some((n, v)) => (n, v.to_string(), tail),
-            None => match tail {
-                [v, rest @ ..] => (flag.as_str(), v.clone(), rest),
-                [] => return None,
-            },
-        };
-        let slot = match name {
-            "--fingerprint" => &mut parsed.fingerprint,
-            "--key" => &mut parsed.key,
-            "--host" => &mut parsed.host,
-            _ => return None,
-        };
-        if slot.replace(value).is_some() {
-            return None;
-        }
-        options = tail;
-    }
-    let config = config
-        .or_else(|| std::env::var_os(dirbroker::config::ENV_CONFIG).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(dirbroker::config::DEFAULT_PATH));
-    Some((config, parsed))
+    node::plain_authorized_keys(args, &["ssh", "authorized-keys"], dirbroker::config::DEFAULT_PATH)
 }
 
 pub async fn authorized_keys(ctx: &Ctx, a: AuthorizedKeysArgs) -> CliResult {
