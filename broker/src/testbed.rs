@@ -159,9 +159,27 @@ pub fn ldapi_url(socket: &Path) -> String {
     out
 }
 
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
-    Ok(l.local_addr().map_err(io_err(Path::new("127.0.0.1:0")))?.port())
+/// A loopback TCP port that is free now, for a server started a moment later.
+/// It is drawn below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), from which `bind(…:0)` and outgoing
+/// connections take theirs: another process (a test's broker listening on
+/// port 0, any client's connection) cannot be handed this port before our
+/// server binds it. Falls back to an ephemeral port if that range is too small.
+pub fn free_port() -> std::io::Result<u16> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, ephemeral_low.saturating_sub(1));
+    if to > from.saturating_add(1000) {
+        for _ in 0..200 {
+            let port = rand::random_range(from..=to);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A path that is safe to write into cn=config LDIF: absolute, UTF-8, no control characters.
@@ -283,10 +301,10 @@ impl Testbed {
         for _attempt in 0..5 {
             let port = match opts.port {
                 Some(p) => p,
-                None => free_port()?,
+                None => free_port().map_err(io_err(Path::new("127.0.0.1")))?,
             };
             let ldaps_port = match &tls {
-                Some(_) => Some(free_port()?),
+                Some(_) => Some(free_port().map_err(io_err(Path::new("127.0.0.1")))?),
                 None => None,
             };
             let mut urls = format!("ldap://127.0.0.1:{port}/ {ldapi}/");

@@ -110,8 +110,9 @@ pub fn text(o: &Output) -> String {
 }
 
 /// A loopback port that was free a moment ago.
+/// A free loopback port outside the ephemeral range (see the testbed's).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    dirbroker::testbed::free_port().unwrap()
 }
 
 /// One of our daemons (`dirbroker serve`, `dirbroker-agents dc|ps|ams|ans|

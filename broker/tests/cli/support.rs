@@ -168,8 +168,9 @@ pub fn ids(user: &str) -> (u32, u32) {
     (uid, gid)
 }
 
+/// A free loopback port outside the ephemeral range (see the testbed's).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    dirbroker::testbed::free_port().unwrap()
 }
 
 /// A private sshd on 127.0.0.1 that takes user keys from `command`.
