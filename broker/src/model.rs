@@ -937,4 +937,15 @@ impl Directory {
         let exact = found.filter(|e| e.strs("uid").is_ok_and(|v| v.contains(&uid)));
         exact.as_ref().map(User::from_entry).transpose()
     }
+
+    /// The OTP token entries owned by `owner` (read with `attrs`), in no
+    /// particular order.
+    pub async fn owner_token_entries(&self, owner: &Dn, attrs: &[&str]) -> Result<Vec<Entry>> {
+        use crate::directory::{Filter, Scope};
+        let filter = Filter::and([
+            Filter::object_class(OtpToken::KIND_CLASS),
+            Filter::eq("dirbrokerTokenOwner", owner.as_str()),
+        ]);
+        self.search(&self.layout().otp, Scope::OneLevel, &filter, attrs).await
+    }
 }

@@ -180,9 +180,7 @@ async fn user_dn(dir: &Directory, uid: &str) -> Result<Dn, Failure> {
 }
 
 async fn tokens_of(dir: &Directory, owner: &Dn) -> Result<Vec<OtpToken>, Failure> {
-    let filter =
-        Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
-    let entries = dir.search(&dir.layout().otp, Scope::OneLevel, &filter, &["*"]).await?;
+    let entries = dir.owner_token_entries(owner, &["*"]).await?;
     let mut v: Vec<OtpToken> = entries.iter().map(OtpToken::from_entry).collect::<Result<_, _>>()?;
     v.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(v)

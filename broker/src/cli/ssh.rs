@@ -17,8 +17,8 @@ use super::{CliResult, Ctx, Failure, existing_user};
 #[derive(Subcommand, Debug)]
 pub enum SshCmd {
     /// Print a user's public keys for sshd (AuthorizedKeysCommand).
-    #[command(after_help = "In /etc/ssh/sshd_config:\n  \
-        AuthorizedKeysCommand /usr/local/bin/dirbroker --config /etc/dirbroker/node.toml ssh authorized-keys %u --fingerprint %f\n  \
+    #[command(after_help = "In /etc/ssh/sshd_config (the node binary dirbroker-ssh does the same, faster):\n  \
+        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/node.toml authorized-keys %u --fingerprint %f\n  \
         AuthorizedKeysCommandUser dirbroker-keys\n\n\
         Examples:\n  dirbroker ssh authorized-keys alice\n  dirbroker ssh authorized-keys alice --fingerprint SHA256:abc…\n\n\
         Prints authorized_keys lines on stdout and nothing else. Unknown, disabled and\n\
@@ -28,8 +28,8 @@ pub enum SshCmd {
         (authpriv) and stderr. See docs/ssh.md.")]
     AuthorizedKeys(AuthorizedKeysArgs),
     /// Print known_hosts lines for a host (KnownHostsCommand).
-    #[command(after_help = "In ssh_config:\n  \
-        KnownHostsCommand /usr/local/bin/dirbroker --config /etc/dirbroker/hosts.toml ssh known-hosts %H\n\n\
+    #[command(after_help = "In ssh_config (the node binary dirbroker-ssh does the same, faster):\n  \
+        KnownHostsCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/hosts.toml known-hosts %H\n\n\
         Examples:\n  dirbroker ssh known-hosts node17\n  dirbroker ssh known-hosts '[10.1.0.17]:2222'\n  \
         dirbroker ssh known-hosts 10.1.0.17 2222\n\n\
         ssh passes %H as [host]:port when the port is not 22. Host keys are public:\n\

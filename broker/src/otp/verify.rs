@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use super::codes::{self, Algorithm};
 use super::skey::{self, SkeyAlgorithm};
 use crate::directory::values::int_value;
-use crate::directory::{Change, DirError, Directory, Dn, Entry, Filter, Scope};
+use crate::directory::{Change, DirError, Directory, Dn, Entry, Filter};
 use crate::model::{DirEntry, OtpToken, Sealed, TokenType};
 use crate::seal::{Keyring, SealError, context};
 
@@ -571,11 +571,9 @@ impl TokenCache {
                 return Ok(Some((known.token, outcome)));
             }
         }
-        let filter =
-            Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
         let mut raced = None;
         for _ in 0..STALE_RETRIES {
-            let entries = dir.search(&dir.layout().otp, Scope::OneLevel, &filter, TOKEN_ATTRS).await?;
+            let entries = dir.owner_token_entries(owner, TOKEN_ATTRS).await?;
             let mut known: Vec<Known> =
                 entries.iter().filter_map(|e| Known::from_entry(e).ok()).filter(|k| !k.token.disabled).collect();
             known.sort_by(|a, b| a.token.id.cmp(&b.token.id));

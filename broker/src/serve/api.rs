@@ -267,10 +267,7 @@ async fn otp_verify(
 /// A user's enabled OTP tokens, in a stable order (by id).
 pub(crate) async fn enabled_tokens(st: &AppState, user: &crate::model::User) -> Result<Vec<OtpToken>, ApiError> {
     let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    let filter =
-        Filter::and([Filter::object_class("dirbrokerOtpToken"), Filter::eq("dirbrokerTokenOwner", owner.as_str())]);
-    let entries =
-        st.dir.search(&st.dir.layout().otp, Scope::OneLevel, &filter, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    let entries = st.dir.owner_token_entries(&owner, &["*"]).await.map_err(|e| st.dir_error(e))?;
     let mut tokens: Vec<OtpToken> =
         entries.iter().filter_map(|e| OtpToken::from_entry(e).ok()).filter(|t| !t.disabled).collect();
     tokens.sort_by(|a, b| a.id.cmp(&b.id));

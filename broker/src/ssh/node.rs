@@ -126,8 +126,7 @@ pub async fn authorized_keys(config: &Config, mut query: KeyQuery) -> Result<Vec
     }
     let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
     let now = OffsetDateTime::now_utc();
-    let dir_cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
-    let looked_up = match Directory::connect_once(dir_cfg).await {
+    let looked_up = match connect(config).await {
         Ok(dir) => authorized::lookup(&dir, &query, now).await,
         Err(e) => Err(e),
     };
@@ -172,13 +171,18 @@ pub async fn authorized_keys(config: &Config, mut query: KeyQuery) -> Result<Vec
 
 /// known_hosts lines for `host` (a name, an address or `[host]:port`).
 pub async fn known_hosts(config: &Config, host: &str, port: Option<u16>) -> Result<Vec<String>, DirError> {
-    let dir_cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
-    let dir = Directory::connect_once(dir_cfg).await?;
+    let dir = connect(config).await?;
     let (lines, skipped) = known_hosts::lookup(&dir, host, port).await?;
     for s in &skipped {
         eprintln!("dirbroker: known-hosts {host}: skipped {s}");
     }
     Ok(lines)
+}
+
+/// One connection, bound as the node identity (no pool: one lookup, then exit).
+async fn connect(config: &Config) -> Result<Directory, DirError> {
+    let cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
+    Directory::connect_once(cfg).await
 }
 
 /// Write lines to stdout; a reader that went away (EPIPE) is not an error.
