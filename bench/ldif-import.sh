@@ -17,7 +17,7 @@ trap cleanup EXIT
 scripts/install-deps.sh >/dev/null
 [[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
 echo "building release binary…"
-cargo build --release --locked -p dirbroker 2>&1 | tail -1
+cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
 
 echo "generating $N users…"
 python3 - "$N" >"$WORK/users.ldif" <<'PY'

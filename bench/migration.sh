@@ -37,7 +37,7 @@ trap cleanup EXIT
 scripts/install-deps.sh >/dev/null
 command -v socat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat >/dev/null
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker --bin dirbroker -p dirbroker-agents --bin dirbroker-agents 2>&1 | tail -1
+cargo build --release --locked -p dirbroker-cli --bin dirbroker -p dirbroker-agents --bin dirbroker-agents 2>&1 | tail -1
 cargo build --release --locked -p dirbroker-proto --example speke_cpu 2>&1 | tail -1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

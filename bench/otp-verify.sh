@@ -17,7 +17,8 @@ trap cleanup EXIT
 
 scripts/install-deps.sh >/dev/null
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker --bin dirbroker --example otp_bench 2>&1 | tail -1
+cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
+cargo build --release --locked -p dirbroker --example otp_bench 2>&1 | tail -1
 "$BIN" testbed up --dir "$WORK/bed" >/dev/null
 
 ours=(); raw=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: AuthorizedKeysCommand lookups against 10,000 users x 3 keys.
 # Measures, in one run on one slapd, the per-call wall time (spawn to exit) of
-#   ours:   dirbroker-ssh authorized-keys USER   (release build; the node binary
+#   ours:   dirbroker-ssh authorized-keys USER   (the `node` profile; the node binary
 #           docs/ssh.md wires into sshd_config)
 #   (a)     a shell AuthorizedKeysCommand around ldapsearch | sed | awk
 #   (b)     a single bare ldapsearch for the same entry
@@ -16,14 +16,15 @@ USERS=${1:-10000}
 CALLS=${2:-300}
 WORK=$(mktemp -d /tmp/dbbench.XXXXXX)
 BIN=$PWD/target/release/dirbroker
-NODE_BIN=$PWD/target/release/dirbroker-ssh
+NODE_BIN=$PWD/target/node/dirbroker-ssh
 cleanup() { "$BIN" testbed down --dir "$WORK/bed" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 scripts/install-deps.sh >/dev/null
 [[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker --bins 2>&1 | tail -1
+cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
+cargo build --profile node --locked -p dirbroker-cli --bin dirbroker-ssh 2>&1 | tail -1
 
 "$BIN" testbed up --dir "$WORK/bed" --output json >"$WORK/up.json"
 URI=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' "$WORK/up.json")

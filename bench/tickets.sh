@@ -27,7 +27,8 @@ trap cleanup EXIT
 
 scripts/install-deps.sh >/dev/null
 echo "building release binaries (fat LTO: a few minutes on 2 cores)…"
-cargo build --release --locked -p dirbroker --bin dirbroker --example sso_user 2>&1 | tail -1
+cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
+cargo build --release --locked -p dirbroker --example sso_user 2>&1 | tail -1
 cargo build --release --locked -p dirbroker-proto --example ticket_rate 2>&1 | tail -1
 
 echo "== (a) ticket issuance vs raw Ed25519 signing (${RATE_SECS}s per figure)"

@@ -13,7 +13,9 @@ bed=$data/testbed
 
 scripts/install-deps.sh
 echo "quickstart: building dirbroker (release; the first build takes a few minutes)"
-cargo build --release --locked -p dirbroker -p dirbroker-agents
+cargo build --release --locked -p dirbroker-cli -p dirbroker-agents
+# The node binary sshd runs has its own small, aborting profile (Cargo.toml).
+cargo build --profile node --locked -p dirbroker-cli --bin dirbroker-ssh
 bin=$root/target/release/dirbroker
 
 if "$bin" testbed status --dir "$bed" >/dev/null 2>&1; then

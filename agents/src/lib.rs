@@ -8,6 +8,7 @@ pub mod admin;
 pub mod ams;
 pub mod ans;
 pub mod broker;
+pub mod console;
 pub mod dc;
 pub mod example_service;
 pub mod https;

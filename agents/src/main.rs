@@ -1,15 +1,12 @@
 //! `dirbroker-agents`: the processes that act beside the broker.
-//! `dirbroker migrate …` runs `dirbroker-agents migrate …`.
+//! `dirbroker migrate …` runs the same console (`console`) in its own process.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use dirbroker_agents::migration::messages::MigRqst;
-use dirbroker_agents::{admin, ams, ans, dc, example_service, ps};
-use zeroize::Zeroizing;
+use dirbroker_agents::{ams, ans, console, dc, example_service, ps};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -134,55 +131,18 @@ enum Cmd {
         1: refused or failed (the reason on stderr); 2: usage."
     )]
     Migrate {
-        /// The VM image's name on the source server.
-        vm: String,
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        source_server: String,
-        #[arg(long)]
-        dest_server: String,
-        /// The user who asks for the migration (their OTP token is checked).
-        #[arg(long)]
-        user: String,
-        /// The K1 bundle shared with the source data center.
-        #[arg(long)]
-        k1: PathBuf,
+        #[command(flatten)]
+        migration: console::MigrationArgs,
         /// The broker CA certificate.
         #[arg(long)]
         ca: PathBuf,
         /// The source data center's endpoint (host:port).
         #[arg(long)]
         endpoint: String,
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        #[arg(long, default_value_t = 3600)]
-        transfer_timeout: u64,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
-}
-
-fn read_otp(uid: &str) -> Result<Zeroizing<String>, String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("OTP for {uid}: ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = Zeroizing::new(String::new());
-    stdin.lock().read_line(&mut line).map_err(|e| format!("reading the OTP: {e}"))?;
-    let code = Zeroizing::new(line.trim().to_string());
-    if code.is_empty() {
-        return Err("no OTP given".into());
-    }
-    Ok(code)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[tokio::main]
@@ -235,56 +195,14 @@ async fn main() -> ExitCode {
             .await
             .map(|()| None)
             .map_err(dirbroker_agents::migration::MigrationError::Local),
-        Cmd::Migrate {
-            vm,
-            from,
-            to,
-            source_server,
-            dest_server,
-            user,
-            k1,
-            ca,
-            endpoint,
-            timeout,
-            transfer_timeout,
-            json,
-        } => {
-            let otp = match read_otp(&user) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("dirbroker-agents: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let opts = admin::MigrateOptions {
-                k1,
-                ca,
-                endpoint,
-                uid: user,
-                mig_rqst: MigRqst { vm: vm.clone(), source_server, dest_server },
-                from: from.clone(),
-                to: to.clone(),
-                timeout: Duration::from_secs(timeout),
-                transfer_timeout: Duration::from_secs(transfer_timeout),
-            };
-            admin::migrate(&opts, otp).await.map(|o| {
-                Some(if json {
-                    serde_json::json!({
-                        "vm": vm, "from": from, "to": to,
-                        "migration_id": hex(&o.migration_id),
-                        "bytes": o.transferred.bytes,
-                        "sha256": hex(&o.transferred.sha256),
-                    })
-                    .to_string()
-                } else {
-                    format!(
-                        "migrated {vm} from {from} to {to}: {} bytes, sha256 {}",
-                        o.transferred.bytes,
-                        hex(&o.transferred.sha256)
-                    )
-                })
-            })
-        }
+        Cmd::Migrate { migration, ca, endpoint, json } => match console::run(migration, ca, endpoint, json).await {
+            Ok(line) => Ok(Some(line)),
+            Err(console::ConsoleError::Usage(e)) => {
+                eprintln!("dirbroker-agents: {e}");
+                return ExitCode::from(2);
+            }
+            Err(console::ConsoleError::Failed(e)) => Err(e),
+        },
     };
     match result {
         Ok(Some(line)) => {

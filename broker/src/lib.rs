@@ -1,7 +1,10 @@
 //! dirbroker: an LDAP-backed identity and SSO broker.
 //!
-//! This crate holds the broker's library (directory access, typed entries,
-//! the local slapd testbed) and the `dirbroker` command-line tool.
+//! The broker's library: directory access (`directory`), typed entries
+//! (`model`), OTP (`otp`), the data-center CA (`ca`), sealed secrets
+//! (`seal`), SSH lookups for nodes (`ssh`), LDIF import and export
+//! (`import`, `generate`) and the HTTPS service (`serve`). The binaries are
+//! in `dirbroker-cli`, the private slapd in `dirbroker-testbed`.
 
 pub mod ca;
 pub mod config;
@@ -18,7 +21,6 @@ pub mod serve;
 pub mod ssh;
 pub mod subschema;
 pub mod syslog;
-pub mod testbed;
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs) once.
 pub fn install_crypto_provider() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Entrypoint of the dirbroker OpenLDAP testbed image (docker/openldap/Dockerfile).
 #
-# First start (empty data directory): the same steps as broker/src/testbed.rs,
+# First start (empty data directory): the same steps as testbed/src/lib.rs,
 #   slapadd -n0 (cn=config) -> slapd on ldapi only -> wait for ldapi
 #   -> ldapadd openssh-lpk.ldif, dirbroker.ldif -> ldapmodify acl.ldif, indexes.ldif
 #   -> base entries, cn=broker and cn=node-reader (passwords hashed {SSHA512} by slappasswd -T)
@@ -227,7 +227,7 @@ if [[ -e $MODULE_DIR/pw-sha2.so ]]; then
     modules+=$'\nolcModuleLoad: pw-sha2'
 fi
 
-# Mirrors config_ldif() in broker/src/testbed.rs (without TLS).
+# Mirrors config_ldif() in testbed/src/lib.rs (without TLS).
 cat >"$WORK/config.ldif" <<EOF
 dn: cn=config
 objectClass: olcGlobal

@@ -4,8 +4,8 @@
 use dirbroker::directory::{Bind, DirError, Directory, Dn, Filter, Scope};
 use dirbroker::model::*;
 use dirbroker::secret::SecretString;
-use dirbroker::testbed::Identity;
-use dirbroker_tests::{Bed, start};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{Bed, start};
 use ldap3::Mod;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use dirbroker::directory::{Bind, DirError, Directory, DirectoryConfig, Dn, Filter, Scope, values};
 use dirbroker::model::*;
 use dirbroker::secret::SecretString;
-use dirbroker::testbed::Identity;
-use dirbroker_tests::start;
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::start;
 use ldap3::Mod;
 use time::OffsetDateTime;
 
@@ -367,7 +367,7 @@ async fn hung_slapd_times_out() {
 
 #[tokio::test]
 async fn tls_ldaps_and_starttls_with_a_pinned_ca() {
-    let bed = dirbroker_tests::start_with(|o| o.tls = true).await;
+    let bed = dirbroker_testbed::harness::start_with(|o| o.tls = true).await;
     let tls = bed.tls().unwrap().clone();
     let ldaps = format!("ldaps://127.0.0.1:{}", tls.ldaps_port);
 
@@ -383,7 +383,7 @@ async fn tls_ldaps_and_starttls_with_a_pinned_ca() {
     assert!(dir.whoami().await.unwrap().contains("cn=broker"));
 
     // A CA that did not sign the server's certificate is refused.
-    let other = dirbroker_tests::scratch_dir();
+    let other = dirbroker_testbed::harness::scratch_dir();
     let other_ca = other.path().join("other-ca.pem");
     std::fs::write(&other_ca, include_str!("fixtures/other-ca.pem")).unwrap();
     let mut wrong = cfg.clone();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use dirbroker::directory::{Filter, Scope};
 use dirbroker::import::{self, ImportError, ImportOptions};
-use dirbroker::testbed::Identity;
-use dirbroker_tests::{scratch_dir, start};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{scratch_dir, start};
 
 fn users_ldif(path: &std::path::Path, n: usize) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());

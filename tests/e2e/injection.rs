@@ -3,8 +3,8 @@
 
 use dirbroker::directory::{DirError, Directory};
 use dirbroker::model::{DirEntry, Host, User};
-use dirbroker::testbed::Identity;
-use dirbroker_tests::start;
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::start;
 
 fn payloads() -> Vec<String> {
     vec![

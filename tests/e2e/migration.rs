@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dirbroker_tests::{Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text};
+use dirbroker_testbed::harness::{
+    Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text,
+};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
@@ -85,7 +87,7 @@ fn qcow2_image(dir: &Path, name: &str, mib: usize) -> PathBuf {
     out
 }
 
-async fn site() -> (dirbroker_tests::Bed, Site) {
+async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
     let bed = start().await;
     let tmp = scratch_dir();
     let t = tmp.path().to_path_buf();

@@ -8,8 +8,8 @@ use dirbroker::model::{DirEntry, OtpToken, Sealed, TokenType, User};
 use dirbroker::otp::skey::{self, SkeyAlgorithm};
 use dirbroker::otp::verify::{self, Outcome, Policy, Refusal, TokenCache, VerifyError};
 use dirbroker::seal::{Keyring, context};
-use dirbroker::testbed::Identity;
-use dirbroker_tests::{Bed, start};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{Bed, start};
 use time::OffsetDateTime;
 
 const RFC_SHA1: &str = "3132333435363738393031323334353637383930";
@@ -42,7 +42,7 @@ async fn setup() -> Setup {
     let bed = start().await;
     let dir = bed.dir_as(Identity::Broker).await;
     dir.create(&User::new("alice", "Alice").unwrap()).await.unwrap();
-    let keys = dirbroker_tests::scratch_dir();
+    let keys = dirbroker_testbed::harness::scratch_dir();
     let ring = Keyring::create(&keys.path().join("master.keys")).unwrap();
     Setup { bed, dir, ring, _keys: keys }
 }

@@ -3,8 +3,8 @@
 use std::process::Command;
 
 use dirbroker::model::User;
-use dirbroker::testbed::Identity;
-use dirbroker_tests::{scratch_dir, start, start_with};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{scratch_dir, start, start_with};
 
 fn repo_file(rel: &str) -> String {
     format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"))

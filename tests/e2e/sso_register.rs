@@ -14,10 +14,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dirbroker::directory::{Change, Directory};
 use dirbroker::model::{DirEntry, User};
 use dirbroker::serve::sso_register::{ParamsReply, PasswordKdf, RegisterReply, RegisterRequest, ShareRequest};
-use dirbroker::testbed::Identity;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::client_start_registration;
-use dirbroker_tests::{Bed, Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{
+    Bed, Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "Tr0ub4dor&3-correct-horse";

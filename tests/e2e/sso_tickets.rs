@@ -12,9 +12,9 @@ use std::process::{Command, Output, Stdio};
 
 use dirbroker::model::{User, UserLevel};
 use dirbroker::serve::sso_register::PasswordKdf;
-use dirbroker::testbed::Identity;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
-use dirbroker_tests::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const LIFETIME: i64 = 600;
@@ -93,7 +93,7 @@ fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
 
 /// Registers `uid` in-process: pw from the password (production-minimum
 /// Argon2id), P_c = g^pw, the KDF record and the level on the user entry.
-async fn register(bed: &dirbroker_tests::Bed, uid: &str, password: &str, level: UserLevel, publish: bool) {
+async fn register(bed: &dirbroker_testbed::harness::Bed, uid: &str, password: &str, level: UserLevel, publish: bool) {
     let dir = bed.dir_as(Identity::Admin).await;
     let mut u = User::new(uid, &format!("User {uid}")).unwrap();
     u.level = level;
@@ -109,7 +109,7 @@ async fn register(bed: &dirbroker_tests::Bed, uid: &str, password: &str, level: 
     dir.create(&u).await.unwrap();
 }
 
-async fn site() -> (dirbroker_tests::Bed, Site) {
+async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
     let bed = start().await;
     let tmp = scratch_dir();
     let t = tmp.path().to_path_buf();

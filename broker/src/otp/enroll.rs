@@ -31,7 +31,7 @@ pub fn generate_secret() -> Result<Zeroizing<Vec<u8>>, EnrollError> {
 }
 
 /// How an imported secret is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretFormat {
     /// Base32 (RFC 4648, as in otpauth URIs); spaces and padding allowed.
     Base32,

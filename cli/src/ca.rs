@@ -1,0 +1,392 @@
+//! `dirbroker ca …` and `dirbroker dc …`: the broker CA, data-center
+//! certificates, certificates for the broker and the other machine actors,
+//! revocation.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use dirbroker::ca::{self, Ca};
+use dirbroker::directory::{Change, DirError, Directory, Dn};
+use dirbroker::model::{DataCenter, DirEntry};
+
+use super::{CliResult, Ctx, Failure, Output, load_named};
+use crate::exit::Exit;
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the CA (key in a 0600 file) and publish its certificate and an empty CRL in LDAP.
+    #[command(after_help = "Examples:\n  dirbroker ca init\n  dirbroker ca init --name 'Example DC CA' --years 10")]
+    Init(CaInitArgs),
+    /// Print the CA certificate (PEM) as published in LDAP.
+    #[command(after_help = "Example:\n  dirbroker ca cert > ca.pem")]
+    Cert,
+    /// Re-issue the CRL (same revocations, next number, fresh 7-day validity); run it from cron.
+    #[command(after_help = "Example (daily, from cron):\n  dirbroker ca refresh-crl\n\n\
+        A CRL is valid for 7 days; after that `openssl verify -crl_check` rejects every\n\
+        certificate, so re-issue it well before.")]
+    RefreshCrl,
+    /// Print the current CRL (PEM) as published in LDAP.
+    #[command(
+        after_help = "Example:\n  dirbroker ca crl > crl.pem && openssl verify -crl_check -CAfile ca.pem -CRLfile crl.pem dc.pem"
+    )]
+    Crl,
+    /// Issue a certificate for the broker's service, an agent, a Kerberized service, an admin console or a physical server.
+    #[command(
+        after_help = "Examples:\n  dirbroker ca issue broker broker1 --dns broker1.example.org --ip 10.0.0.5 --out /etc/dirbroker/broker\n  \
+        dirbroker ca issue ams ams1 --dns ams1.example.org\n  \
+        dirbroker ca issue admin alice --out alice-console\n  \
+        dirbroker ca issue ps PS-0001 --ip 10.2.0.1 --days 90\n\n\
+        The subject is CN = NAME, O = \"dirbroker KIND\"; `dirbroker serve` reads the caller's\n\
+        kind and name from it. broker (needs --dns or --ip; also its client identity towards\n\
+        AMS/ANS), ams, ans, service, ps: serverAuth and clientAuth; admin: clientAuth only. Data centers get theirs from\n\
+        `dirbroker dc add`. Writes --out (default ./KIND-NAME, a new 0700 directory):\n\
+        key.pem (0600), cert.pem, ca.pem. The serial is printed: keep it to revoke."
+    )]
+    Issue(CaIssueArgs),
+    /// Revoke a certificate of this CA by serial number or certificate file (re-issues the CRL).
+    #[command(
+        after_help = "Examples:\n  dirbroker ca revoke --serial 3a:f1:09:…\n  dirbroker ca revoke --cert broker1/cert.pem\n\n\
+        For data centers use `dirbroker dc revoke DID`, which also disables the entry.\n\
+        Run revocations one at a time (see docs/ca.md). `dirbroker serve` picks the new\n\
+        CRL up within crl_refresh_s."
+    )]
+    Revoke(CaRevokeArgs),
+}
+
+/// Kinds that `ca issue` makes (data centers come from `dc add`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IssueKind {
+    Broker,
+    Ams,
+    Ans,
+    Service,
+    Admin,
+    Ps,
+}
+
+impl IssueKind {
+    fn cert_kind(self) -> ca::CertKind {
+        match self {
+            IssueKind::Broker => ca::CertKind::Broker,
+            IssueKind::Ams => ca::CertKind::Ams,
+            IssueKind::Ans => ca::CertKind::Ans,
+            IssueKind::Service => ca::CertKind::Service,
+            IssueKind::Admin => ca::CertKind::Admin,
+            IssueKind::Ps => ca::CertKind::Ps,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CaIssueArgs {
+    #[arg(value_enum)]
+    kind: IssueKind,
+    /// The holder's name (CN): host or service name, uid, PID.
+    name: String,
+    /// DNS name for subjectAltName (repeatable).
+    #[arg(long = "dns", value_name = "HOST")]
+    dns: Vec<String>,
+    /// IP address for subjectAltName (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    ip: Vec<std::net::IpAddr>,
+    #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    days: i64,
+    /// Directory for the key bundle (default ./KIND-NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct CaRevokeArgs {
+    /// Serial number in hex (colons allowed, as `openssl x509 -serial` prints it).
+    #[arg(long)]
+    serial: Option<String>,
+    /// The certificate (PEM) to revoke.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CaInitArgs {
+    #[arg(long, default_value = "dirbroker data-center CA")]
+    name: String,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=30))]
+    years: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DcCmd {
+    /// Register a data center: issue its key pair and certificate, publish the certificate.
+    #[command(after_help = "Examples:\n  dirbroker dc add DC-SEOUL-1 --endpoint dc1.example.org:7443\n  \
+        dirbroker dc add DC-BUSAN-2 --endpoint 10.2.0.1:7443 --out /root/dc-busan-2\n\n\
+        Writes the bundle for the data center to --out (a new directory, mode 0700):\n\
+        key.pem (0600), cert.pem and ca.pem. Move it to the data center and delete it here.")]
+    Add(DcAddArgs),
+    /// List data centers.
+    #[command(after_help = "Example:\n  dirbroker dc list --output json")]
+    List,
+    /// Revoke a data center's certificate (CRL) and disable its entry.
+    #[command(after_help = "Example:\n  dirbroker dc revoke DC-BUSAN-2")]
+    Revoke(DidArg),
+}
+
+#[derive(Args, Debug)]
+pub struct DcAddArgs {
+    /// Data-center identifier (DID).
+    did: String,
+    /// host:port where the data center listens.
+    #[arg(long)]
+    endpoint: String,
+    /// Directory for the key bundle (default ./dc-DID).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    days: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct DidArg {
+    did: String,
+}
+
+fn ca_dn(dir: &Directory) -> Result<Dn, Failure> {
+    Ok(dir.layout().pki.child("cn", "ca")?)
+}
+
+pub(super) fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
+    let c = ctx.config()?.ca;
+    Ca::load(&c.key_file, &c.cert_file)
+        .map_err(|e| Failure::new(Exit::Config, format!("{e} (run `dirbroker ca init` first)")))
+}
+
+pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
+    match cmd {
+        CaCmd::Init(a) => {
+            let c = ctx.config()?.ca;
+            let dir = ctx.directory().await?;
+            let dn = ca_dn(&dir)?;
+            if dir.read(&dn, &["cn"]).await.is_ok() {
+                return Err(Failure::new(Exit::Failed, format!("{dn} exists already: the CA was initialised")));
+            }
+            let now = OffsetDateTime::now_utc();
+            let authority = Ca::init(&c.key_file, &c.cert_file, &a.name, now, a.years)
+                .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            let crl = authority.crl(&[], 1, now).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            let added = dir
+                .add(
+                    &dn,
+                    vec![
+                        ("objectClass".into(), vec![b"applicationProcess".to_vec(), b"pkiCA".to_vec()]),
+                        ("cn".into(), vec![b"ca".to_vec()]),
+                        ("cACertificate;binary".into(), vec![authority.cert_der.clone()]),
+                        ("certificateRevocationList;binary".into(), vec![crl]),
+                    ],
+                )
+                .await;
+            if let Err(e) = added {
+                // Nothing half-made: the files go with the failed publication.
+                let _ = std::fs::remove_file(&c.key_file);
+                let _ = std::fs::remove_file(&c.cert_file);
+                return Err(e.into());
+            }
+            ctx.report(
+                json!({ "ca": dn.to_string(), "key_file": c.key_file, "cert_file": c.cert_file }),
+                &format!(
+                    "CA created: key {} (0600, back it up), certificate {}, published at {dn}",
+                    c.key_file.display(),
+                    c.cert_file.display()
+                ),
+            );
+            Ok(())
+        }
+        CaCmd::RefreshCrl => {
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let number = reissue_crl(&dir, &authority, None).await?;
+            ctx.report(json!({ "crl_number": number }), &format!("CRL re-issued (number {number}), valid 7 days"));
+            Ok(())
+        }
+        CaCmd::Issue(a) => {
+            let kind = a.kind.cert_kind();
+            let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("{kind}-{}", a.name)));
+            if out.exists() {
+                return Err(Failure::usage(format!("{} exists already", out.display())));
+            }
+            let authority = load_ca(ctx)?;
+            let mut sans = a.dns.clone();
+            sans.extend(a.ip.iter().map(ToString::to_string));
+            let issued = authority
+                .issue(kind, &a.name, &sans, OffsetDateTime::now_utc(), a.days)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            write_bundle(&out, &issued, &authority.cert_pem).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+            })?;
+            let serial = ca::serial_hex(&issued.serial);
+            ctx.report(
+                json!({ "kind": kind.as_str(), "name": a.name, "serial": serial, "bundle": out, "days": a.days }),
+                &format!("issued a {kind} certificate for {} (serial {serial}); bundle in {}", a.name, out.display()),
+            );
+            Ok(())
+        }
+        CaCmd::Revoke(a) => {
+            let serial = match (&a.serial, &a.cert) {
+                (Some(s), _) => ca::parse_serial_hex(s).map_err(|e| Failure::usage(e.to_string()))?,
+                (None, Some(path)) => {
+                    use rustls_pki_types::pem::PemObject;
+                    let der = rustls_pki_types::CertificateDer::from_pem_file(path)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                    ca::cert_serial(&der).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+                }
+                (None, None) => return Err(Failure::usage("give --serial or --cert")),
+            };
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let number = reissue_crl(&dir, &authority, Some(serial.clone())).await?;
+            let hex = ca::serial_hex(&serial);
+            ctx.report(
+                json!({ "revoked": hex, "crl_number": number }),
+                &format!("revoked serial {hex} (CRL number {number})"),
+            );
+            Ok(())
+        }
+        CaCmd::Cert | CaCmd::Crl => {
+            let dir = ctx.directory().await?;
+            let dn = ca_dn(&dir)?;
+            let attr =
+                if matches!(cmd, CaCmd::Cert) { "cACertificate;binary" } else { "certificateRevocationList;binary" };
+            let e = match dir.read(&dn, &[attr]).await {
+                Ok(e) => e,
+                Err(DirError::NotFound { .. }) => {
+                    return Err(Failure::new(Exit::Failed, "no CA yet: run `dirbroker ca init`"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let der = binary(&e, attr).ok_or_else(|| Failure::new(Exit::Failed, format!("{dn} has no {attr}")))?;
+            if matches!(cmd, CaCmd::Cert) {
+                print!("{}", pem("CERTIFICATE", &der));
+            } else {
+                print!("{}", ca::crl_pem(&der));
+            }
+            Ok(())
+        }
+    }
+}
+
+use dirbroker::ca::pem;
+use dirbroker::serve::tls::binary;
+
+pub(super) fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(out)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e} (it must not exist yet)", out.display())))?;
+    let w = |name: &str, data: &[u8]| {
+        dirbroker::secret::write_private_file(&out.join(name), data)
+            .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", out.join(name).display())))
+    };
+    w("key.pem", issued.key_pem.as_bytes())?;
+    w("cert.pem", issued.cert_pem.as_bytes())?;
+    w("ca.pem", ca_pem.as_bytes())
+}
+
+pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
+    match cmd {
+        DcCmd::Add(a) => {
+            let mut dc = DataCenter::new(&a.did)?;
+            let host = a
+                .endpoint
+                .rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+                .ok_or_else(|| Failure::usage(format!("--endpoint {:?} is not host:port", a.endpoint)))?;
+            let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("dc-{}", a.did)));
+            if out.exists() {
+                return Err(Failure::usage(format!("{} exists already", out.display())));
+            }
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let issued = authority
+                .issue_dc(&a.did, &host, OffsetDateTime::now_utc(), a.days)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            dc.endpoint = Some(a.endpoint.clone());
+            dc.certificate = Some(issued.cert_der.clone());
+            let dn = dir.create(&dc).await?;
+            if let Err(f) = write_bundle(&out, &issued, &authority.cert_pem) {
+                let _ = dir.delete(&dn).await;
+                let _ = std::fs::remove_dir_all(&out);
+                return Err(f);
+            }
+            ctx.report(
+                json!({ "dc": a.did, "dn": dn.to_string(), "bundle": out }),
+                &format!("registered {dn}; bundle for the data center in {}", out.display()),
+            );
+            Ok(())
+        }
+        DcCmd::List => {
+            let dir = ctx.directory().await?;
+            let mut dcs = dir.list::<DataCenter>().await?;
+            dcs.sort_by(|a, b| a.id.cmp(&b.id));
+            if ctx.output == Output::Json {
+                let v: Vec<_> = dcs
+                    .iter()
+                    .map(|d| json!({ "did": d.id, "endpoint": d.endpoint, "disabled": d.disabled, "has_certificate": d.certificate.is_some() }))
+                    .collect();
+                ctx.json(&serde_json::Value::Array(v));
+            } else {
+                for d in &dcs {
+                    let state = if d.disabled { "revoked/disabled" } else { "active" };
+                    println!("{:<20} {:<28} {state}", d.id, d.endpoint.as_deref().unwrap_or("-"));
+                }
+            }
+            Ok(())
+        }
+        DcCmd::Revoke(a) => {
+            let authority = load_ca(ctx)?;
+            let dir = ctx.directory().await?;
+            let dc = load_named::<DataCenter>(&dir, &a.did, "data center").await?;
+            let cert = dc
+                .certificate
+                .clone()
+                .ok_or_else(|| Failure::new(Exit::Failed, format!("{} has no certificate", a.did)))?;
+            let serial = ca::cert_serial(&cert).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            let number = reissue_crl(&dir, &authority, Some(serial)).await?;
+            let v = dirbroker::directory::values::bool_value(true);
+            dir.modify(
+                &dc.dn(dir.layout())?,
+                vec![Change::Replace(b"dirbrokerDisabled".to_vec(), [v].into_iter().collect())],
+            )
+            .await?;
+            ctx.report(
+                json!({ "revoked": a.did, "crl_number": number }),
+                &format!("revoked the certificate of {} (CRL number {number})", a.did),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Re-issue the CRL from the published one, adding `serial` if given; returns
+/// the new CRL number. The CRL attribute has no equality rule, so the old value
+/// cannot be asserted: revocations are admin actions, one at a time.
+pub(super) async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
+    let dn = ca_dn(dir)?;
+    let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
+    let old = binary(&entry, "certificateRevocationList;binary")
+        .ok_or_else(|| Failure::new(Exit::Failed, "the CA has no CRL"))?;
+    let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    if let Some(serial) = serial
+        && !revoked.iter().any(|(s, _)| *s == serial)
+    {
+        revoked.push((serial, now));
+    }
+    let crl = authority.crl(&revoked, number + 1, now).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+    let attr = b"certificateRevocationList;binary".to_vec();
+    dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
+    Ok(number + 1)
+}

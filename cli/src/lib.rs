@@ -1,0 +1,365 @@
+//! The `dirbroker` command-line tool: argument parsing, output formats and
+//! exit codes ([`exit::Exit`]), one file per noun. The work itself is done by
+//! the `dirbroker` library (and `dirbroker-agents` for `migrate`); the node
+//! binary `dirbroker-ssh` shares [`node`] and [`exit`] with it.
+
+pub mod exit;
+pub mod node;
+
+mod agent;
+mod ca;
+mod check;
+mod host;
+mod ldif;
+mod login;
+mod machines;
+mod migrate;
+mod otp;
+mod register;
+mod serve;
+mod ssh;
+mod sso;
+mod testbed;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use dirbroker::config::{Config, ConfigError, DEFAULT_PATH, ENV_CONFIG};
+use dirbroker::directory::{DirError, Directory};
+
+use exit::Exit;
+
+const EXIT_HELP: &str = exit::HELP;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dirbroker",
+    version,
+    about = "LDAP-backed identity and SSO broker",
+    long_about = "dirbroker keeps users, OTP seeds, SSH keys, data-center certificates and \
+                  server TOTP secrets in OpenLDAP, and issues Kerberos-style tickets.",
+    after_help = "Examples:\n  dirbroker testbed up                      # private slapd in ./.dirbroker/testbed\n  dirbroker --config .dirbroker/testbed/dirbroker.toml check\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  dirbroker user show alice --output json\n\n"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = ENV_CONFIG, default_value = DEFAULT_PATH, value_name = "FILE")]
+    config: PathBuf,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A private slapd for trying dirbroker out and for tests.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Testbed(testbed::TestbedCmd),
+    /// Check that the directory answers and holds the dirbroker schema.
+    #[command(after_help = format!("Examples:\n  dirbroker check\n  dirbroker check --output json\n\n{EXIT_HELP}"))]
+    Check,
+    /// Manage users and their SSH keys.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    User(user::UserCmd),
+    /// Manage hosts: names, addresses, host keys, allowed-from lists.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Host(host::HostCmd),
+    /// OTP tokens: enrol, import, verify, administer.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Otp(otp::OtpCmd),
+    /// The master keys that seal secrets stored in LDAP.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Secrets(otp::SecretsCmd),
+    /// The data-center certificate authority.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ca(ca::CaCmd),
+    /// Data centers: certificates and revocation.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Dc(ca::DcCmd),
+    /// Import entries or change records from an LDIF file: checked first, then in journaled transactions.
+    #[command(after_help = format!("Examples:\n  dirbroker import users.ldif\n  dirbroker import users.ldif --dry-run\n  \
+        dirbroker import users.ldif --batch 2000 --output json\n  dirbroker import users.ldif --upsert\n  \
+        dirbroker import changes.ldif     # changetype: add, delete, modify, modrdn/moddn\n\n\
+        The whole file is checked first; if it has problems nothing is written (unless\n\
+        --continue-on-error). Records are applied in the file's order in LDAP transactions\n\
+        of --batch records and each committed batch is journaled in FILE.journal: after an\n\
+        interruption run the same command again and it finishes the job without applying\n\
+        anything twice.\n\n{EXIT_HELP}"))]
+    Import(ldif::ImportArgs),
+    /// LDIF files: check, and generate from passwd, authorized_keys, host keys and known_hosts.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ldif(ldif::LdifCmd),
+    /// Export entries to LDIF (secrets left out unless --include-secrets, and then only sealed).
+    #[command(after_help = format!("Examples:\n  dirbroker export > all.ldif\n  \
+        dirbroker export --base ou=people,dc=example,dc=org --filter '(objectClass=posixAccount)'\n  \
+        dirbroker export --include-secrets --out backup.ldif\n\n\
+        Entries come parents first, so the file imports as it is; the tree is read a level\n\
+        at a time with paged searches and written as it arrives (memory stays flat).\n\n{EXIT_HELP}"))]
+    Export(ldif::ExportArgs),
+    /// Physical servers of data centers and their TOTP secrets.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ps(machines::PsCmd),
+    /// Pre-shared keys between admin consoles and data centers (K1).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Psk(machines::PskCmd),
+    /// Run the broker's HTTPS JSON service for machines (mutual TLS); stops cleanly on SIGTERM.
+    #[command(after_help = format!("Examples:\n  dirbroker serve\n  dirbroker --config /etc/dirbroker/dirbroker.toml serve\n  \
+        DIRBROKER_LOG=debug dirbroker serve\n\n\
+        Settings are in the [serve] section of the configuration (listen address, the broker's\n\
+        certificate and key from `dirbroker ca issue broker …`, timeouts, limits); see\n\
+        docs/serve.md. Prints `listening on ADDR` once it accepts connections; logs go to\n\
+        standard error (DIRBROKER_LOG, default info).\n\n{EXIT_HELP}"))]
+    Serve(serve::ServeArgs),
+    /// Migrate a VM image between data centers (the admin console; asks for the user's OTP).
+    #[command(after_help = format!("Example:\n  dirbroker migrate vm1.qcow2 --from DC-SEOUL-1 --to DC-BUSAN-2 --source-server PS-0001 \\\n      \
+        --dest-server PS-0101 --user bob --k1 k1.bundle\n\n\
+        Runs the admin console with the source data center's endpoint from the\n\
+        directory and the CA certificate from [ca]. The user's OTP is read from the terminal\n\
+        (or stdin). See docs/protocols/migration.md.\n\n{EXIT_HELP}"))]
+    Migrate(migrate::MigrateArgs),
+    /// SSO agent services (AMS, ANS): certificates, key pairs, directory entries.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Agent(agent::AgentCmd),
+    /// Register for SSO (stages 1–2 of seed 002): publish P_c = g^pw without sending the password.
+    #[command(after_help = register::REGISTER_HELP)]
+    Register(register::RegisterArgs),
+    /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ssh(ssh::SshCmd),
+    /// SSO setup on the broker host: the ticket-signing key.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Sso(sso::SsoCmd),
+    /// Kerberized services: register (P_k), list, remove.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Service(sso::ServiceCmd),
+    /// SSO login: prove the password to the broker, store the TGT in the credential cache.
+    #[command(after_help = format!("Examples:\n  dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw\n  \
+        dirbroker login --anonymous --broker https://broker:8443 --ca ca.pem\n\n{EXIT_HELP}"))]
+    Login(login::LoginArgs),
+    /// List the credential cache, like klist.
+    #[command(after_help = format!("Examples:\n  dirbroker tickets\n  dirbroker tickets --output json\n\n{EXIT_HELP}"))]
+    Tickets(login::TicketsArgs),
+    /// Service tickets: get one with the TGT, use one at a Kerberized service.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Ticket(login::TicketCmd),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: Exit, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure::new(Exit::Usage, message)
+    }
+}
+
+impl From<DirError> for Failure {
+    fn from(e: DirError) -> Self {
+        Failure::new(Exit::from(&e), e.to_string())
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::new(Exit::Config, e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+/// Context passed to every command.
+#[derive(Debug)]
+pub struct Ctx {
+    pub config_path: PathBuf,
+    pub output: Output,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Result<Config, Failure> {
+        Config::load(&self.config_path).map_err(|e| {
+            let mut f = Failure::from(e);
+            if self.config_path == std::path::Path::new(DEFAULT_PATH) {
+                f.message.push_str(&format!(
+                    "\nhint: pass --config FILE or set {ENV_CONFIG}; `dirbroker testbed up` writes one for its slapd"
+                ));
+            }
+            f
+        })
+    }
+
+    pub async fn directory(&self) -> Result<Directory, Failure> {
+        let cfg = self.config()?.directory_config()?;
+        Ok(Directory::connect(cfg).await?)
+    }
+
+    /// Print a JSON value (for `--output json`).
+    pub fn json(&self, value: &serde_json::Value) {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+    }
+
+    /// Report a result: `value` for `--output json`, `text` otherwise.
+    pub fn report(&self, value: serde_json::Value, text: &str) {
+        if self.output == Output::Json {
+            self.json(&value);
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// The broker master keyring named by the configuration.
+    pub fn keyring(&self) -> Result<dirbroker::seal::Keyring, Failure> {
+        let path = self.config()?.keyring_path();
+        dirbroker::seal::Keyring::load(&path).map_err(|e| Failure::new(Exit::Config, e.to_string()))
+    }
+}
+
+/// The user with this uid; a missing one is "no user with uid …" (exit 1).
+pub async fn existing_user(dir: &Directory, uid: &str) -> Result<dirbroker::model::User, Failure> {
+    dir.find_user(uid).await?.ok_or_else(|| Failure::new(Exit::Failed, format!("no user with uid {uid:?}")))
+}
+
+/// Load the entry of kind `T` named `id`; a missing one is "no WHAT ID" (exit 1).
+pub async fn load_named<T: dirbroker::model::DirEntry>(dir: &Directory, id: &str, what: &str) -> Result<T, Failure> {
+    match dir.load::<T>(id).await {
+        Ok(v) => Ok(v),
+        Err(DirError::NotFound { .. }) => Err(Failure::new(Exit::Failed, format!("no {what} {id:?}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Add `new` values to a multi-valued attribute in one modify; values already
+/// present are skipped. Returns what was added.
+pub async fn add_values(
+    dir: &Directory,
+    dn: &dirbroker::directory::Dn,
+    attr: &str,
+    present: &[String],
+    new: &[String],
+) -> Result<Vec<String>, Failure> {
+    let mut added: Vec<String> = Vec::new();
+    for v in new {
+        if !present.iter().any(|p| p.eq_ignore_ascii_case(v)) && !added.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+            added.push(v.clone());
+        }
+    }
+    if !added.is_empty() {
+        let values = added.iter().map(|v| v.as_bytes().to_vec()).collect();
+        dir.modify(dn, vec![ldap3::Mod::Add(attr.as_bytes().to_vec(), values)]).await?;
+    }
+    Ok(added)
+}
+
+/// Remove `gone` values (those present) from a multi-valued attribute in one modify.
+pub async fn remove_values(
+    dir: &Directory,
+    dn: &dirbroker::directory::Dn,
+    attr: &str,
+    present: &[String],
+    gone: &[String],
+) -> Result<Vec<String>, Failure> {
+    let removed: Vec<String> =
+        present.iter().filter(|p| gone.iter().any(|g| g.eq_ignore_ascii_case(p))).cloned().collect();
+    if !removed.is_empty() {
+        let values = removed.iter().map(|v| v.as_bytes().to_vec()).collect();
+        dir.modify(dn, vec![ldap3::Mod::Delete(attr.as_bytes().to_vec(), values)]).await?;
+    }
+    Ok(removed)
+}
+
+pub fn main() -> ExitCode {
+    // sshd runs `ssh authorized-keys` on every login: for its plain argument
+    // form, skip building the whole command tree and the log subscriber.
+    if let Some((config_path, args)) = ssh::fast_authorized_keys_args(std::env::args_os().skip(1)) {
+        let ctx = Ctx { config_path, output: Output::Text };
+        let result = block_on(ssh::authorized_keys(&ctx, args));
+        return finish(&ctx, result);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    // The daemon and the migration console log progress at info, as `dirbroker-agents` does.
+    init_logging(if matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) { "info" } else { "warn" });
+    let ctx = Ctx { config_path: cli.config, output: cli.output };
+    let command = match cli.command {
+        Command::Serve(args) => return finish(&ctx, serve::run(&ctx, args)),
+        other => other,
+    };
+    let result = block_on(async {
+        match command {
+            Command::Serve(_) => Err(Failure::new(Exit::Failed, "serve runs on its own runtime")),
+            Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
+            Command::Check => check::run(&ctx).await,
+            Command::User(cmd) => user::run(&ctx, cmd).await,
+            Command::Host(cmd) => host::run(&ctx, cmd).await,
+            Command::Migrate(args) => migrate::run(&ctx, args).await,
+            Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
+            Command::Otp(cmd) => otp::run(&ctx, cmd).await,
+            Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
+            Command::Ps(cmd) => machines::run_ps(&ctx, cmd).await,
+            Command::Import(args) => ldif::import_file(&ctx, args).await,
+            Command::Ldif(cmd) => ldif::run(&ctx, cmd).await,
+            Command::Export(args) => ldif::export(&ctx, args).await,
+            Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
+            Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
+            Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
+            Command::Sso(cmd) => sso::run_sso(&ctx, cmd).await,
+            Command::Service(cmd) => sso::run_service(&ctx, cmd).await,
+            Command::Login(args) => login::login(&ctx, args).await,
+            Command::Tickets(args) => login::tickets(&ctx, args).await,
+            Command::Ticket(cmd) => login::ticket(&ctx, cmd).await,
+            Command::Agent(cmd) => agent::run(&ctx, cmd).await,
+            Command::Register(args) => register::run(&ctx, args).await,
+        }
+    });
+    finish(&ctx, result)
+}
+
+fn block_on(fut: impl std::future::Future<Output = CliResult>) -> CliResult {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => Err(Failure::new(Exit::Failed, format!("cannot start the async runtime: {e}"))),
+    }
+}
+
+fn finish(ctx: &Ctx, result: CliResult) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if ctx.output == Output::Json {
+                println!("{}", serde_json::json!({ "error": f.message, "exit_code": f.code.code() }));
+            }
+            eprintln!("dirbroker: {}", f.message);
+            f.code.into()
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,134 @@
+//! The arguments of the two node commands (`authorized-keys`, `known-hosts`),
+//! one definition for both binaries (`dirbroker ssh …` and `dirbroker-ssh …`),
+//! and the fast path that recognises the plain form sshd runs on every login
+//! without building clap's parser.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use dirbroker::ssh::authorized::KeyQuery;
+
+/// `authorized-keys` arguments, as sshd passes them (both binaries).
+#[derive(Args, Debug)]
+pub struct AuthorizedKeysArgs {
+    /// The user sshd asks about (%u).
+    pub user: String,
+    /// Only the key with this fingerprint (%f).
+    #[arg(long, value_name = "SHA256:…")]
+    pub fingerprint: Option<String>,
+    /// Only the key with this base64 blob (%k).
+    #[arg(long, value_name = "BASE64")]
+    pub key: Option<String>,
+    /// This node's host entry, overriding [ssh] host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+impl From<AuthorizedKeysArgs> for KeyQuery {
+    fn from(a: AuthorizedKeysArgs) -> KeyQuery {
+        KeyQuery { user: a.user, fingerprint: a.fingerprint, key_blob: a.key, host: a.host }
+    }
+}
+
+/// Recognise the plain form sshd runs, `[--config FILE] VERB… USER
+/// [--fingerprint F] [--key K] [--host H]` (`VERB…` is `ssh authorized-keys`
+/// for `dirbroker`, `authorized-keys` for `dirbroker-ssh`), and return the
+/// config path (flag, then $DIRBROKER_CONFIG, then `default_config`, as clap
+/// would) and the arguments, without building the argument parser: sshd runs
+/// this on every login. Anything else (help, other flags) is for clap.
+pub fn plain_authorized_keys(
+    args: impl Iterator<Item = std::ffi::OsString>,
+    verb: &[&str],
+    default_config: &str,
+) -> Option<(PathBuf, AuthorizedKeysArgs)> {
+    let args: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
+    let mut rest = args.as_slice();
+    let mut config = None;
+    match rest {
+        [flag, value, tail @ ..] if flag == "--config" => {
+            config = Some(PathBuf::from(value));
+            rest = tail;
+        }
+        [flag, tail @ ..] if flag.starts_with("--config=") => {
+            config = Some(PathBuf::from(flag.strip_prefix("--config=")?));
+            rest = tail;
+        }
+        _ => {}
+    }
+    let (words, rest) = (rest.get(..verb.len())?, rest.get(verb.len()..)?);
+    if words.iter().zip(verb).any(|(w, v)| w != v) {
+        return None;
+    }
+    let [user, options @ ..] = rest else { return None };
+    let mut options: &[String] = options;
+    if user.starts_with('-') || user.is_empty() {
+        return None;
+    }
+    let mut parsed = AuthorizedKeysArgs { user: user.clone(), fingerprint: None, key: None, host: None };
+    while let [flag, tail @ ..] = options {
+        let tail: &[String] = tail;
+        let (name, value, tail) = match flag.split_once('=') {
+            Some((n, v)) => (n, v.to_string(), tail),
+            None => match tail {
+                [v, rest @ ..] => (flag.as_str(), v.clone(), rest),
+                [] => return None,
+            },
+        };
+        let slot = match name {
+            "--fingerprint" => &mut parsed.fingerprint,
+            "--key" => &mut parsed.key,
+            "--host" => &mut parsed.host,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+        options = tail;
+    }
+    let config = config
+        .or_else(|| std::env::var_os(dirbroker::config::ENV_CONFIG).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(default_config));
+    Some((config, parsed))
+}
+
+/// `known-hosts` arguments, as ssh passes them (both binaries).
+#[derive(Args, Debug)]
+pub struct KnownHostsArgs {
+    /// Host name or address (%H), or [host]:port.
+    pub host: String,
+    /// Port, when not given as [host]:port; lines use [host]:port when it is not 22.
+    pub port: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Option<(PathBuf, AuthorizedKeysArgs)> {
+        plain_authorized_keys(args.iter().map(std::ffi::OsString::from), &["authorized-keys"], "/etc/node.toml")
+    }
+
+    /// The node binary's fast path takes sshd's forms and leaves the rest to clap.
+    #[test]
+    fn node_fast_path_takes_exactly_the_plain_form() {
+        let (cfg, a) =
+            parse(&["--config", "/n.toml", "authorized-keys", "alice", "--fingerprint", "SHA256:x"]).unwrap();
+        assert_eq!(cfg, PathBuf::from("/n.toml"));
+        assert_eq!((a.user.as_str(), a.fingerprint.as_deref()), ("alice", Some("SHA256:x")));
+        let (_, a) = parse(&["authorized-keys", "bob", "--key=AAAA", "--host", "n1"]).unwrap();
+        assert_eq!((a.user.as_str(), a.key.as_deref(), a.host.as_deref()), ("bob", Some("AAAA"), Some("n1")));
+        for other in [
+            &["authorized-keys"][..],
+            &["ssh", "authorized-keys", "alice"],
+            &["authorized-keys", "--help"],
+            &["authorized-keys", "-x"],
+            &["authorized-keys", "alice", "--fingerprint"],
+            &["authorized-keys", "alice", "extra"],
+            &["authorized-keys", "alice", "--key", "a", "--key", "b"],
+            &["known-hosts", "node17"],
+            &["--version"],
+        ] {
+            assert!(parse(other).is_none(), "{other:?} must go to clap");
+        }
+    }
+}

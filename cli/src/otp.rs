@@ -1,0 +1,578 @@
+//! `dirbroker otp …`: enrol, import, list and administer OTP tokens, and
+//! verify codes. `dirbroker secrets …`: the master keys that seal them.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use dirbroker::directory::{Directory, Dn, Filter, Scope};
+use dirbroker::model::{DirEntry, OtpToken, TokenType};
+use dirbroker::otp::codes::{self, Algorithm};
+use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
+use dirbroker::otp::skey::SkeyAlgorithm;
+use dirbroker::otp::verify::{self, Outcome};
+use dirbroker::seal::{Keyring, context};
+
+use super::{CliResult, Ctx, Failure, Output, load_named};
+use crate::exit::Exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Totp,
+    Hotp,
+    Skey,
+}
+
+impl From<Kind> for TokenType {
+    fn from(k: Kind) -> TokenType {
+        match k {
+            Kind::Totp => TokenType::Totp,
+            Kind::Hotp => TokenType::Hotp,
+            Kind::Skey => TokenType::Skey,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OtpCmd {
+    /// Create a token for USER: show the secret as a QR code, then require one valid code.
+    #[command(after_help = "Examples:\n  dirbroker otp enroll alice\n  dirbroker otp enroll alice --type hotp\n  \
+        printf 'correct horse battery\\n' | dirbroker otp enroll alice --type skey --count 100\n\n\
+        TOTP/HOTP: scan the QR code (or type the otpauth:// URI) into an authenticator app,\n\
+        then type the code it shows; the token is stored only after that code checks out.\n\
+        The defaults SHA1, 6 digits, 30 s are what nearly every app supports; many apps\n\
+        silently ignore other algorithm/digits/period settings and then show wrong codes.\n\
+        S/KEY: the user's passphrase (10+ characters) is read from standard input; only\n\
+        the derived one-time password is stored.")]
+    Enroll(EnrollArgs),
+    /// Store a token with a known secret (read from a file or stdin, never argv).
+    #[command(after_help = "Examples:\n  dirbroker otp import alice --type totp --secret-file seed.b32\n  \
+        dirbroker otp import alice --type hotp --format hex --counter 5 --secret-file - < seed.hex\n  \
+        dirbroker otp import alice --uri-file - < exported-otpauth-uri.txt")]
+    Import(ImportArgs),
+    /// List tokens (all, or one user's).
+    #[command(after_help = "Examples:\n  dirbroker otp list\n  dirbroker otp list alice --output json")]
+    List(ListArgs),
+    /// Disable a token (codes are refused until enabled).
+    #[command(after_help = "Example:\n  dirbroker otp disable alice-totp-3f2a")]
+    Disable(IdArg),
+    /// Enable a disabled token.
+    #[command(after_help = "Example:\n  dirbroker otp enable alice-totp-3f2a")]
+    Enable(IdArg),
+    /// Delete a token.
+    #[command(after_help = "Example:\n  dirbroker otp delete alice-totp-3f2a")]
+    Delete(IdArg),
+    /// Resynchronise a drifted HOTP/TOTP token with two consecutive codes from stdin.
+    #[command(after_help = "Example:\n  printf '123456 654321\\n' | dirbroker otp resync alice-hotp-91c0")]
+    Resync(IdArg),
+    /// Clear the failure count of a locked token.
+    #[command(after_help = "Example:\n  dirbroker otp unlock alice-totp-3f2a")]
+    Unlock(IdArg),
+    /// Check a code read from stdin: exit 0 accepted, 1 refused (reason on stderr).
+    #[command(after_help = "Examples:\n  echo 492039 | dirbroker otp verify alice\n  \
+        oathtool --totp -b \"$SECRET\" | dirbroker otp verify alice --token alice-totp-3f2a\n\n\
+        A code is accepted once: the same code again, or the same code at the same\n\
+        moment on another broker, is refused.")]
+    Verify(VerifyArgs),
+}
+
+/// Code parameters shared by `enroll` and `import`.
+#[derive(Args, Debug)]
+pub struct CodeParams {
+    /// HMAC algorithm (TOTP/HOTP: sha1, sha256, sha512; S/KEY: md5, sha1).
+    #[arg(long)]
+    algorithm: Option<String>,
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(6..=8))]
+    digits: u8,
+    /// TOTP time step in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    period: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    user: String,
+    #[arg(long = "type", value_enum, default_value_t = Kind::Totp)]
+    kind: Kind,
+    #[command(flatten)]
+    params: CodeParams,
+    /// S/KEY: number of one-time passwords in the sequence.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=10000))]
+    count: u32,
+    /// Token id (default: USER-TYPE-random).
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Do not draw the QR code.
+    #[arg(long)]
+    no_qr: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    user: String,
+    /// Token type (not needed with --uri-file).
+    #[arg(long = "type", value_enum, required_unless_present = "uri_file")]
+    kind: Option<Kind>,
+    /// File holding the secret ('-' for standard input).
+    #[arg(long, value_name = "FILE", required_unless_present = "uri_file", conflicts_with = "uri_file")]
+    secret_file: Option<PathBuf>,
+    /// File holding an otpauth:// URI ('-' for standard input); it sets type and parameters.
+    #[arg(long, value_name = "FILE")]
+    uri_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SecretFormatArg::Base32)]
+    format: SecretFormatArg,
+    #[command(flatten)]
+    params: CodeParams,
+    /// HOTP: the next counter value.
+    #[arg(long, default_value_t = 0)]
+    counter: u64,
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    user: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    user: String,
+    /// Check this token only (default: each enabled token of USER).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Create the keyring file with a first master key (mode 0600).
+    #[command(
+        after_help = "Examples:\n  dirbroker secrets init\n  DIRBROKER_KEYRING_FILE=/etc/dirbroker/master.keys dirbroker secrets init\n\n\
+        Back the file up: without it, sealed secrets cannot be opened."
+    )]
+    Init,
+    /// Add a new master key and re-seal every sealed secret under it.
+    #[command(after_help = "Example:\n  dirbroker secrets rotate\n\n\
+        Copy the new keyring file to every broker right away: values re-sealed under the\n\
+        new key do not open with the old file. Values under old keys keep opening, so\n\
+        remove old key lines only once nothing is sealed under them.")]
+    Rotate,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+async fn user_dn(dir: &Directory, uid: &str) -> Result<Dn, Failure> {
+    Ok(super::existing_user(dir, uid).await?.dn(dir.layout())?)
+}
+
+async fn tokens_of(dir: &Directory, owner: &Dn) -> Result<Vec<OtpToken>, Failure> {
+    let entries = dir.owner_token_entries(owner, &["*"]).await?;
+    let mut v: Vec<OtpToken> = entries.iter().map(OtpToken::from_entry).collect::<Result<_, _>>()?;
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(v)
+}
+
+fn new_id(user: &str, kind: TokenType, given: Option<String>) -> Result<String, Failure> {
+    match given {
+        Some(id) => Ok(id),
+        None => {
+            let mut r = [0u8; 3];
+            aws_lc_rs::rand::fill(&mut r).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
+            Ok(format!("{user}-{}-{:02x}{:02x}{:02x}", kind.as_str(), r[0], r[1], r[2]))
+        }
+    }
+}
+
+fn algorithm(a: Option<&str>) -> Result<Algorithm, Failure> {
+    match a {
+        None => Ok(Algorithm::Sha1),
+        Some(s) => Algorithm::parse(s).ok_or_else(|| Failure::usage(format!("{s:?}: use sha1, sha256 or sha512"))),
+    }
+}
+
+/// Read one line of standard input (a code, a passphrase).
+fn read_line(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    use std::io::Read;
+    if !prompt.is_empty() {
+        eprint!("{prompt}");
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| Failure::usage(format!("reading standard input: {e}")))?;
+    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+fn token_json(t: &OtpToken) -> serde_json::Value {
+    json!({
+        "id": t.id, "owner": t.owner.as_str(), "type": t.kind.as_str(), "algorithm": t.algorithm,
+        "digits": t.digits, "period": t.period, "counter": t.hotp_counter, "watermark": t.totp_watermark,
+        "clock_offset": t.clock_offset, "skey_sequence": t.skey_sequence, "skey_seed": t.skey_seed,
+        "failures": t.failure_count, "disabled": t.disabled, "description": t.description,
+    })
+}
+
+pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
+    match cmd {
+        OtpCmd::Enroll(a) => enroll_token(ctx, a).await,
+        OtpCmd::Import(a) => import(ctx, a).await,
+        OtpCmd::List(a) => {
+            let dir = ctx.directory().await?;
+            let tokens = match &a.user {
+                Some(u) => tokens_of(&dir, &user_dn(&dir, u).await?).await?,
+                None => {
+                    let mut v = dir.list::<OtpToken>().await?;
+                    v.sort_by(|a, b| a.id.cmp(&b.id));
+                    v
+                }
+            };
+            if ctx.output == Output::Json {
+                ctx.json(&serde_json::Value::Array(tokens.iter().map(token_json).collect()));
+            } else {
+                println!("{:<28} {:<5} {:<8} {:<9} OWNER", "ID", "TYPE", "FAILURES", "STATE");
+                for t in &tokens {
+                    let state = if t.disabled { "disabled" } else { "enabled" };
+                    println!("{:<28} {:<5} {:<8} {:<9} {}", t.id, t.kind.as_str(), t.failure_count, state, t.owner);
+                }
+            }
+            Ok(())
+        }
+        OtpCmd::Disable(a) | OtpCmd::Enable(a) if a.id.is_empty() => Err(Failure::usage("empty token id")),
+        OtpCmd::Disable(a) => set_disabled(ctx, &a.id, true).await,
+        OtpCmd::Enable(a) => set_disabled(ctx, &a.id, false).await,
+        OtpCmd::Delete(a) => {
+            let dir = ctx.directory().await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
+            dir.delete(&t.dn(dir.layout())?).await?;
+            ctx.report(json!({ "deleted": t.id }), &format!("deleted token {}", t.id));
+            Ok(())
+        }
+        OtpCmd::Unlock(a) => {
+            let dir = ctx.directory().await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
+            verify::unlock(&dir, &t).await?;
+            ctx.report(json!({ "unlocked": t.id }), &format!("token {} unlocked", t.id));
+            Ok(())
+        }
+        OtpCmd::Resync(a) => {
+            let line = read_line("")?;
+            let mut parts = line.split_whitespace();
+            let (Some(first), Some(second), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(Failure::usage("give two consecutive codes on one line of standard input"));
+            };
+            let config = ctx.config()?;
+            let ring = ctx.keyring()?;
+            let dir = ctx.directory().await?;
+            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
+            let out = verify::resync(&dir, &ring, &t, first, second, now(), &config.otp_policy())
+                .await
+                .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            outcome(ctx, &t, out)
+        }
+        OtpCmd::Verify(a) => verify_code(ctx, a).await,
+    }
+}
+
+fn outcome(ctx: &Ctx, t: &OtpToken, out: Outcome) -> CliResult {
+    match out {
+        Outcome::Accepted { counter } => {
+            ctx.report(json!({ "token": t.id, "accepted": true, "counter": counter }), "accepted");
+            Ok(())
+        }
+        Outcome::Refused(r) => {
+            if ctx.output == Output::Json {
+                ctx.json(&json!({ "token": t.id, "accepted": false, "reason": r.to_string() }));
+            }
+            Err(Failure::new(Exit::Failed, format!("refused: {r}")))
+        }
+    }
+}
+
+async fn set_disabled(ctx: &Ctx, id: &str, disabled: bool) -> CliResult {
+    let dir = ctx.directory().await?;
+    let t = load_named::<OtpToken>(&dir, id, "token").await?;
+    let v = dirbroker::directory::values::bool_value(disabled);
+    dir.modify(
+        &t.dn(dir.layout())?,
+        vec![dirbroker::directory::Change::Replace(b"dirbrokerDisabled".to_vec(), [v].into_iter().collect())],
+    )
+    .await?;
+    let word = if disabled { "disabled" } else { "enabled" };
+    ctx.report(json!({ "token": t.id, "disabled": disabled }), &format!("token {} {word}", t.id));
+    Ok(())
+}
+
+async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
+    let code = read_line("")?;
+    let config = ctx.config()?;
+    let ring = ctx.keyring()?;
+    let dir = ctx.directory().await?;
+    let owner = user_dn(&dir, &a.user).await?;
+    let candidates = match &a.token {
+        Some(id) => {
+            let t = load_named::<OtpToken>(&dir, id, "token").await?;
+            if !t.owner.is_within(&owner) || !owner.is_within(&t.owner) {
+                return Err(Failure::new(Exit::Failed, format!("token {id} does not belong to {}", a.user)));
+            }
+            vec![t]
+        }
+        None => tokens_of(&dir, &owner).await?.into_iter().filter(|t| !t.disabled).collect(),
+    };
+    if candidates.is_empty() {
+        return Err(Failure::new(Exit::Failed, format!("{} has no enabled token", a.user)));
+    }
+    let policy = config.otp_policy();
+    match verify::verify_any(&dir, &ring, &candidates, &code, now(), &policy)
+        .await
+        .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?
+    {
+        Some((i, out)) => match candidates.get(i) {
+            Some(t) => outcome(ctx, t, out),
+            None => Err(Failure::new(Exit::Failed, "refused")),
+        },
+        None => Err(Failure::new(Exit::Failed, "refused: wrong code")),
+    }
+}
+
+/// A new token of `kind` for `user` (id given or generated), with the
+/// keyring that will seal its secret and the directory it goes to.
+async fn new_token(
+    ctx: &Ctx,
+    user: &str,
+    kind: TokenType,
+    id: Option<String>,
+    description: Option<String>,
+) -> Result<(OtpToken, dirbroker::seal::Keyring, Directory), Failure> {
+    let id = new_id(user, kind, id)?;
+    dirbroker::directory::dn::check_value("token id", &id)?;
+    let ring = ctx.keyring()?;
+    let dir = ctx.directory().await?;
+    let owner = user_dn(&dir, user).await?;
+    let mut t = OtpToken::new(&id, owner, kind)?;
+    t.description = description;
+    Ok((t, ring, dir))
+}
+
+async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
+    let config = ctx.config()?;
+    let kind: TokenType = a.kind.into();
+    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description.clone()).await?;
+    let id = t.id.clone();
+    if kind == TokenType::Skey {
+        let alg = match a.params.algorithm.as_deref() {
+            None => SkeyAlgorithm::Md5,
+            Some(s) => SkeyAlgorithm::parse(s).ok_or_else(|| Failure::usage(format!("{s:?}: use md5 or sha1")))?,
+        };
+        let seed = enroll::generate_skey_seed().map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+        let pass = read_line("S/KEY passphrase (10+ characters): ")?;
+        let first =
+            enroll::skey_initial(alg, &seed, pass.as_bytes(), a.count).map_err(|e| Failure::usage(e.to_string()))?;
+        t.algorithm = Some(alg.as_str().into());
+        t.skey_seed = Some(seed.clone());
+        t.skey_sequence = Some(i64::from(a.count));
+        t.skey_last_otp = Some(first.to_vec());
+        dir.create(&t).await?;
+        ctx.report(
+            json!({ "token": id, "type": "skey", "seed": seed, "sequence": a.count - 1, "algorithm": alg.as_str() }),
+            &format!(
+                "created S/KEY token {id}: seed {seed}, algorithm {}; the next password is number {}\n\
+                 (e.g. `otp-{} {} {seed}`)",
+                alg.as_str(),
+                a.count - 1,
+                alg.as_str(),
+                a.count - 1
+            ),
+        );
+        return Ok(());
+    }
+    let alg = algorithm(a.params.algorithm.as_deref())?;
+    let secret = enroll::generate_secret().map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+    let uri = enroll::otpauth_uri(&UriParams {
+        kind,
+        issuer: &config.otp.issuer,
+        account: &a.user,
+        secret: &secret,
+        algorithm: alg,
+        digits: u32::from(a.params.digits),
+        period: a.params.period,
+        counter: 0,
+    })
+    .map_err(|e| Failure::usage(e.to_string()))?;
+    if ctx.output == Output::Json {
+        ctx.json(&json!({ "token": id, "otpauth_uri": uri, "confirm": "send one code on standard input" }));
+    } else {
+        if !a.no_qr {
+            println!("{}", enroll::qr_text(&uri).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
+        }
+        println!("{uri}");
+        if alg != Algorithm::Sha1 || a.params.digits != 6 || a.params.period != 30 {
+            eprintln!("note: many authenticator apps ignore algorithm/digits/period and will show wrong codes");
+        }
+    }
+    let code = read_line("code from the app: ")?;
+    let digits = u32::from(a.params.digits);
+    let code = codes::parse_code(&code, digits).map_err(|e| Failure::usage(e.to_string()))?;
+    // The token is stored only once a code proves the app holds the secret;
+    // the confirming code is consumed at once.
+    let confirmed = match kind {
+        TokenType::Totp => {
+            let step =
+                codes::totp_counter(u64::try_from(now().unix_timestamp()).unwrap_or(0), u64::from(a.params.period))
+                    .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            [step, step.saturating_sub(1), step + 1]
+                .into_iter()
+                .find(|s| codes::hotp(&secret, *s, digits, alg).is_ok_and(|c| codes::codes_equal(&c, &code)))
+        }
+        _ => (0..=10u64).find(|c| codes::hotp(&secret, *c, digits, alg).is_ok_and(|x| codes::codes_equal(&x, &code))),
+    };
+    let Some(counter) = confirmed else {
+        return Err(Failure::new(Exit::Failed, "that code does not match: nothing was stored; enrol again"));
+    };
+    t.algorithm = Some(alg.as_str().into());
+    t.digits = Some(a.params.digits);
+    t.secret =
+        Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
+    let counter = i64::try_from(counter).unwrap_or(0);
+    match kind {
+        TokenType::Totp => {
+            t.period = Some(a.params.period);
+            t.totp_watermark = Some(counter);
+            t.clock_offset = Some(0);
+        }
+        _ => t.hotp_counter = Some(counter + 1),
+    }
+    dir.create(&t).await?;
+    ctx.report(json!({ "token": id, "type": kind.as_str(), "active": true }), &format!("token {id} is active"));
+    Ok(())
+}
+
+async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
+    let (kind, secret, alg, digits, period, counter) = match (&a.uri_file, &a.secret_file) {
+        (Some(f), _) => {
+            let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
+            let u = enroll::parse_otpauth_uri(text.expose()).map_err(|e| Failure::usage(e.to_string()))?;
+            let digits = u8::try_from(u.digits).map_err(|_| Failure::usage("digits"))?;
+            (u.kind, u.secret, u.algorithm, digits, u.period, u.counter)
+        }
+        (None, Some(f)) => {
+            let kind: TokenType = a.kind.ok_or_else(|| Failure::usage("--type is required with --secret-file"))?.into();
+            let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
+            let secret =
+                enroll::parse_secret(text.expose(), a.format.into()).map_err(|e| Failure::usage(e.to_string()))?;
+            (kind, secret, algorithm(a.params.algorithm.as_deref())?, a.params.digits, a.params.period, a.counter)
+        }
+        (None, None) => return Err(Failure::usage("give --secret-file or --uri-file")),
+    };
+    if kind == TokenType::Skey {
+        return Err(Failure::usage("S/KEY tokens are made with `otp enroll --type skey`"));
+    }
+    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description).await?;
+    let id = t.id.clone();
+    t.algorithm = Some(alg.as_str().into());
+    t.digits = Some(digits);
+    t.secret =
+        Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
+    match kind {
+        TokenType::Totp => {
+            t.period = Some(period);
+            t.totp_watermark = Some(0);
+            t.clock_offset = Some(0);
+        }
+        _ => t.hotp_counter = Some(i64::try_from(counter).map_err(|_| Failure::usage("counter too large"))?),
+    }
+    dir.create(&t).await?;
+    ctx.report(json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
+    Ok(())
+}
+
+pub async fn secrets(ctx: &Ctx, cmd: SecretsCmd) -> CliResult {
+    let path = ctx.config()?.keyring_path();
+    match cmd {
+        SecretsCmd::Init => {
+            let ring = Keyring::create(&path).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            ctx.report(
+                json!({ "keyring": path, "key_id": ring.current_id() }),
+                &format!("created {} with key {}; back it up", path.display(), ring.current_id()),
+            );
+            Ok(())
+        }
+        SecretsCmd::Rotate => {
+            let ring = Keyring::rotate(&path).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            let dir = ctx.directory().await?;
+            let resealed = reseal_all(&dir, &ring).await?;
+            ctx.report(
+                json!({ "key_id": ring.current_id(), "resealed": resealed }),
+                &format!("new key {}; re-sealed {resealed} secret(s)", ring.current_id()),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Re-seal every sealed attribute under the current key, each with a
+/// delete-old/add-new modify so a concurrent change is not overwritten.
+async fn reseal_all(dir: &Directory, ring: &Keyring) -> Result<usize, Failure> {
+    type Kind<'a> = (&'a Dn, &'static str, &'static str, fn(&str) -> String);
+    let kinds: [Kind<'_>; 3] = [
+        (&dir.layout().otp, "dirbrokerOtpSecret", "dirbrokerTokenId", context::otp_token),
+        (&dir.layout().servers, "dirbrokerServerTotpSecret", "dirbrokerServerId", context::server_totp),
+        (&dir.layout().psk, "dirbrokerPskSecret", "dirbrokerPskId", context::psk),
+    ];
+    let mut count = 0;
+    for (base, attr, id_attr, ctx_of) in kinds {
+        let entries = dir.search(base, Scope::OneLevel, &Filter::Present(attr), &[attr, id_attr]).await?;
+        for e in entries {
+            let (Some(old), Ok(Some(id))) = (e.bytes(attr)?, e.str(id_attr)) else { continue };
+            let sealed = dirbroker::model::Sealed(old.to_vec());
+            if !ring.is_stale(&sealed) {
+                continue;
+            }
+            let context = ctx_of(id);
+            let plain =
+                ring.open(&context, &sealed).map_err(|err| Failure::new(Exit::Failed, format!("{}: {err}", e.dn)))?;
+            let fresh = ring.seal(&context, &plain).map_err(|err| Failure::new(Exit::Failed, err.to_string()))?;
+            let changes = vec![
+                dirbroker::directory::Change::Delete(attr.as_bytes().to_vec(), [old.to_vec()].into_iter().collect()),
+                dirbroker::directory::Change::Add(attr.as_bytes().to_vec(), [fresh.0].into_iter().collect()),
+            ];
+            dir.modify(&e.dn, changes).await?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// How an imported secret is written (`--format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SecretFormatArg {
+    /// Base32 (RFC 4648, as in otpauth URIs); spaces and padding allowed.
+    Base32,
+    /// Hexadecimal, as oathtool takes it.
+    Hex,
+}
+
+impl From<SecretFormatArg> for SecretFormat {
+    fn from(f: SecretFormatArg) -> SecretFormat {
+        match f {
+            SecretFormatArg::Base32 => SecretFormat::Base32,
+            SecretFormatArg::Hex => SecretFormat::Hex,
+        }
+    }
+}

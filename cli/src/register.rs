@@ -1,0 +1,238 @@
+//! `dirbroker register` (the client of SSO registration, stages 1–2 of
+//! seed 002) and `dirbroker user invite` (the one-time invitation it needs).
+//!
+//! ```text
+//!  password (file/stdin) [+ keystroke durations → harden] ─► KDF input
+//!  GET  broker/v1/sso/params            ─► Argon2id parameters (refused below the minimum)
+//!  client_start_registration            ─► RegistrationRequest (G1 = g^pw1; pw never leaves)
+//!  POST broker/v1/sso/register          ─► AgentToClient + ANS URL + sealed state
+//!  receive_agent: S_A recomputed from our own G1; a lying AMS/broker stops here
+//!  POST ANS/v1/share (G2 = g^pw2, bound to K) ─► ANS ─► broker ─► Published
+//!  check: published P_c = g^pw (derived again locally)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use dirbroker::directory::Change;
+use dirbroker::invitation::{self, Invitation};
+use dirbroker::model::DirEntry;
+use dirbroker::secret::{read_secret_file, write_private_file};
+use dirbroker::serve::sso_register::{ParamsReply, RegisterReply, RegisterRequest, ShareRequest, published_json};
+use dirbroker_proto::sso::error::SsoError;
+use dirbroker_proto::sso::kdf::derive_pw;
+use dirbroker_proto::sso::registration::{Published, client_start_registration};
+
+use super::{CliResult, Ctx, Failure, existing_user};
+use crate::exit::Exit;
+
+pub const INVITE_HELP: &str = "Examples:\n  dirbroker user invite alice --out alice.invite\n  \
+    dirbroker user invite bob --level 3 --hours 24\n\n\
+    The code is printed once (or written to --out, mode 0600) and stored in LDAP only as a\n\
+    hash with its level and expiry; a new invitation replaces the old one. The user runs\n\
+    `dirbroker register USER --invite-file FILE …`; the code works once.";
+
+pub const REGISTER_HELP: &str = "Examples:\n  dirbroker register alice --broker https://broker.example.org:8443 --ca ca.pem \\\n      \
+    --invite-file alice.invite --password-file alice.pw\n  \
+    dirbroker register alice --broker https://broker:8443 --ca ca.pem --invite-file alice.invite \\\n      \
+    --keystroke-file alice.durations.json < alice.pw\n\n\
+    The password is read from --password-file or standard input, never the command line, and\n\
+    never sent: only g^pw1 goes to the broker and g^pw2 to ANS. --keystroke-file is a JSON array\n\
+    of key hold times in ms, one per password character (keystroke hardening, seed 004).\n\
+    Exit codes: 0 registered, 1 refused or a peer misbehaved (the reason on stderr), 2 bad\n\
+    input, 3 broker or agent unavailable.";
+
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    uid: String,
+    /// SSO level the registration grants (1–4; default: the user's current level).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    level: Option<u8>,
+    /// Hours the invitation stays valid.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    hours: u32,
+    /// Write the code to FILE (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The user's uid (ID_c).
+    uid: String,
+    /// The broker's base URL.
+    #[arg(long)]
+    broker: String,
+    /// The broker CA certificate (PEM): trusted for the broker and ANS.
+    #[arg(long, value_name = "FILE")]
+    ca: PathBuf,
+    /// Read the password from FILE ('-' for standard input, the default).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    password_file: PathBuf,
+    /// JSON array of key hold durations (ms), one per password character.
+    #[arg(long, value_name = "FILE")]
+    keystroke_file: Option<PathBuf>,
+    /// The invitation code from `dirbroker user invite` (mode 0600 or stricter).
+    #[arg(long, value_name = "FILE")]
+    invite_file: PathBuf,
+    /// Accept KDF parameters below the Argon2id minimum (tests only: makes P_c cheap to attack).
+    #[arg(long, hide = true)]
+    allow_weak_kdf: bool,
+}
+
+pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
+    let dir = ctx.directory().await?;
+    let user = existing_user(&dir, &a.uid).await?;
+    let level = match a.level {
+        Some(l) => l,
+        None => u8::try_from(user.level.number()).unwrap_or(2),
+    };
+    let expires = OffsetDateTime::now_utc().unix_timestamp().saturating_add(i64::from(a.hours) * 3600);
+    let (inv, code) = Invitation::new(&a.uid, level, expires).map_err(Failure::usage)?;
+    if let Some(out) = &a.out
+        && out.exists()
+    {
+        return Err(Failure::usage(format!("{} exists already", out.display())));
+    }
+    let dn = user.dn(dir.layout())?;
+    dir.modify(
+        &dn,
+        vec![Change::Replace(invitation::ATTR.as_bytes().to_vec(), [inv.to_value()].into_iter().collect())],
+    )
+    .await?;
+    let until = OffsetDateTime::from_unix_timestamp(expires)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    match &a.out {
+        Some(out) => {
+            write_private_file(out, format!("{}\n", code.as_str()).as_bytes())
+                .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", out.display())))?;
+            ctx.report(
+                json!({ "uid": a.uid, "level": level, "expires": until, "file": out }),
+                &format!("invitation for {} (level {level}, until {until}) written to {}", a.uid, out.display()),
+            );
+        }
+        None => ctx.report(
+            json!({ "uid": a.uid, "level": level, "expires": until, "code": code.as_str() }),
+            &format!("invitation for {} (level {level}, until {until}); shown once:\n{}", a.uid, code.as_str()),
+        ),
+    }
+    Ok(())
+}
+
+fn client(ca: &Path) -> Result<reqwest::Client, Failure> {
+    use rustls_pki_types::pem::PemObject;
+    dirbroker::install_crypto_provider();
+    let der = rustls_pki_types::CertificateDer::from_pem_file(ca)
+        .map_err(|e| Failure::usage(format!("{}: {e}", ca.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).map_err(|e| Failure::usage(format!("{}: {e}", ca.display())))?;
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| Failure::new(Exit::Failed, format!("HTTPS client: {e}")))
+}
+
+/// POST/GET and decode, mapping failures to exit codes: unreachable or 5xx
+/// → 3, 4xx → 1 with the peer's `error` message.
+async fn call<R: for<'de> serde::Deserialize<'de>>(who: &str, req: reqwest::RequestBuilder) -> Result<R, Failure> {
+    let resp = req.send().await.map_err(|e| Failure::new(Exit::Unavailable, format!("{who}: {e}")))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or(text);
+        let code = Exit::from_http_status(status.is_server_error());
+        return Err(Failure::new(code, format!("{who} refused ({status}): {}", msg.trim())));
+    }
+    resp.json().await.map_err(|e| Failure::new(Exit::Failed, format!("{who}: unreadable answer: {e}")))
+}
+
+fn sso_failure(e: SsoError) -> Failure {
+    match e {
+        SsoError::SaMismatch => Failure::new(
+            Exit::Failed,
+            "S_A does not match our own G1: the AMS or the broker lied; nothing was sent to ANS. \
+             Report this to your administrator",
+        ),
+        e => Failure::new(Exit::Failed, format!("registration: {e}")),
+    }
+}
+
+pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
+    dirbroker::directory::dn::check_value("uid", &a.uid).map_err(|e| Failure::usage(e.to_string()))?;
+    let password = read_secret_file(&a.password_file).map_err(|e| Failure::usage(e.to_string()))?;
+    let code = read_secret_file(&a.invite_file).map_err(|e| Failure::usage(e.to_string()))?;
+    let hardened = match &a.keystroke_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            let durations: Vec<u32> = serde_json::from_str(&text)
+                .map_err(|e| Failure::usage(format!("{}: not a JSON array of durations in ms: {e}", path.display())))?;
+            let h = dirbroker_proto::keystroke::harden(password.expose(), &durations)
+                .map_err(|e| Failure::usage(format!("keystroke hardening: {e}")))?;
+            Some(h)
+        }
+    };
+    let input: Zeroizing<Vec<u8>> = Zeroizing::new(match &hardened {
+        Some(h) => h.as_bytes().to_vec(),
+        None => password.expose().as_bytes().to_vec(),
+    });
+    let http = client(&a.ca)?;
+    let base = a.broker.trim_end_matches('/').to_string();
+    let params: ParamsReply = call("broker", http.get(format!("{base}/v1/sso/params"))).await?;
+    if !params.kdf.meets_minimum() && !a.allow_weak_kdf {
+        return Err(Failure::new(
+            Exit::Failed,
+            format!(
+                "the broker asks for Argon2id {} KiB / t={}, below the minimum (19 MiB / t=2): refusing, \
+                 since P_c would be cheap to attack",
+                params.kdf.m_cost_kib, params.kdf.t_cost
+            ),
+        ));
+    }
+    let (request, awaiting) = {
+        let mut rng = rand::rng();
+        client_start_registration(&a.uid, &input, params.kdf, &mut rng).map_err(sso_failure)?
+    };
+    let salt = request.salt.clone();
+    let body = RegisterRequest {
+        registration: request,
+        invitation: code.expose().to_string(),
+        keystroke_hardening: hardened.is_some(),
+    };
+    let reply: RegisterReply = call("broker", http.post(format!("{base}/v1/sso/register")).json(&body)).await?;
+    let share = awaiting.receive_agent(&reply.agent).map_err(sso_failure)?;
+    let ans = reply.ans_url.trim_end_matches('/').to_string();
+    let published: Published =
+        call("ANS", http.post(format!("{ans}/v1/share")).json(&ShareRequest { share, state: reply.state })).await?;
+    // The broker published P_c = G1·G2; check it is g^pw for our password.
+    let pw = derive_pw(&input, salt.as_slice(), &params.kdf).map_err(sso_failure)?;
+    let expected = pw.public().map_err(sso_failure)?.to_bytes();
+    if published.id_c != a.uid || expected != published.p_c.0 || published.salt != salt {
+        return Err(Failure::new(
+            Exit::Failed,
+            "the published P_c is not g^pw for this password: the broker or ANS misbehaved",
+        ));
+    }
+    ctx.report(
+        json!({ "registered": published_json(&published), "keystroke_hardening": hardened.is_some() }),
+        &format!(
+            "registered {} for SSO: P_c published at T_c {} with level {}{}",
+            published.id_c,
+            published.t_c,
+            published.level,
+            if hardened.is_some() { " (keystroke-hardened)" } else { "" }
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `dirbroker testbed up|down|status`: a private slapd under a data directory.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use dirbroker_testbed::{self as testbed, Identity, Testbed, TestbedError, TestbedOptions};
+
+use super::{CliResult, Ctx, Failure, Output};
+use crate::exit::Exit;
+
+const DEFAULT_DIR: &str = ".dirbroker/testbed";
+
+#[derive(Subcommand, Debug)]
+pub enum TestbedCmd {
+    /// Create and start a fresh slapd (schema, ACLs, identities, base entries).
+    #[command(
+        after_help = "Examples:\n  dirbroker testbed up\n  dirbroker testbed up --dir /srv/dirbroker-lab --port 3389 --tls\n\n\
+        Writes DIR/dirbroker.toml (bound as the broker), DIR/node-reader.toml (bound as\n\
+        the read-only node identity) and the identities' passwords in DIR/*.pw (mode\n\
+        0600). With --tls both configs use ldaps:// and pin DIR/tls/ca.pem. An\n\
+        instance already running in DIR is refused."
+    )]
+    Up(UpArgs),
+    /// Stop the slapd and remove its data directory.
+    #[command(after_help = "Example:\n  dirbroker testbed down --dir .dirbroker/testbed")]
+    Down(DirArg),
+    /// Tell whether the slapd in DIR runs.
+    #[command(after_help = "Example:\n  dirbroker testbed status --output json")]
+    Status(DirArg),
+}
+
+#[derive(Args, Debug)]
+pub struct DirArg {
+    /// Data directory of the instance.
+    #[arg(long, default_value = DEFAULT_DIR, value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// TCP port on 127.0.0.1 (default: a free one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+    /// Directory suffix (must start with dc= or o=).
+    #[arg(long, default_value = "dc=example,dc=org", value_name = "DN")]
+    suffix: String,
+    /// Also serve ldaps:// with a fresh CA (DIR/tls/ca.pem), and use it in dirbroker.toml.
+    #[arg(long)]
+    tls: bool,
+}
+
+fn failure(e: TestbedError) -> Failure {
+    match e {
+        TestbedError::Directory(d) => d.into(),
+        TestbedError::MissingTool { .. } => Failure::new(Exit::Config, e.to_string()),
+        TestbedError::Refused(_) => Failure::new(Exit::Failed, e.to_string()),
+        other => Failure::new(Exit::Failed, other.to_string()),
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
+    match cmd {
+        TestbedCmd::Up(args) => up(ctx, args).await,
+        TestbedCmd::Down(args) => {
+            let dir = std::path::absolute(&args.dir).map_err(|e| Failure::usage(e.to_string()))?;
+            let was_running = testbed::stop_dir(&dir).map_err(failure)?;
+            if ctx.output == Output::Json {
+                ctx.json(&serde_json::json!({ "dir": dir, "stopped": was_running }));
+            } else if was_running {
+                println!("stopped slapd and removed {}", dir.display());
+            } else {
+                println!("no testbed slapd was running in {}", dir.display());
+            }
+            Ok(())
+        }
+        TestbedCmd::Status(args) => {
+            let dir = std::path::absolute(&args.dir).map_err(|e| Failure::usage(e.to_string()))?;
+            let pid = testbed::running_pid(&dir);
+            if ctx.output == Output::Json {
+                ctx.json(&serde_json::json!({ "dir": dir, "running": pid.is_some(), "pid": pid }));
+            } else {
+                match pid {
+                    Some(p) => println!("slapd running, pid {p}, config {}", dir.join("dirbroker.toml").display()),
+                    None => println!("no slapd running in {}", dir.display()),
+                }
+            }
+            if pid.is_some() { Ok(()) } else { Err(Failure::new(Exit::Failed, "testbed not running")) }
+        }
+    }
+}
+
+async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
+    let mut opts = TestbedOptions::new(args.dir.dir);
+    opts.port = args.port;
+    opts.suffix = args.suffix;
+    opts.tls = args.tls;
+    opts.detach = true;
+    let bed = Testbed::start(opts).await.map_err(failure)?;
+    let config = bed.dir().join("dirbroker.toml");
+    let admin = bed.bind_dn(Identity::Admin).map_err(failure)?.map(|d| d.to_string()).unwrap_or_default();
+    let admin_pw = bed.password_file(Identity::Admin).unwrap_or_default();
+    if ctx.output == Output::Json {
+        ctx.json(&serde_json::json!({
+            "dir": bed.dir(),
+            "pid": bed.pid(),
+            "uri": bed.client_uri(),
+            "ldap_uri": bed.uri(),
+            "ldapi_uri": bed.ldapi_uri(),
+            "ldaps_port": bed.tls().map(|t| t.ldaps_port),
+            "ca_file": bed.tls().map(|t| t.ca_file.clone()),
+            "suffix": bed.suffix().as_str(),
+            "config": config,
+            "admin_dn": admin,
+            "admin_password_file": admin_pw,
+        }));
+    } else {
+        println!("slapd running (pid {}) in {}", bed.pid(), bed.dir().display());
+        println!("  LDAP:    {}", bed.uri());
+        println!("  ldapi:   {}", bed.ldapi_uri());
+        if let Some(tls) = bed.tls() {
+            println!("  LDAPS:   ldaps://127.0.0.1:{}  (CA {})", tls.ldaps_port, tls.ca_file.display());
+        }
+        println!("  config:  {}  (binds as the broker)", config.display());
+        println!("           {}  (binds as the read-only node identity)", bed.dir().join("node-reader.toml").display());
+        println!("  admin:   {admin}  (password in {})", admin_pw.display());
+        println!("next:      export DIRBROKER_CONFIG={}; dirbroker check", config.display());
+    }
+    Ok(())
+}

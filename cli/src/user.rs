@@ -1,0 +1,420 @@
+//! `dirbroker user …`: add, show, list, delete users; set and check passwords.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use dirbroker::directory::Directory;
+use dirbroker::model::{DirEntry, Posix, User, UserLevel};
+use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
+
+use dirbroker::ssh::SshKey;
+use dirbroker::ssh::keys::check_from_pattern;
+
+use super::{CliResult, Ctx, Failure, Output, add_values, existing_user, remove_values};
+use crate::exit::Exit;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user (inetOrgPerson + ldapPublicKey + dirbrokerUser).
+    #[command(after_help = "Examples:\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  \
+        printf '%s' \"$PW\" | dirbroker user add bob --name Bob --password-file -\n  \
+        dirbroker user add carol --name Carol --level 4 --generate-password carol.pw\n  \
+        dirbroker user add dave --name Dave --uid-number 10001 --gid-number 10001 --home /home/dave\n\n\
+        Either way the password is never on the command line. If setting the password\n\
+        fails, the new entry is removed again.")]
+    Add(AddArgs),
+    /// Show one user.
+    #[command(after_help = "Examples:\n  dirbroker user show alice\n  dirbroker user show alice --output json")]
+    Show(UidArg),
+    /// List users.
+    #[command(after_help = "Examples:\n  dirbroker user list\n  dirbroker user list --output json | jq -r '.[].uid'")]
+    List,
+    /// Delete a user.
+    #[command(after_help = "Example:\n  dirbroker user delete alice")]
+    Delete(UidArg),
+    /// Set a user's password (hashed by slapd).
+    #[command(after_help = "Example:\n  dirbroker user set-password alice --password-file new.pw")]
+    SetPassword(PasswordArgs),
+    /// Manage a user's SSH public keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Let USER's keys be used only from PATTERN (from= in authorized_keys).
+    #[command(after_help = "Examples:\n  dirbroker user allow alice --from 10.0.0.0/8 --from bastion.example.org\n\n\
+        Patterns are sshd from= patterns: names, addresses, CIDR, * and ?, ! to negate.")]
+    Allow(AllowArgs),
+    /// Remove patterns from USER's allowed-from list (empty list: no restriction).
+    #[command(after_help = "Example:\n  dirbroker user disallow alice --from bastion.example.org")]
+    Disallow(AllowArgs),
+    /// Check a password by binding as the user: exit 0 if right, 1 if wrong.
+    #[command(after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
+        dirbroker user check-password alice --password-file alice.pw")]
+    CheckPassword(CheckArgs),
+    /// Create a one-time SSO registration invitation (`dirbroker register --invite-file`).
+    #[command(after_help = super::register::INVITE_HELP)]
+    Invite(super::register::InviteArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Add public keys (one per line, authorized_keys format) from FILE or stdin.
+    #[command(after_help = "Examples:\n  dirbroker user key add alice ~/.ssh/id_ed25519.pub\n  \
+        cat keys.pub | dirbroker user key add alice -\n\n\
+        Every line is checked before anything is written: malformed keys, DSA keys,\n\
+        RSA keys under 2048 bits and duplicates are refused, and then nothing is added.")]
+    Add(KeyAddArgs),
+    /// List a user's keys with their SHA256 fingerprints (as ssh-keygen -l shows them).
+    #[command(after_help = "Examples:\n  dirbroker user key list alice\n  dirbroker user key list alice --output json")]
+    List(UidArg),
+    /// Remove the key with this fingerprint.
+    #[command(
+        after_help = "Example:\n  dirbroker user key remove alice SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
+    )]
+    Remove(KeyRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyAddArgs {
+    uid: String,
+    /// File of public keys ('-' for standard input).
+    #[arg(default_value = "-")]
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyRemoveArgs {
+    uid: String,
+    /// SHA256:… fingerprint of the key to remove.
+    fingerprint: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AllowArgs {
+    uid: String,
+    #[arg(long = "from", required = true, value_name = "PATTERN")]
+    patterns: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UidArg {
+    /// The user's uid.
+    uid: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The user's uid (login name).
+    uid: String,
+    /// Full name (cn).
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    mail: Option<String>,
+    /// SSO level: 1 temporary read-only, 2 normal, 3 all services but admin, 4 administrator.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=4))]
+    level: i64,
+    /// Read the initial password from FILE ('-' for standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "generate_password")]
+    password_file: Option<PathBuf>,
+    /// Generate a random password and write it to FILE (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    generate_password: Option<PathBuf>,
+    /// POSIX uid number (makes the user a posixAccount; needs --gid-number).
+    #[arg(long, requires = "gid_number")]
+    uid_number: Option<u32>,
+    #[arg(long, requires = "uid_number")]
+    gid_number: Option<u32>,
+    /// Home directory for a POSIX account (default /home/UID).
+    #[arg(long, requires = "uid_number")]
+    home: Option<String>,
+    #[arg(long, requires = "uid_number")]
+    shell: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PasswordArgs {
+    uid: String,
+    /// Read the password from FILE ('-' for standard input).
+    #[arg(long, value_name = "FILE")]
+    password_file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    uid: String,
+    /// Read the password from FILE (default: standard input).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    password_file: PathBuf,
+}
+
+fn read_password(path: &std::path::Path) -> Result<SecretString, Failure> {
+    read_secret_file(path).map_err(|e| Failure::usage(e.to_string()))
+}
+
+fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
+    json!({
+        "uid": u.uid,
+        "dn": u.dn(dir.layout()).map(|d| d.to_string()).unwrap_or_default(),
+        "name": u.cn,
+        "mail": u.mail,
+        "level": u.level.number(),
+        "anonymous": u.anonymous,
+        "disabled": u.disabled,
+        "posix": u.posix,
+        "ssh_public_keys": u.ssh_public_keys,
+        "allowed_from": u.allowed_from,
+        "has_public_value": u.public_value.is_some(),
+        "keystroke_hardening": u.keystroke_hardening,
+        "has_escrowed_ssh_key": u.sealed_ssh_private_key.is_some(),
+    })
+}
+
+pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
+    match cmd {
+        UserCmd::Add(args) => add(ctx, args).await,
+        UserCmd::Invite(args) => super::register::invite(ctx, args).await,
+        UserCmd::Show(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            if ctx.output == Output::Json {
+                ctx.json(&user_json(&dir, &u));
+            } else {
+                println!("uid:      {}", u.uid);
+                println!("dn:       {}", u.dn(dir.layout())?);
+                println!("name:     {}", u.cn);
+                if let Some(m) = &u.mail {
+                    println!("mail:     {m}");
+                }
+                println!("level:    {} ({:?})", u.level.number(), u.level);
+                println!("disabled: {}", u.disabled);
+                if let Some(p) = &u.posix {
+                    println!("posix:    uid {} gid {} home {}", p.uid_number, p.gid_number, p.home_directory);
+                }
+                println!("ssh keys: {}", u.ssh_public_keys.len());
+            }
+            Ok(())
+        }
+        UserCmd::List => {
+            let dir = ctx.directory().await?;
+            let mut users = dir.list::<User>().await?;
+            users.sort_by(|a, b| a.uid.cmp(&b.uid));
+            if ctx.output == Output::Json {
+                ctx.json(&serde_json::Value::Array(users.iter().map(|u| user_json(&dir, u)).collect()));
+            } else {
+                println!("{:<20} {:<5} {:<4} NAME", "UID", "LEVEL", "KEYS");
+                for u in &users {
+                    println!("{:<20} {:<5} {:<4} {}", u.uid, u.level.number(), u.ssh_public_keys.len(), u.cn);
+                }
+            }
+            Ok(())
+        }
+        UserCmd::Delete(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            dir.delete(&u.dn(dir.layout())?).await?;
+            ctx.report(json!({ "deleted": u.uid }), &format!("deleted user {}", u.uid));
+            Ok(())
+        }
+        UserCmd::SetPassword(a) => {
+            let pw = read_password(&a.password_file)?;
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            dir.set_password(&u.dn(dir.layout())?, &pw).await?;
+            ctx.report(json!({ "uid": u.uid, "password_set": true }), &format!("password set for {}", u.uid));
+            Ok(())
+        }
+        UserCmd::Key(k) => key(ctx, k).await,
+        UserCmd::Allow(a) => {
+            for p in &a.patterns {
+                check_from_pattern(p).map_err(|e| Failure::usage(e.to_string()))?;
+            }
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            let added =
+                add_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
+            ctx.report(
+                json!({ "uid": u.uid, "added": added }),
+                &format!("{}: allowed from {}", u.uid, a.patterns.join(", ")),
+            );
+            Ok(())
+        }
+        UserCmd::Disallow(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            let removed =
+                remove_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
+            ctx.report(
+                json!({ "uid": u.uid, "removed": removed }),
+                &format!("{}: removed {} pattern(s)", u.uid, removed.len()),
+            );
+            Ok(())
+        }
+        UserCmd::CheckPassword(a) => {
+            let pw = read_password(&a.password_file)?;
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            let ok = dir.check_password(&u.dn(dir.layout())?, &pw).await?;
+            ctx.report(
+                json!({ "uid": u.uid, "accepted": ok }),
+                if ok { "password accepted" } else { "password rejected" },
+            );
+            if ok { Ok(()) } else { Err(Failure::new(Exit::Failed, format!("wrong password for {}", u.uid))) }
+        }
+    }
+}
+
+async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
+    let mut user = User::new(&args.uid, &args.name)?;
+    user.mail = args.mail;
+    user.level = UserLevel::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
+    if let (Some(uid_number), Some(gid_number)) = (args.uid_number, args.gid_number) {
+        user.posix = Some(Posix {
+            uid_number,
+            gid_number,
+            home_directory: args.home.unwrap_or_else(|| format!("/home/{}", args.uid)),
+            login_shell: args.shell,
+        });
+    }
+    let password = match (&args.password_file, &args.generate_password) {
+        (Some(f), _) => Some(read_password(f)?),
+        (None, Some(_)) => Some(SecretString::generate(20)),
+        (None, None) => None,
+    };
+    let dir = ctx.directory().await?;
+    let dn = dir.create(&user).await?;
+    if let Some(pw) = &password
+        && let Err(e) = dir.set_password(&dn, pw).await
+    {
+        // Leave nothing half-made behind.
+        let cleanup = dir.delete(&dn).await;
+        let mut f = Failure::from(e);
+        if let Err(c) = cleanup {
+            f.message.push_str(&format!("; removing the new entry {dn} failed too: {c}"));
+        }
+        return Err(f);
+    }
+    if let (Some(path), Some(pw)) = (&args.generate_password, &password)
+        && let Err(e) = write_private_file(path, pw.expose().as_bytes())
+    {
+        let _ = dir.delete(&dn).await;
+        return Err(Failure::new(Exit::Failed, format!("cannot write {}: {e}; user not created", path.display())));
+    }
+    ctx.report(
+        json!({ "uid": user.uid, "dn": dn.to_string(), "password_set": password.is_some() }),
+        &format!(
+            "created {dn}{}",
+            if password.is_some() { " with a password" } else { " (no password: cannot log in yet)" }
+        ),
+    );
+    Ok(())
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let limit = 1024 * 1024;
+    let res = if path == std::path::Path::new("-") {
+        std::io::stdin().take(limit + 1).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
+    };
+    res.map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    if buf.len() as u64 > limit {
+        return Err(Failure::usage(format!("{} is larger than 1 MiB", path.display())));
+    }
+    String::from_utf8(buf).map_err(|_| Failure::usage(format!("{} is not UTF-8 text", path.display())))
+}
+
+async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
+    match cmd {
+        KeyCmd::Add(a) => {
+            let text = read_text(&a.file)?;
+            let mut new: Vec<SshKey> = Vec::new();
+            let mut problems = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                match SshKey::parse(line).and_then(|k| k.check_policy().map(|()| k)) {
+                    Ok(k) if new.iter().any(|o| o.same_key(&k)) => {
+                        problems.push(format!("line {}: the same key appears twice", n + 1))
+                    }
+                    Ok(k) => new.push(k),
+                    Err(e) => problems.push(format!("line {}: {e}", n + 1)),
+                }
+            }
+            if new.is_empty() && problems.is_empty() {
+                return Err(Failure::usage(format!("no key found in {}", a.file.display())));
+            }
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            for k in &new {
+                if u.ssh_public_keys.iter().filter_map(|l| SshKey::parse(l).ok()).any(|o| o.same_key(k)) {
+                    problems.push(format!("{} is already a key of {}", k.fingerprint(), u.uid));
+                }
+            }
+            if !problems.is_empty() {
+                return Err(Failure::usage(format!("nothing added:\n  {}", problems.join("\n  "))));
+            }
+            let values = new.iter().map(|k| k.to_string().into_bytes()).collect();
+            dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Add(b"sshPublicKey".to_vec(), values)]).await?;
+            if ctx.output == Output::Json {
+                let fps: Vec<String> = new.iter().map(SshKey::fingerprint).collect();
+                ctx.json(&json!({ "uid": u.uid, "added": fps }));
+            } else {
+                for k in &new {
+                    println!("added {}", k.describe());
+                }
+            }
+            Ok(())
+        }
+        KeyCmd::List(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            let keys: Vec<Result<SshKey, String>> =
+                u.ssh_public_keys.iter().map(|l| SshKey::parse(l).map_err(|e| e.to_string())).collect();
+            if ctx.output == Output::Json {
+                let items: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| match k {
+                        Ok(k) => json!({
+                            "type": k.key_type(), "bits": k.bits(), "fingerprint": k.fingerprint(),
+                            "comment": k.comment(), "options": k.options(),
+                        }),
+                        Err(e) => json!({ "error": e }),
+                    })
+                    .collect();
+                ctx.json(&serde_json::Value::Array(items));
+            } else {
+                for k in &keys {
+                    match k {
+                        Ok(k) => println!("{}", k.describe()),
+                        Err(e) => println!("(unusable value: {e})"),
+                    }
+                }
+            }
+            Ok(())
+        }
+        KeyCmd::Remove(a) => {
+            let dir = ctx.directory().await?;
+            let u = existing_user(&dir, &a.uid).await?;
+            let matching: Vec<&String> = u
+                .ssh_public_keys
+                .iter()
+                .filter(|l| SshKey::parse(l).is_ok_and(|k| k.fingerprint() == a.fingerprint))
+                .collect();
+            if matching.is_empty() {
+                return Err(Failure::new(Exit::Failed, format!("{} has no key {}", u.uid, a.fingerprint)));
+            }
+            let values = matching.iter().map(|l| l.as_bytes().to_vec()).collect();
+            dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Delete(b"sshPublicKey".to_vec(), values)]).await?;
+            ctx.report(
+                json!({ "uid": u.uid, "removed": a.fingerprint }),
+                &format!("removed {} from {}", a.fingerprint, u.uid),
+            );
+            Ok(())
+        }
+    }
+}
