@@ -23,7 +23,7 @@ use axum::{Extension, Json, Router};
 use dirbroker::ca::CertKind;
 use dirbroker::serve::Peer;
 use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
-use dirbroker::serve::sso_register::CreateAgentRequest;
+use dirbroker_proto::api::sso::CreateAgentRequest;
 use dirbroker_proto::sso::registration::Ams;
 
 use crate::https;

@@ -29,7 +29,7 @@ use axum::{Extension, Json, Router};
 use dirbroker::ca::CertKind;
 use dirbroker::serve::Peer;
 use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
-use dirbroker::serve::sso_register::{McodeRequest, STATE_LIFETIME_S, ShareRequest, UserLevelRequest};
+use dirbroker_proto::api::sso::{McodeRequest, STATE_LIFETIME_S, ShareRequest, UserLevelRequest};
 use dirbroker_proto::sso::primitives::{Ed25519Key, X25519KeyPair, b64};
 use dirbroker_proto::sso::registration::{Ans, AnsAwaitingShare};
 

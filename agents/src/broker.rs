@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use base64::Engine;
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll::{SecretFormat, parse_secret};
+use dirbroker_proto::api::machines::{
+    DcCredentials as CredentialsReply, DcEntry, OtpVerifyReply, OtpVerifyRequest, PkiCa,
+};
 use dirbroker_proto::group::Group;
 use dirbroker_proto::speke::{PreparedPassword, Speke};
 use serde::Deserialize;
@@ -27,57 +30,6 @@ pub struct Broker {
 
 fn local(e: impl std::fmt::Display) -> MigrationError {
     MigrationError::Local(format!("broker: {e}"))
-}
-
-#[derive(Deserialize)]
-struct PkiReply {
-    ca_pem: String,
-    crl_pem: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Party {
-    kind: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct PskReply {
-    id: String,
-    parties: Vec<Party>,
-    key_base64: String,
-}
-
-#[derive(Deserialize)]
-struct ServerReply {
-    id: String,
-    endpoint: Option<String>,
-    algorithm: String,
-    period: u64,
-    secret_base32: String,
-}
-
-#[derive(Deserialize)]
-struct CredentialsReply {
-    did: String,
-    psks: Vec<PskReply>,
-    servers: Vec<ServerReply>,
-}
-
-#[derive(Deserialize)]
-struct DcReply {
-    endpoint: Option<String>,
-    certificate_pem: Option<String>,
-    #[serde(default)]
-    disabled: bool,
-}
-
-#[derive(Deserialize)]
-struct OtpReply {
-    accepted: bool,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// A physical server of ours: its TOTP key and control endpoint.
@@ -130,7 +82,7 @@ impl Broker {
 
     /// The CA certificate and current CRL.
     pub async fn trust(&self) -> Result<Trust, MigrationError> {
-        let r: PkiReply = self.get("/v1/pki/ca").await?;
+        let r: PkiCa = self.get("/v1/pki/ca").await?;
         let crl = r.crl_pem.ok_or_else(|| local("the broker publishes no CRL (run `dirbroker ca refresh-crl`)"))?;
         Ok(Trust::from_pem(r.ca_pem.as_bytes(), crl.as_bytes())?)
     }
@@ -148,14 +100,14 @@ impl Broker {
                     .decode(p.key_base64.as_bytes())
                     .map_err(|e| local(format!("pre-shared key {}: {e}", p.id)))?,
             );
-            let admins: Vec<&Party> = p.parties.iter().filter(|x| x.kind == "admin").collect();
-            let dcs: Vec<&Party> = p.parties.iter().filter(|x| x.kind == "dc" && x.name != me).collect();
+            let admins: Vec<&str> = p.parties.iter().filter_map(|x| x.as_admin()).collect();
+            let dcs: Vec<&str> = p.parties.iter().filter_map(|x| x.as_dc()).filter(|d| *d != me).collect();
             match (admins.as_slice(), dcs.as_slice()) {
-                ([admin], []) => creds.k1.insert(K1::new(&p.id, &admin.name, me, key)?),
+                ([admin], []) => creds.k1.insert(K1::new(&p.id, admin, me, key)?),
                 ([], [peer]) => {
                     let prepared = Speke::prepare(Group::modp2048(), &key)
                         .map_err(|e| local(format!("SPEKE password {}: {e}", p.id)))?;
-                    creds.peers.insert(peer.name.clone(), prepared);
+                    creds.peers.insert((*peer).to_string(), prepared);
                 }
                 _ => tracing::warn!(psk = %p.id, "pre-shared key with unexpected parties ignored"),
             }
@@ -178,7 +130,7 @@ impl Broker {
     /// Another data center's endpoint and certificate (not yet judged).
     pub async fn dc(&self, did: &str) -> Result<DcPublic, MigrationError> {
         let path = format!("/v1/dc/{}", percent_encoding::utf8_percent_encode(did, percent_encoding::NON_ALPHANUMERIC));
-        let r: DcReply = self.get(&path).await?;
+        let r: DcEntry = self.get(&path).await?;
         if r.disabled {
             return Err(MigrationError::Refused(format!("data center {did} is disabled")));
         }
@@ -195,7 +147,7 @@ impl Broker {
         let resp = self
             .http
             .post(format!("{}/v1/otp/verify", self.base))
-            .json(&serde_json::json!({ "uid": uid, "code": code }))
+            .json(&OtpVerifyRequest { uid: uid.to_string(), code: code.to_string() })
             .send()
             .await
             .map_err(local)?;
@@ -204,7 +156,7 @@ impl Broker {
             let text = resp.text().await.unwrap_or_default();
             return Err(local(format!("OTP check: {status}: {}", text.trim())));
         }
-        let r: OtpReply = resp.json().await.map_err(local)?;
+        let r: OtpVerifyReply = resp.json().await.map_err(local)?;
         Ok(if r.accepted { Ok(()) } else { Err(r.reason.unwrap_or_else(|| "refused".into())) })
     }
 }

@@ -9,7 +9,7 @@
 
 use dirbroker::directory::Directory;
 use dirbroker::model::User;
-use dirbroker::serve::sso_register::PasswordKdf;
+use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 
 #[tokio::main(flavor = "current_thread")]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use dirbroker::secret::{read_secret_file, write_private_file};
-use dirbroker::serve::sso_register::PasswordKdf;
+use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::session::{CachedLogin, CachedTicket, ClientCredential, ClientSession, LoginSession};
 use dirbroker_proto::sso::tickets::{Jwks, LoginReply, TicketClaims, TicketReply};

@@ -22,7 +22,7 @@ use dirbroker::directory::Change;
 use dirbroker::invitation::{self, Invitation};
 use dirbroker::model::DirEntry;
 use dirbroker::secret::{read_secret_file, write_private_file};
-use dirbroker::serve::sso_register::{ParamsReply, RegisterReply, RegisterRequest, ShareRequest, published_json};
+use dirbroker_proto::api::sso::{ParamsReply, RegisterReply, RegisterRequest, ShareRequest, published_json};
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::{Published, client_start_registration};

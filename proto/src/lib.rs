@@ -7,6 +7,7 @@
 //! - [`sso`]: the multi-agent SSO of seed 002: registration through AMS and
 //!   ANS, pre-authentication, tickets and the service-side checks.
 
+pub mod api;
 pub mod group;
 pub mod keystroke;
 pub mod speke;

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dirbroker::directory::{Change, Directory};
 use dirbroker::model::{DirEntry, User};
-use dirbroker::serve::sso_register::{ParamsReply, PasswordKdf, RegisterReply, RegisterRequest, ShareRequest};
+use dirbroker_proto::api::sso::{ParamsReply, PasswordKdf, RegisterReply, RegisterRequest, ShareRequest};
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::client_start_registration;
 use dirbroker_testbed::Identity;

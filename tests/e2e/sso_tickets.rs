@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use dirbroker::model::{User, UserLevel};
-use dirbroker::serve::sso_register::PasswordKdf;
+use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_testbed::Identity;
 use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};

@@ -13,8 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use dirbroker_proto::api::ErrorBody;
+use dirbroker_proto::api::machines::{
+    DcCredentials, DcEntry, Health, OtpVerifyReply, OtpVerifyRequest, Party, PkiCa, PskCredential, ServerCredential,
+};
 use time::OffsetDateTime;
 
 use super::{AppState, Peer, tls};
@@ -56,7 +58,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        (self.status, Json(ErrorBody { error: self.message })).into_response()
     }
 }
 
@@ -176,11 +178,11 @@ async fn caller_dc(st: &AppState, h: &Holder) -> Result<DataCenter, ApiError> {
 
 async fn healthz(State(st): State<AppState>) -> Response {
     match st.dir.whoami().await {
-        Ok(_) => Json(json!({ "status": "ok", "ldap": "ok" })).into_response(),
+        Ok(_) => Json(Health { status: "ok".into(), ldap: "ok".into() }).into_response(),
         Err(e) => {
             super::metrics::inc(&st.metrics.ldap_errors);
             tracing::warn!("healthz: directory: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "ldap": e.to_string() })))
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable".into(), ldap: e.to_string() }))
                 .into_response()
         }
     }
@@ -202,18 +204,8 @@ async fn pki_ca(State(st): State<AppState>) -> ApiResult {
     };
     let ca_der =
         ca_der.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no CA certificate in the directory yet"))?;
-    Ok(Json(json!({
-        "ca_pem": ca::pem("CERTIFICATE", &ca_der),
-        "crl_pem": crl.as_deref().map(ca::crl_pem),
-    }))
-    .into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OtpVerifyRequest {
-    uid: String,
-    code: String,
+    Ok(Json(PkiCa { ca_pem: ca::pem("CERTIFICATE", &ca_der), crl_pem: crl.as_deref().map(ca::crl_pem) })
+        .into_response())
 }
 
 /// Check and consume a user's OTP for the data center that asks (step 3 of
@@ -229,7 +221,7 @@ async fn otp_verify(
     crate::directory::dn::check_value("uid", &req.uid)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     caller_dc(&st, h).await?;
-    let refused = |reason: &str| Json(json!({ "accepted": false, "reason": reason })).into_response();
+    let refused = |reason: &str| Json(OtpVerifyReply { accepted: false, reason: Some(reason.into()) }).into_response();
     // One answer for an unknown user and a user without tokens: the caller
     // learns nothing about which uids exist.
     const NO_TOKEN: &str = "no enabled OTP token for this user";
@@ -246,7 +238,7 @@ async fn otp_verify(
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => {
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
-            Ok(Json(json!({ "accepted": true })).into_response())
+            Ok(Json(OtpVerifyReply { accepted: true, reason: None }).into_response())
         }
         Ok(Some((_, Outcome::Refused(r)))) => {
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
@@ -275,15 +267,15 @@ pub(crate) async fn enabled_tokens(st: &AppState, user: &crate::model::User) -> 
 }
 
 /// How a PSK party is shown: an admin by uid, a data center by DID.
-fn party(st: &AppState, dn: &Dn) -> Value {
+fn party(st: &AppState, dn: &Dn) -> Party {
     let layout = st.dir.layout();
     let name = dn.first_rdn().map(|(_, v)| v).unwrap_or_default();
     if dn.is_within(&layout.people) {
-        json!({ "kind": "admin", "name": name })
+        Party::admin(&name)
     } else if dn.is_within(&layout.datacenters) {
-        json!({ "kind": "dc", "name": name })
+        Party::dc(&name)
     } else {
-        json!({ "kind": "other", "dn": dn.to_string() })
+        Party::other(&dn.to_string())
     }
 }
 
@@ -319,11 +311,11 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
             .keyring
             .open(&context::psk(&p.id), &p.secret)
             .map_err(|e| internal(&format!("pre-shared key {}", p.id), &e))?;
-        psks.push(json!({
-            "id": p.id,
-            "parties": p.parties.iter().map(|d| party(&st, d)).collect::<Vec<_>>(),
-            "key_base64": base64::engine::general_purpose::STANDARD.encode(key.as_slice()),
-        }));
+        psks.push(PskCredential {
+            id: p.id.clone(),
+            parties: p.parties.iter().map(|d| party(&st, d)).collect(),
+            key_base64: base64::engine::general_purpose::STANDARD.encode(key.as_slice()),
+        });
     }
 
     let filter =
@@ -340,17 +332,17 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
             .keyring
             .open(&context::server_totp(&ps.id), sealed)
             .map_err(|e| internal(&format!("the TOTP secret of {}", ps.id), &e))?;
-        servers.push(json!({
-            "id": ps.id,
-            "endpoint": ps.endpoint,
-            "algorithm": ps.algorithm.as_deref().unwrap_or("sha1"),
-            "digits": ps.digits.unwrap_or(6),
-            "period": ps.period.unwrap_or(30),
-            "secret_base32": totp_rs::Secret::new(secret.to_vec().into_boxed_slice()).to_base32(),
-        }));
+        servers.push(ServerCredential {
+            id: ps.id.clone(),
+            endpoint: ps.endpoint.clone(),
+            algorithm: ps.algorithm.as_deref().unwrap_or("sha1").to_string(),
+            digits: u32::from(ps.digits.unwrap_or(6)),
+            period: u64::from(ps.period.unwrap_or(30)),
+            secret_base32: totp_rs::Secret::new(secret.to_vec().into_boxed_slice()).to_base32(),
+        });
     }
     tracing::info!(dc = %dc.id, psks = psks.len(), servers = servers.len(), "credentials handed out");
-    let mut r = Json(json!({ "did": dc.id, "psks": psks, "servers": servers })).into_response();
+    let mut r = Json(DcCredentials { did: dc.id.clone(), psks, servers }).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
@@ -367,12 +359,12 @@ async fn dc_entry(State(st): State<AppState>, Extension(peer): Extension<Peer>, 
         Err(DirError::NotFound { .. } | DirError::BadInput { .. }) => return Err(not_found()),
         Err(e) => return Err(st.dir_error(e)),
     };
-    Ok(Json(json!({
-        "did": dc.id,
-        "endpoint": dc.endpoint,
-        "certificate_pem": dc.certificate.as_deref().map(|c| ca::pem("CERTIFICATE", c)),
-        "disabled": dc.disabled,
-    }))
+    Ok(Json(DcEntry {
+        did: dc.id.clone(),
+        endpoint: dc.endpoint.clone(),
+        certificate_pem: dc.certificate.as_deref().map(|c| ca::pem("CERTIFICATE", c)),
+        disabled: dc.disabled,
+    })
     .into_response())
 }
 

@@ -38,12 +38,12 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::api::{ApiError, body};
-use super::sso_register::PasswordKdf;
 use crate::config::SsoSection;
 use crate::directory::DirError;
 use crate::model::{Service, User};
 use crate::otp::verify::{self, Outcome};
 use crate::seal::Keyring;
+use dirbroker_proto::api::sso::PasswordKdf;
 
 /// The keyring label the SSO secrets are derived under.
 pub const KEYRING_LABEL: &str = "sso-tickets-v1";
