@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use dirbroker::client::ApiClient;
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll::{SecretFormat, parse_secret};
 use dirbroker_proto::api::machines::{
@@ -13,7 +14,7 @@ use dirbroker_proto::api::machines::{
 };
 use dirbroker_proto::group::Group;
 use dirbroker_proto::speke::{PreparedPassword, Speke};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::migration::MigrationError;
@@ -21,11 +22,10 @@ use crate::migration::crypto::{DcIdentity, Trust};
 use crate::migration::operation::TotpKey;
 use crate::migration::request::{K1, K1Store};
 
-/// A client of the broker's HTTPS API.
+/// A client of the broker's HTTPS API, presenting the data center's certificate.
 #[derive(Debug, Clone)]
 pub struct Broker {
-    http: reqwest::Client,
-    base: String,
+    api: ApiClient,
 }
 
 fn local(e: impl std::fmt::Display) -> MigrationError {
@@ -62,22 +62,12 @@ impl Broker {
         use rustls_pki_types::pem::PemObject;
         let ca = rustls_pki_types::CertificateDer::from_pem_slice(ca_pem).map_err(|e| local(format!("ca.pem: {e}")))?;
         let tls = crate::tls::client_config(&ca, None, Some(me)).map_err(local)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(local)?;
-        Ok(Broker { http, base: base.trim_end_matches('/').to_string() })
+        let api = ApiClient::new(base, tls, std::time::Duration::from_secs(30)).map_err(local)?;
+        Ok(Broker { api })
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MigrationError> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(local)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(local(format!("GET {path}: {status}: {}", text.trim())));
-        }
-        resp.json().await.map_err(|e| local(format!("GET {path}: {e}")))
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, MigrationError> {
+        self.api.get(path).await.map_err(local)
     }
 
     /// The CA certificate and current CRL.
@@ -144,19 +134,9 @@ impl Broker {
 
     /// Verifies and consumes a user's OTP: `Ok(Err(reason))` when refused.
     pub async fn verify_otp(&self, uid: &str, code: &str) -> Result<Result<(), String>, MigrationError> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/otp/verify", self.base))
-            .json(&OtpVerifyRequest { uid: uid.to_string(), code: code.to_string() })
-            .send()
-            .await
-            .map_err(local)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(local(format!("OTP check: {status}: {}", text.trim())));
-        }
-        let r: OtpVerifyReply = resp.json().await.map_err(local)?;
+        let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string() };
+        let r: OtpVerifyReply =
+            self.api.post("/v1/otp/verify", &req).await.map_err(|e| local(format!("OTP check: {e}")))?;
         Ok(if r.accepted { Ok(()) } else { Err(r.reason.unwrap_or_else(|| "refused".into())) })
     }
 }

@@ -7,6 +7,7 @@
 //! in `dirbroker-cli`, the private slapd in `dirbroker-testbed`.
 
 pub mod ca;
+pub mod client;
 pub mod config;
 pub mod directory;
 pub mod generate;

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use dirbroker::client::{ApiClient, ClientError};
 use dirbroker::config::{Config, ConfigError, DEFAULT_PATH, ENV_CONFIG};
 use dirbroker::directory::{DirError, Directory};
 
@@ -176,6 +177,26 @@ impl From<DirError> for Failure {
     fn from(e: DirError) -> Self {
         Failure::new(Exit::from(&e), e.to_string())
     }
+}
+
+/// A call to the broker or an agent: unreachable or failing (5xx) is worth a
+/// retry (3), a refusal (4xx) or an unreadable answer is not (1).
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let code = match &e {
+            ClientError::Setup(_) => Exit::Usage,
+            ClientError::Unreachable { .. } => Exit::Unavailable,
+            ClientError::Refused { status, .. } => Exit::from_http_status(*status >= 500),
+            ClientError::Unreadable { .. } => Exit::Failed,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// The HTTPS client of `base` trusting only the CA certificate in the file `ca` (`--ca`).
+pub fn https_client(base: &str, ca: &std::path::Path, timeout: std::time::Duration) -> Result<ApiClient, Failure> {
+    let pem = std::fs::read(ca).map_err(|e| Failure::usage(format!("--ca {}: {e}", ca.display())))?;
+    ApiClient::trusting(base, &pem, timeout).map_err(|e| Failure::usage(format!("--ca {}: {e}", ca.display())))
 }
 
 impl From<ConfigError> for Failure {

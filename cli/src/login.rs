@@ -177,64 +177,6 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-struct BrokerClient {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl BrokerClient {
-    fn new(base: &str, ca: &Path) -> Result<Self, Failure> {
-        dirbroker::install_crypto_provider();
-        let pem = std::fs::read(ca).map_err(|e| Failure::new(Exit::Usage, format!("--ca {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| Failure::new(Exit::Usage, format!("--ca {}: not a PEM certificate: {e}", ca.display())))?;
-        let http = reqwest::Client::builder()
-            .tls_certs_only([cert])
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| Failure::new(Exit::Failed, format!("HTTPS client: {e}")))?;
-        Ok(BrokerClient { http, base: base.trim_end_matches('/').to_string() })
-    }
-
-    async fn answer<T: for<'de> Deserialize<'de>>(&self, what: &str, r: reqwest::Response) -> Result<T, Failure> {
-        let status = r.status();
-        if !status.is_success() {
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            let msg = body.get("error").and_then(|e| e.as_str()).unwrap_or("no reason given").to_string();
-            let code = Exit::from_http_status(status.is_server_error());
-            return Err(Failure::new(code, format!("{what}: the broker answered {status}: {msg}")));
-        }
-        r.json().await.map_err(|e| Failure::new(Exit::Failed, format!("{what}: unexpected answer: {e}")))
-    }
-
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, Failure> {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| unreachable(&self.base, &e))?;
-        self.answer(path, r).await
-    }
-
-    async fn post<T: for<'de> Deserialize<'de>>(&self, path: &str, body: &serde_json::Value) -> Result<T, Failure> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.base, &e))?;
-        self.answer(path, r).await
-    }
-}
-
-fn unreachable(base: &str, e: &reqwest::Error) -> Failure {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    Failure::new(Exit::Unavailable, format!("cannot reach the broker at {base}: {msg}"))
-}
-
 #[derive(Deserialize)]
 struct Params {
     kdf: PasswordKdf,
@@ -274,7 +216,7 @@ fn sso_err(what: &str) -> impl Fn(dirbroker_proto::sso::error::SsoError) -> Fail
 pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     let started = std::time::Instant::now();
     let mut kdf_ms = 0.0;
-    let client = BrokerClient::new(&a.broker, &a.ca)?;
+    let client = crate::https_client(&a.broker, &a.ca, std::time::Duration::from_secs(30))?;
     let jwks: Jwks = client.get("/.well-known/jwks.json").await?;
     let path = ccache_path(&a.cc)?;
     let (cred, issuer, otp) = if a.anonymous {
@@ -349,7 +291,7 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
         body
     };
     let mut answer: Result<LoginAnswer, Failure> =
-        client.post("/v1/sso/login", &attempt(otp.as_deref().map(|s| s.as_str()))).await;
+        client.post("/v1/sso/login", &attempt(otp.as_deref().map(|s| s.as_str()))).await.map_err(Failure::from);
     if let Err(f) = &answer
         && otp.is_none()
         && f.message.contains("an OTP code is required")
@@ -358,7 +300,7 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             return Err(Failure::new(Exit::Failed, format!("{}; pass --otp-file FILE", f.message)));
         }
         let code = read_line_secret("OTP code: ")?;
-        answer = client.post("/v1/sso/login", &attempt(Some(code.as_str()))).await;
+        answer = client.post("/v1/sso/login", &attempt(Some(code.as_str()))).await.map_err(Failure::from);
     }
     let answer = answer?;
     let session = cred.open_login(&answer.reply, &jwks, &issuer, now()).map_err(sso_err("the broker's answer"))?;
@@ -442,7 +384,7 @@ async fn get_ticket(path: &Path, cc: &mut Ccache, service: &str) -> Result<Clien
     if session.claims().exp < now() {
         return Err(Failure::new(Exit::Failed, "the TGT has expired: run `dirbroker login` again"));
     }
-    let client = BrokerClient::new(&cc.broker, &cc.ca_file)?;
+    let client = crate::https_client(&cc.broker, &cc.ca_file, std::time::Duration::from_secs(30))?;
     let (req, waiting) = session.request_ticket(service, now(), &mut rand::rng()).map_err(sso_err("ticket request"))?;
     let body = serde_json::to_value(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
     let reply: TicketReply = client.post("/v1/sso/ticket", &body).await?;

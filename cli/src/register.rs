@@ -11,7 +11,7 @@
 //!  check: published P_c = g^pw (derived again locally)
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
@@ -125,38 +125,6 @@ pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
     Ok(())
 }
 
-fn client(ca: &Path) -> Result<reqwest::Client, Failure> {
-    use rustls_pki_types::pem::PemObject;
-    dirbroker::install_crypto_provider();
-    let der = rustls_pki_types::CertificateDer::from_pem_file(ca)
-        .map_err(|e| Failure::usage(format!("{}: {e}", ca.display())))?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(der).map_err(|e| Failure::usage(format!("{}: {e}", ca.display())))?;
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| Failure::new(Exit::Failed, format!("HTTPS client: {e}")))
-}
-
-/// POST/GET and decode, mapping failures to exit codes: unreachable or 5xx
-/// → 3, 4xx → 1 with the peer's `error` message.
-async fn call<R: for<'de> serde::Deserialize<'de>>(who: &str, req: reqwest::RequestBuilder) -> Result<R, Failure> {
-    let resp = req.send().await.map_err(|e| Failure::new(Exit::Unavailable, format!("{who}: {e}")))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let msg = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or(text);
-        let code = Exit::from_http_status(status.is_server_error());
-        return Err(Failure::new(code, format!("{who} refused ({status}): {}", msg.trim())));
-    }
-    resp.json().await.map_err(|e| Failure::new(Exit::Failed, format!("{who}: unreadable answer: {e}")))
-}
-
 fn sso_failure(e: SsoError) -> Failure {
     match e {
         SsoError::SaMismatch => Failure::new(
@@ -187,9 +155,9 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         Some(h) => h.as_bytes().to_vec(),
         None => password.expose().as_bytes().to_vec(),
     });
-    let http = client(&a.ca)?;
-    let base = a.broker.trim_end_matches('/').to_string();
-    let params: ParamsReply = call("broker", http.get(format!("{base}/v1/sso/params"))).await?;
+    let timeout = std::time::Duration::from_secs(60);
+    let broker = crate::https_client(&a.broker, &a.ca, timeout)?;
+    let params: ParamsReply = broker.get("/v1/sso/params").await?;
     if !params.kdf.meets_minimum() && !a.allow_weak_kdf {
         return Err(Failure::new(
             Exit::Failed,
@@ -210,11 +178,10 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         invitation: code.expose().to_string(),
         keystroke_hardening: hardened.is_some(),
     };
-    let reply: RegisterReply = call("broker", http.post(format!("{base}/v1/sso/register")).json(&body)).await?;
+    let reply: RegisterReply = broker.post("/v1/sso/register", &body).await?;
     let share = awaiting.receive_agent(&reply.agent).map_err(sso_failure)?;
-    let ans = reply.ans_url.trim_end_matches('/').to_string();
-    let published: Published =
-        call("ANS", http.post(format!("{ans}/v1/share")).json(&ShareRequest { share, state: reply.state })).await?;
+    let ans = crate::https_client(&reply.ans_url, &a.ca, timeout)?;
+    let published: Published = ans.post("/v1/share", &ShareRequest { share, state: reply.state }).await?;
     // The broker published P_c = G1·G2; check it is g^pw for our password.
     let pw = derive_pw(&input, salt.as_slice(), &params.kdf).map_err(sso_failure)?;
     let expected = pw.public().map_err(sso_failure)?.to_bytes();

@@ -53,6 +53,7 @@ use dirbroker_proto::api::sso::{
 use super::api::{ApiError, body, require};
 use super::{AppState, Peer, ServeError};
 use crate::ca::{self, CertKind, Holder};
+use crate::client::ApiClient;
 use crate::config::Config;
 use crate::directory::values::{bool_value, generalized_time, int_value};
 use crate::directory::{Change, DirError};
@@ -82,8 +83,8 @@ fn seal_context(uid: &str, registration_id: &[u8]) -> String {
 /// presenting the broker's certificate and trusting only the broker CA.
 #[derive(Debug)]
 pub struct Registrar {
-    http: reqwest::Client,
-    ams_url: String,
+    ams: ApiClient,
+    ans: ApiClient,
     ans_url: String,
     broker_id: String,
     kdf: KdfParams,
@@ -135,14 +136,12 @@ impl Registrar {
             .with_webpki_verifier(verifier)
             .with_client_auth_cert(chain, key)
             .map_err(|e| ServeError::Config(format!("[sso] client certificate: {e}")))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| ServeError::Config(format!("HTTPS client: {e}")))?;
+        let timeout = std::time::Duration::from_secs(15);
+        let client =
+            |url: &str| ApiClient::new(url, tls.clone(), timeout).map_err(|e| ServeError::Config(e.to_string()));
         Ok(Some(Registrar {
-            http,
-            ams_url: ams.trim_end_matches('/').to_string(),
+            ams: client(ams)?,
+            ans: client(ans)?,
             ans_url: ans.trim_end_matches('/').to_string(),
             broker_id: s.issuer.clone(),
             kdf,
@@ -152,22 +151,15 @@ impl Registrar {
     /// POST `body` to an agent; its JSON answer, or a 502 that says which
     /// agent failed and how.
     async fn post<T: Serialize, R: for<'de> Deserialize<'de>>(
-        &self,
         who: &str,
-        url: &str,
+        agent: &ApiClient,
+        path: &str,
         body: &T,
     ) -> Result<R, ApiError> {
-        let bad_gateway = |m: String| {
-            tracing::warn!("{who}: {m}");
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("the {who} failed: {m}"))
-        };
-        let resp = self.http.post(url).json(body).send().await.map_err(|e| bad_gateway(format!("{url}: {e}")))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(bad_gateway(format!("{url}: {status}: {}", text.trim())));
-        }
-        resp.json().await.map_err(|e| bad_gateway(format!("{url}: unreadable answer: {e}")))
+        agent.post(path, body).await.map_err(|e| {
+            tracing::warn!("{who}: {e}");
+            ApiError::new(StatusCode::BAD_GATEWAY, format!("the {who} failed: {e}"))
+        })
     }
 }
 
@@ -296,19 +288,19 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
     let ans_box_key = ans.encryption_key.clone().filter(|k| k.len() == 32).ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("ANS {:?} has no X25519 key in the directory", ans.name))
     })?;
-    let creation: AgentCreation = reg
-        .post(
-            "AMS",
-            &format!("{}/v1/agents", reg.ams_url),
-            &CreateAgentRequest { agent_request, ans_box_key: Bytes(ans_box_key) },
-        )
-        .await?;
+    let creation: AgentCreation = Registrar::post(
+        "AMS",
+        &reg.ams,
+        "/v1/agents",
+        &CreateAgentRequest { agent_request, ans_box_key: Bytes(ans_box_key) },
+    )
+    .await?;
     let awaiting = awaiting.receive_agent_created(&creation.to_broker).map_err(|e| {
         tracing::warn!(security = true, "AMS answered for another registration: {e}");
         ApiError::new(StatusCode::BAD_GATEWAY, format!("the AMS misbehaved: {e}"))
     })?;
     let _: serde_json::Value =
-        reg.post("ANS", &format!("{}/v1/mcode", reg.ans_url), &McodeRequest { mcode: creation.to_ans, level }).await?;
+        Registrar::post("ANS", &reg.ans, "/v1/mcode", &McodeRequest { mcode: creation.to_ans, level }).await?;
     let expires = now.saturating_add(STATE_LIFETIME_S);
     let pending = Pending {
         state: awaiting.to_state(),
