@@ -132,7 +132,7 @@ pub async fn run(opts: DcOptions) -> Result<(), MigrationError> {
         let dc = dc.clone();
         tokio::spawn(async move {
             if let Err(e) = dc.connection(tcp).await {
-                if e.is_peer_misbehaviour() {
+                if e.fault().blames_peer() {
                     tracing::warn!(%peer, security = true, "refused: {e}");
                 } else {
                     tracing::info!(%peer, "connection ended: {e}");
@@ -173,7 +173,7 @@ impl Dc {
             Err(wire::decode::<AuthRequest>(&first, kind_name).err().map_or_else(|| local("unexpected"), Into::into))
         };
         if let Err(e) = &result {
-            wire::refuse(&mut tls, e.to_string()).await;
+            wire::refuse(&mut tls, e.fault(), e).await;
         }
         result
     }
@@ -202,7 +202,7 @@ impl Dc {
         let outcome = self.migrate_out(keys, &order).await;
         let (migration_id, outcome) = match outcome {
             Ok((id, t)) => (id, Ok(t)),
-            Err((id, e)) => (id, Err(e.to_string())),
+            Err((id, e)) => (id, Err(e.for_peer())),
         };
         if let Err(e) = &outcome {
             tracing::warn!(uid = %order.uid, vm = %order.mig_rqst.vm, "migration failed: {e}");
@@ -345,7 +345,7 @@ impl Dc {
                 .seal(DestReady::NAME, &body_bytes(&DestReadyBody { data_addr: addr }, DestReady::NAME)?)?,
         };
         wire::send(src, &ready).await?;
-        let outcome = server_run.await.map_err(|e| e.to_string());
+        let outcome = server_run.await.map_err(|e| e.for_peer());
         let body = MigrationCommittedBody { outcome: outcome.clone() };
         let sealed = session.channel.seal(MigrationCommitted::NAME, &body_bytes(&body, MigrationCommitted::NAME)?)?;
         wire::send(src, &MigrationCommitted { sealed }).await?;

@@ -146,7 +146,7 @@ pub async fn run(opts: PsOptions) -> Result<(), MigrationError> {
         let ps = ps.clone();
         tokio::spawn(async move {
             if let Err(e) = ps.session(tcp).await {
-                if e.is_peer_misbehaviour() {
+                if e.fault().blames_peer() {
                     tracing::warn!(%peer, security = true, "refused: {e}");
                 } else {
                     tracing::info!(%peer, "session ended: {e}");
@@ -161,7 +161,7 @@ impl Ps {
         let _ = tcp.set_nodelay(true);
         let result = self.session_inner(&mut tcp).await;
         if let Err(e) = &result {
-            wire::refuse(&mut tcp, e.to_string()).await;
+            wire::refuse(&mut tcp, e.fault(), e).await;
         }
         result
     }

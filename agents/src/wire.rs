@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use dirbroker_proto::fault::Fault;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -36,6 +37,9 @@ pub trait Message: Serialize + DeserializeOwned {
 /// A peer's reasoned refusal, sent instead of the next expected message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refusal {
+    /// Who is at fault ([`Fault::code`]).
+    pub code: u8,
+    /// For the peer to read: never our own error text ([`Fault::for_peer`]).
     pub reason: String,
 }
 
@@ -68,16 +72,17 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// True when the peer misbehaved (as opposed to the network failing):
-    /// such errors are security events worth logging as such.
-    pub fn is_peer_misbehaviour(&self) -> bool {
-        matches!(
-            self,
-            WireError::TooLarge { .. }
-                | WireError::Version { .. }
-                | WireError::Unexpected { .. }
-                | WireError::Malformed { .. }
-        )
+    /// Who is at fault: the network or the peer's silence, the peer's bytes,
+    /// a refusal the peer sent, or our own encoding.
+    pub fn fault(&self) -> Fault {
+        match self {
+            WireError::Io(_) | WireError::Closed { .. } | WireError::Timeout { .. } => Fault::Unavailable,
+            WireError::TooLarge { .. } | WireError::Malformed { .. } => Fault::Malformed,
+            WireError::Version { .. } => Fault::PeerIncompatible,
+            WireError::Unexpected { .. } => Fault::PeerMisbehaved,
+            WireError::Refused(_) => Fault::User,
+            WireError::Encode { .. } => Fault::Bug,
+        }
     }
 }
 
@@ -141,8 +146,9 @@ pub async fn send<M: Message, W: AsyncWrite + Unpin>(w: &mut W, msg: &M) -> Resu
 }
 
 /// Sends a refusal, ignoring failures (the connection is being abandoned).
-pub async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: impl Into<String>) {
-    let _ = send(w, &Refusal { reason: reason.into() }).await;
+pub async fn refuse<W: AsyncWrite + Unpin, E: std::fmt::Display + Sync + ?Sized>(w: &mut W, fault: Fault, error: &E) {
+    let reason = fault.for_peer(&error);
+    let _ = send(w, &Refusal { code: fault.code(), reason }).await;
 }
 
 /// Reads one frame's payload (version ‖ kind ‖ body), without decoding it.
@@ -222,7 +228,7 @@ mod tests {
         // A Pong where a Ping is awaited is refused by name.
         let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
         assert_eq!(e.to_string(), "expected Ping, got Pong (out of order or duplicated)");
-        assert!(e.is_peer_misbehaviour());
+        assert!(e.fault().blames_peer());
     }
 
     #[tokio::test]
@@ -257,9 +263,23 @@ mod tests {
     #[tokio::test]
     async fn refusal_carries_the_reason() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        refuse(&mut a, "OTP already used").await;
+        refuse(&mut a, Fault::User, "OTP already used").await;
         let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
         assert_eq!(e.to_string(), "peer refused: OTP already used");
+    }
+
+    /// Our own trouble reaches the peer as its fault class only, never as
+    /// our error text (a path, a file, a lock).
+    #[tokio::test]
+    async fn refusal_for_our_own_fault_hides_our_error_text() {
+        for fault in [Fault::Local, Fault::Config, Fault::Bug, Fault::Unavailable] {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            refuse(&mut a, fault, "cannot open /etc/dirbroker/keyring: replay cache poisoned").await;
+            let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
+            let shown = e.to_string();
+            assert!(shown.starts_with("peer refused: "), "{shown}");
+            assert!(!shown.contains("keyring") && !shown.contains("poisoned"), "{fault}: {shown}");
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! (`import`, `generate`) and the HTTPS service (`serve`). The binaries are
 //! in `dirbroker-cli`, the private slapd in `dirbroker-testbed`.
 
+pub mod admin;
 pub mod ca;
 pub mod client;
 pub mod config;

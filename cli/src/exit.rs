@@ -12,6 +12,7 @@
 use std::process::ExitCode;
 
 use dirbroker::directory::DirError;
+use dirbroker_proto::fault::Fault;
 
 /// What a command's exit status tells the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,21 +51,23 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// The one mapping from a directory error, the same for every command.
+/// The one mapping from who is at fault to an exit code.
+impl From<Fault> for Exit {
+    fn from(f: Fault) -> Exit {
+        match f {
+            Fault::Malformed => Exit::Usage,
+            Fault::Unavailable => Exit::Unavailable,
+            Fault::Config => Exit::Config,
+            Fault::Denied => Exit::Denied,
+            Fault::User | Fault::PeerMisbehaved | Fault::PeerIncompatible | Fault::Local | Fault::Bug => Exit::Failed,
+        }
+    }
+}
+
+/// A directory error, the same for every command.
 impl From<&DirError> for Exit {
     fn from(e: &DirError) -> Exit {
-        match e {
-            DirError::NotFound { .. }
-            | DirError::AlreadyExists { .. }
-            | DirError::InvalidCredentials { .. }
-            | DirError::ConstraintViolation { .. }
-            | DirError::MalformedEntry { .. }
-            | DirError::Ldap { .. } => Exit::Failed,
-            DirError::BadInput { .. } => Exit::Usage,
-            DirError::Unavailable { .. } => Exit::Unavailable,
-            DirError::Config(_) => Exit::Config,
-            DirError::AccessDenied { .. } => Exit::Denied,
-        }
+        e.fault().into()
     }
 }
 

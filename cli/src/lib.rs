@@ -12,9 +12,10 @@ mod check;
 mod host;
 mod ldif;
 mod login;
-mod machines;
 mod migrate;
 mod otp;
+mod ps;
+mod psk;
 mod register;
 mod serve;
 mod ssh;
@@ -25,8 +26,9 @@ mod user;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use dirbroker::admin::AdminError;
 use dirbroker::client::{ApiClient, ClientError};
 use dirbroker::config::{Config, ConfigError, DEFAULT_PATH, ENV_CONFIG};
 use dirbroker::directory::{DirError, Directory};
@@ -111,10 +113,10 @@ enum Command {
     Export(ldif::ExportArgs),
     /// Physical servers of data centers and their TOTP secrets.
     #[command(subcommand, after_help = EXIT_HELP)]
-    Ps(machines::PsCmd),
+    Ps(ps::PsCmd),
     /// Pre-shared keys between admin consoles and data centers (K1).
     #[command(subcommand, after_help = EXIT_HELP)]
-    Psk(machines::PskCmd),
+    Psk(psk::PskCmd),
     /// Run the broker's HTTPS JSON service for machines (mutual TLS); stops cleanly on SIGTERM.
     #[command(after_help = format!("Examples:\n  dirbroker serve\n  dirbroker --config /etc/dirbroker/dirbroker.toml serve\n  \
         DIRBROKER_LOG=debug dirbroker serve\n\n\
@@ -157,6 +159,12 @@ enum Command {
     Ticket(login::TicketCmd),
 }
 
+#[derive(Args, Debug)]
+/// One entry, named by its id.
+pub struct IdArg {
+    id: String,
+}
+
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
 pub struct Failure {
@@ -176,6 +184,12 @@ impl Failure {
 impl From<DirError> for Failure {
     fn from(e: DirError) -> Self {
         Failure::new(Exit::from(&e), e.to_string())
+    }
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Self {
+        Failure::new(e.fault().into(), e.to_string())
     }
 }
 
@@ -255,16 +269,12 @@ impl Ctx {
 
 /// The user with this uid; a missing one is "no user with uid …" (exit 1).
 pub async fn existing_user(dir: &Directory, uid: &str) -> Result<dirbroker::model::User, Failure> {
-    dir.find_user(uid).await?.ok_or_else(|| Failure::new(Exit::Failed, format!("no user with uid {uid:?}")))
+    Ok(dirbroker::admin::existing_user(dir, uid).await?)
 }
 
 /// Load the entry of kind `T` named `id`; a missing one is "no WHAT ID" (exit 1).
 pub async fn load_named<T: dirbroker::model::DirEntry>(dir: &Directory, id: &str, what: &str) -> Result<T, Failure> {
-    match dir.load::<T>(id).await {
-        Ok(v) => Ok(v),
-        Err(DirError::NotFound { .. }) => Err(Failure::new(Exit::Failed, format!("no {what} {id:?}"))),
-        Err(e) => Err(e.into()),
-    }
+    Ok(dirbroker::admin::load_named(dir, id, what).await?)
 }
 
 /// Add `new` values to a multi-valued attribute in one modify; values already
@@ -340,11 +350,11 @@ pub fn main() -> ExitCode {
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
             Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
-            Command::Ps(cmd) => machines::run_ps(&ctx, cmd).await,
+            Command::Ps(cmd) => ps::run_ps(&ctx, cmd).await,
             Command::Import(args) => ldif::import_file(&ctx, args).await,
             Command::Ldif(cmd) => ldif::run(&ctx, cmd).await,
             Command::Export(args) => ldif::export(&ctx, args).await,
-            Command::Psk(cmd) => machines::run_psk(&ctx, cmd).await,
+            Command::Psk(cmd) => psk::run_psk(&ctx, cmd).await,
             Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
             Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
             Command::Sso(cmd) => sso::run_sso(&ctx, cmd).await,

@@ -93,10 +93,20 @@ pub enum SpekeError {
 }
 
 impl SpekeError {
+    /// Who is at fault: the peer (or someone on the path), or our own misuse.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            SpekeError::Misuse(_) => Fault::Bug,
+            SpekeError::MalformedValue(_) | SpekeError::MalformedTag { .. } => Fault::Malformed,
+            _ => Fault::PeerMisbehaved,
+        }
+    }
+
     /// True when the peer (or someone on the path) is at fault, false for
     /// local misuse.
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, SpekeError::Misuse(_))
+        self.fault().blames_peer()
     }
 
     fn from_received(err: GroupError) -> SpekeError {

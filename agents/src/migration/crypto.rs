@@ -45,6 +45,20 @@ pub enum CryptoError {
     Local(String),
 }
 
+impl CryptoError {
+    /// Who is at fault: a peer whose message or certificate is wrong, or our own credentials.
+    pub fn fault(&self) -> dirbroker_proto::fault::Fault {
+        use dirbroker_proto::fault::Fault;
+        match self {
+            CryptoError::Tampered { .. } | CryptoError::BadSignature { .. } | CryptoError::Certificate(_) => {
+                Fault::PeerMisbehaved
+            }
+            CryptoError::Malformed(_) => Fault::Malformed,
+            CryptoError::Local(_) => Fault::Config,
+        }
+    }
+}
+
 const HKDF_SALT: &[u8] = b"dirbroker migration v1";
 
 struct Len(usize);

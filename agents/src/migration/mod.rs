@@ -19,6 +19,7 @@ pub mod request;
 
 use std::time::Duration;
 
+use dirbroker_proto::fault::Fault;
 use dirbroker_proto::speke::{PreparedPassword, Speke, SpekeError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use zeroize::Zeroizing;
@@ -56,15 +57,27 @@ pub enum MigrationError {
 }
 
 impl MigrationError {
-    /// True when a peer misbehaved (a security event), not the network or us.
-    pub fn is_peer_misbehaviour(&self) -> bool {
+    /// Who is at fault; decides what is logged as a security event and what
+    /// text a peer may see ([`Fault::for_peer`]).
+    pub fn fault(&self) -> Fault {
         match self {
-            MigrationError::Wire(w) => w.is_peer_misbehaviour(),
-            MigrationError::Crypto(c) => !matches!(c, CryptoError::Local(_)),
-            MigrationError::Speke(s) => s.is_peer_fault(),
-            MigrationError::Replay { .. } | MigrationError::Mismatch { .. } => true,
-            _ => false,
+            MigrationError::Wire(w) => w.fault(),
+            MigrationError::Crypto(c) => c.fault(),
+            MigrationError::Speke(s) => s.fault(),
+            MigrationError::Replay { .. } | MigrationError::Mismatch { .. } => Fault::PeerMisbehaved,
+            // Refusals with a reason for the person or the other side to read;
+            // a transfer failure carries what the far side reported.
+            MigrationError::OtpRefused(_)
+            | MigrationError::Unknown { .. }
+            | MigrationError::Refused(_)
+            | MigrationError::Transfer(_) => Fault::User,
+            MigrationError::Local(_) => Fault::Local,
         }
+    }
+
+    /// The text a peer may see for this error.
+    pub fn for_peer(&self) -> String {
+        self.fault().for_peer(self)
     }
 }
 
@@ -124,7 +137,7 @@ pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
         let peer: SpekeConfirm = wire::recv(io, names, timeout).await?;
         let key = confirming.confirm(&peer.tag);
         if key.is_err() {
-            wire::refuse(io, "SPEKE key confirmation failed").await;
+            wire::refuse(io, Fault::PeerMisbehaved, "SPEKE key confirmation failed").await;
         }
         let key = key?;
         wire::send(io, &my_tag).await?;

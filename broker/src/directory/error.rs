@@ -2,6 +2,7 @@
 //! directory's state (not found, exists, constraint), or the directory being
 //! out of reach (retryable).
 
+use dirbroker_proto::fault::Fault;
 use ldap3::LdapError;
 
 /// LDAP result codes that dirbroker tells apart (RFC 4511 appendix A).
@@ -79,9 +80,27 @@ impl DirError {
         DirError::BadInput { field: field.into(), reason: reason.into() }
     }
 
+    /// Who is at fault: the caller's request (refused, malformed, denied),
+    /// the directory being unreachable, our configuration, or data or a
+    /// server answer we cannot use.
+    pub fn fault(&self) -> Fault {
+        match self {
+            DirError::NotFound { .. }
+            | DirError::AlreadyExists { .. }
+            | DirError::InvalidCredentials { .. }
+            | DirError::ConstraintViolation { .. } => Fault::User,
+            DirError::BadInput { .. } => Fault::Malformed,
+            DirError::AccessDenied { .. } => Fault::Denied,
+            DirError::Unavailable { .. } => Fault::Unavailable,
+            DirError::Config(_) => Fault::Config,
+            DirError::MalformedEntry { .. } => Fault::Local,
+            DirError::Ldap { .. } => Fault::Bug,
+        }
+    }
+
     /// True for errors where trying again later (or on another server) may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DirError::Unavailable { .. })
+        self.fault().is_retryable()
     }
 
     /// True when a write based on what the caller had read lost a race: a

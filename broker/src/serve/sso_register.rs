@@ -219,7 +219,7 @@ pub fn sso_error(e: &SsoError, context: &str) -> ApiError {
             tracing::warn!(security = true, "{context}: {e}");
             ApiError::new(StatusCode::FORBIDDEN, format!("{context}: {e}"))
         }
-        Fault::Local => {
+        Fault::PeerIncompatible | Fault::Denied | Fault::Unavailable | Fault::Config | Fault::Local | Fault::Bug => {
             tracing::error!("{context}: {e}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

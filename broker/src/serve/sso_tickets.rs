@@ -144,7 +144,7 @@ fn refused(e: &SsoError, what: &str) -> ApiError {
     let status = match e.fault() {
         Fault::Malformed => StatusCode::BAD_REQUEST,
         Fault::User => StatusCode::FORBIDDEN,
-        Fault::Local => {
+        Fault::PeerIncompatible | Fault::Denied | Fault::Unavailable | Fault::Config | Fault::Local | Fault::Bug => {
             tracing::error!("{what}: {e}");
             return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed (see the broker's log)"));
         }

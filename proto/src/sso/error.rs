@@ -1,22 +1,8 @@
-//! Errors, split by who is at fault (STYLE.md: rustls's InvalidMessage /
-//! PeerMisbehaved / local split).
+//! Errors, split by who is at fault ([`crate::fault::Fault`]: bytes that do
+//! not parse, a peer that misbehaved, the person, our own bug).
 
+pub use crate::fault::Fault;
 use crate::group::GroupError;
-
-/// Who caused an [`SsoError`]: decides whether to log a security event,
-/// show the person a message, or file a bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Bytes that do not parse (a broken or hostile peer; no crypto was tried).
-    Malformed,
-    /// Well-formed but wrong: a forged, tampered, replayed or stale message.
-    /// Log it as a security event.
-    PeerMisbehaved,
-    /// The person typed the wrong thing or lacks the rights (clear message).
-    User,
-    /// Our own bug or a failing local primitive.
-    Local,
-}
 
 /// Everything that can go wrong in the SSO protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +131,7 @@ impl SsoError {
         match self {
             E::Malformed(_) | E::BadElement(_) | E::BadLevel => Fault::Malformed,
             E::InsufficientLevel { .. } | E::Kdf(_) => Fault::User,
-            E::Internal(_) => Fault::Local,
+            E::Internal(_) => Fault::Bug,
             _ => Fault::PeerMisbehaved,
         }
     }
