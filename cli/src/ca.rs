@@ -1,6 +1,6 @@
-//! `dirbroker ca …` and `dirbroker dc …`: the broker CA, data-center
-//! certificates, certificates for the broker and the other machine actors,
-//! revocation.
+//! `dirbroker ca …`: the broker CA, certificates for the broker and the
+//! other machine actors, revocation. The directory side is
+//! `dirbroker::admin::ca`; data centers are `dirbroker dc …` (dc.rs).
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +8,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use dirbroker::admin;
 use dirbroker::ca::{self, Ca};
-use dirbroker::directory::{Change, DirError, Directory, Dn};
-use dirbroker::model::{DataCenter, DirEntry};
+use dirbroker::directory::{DirError, Directory};
 
-use super::{CliResult, Ctx, Failure, Output, load_named};
+use super::{CliResult, Ctx, Failure};
 use crate::exit::Exit;
 
 #[derive(Subcommand, Debug)]
@@ -118,45 +118,6 @@ pub struct CaInitArgs {
     years: i64,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum DcCmd {
-    /// Register a data center: issue its key pair and certificate, publish the certificate.
-    #[command(after_help = "Examples:\n  dirbroker dc add DC-SEOUL-1 --endpoint dc1.example.org:7443\n  \
-        dirbroker dc add DC-BUSAN-2 --endpoint 10.2.0.1:7443 --out /root/dc-busan-2\n\n\
-        Writes the bundle for the data center to --out (a new directory, mode 0700):\n\
-        key.pem (0600), cert.pem and ca.pem. Move it to the data center and delete it here.")]
-    Add(DcAddArgs),
-    /// List data centers.
-    #[command(after_help = "Example:\n  dirbroker dc list --output json")]
-    List,
-    /// Revoke a data center's certificate (CRL) and disable its entry.
-    #[command(after_help = "Example:\n  dirbroker dc revoke DC-BUSAN-2")]
-    Revoke(DidArg),
-}
-
-#[derive(Args, Debug)]
-pub struct DcAddArgs {
-    /// Data-center identifier (DID).
-    did: String,
-    /// host:port where the data center listens.
-    #[arg(long)]
-    endpoint: String,
-    /// Directory for the key bundle (default ./dc-DID).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
-    days: i64,
-}
-
-#[derive(Args, Debug)]
-pub struct DidArg {
-    did: String,
-}
-
-fn ca_dn(dir: &Directory) -> Result<Dn, Failure> {
-    Ok(dir.layout().pki.child("cn", "ca")?)
-}
-
 pub(super) fn load_ca(ctx: &Ctx) -> Result<Ca, Failure> {
     let c = ctx.config()?.ca;
     Ca::load(&c.key_file, &c.cert_file)
@@ -168,31 +129,8 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
         CaCmd::Init(a) => {
             let c = ctx.config()?.ca;
             let dir = ctx.directory().await?;
-            let dn = ca_dn(&dir)?;
-            if dir.read(&dn, &["cn"]).await.is_ok() {
-                return Err(Failure::new(Exit::Failed, format!("{dn} exists already: the CA was initialised")));
-            }
-            let now = OffsetDateTime::now_utc();
-            let authority = Ca::init(&c.key_file, &c.cert_file, &a.name, now, a.years)
-                .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            let crl = authority.crl(&[], 1, now).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            let added = dir
-                .add(
-                    &dn,
-                    vec![
-                        ("objectClass".into(), vec![b"applicationProcess".to_vec(), b"pkiCA".to_vec()]),
-                        ("cn".into(), vec![b"ca".to_vec()]),
-                        ("cACertificate;binary".into(), vec![authority.cert_der.clone()]),
-                        ("certificateRevocationList;binary".into(), vec![crl]),
-                    ],
-                )
-                .await;
-            if let Err(e) = added {
-                // Nothing half-made: the files go with the failed publication.
-                let _ = std::fs::remove_file(&c.key_file);
-                let _ = std::fs::remove_file(&c.cert_file);
-                return Err(e.into());
-            }
+            let (_, dn) =
+                admin::ca::init(&dir, &c.key_file, &c.cert_file, &a.name, a.years, OffsetDateTime::now_utc()).await?;
             ctx.report(
                 json!({ "ca": dn.to_string(), "key_file": c.key_file, "cert_file": c.cert_file }),
                 &format!(
@@ -255,7 +193,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
         }
         CaCmd::Cert | CaCmd::Crl => {
             let dir = ctx.directory().await?;
-            let dn = ca_dn(&dir)?;
+            let dn = admin::ca::ca_dn(&dir)?;
             let attr =
                 if matches!(cmd, CaCmd::Cert) { "cACertificate;binary" } else { "certificateRevocationList;binary" };
             let e = match dir.read(&dn, &[attr]).await {
@@ -280,113 +218,10 @@ use dirbroker::ca::pem;
 use dirbroker::serve::tls::binary;
 
 pub(super) fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Result<(), Failure> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(out)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e} (it must not exist yet)", out.display())))?;
-    let w = |name: &str, data: &[u8]| {
-        dirbroker::secret::write_private_file(&out.join(name), data)
-            .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", out.join(name).display())))
-    };
-    w("key.pem", issued.key_pem.as_bytes())?;
-    w("cert.pem", issued.cert_pem.as_bytes())?;
-    w("ca.pem", ca_pem.as_bytes())
+    Ok(admin::ca::write_cert_bundle(out, issued, ca_pem)?)
 }
 
-pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
-    match cmd {
-        DcCmd::Add(a) => {
-            let mut dc = DataCenter::new(&a.did)?;
-            let host = a
-                .endpoint
-                .rsplit_once(':')
-                .filter(|(_, p)| p.parse::<u16>().is_ok())
-                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
-                .ok_or_else(|| Failure::usage(format!("--endpoint {:?} is not host:port", a.endpoint)))?;
-            let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("dc-{}", a.did)));
-            if out.exists() {
-                return Err(Failure::usage(format!("{} exists already", out.display())));
-            }
-            let authority = load_ca(ctx)?;
-            let dir = ctx.directory().await?;
-            let issued = authority
-                .issue_dc(&a.did, &host, OffsetDateTime::now_utc(), a.days)
-                .map_err(|e| Failure::usage(e.to_string()))?;
-            dc.endpoint = Some(a.endpoint.clone());
-            dc.certificate = Some(issued.cert_der.clone());
-            let dn = dir.create(&dc).await?;
-            if let Err(f) = write_bundle(&out, &issued, &authority.cert_pem) {
-                let _ = dir.delete(&dn).await;
-                let _ = std::fs::remove_dir_all(&out);
-                return Err(f);
-            }
-            ctx.report(
-                json!({ "dc": a.did, "dn": dn.to_string(), "bundle": out }),
-                &format!("registered {dn}; bundle for the data center in {}", out.display()),
-            );
-            Ok(())
-        }
-        DcCmd::List => {
-            let dir = ctx.directory().await?;
-            let mut dcs = dir.list::<DataCenter>().await?;
-            dcs.sort_by(|a, b| a.id.cmp(&b.id));
-            if ctx.output == Output::Json {
-                let v: Vec<_> = dcs
-                    .iter()
-                    .map(|d| json!({ "did": d.id, "endpoint": d.endpoint, "disabled": d.disabled, "has_certificate": d.certificate.is_some() }))
-                    .collect();
-                ctx.json(&serde_json::Value::Array(v));
-            } else {
-                for d in &dcs {
-                    let state = if d.disabled { "revoked/disabled" } else { "active" };
-                    println!("{:<20} {:<28} {state}", d.id, d.endpoint.as_deref().unwrap_or("-"));
-                }
-            }
-            Ok(())
-        }
-        DcCmd::Revoke(a) => {
-            let authority = load_ca(ctx)?;
-            let dir = ctx.directory().await?;
-            let dc = load_named::<DataCenter>(&dir, &a.did, "data center").await?;
-            let cert = dc
-                .certificate
-                .clone()
-                .ok_or_else(|| Failure::new(Exit::Failed, format!("{} has no certificate", a.did)))?;
-            let serial = ca::cert_serial(&cert).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            let number = reissue_crl(&dir, &authority, Some(serial)).await?;
-            let v = dirbroker::directory::values::bool_value(true);
-            dir.modify(
-                &dc.dn(dir.layout())?,
-                vec![Change::Replace(b"dirbrokerDisabled".to_vec(), [v].into_iter().collect())],
-            )
-            .await?;
-            ctx.report(
-                json!({ "revoked": a.did, "crl_number": number }),
-                &format!("revoked the certificate of {} (CRL number {number})", a.did),
-            );
-            Ok(())
-        }
-    }
-}
-
-/// Re-issue the CRL from the published one, adding `serial` if given; returns
-/// the new CRL number. The CRL attribute has no equality rule, so the old value
-/// cannot be asserted: revocations are admin actions, one at a time.
+/// Re-issue the CRL, adding `serial` if given; returns the new CRL number.
 pub(super) async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
-    let dn = ca_dn(dir)?;
-    let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
-    let old = binary(&entry, "certificateRevocationList;binary")
-        .ok_or_else(|| Failure::new(Exit::Failed, "the CA has no CRL"))?;
-    let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-    let now = OffsetDateTime::now_utc();
-    if let Some(serial) = serial
-        && !revoked.iter().any(|(s, _)| *s == serial)
-    {
-        revoked.push((serial, now));
-    }
-    let crl = authority.crl(&revoked, number + 1, now).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-    let attr = b"certificateRevocationList;binary".to_vec();
-    dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
-    Ok(number + 1)
+    Ok(admin::ca::reissue_crl(dir, authority, serial, OffsetDateTime::now_utc()).await?)
 }

@@ -9,6 +9,7 @@ pub mod node;
 mod agent;
 mod ca;
 mod check;
+mod dc;
 mod host;
 mod ldif;
 mod login;
@@ -17,10 +18,13 @@ mod otp;
 mod ps;
 mod psk;
 mod register;
+mod secrets;
 mod serve;
+mod service;
 mod ssh;
 mod sso;
 mod testbed;
+mod ticket;
 mod user;
 
 use std::path::PathBuf;
@@ -84,13 +88,13 @@ enum Command {
     Otp(otp::OtpCmd),
     /// The master keys that seal secrets stored in LDAP.
     #[command(subcommand, after_help = EXIT_HELP)]
-    Secrets(otp::SecretsCmd),
+    Secrets(secrets::SecretsCmd),
     /// The data-center certificate authority.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ca(ca::CaCmd),
     /// Data centers: certificates and revocation.
     #[command(subcommand, after_help = EXIT_HELP)]
-    Dc(ca::DcCmd),
+    Dc(dc::DcCmd),
     /// Import entries or change records from an LDIF file: checked first, then in journaled transactions.
     #[command(after_help = format!("Examples:\n  dirbroker import users.ldif\n  dirbroker import users.ldif --dry-run\n  \
         dirbroker import users.ldif --batch 2000 --output json\n  dirbroker import users.ldif --upsert\n  \
@@ -146,17 +150,17 @@ enum Command {
     Sso(sso::SsoCmd),
     /// Kerberized services: register (P_k), list, remove.
     #[command(subcommand, after_help = EXIT_HELP)]
-    Service(sso::ServiceCmd),
+    Service(service::ServiceCmd),
     /// SSO login: prove the password to the broker, store the TGT in the credential cache.
     #[command(after_help = format!("Examples:\n  dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw\n  \
         dirbroker login --anonymous --broker https://broker:8443 --ca ca.pem\n\n{EXIT_HELP}"))]
     Login(login::LoginArgs),
     /// List the credential cache, like klist.
     #[command(after_help = format!("Examples:\n  dirbroker tickets\n  dirbroker tickets --output json\n\n{EXIT_HELP}"))]
-    Tickets(login::TicketsArgs),
+    Tickets(ticket::TicketsArgs),
     /// Service tickets: get one with the TGT, use one at a Kerberized service.
     #[command(subcommand, after_help = EXIT_HELP)]
-    Ticket(login::TicketCmd),
+    Ticket(ticket::TicketCmd),
 }
 
 #[derive(Args, Debug)]
@@ -355,13 +359,13 @@ pub fn main() -> ExitCode {
             Command::Ldif(cmd) => ldif::run(&ctx, cmd).await,
             Command::Export(args) => ldif::export(&ctx, args).await,
             Command::Psk(cmd) => psk::run_psk(&ctx, cmd).await,
-            Command::Dc(cmd) => ca::run_dc(&ctx, cmd).await,
-            Command::Secrets(cmd) => otp::secrets(&ctx, cmd).await,
+            Command::Dc(cmd) => dc::run_dc(&ctx, cmd).await,
+            Command::Secrets(cmd) => secrets::run(&ctx, cmd).await,
             Command::Sso(cmd) => sso::run_sso(&ctx, cmd).await,
-            Command::Service(cmd) => sso::run_service(&ctx, cmd).await,
+            Command::Service(cmd) => service::run(&ctx, cmd).await,
             Command::Login(args) => login::login(&ctx, args).await,
-            Command::Tickets(args) => login::tickets(&ctx, args).await,
-            Command::Ticket(cmd) => login::ticket(&ctx, cmd).await,
+            Command::Tickets(args) => ticket::tickets(&ctx, args).await,
+            Command::Ticket(cmd) => ticket::ticket(&ctx, cmd).await,
             Command::Agent(cmd) => agent::run(&ctx, cmd).await,
             Command::Register(args) => register::run(&ctx, args).await,
         }

@@ -9,13 +9,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::{Directory, Dn, Filter, Scope};
+use dirbroker::directory::{Directory, Dn};
 use dirbroker::model::{DirEntry, OtpToken, TokenType};
 use dirbroker::otp::codes::{self, Algorithm};
 use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
 use dirbroker::otp::skey::SkeyAlgorithm;
 use dirbroker::otp::verify::{self, Outcome};
-use dirbroker::seal::{Keyring, context};
+use dirbroker::seal::context;
 
 use super::{CliResult, Ctx, Failure, Output, load_named};
 use crate::exit::Exit;
@@ -154,22 +154,6 @@ pub struct VerifyArgs {
     /// Check this token only (default: each enabled token of USER).
     #[arg(long)]
     token: Option<String>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum SecretsCmd {
-    /// Create the keyring file with a first master key (mode 0600).
-    #[command(
-        after_help = "Examples:\n  dirbroker secrets init\n  DIRBROKER_KEYRING_FILE=/etc/dirbroker/master.keys dirbroker secrets init\n\n\
-        Back the file up: without it, sealed secrets cannot be opened."
-    )]
-    Init,
-    /// Add a new master key and re-seal every sealed secret under it.
-    #[command(after_help = "Example:\n  dirbroker secrets rotate\n\n\
-        Copy the new keyring file to every broker right away: values re-sealed under the\n\
-        new key do not open with the old file. Values under old keys keep opening, so\n\
-        remove old key lines only once nothing is sealed under them.")]
-    Rotate,
 }
 
 fn now() -> OffsetDateTime {
@@ -500,63 +484,6 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
     dir.create(&t).await?;
     ctx.report(json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
     Ok(())
-}
-
-pub async fn secrets(ctx: &Ctx, cmd: SecretsCmd) -> CliResult {
-    let path = ctx.config()?.keyring_path();
-    match cmd {
-        SecretsCmd::Init => {
-            let ring = Keyring::create(&path).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            ctx.report(
-                json!({ "keyring": path, "key_id": ring.current_id() }),
-                &format!("created {} with key {}; back it up", path.display(), ring.current_id()),
-            );
-            Ok(())
-        }
-        SecretsCmd::Rotate => {
-            let ring = Keyring::rotate(&path).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            let dir = ctx.directory().await?;
-            let resealed = reseal_all(&dir, &ring).await?;
-            ctx.report(
-                json!({ "key_id": ring.current_id(), "resealed": resealed }),
-                &format!("new key {}; re-sealed {resealed} secret(s)", ring.current_id()),
-            );
-            Ok(())
-        }
-    }
-}
-
-/// Re-seal every sealed attribute under the current key, each with a
-/// delete-old/add-new modify so a concurrent change is not overwritten.
-async fn reseal_all(dir: &Directory, ring: &Keyring) -> Result<usize, Failure> {
-    type Kind<'a> = (&'a Dn, &'static str, &'static str, fn(&str) -> String);
-    let kinds: [Kind<'_>; 3] = [
-        (&dir.layout().otp, "dirbrokerOtpSecret", "dirbrokerTokenId", context::otp_token),
-        (&dir.layout().servers, "dirbrokerServerTotpSecret", "dirbrokerServerId", context::server_totp),
-        (&dir.layout().psk, "dirbrokerPskSecret", "dirbrokerPskId", context::psk),
-    ];
-    let mut count = 0;
-    for (base, attr, id_attr, ctx_of) in kinds {
-        let entries = dir.search(base, Scope::OneLevel, &Filter::Present(attr), &[attr, id_attr]).await?;
-        for e in entries {
-            let (Some(old), Ok(Some(id))) = (e.bytes(attr)?, e.str(id_attr)) else { continue };
-            let sealed = dirbroker::model::Sealed(old.to_vec());
-            if !ring.is_stale(&sealed) {
-                continue;
-            }
-            let context = ctx_of(id);
-            let plain =
-                ring.open(&context, &sealed).map_err(|err| Failure::new(Exit::Failed, format!("{}: {err}", e.dn)))?;
-            let fresh = ring.seal(&context, &plain).map_err(|err| Failure::new(Exit::Failed, err.to_string()))?;
-            let changes = vec![
-                dirbroker::directory::Change::Delete(attr.as_bytes().to_vec(), [old.to_vec()].into_iter().collect()),
-                dirbroker::directory::Change::Add(attr.as_bytes().to_vec(), [fresh.0].into_iter().collect()),
-            ];
-            dir.modify(&e.dn, changes).await?;
-            count += 1;
-        }
-    }
-    Ok(count)
 }
 
 /// How an imported secret is written (`--format`).

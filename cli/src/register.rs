@@ -15,26 +15,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::Change;
-use dirbroker::invitation::{self, Invitation};
-use dirbroker::model::DirEntry;
-use dirbroker::secret::{read_secret_file, write_private_file};
+use dirbroker::secret::read_secret_file;
 use dirbroker_proto::api::sso::{ParamsReply, RegisterReply, RegisterRequest, ShareRequest, published_json};
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::{Published, client_start_registration};
 
-use super::{CliResult, Ctx, Failure, existing_user};
+use super::{CliResult, Ctx, Failure};
 use crate::exit::Exit;
-
-pub const INVITE_HELP: &str = "Examples:\n  dirbroker user invite alice --out alice.invite\n  \
-    dirbroker user invite bob --level 3 --hours 24\n\n\
-    The code is printed once (or written to --out, mode 0600) and stored in LDAP only as a\n\
-    hash with its level and expiry; a new invitation replaces the old one. The user runs\n\
-    `dirbroker register USER --invite-file FILE …`; the code works once.";
 
 pub const REGISTER_HELP: &str = "Examples:\n  dirbroker register alice --broker https://broker.example.org:8443 --ca ca.pem \\\n      \
     --invite-file alice.invite --password-file alice.pw\n  \
@@ -45,20 +35,6 @@ pub const REGISTER_HELP: &str = "Examples:\n  dirbroker register alice --broker 
     of key hold times in ms, one per password character (keystroke hardening, seed 004).\n\
     Exit codes: 0 registered, 1 refused or a peer misbehaved (the reason on stderr), 2 bad\n\
     input, 3 broker or agent unavailable.";
-
-#[derive(Args, Debug)]
-pub struct InviteArgs {
-    uid: String,
-    /// SSO level the registration grants (1–4; default: the user's current level).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-    level: Option<u8>,
-    /// Hours the invitation stays valid.
-    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=8760))]
-    hours: u32,
-    /// Write the code to FILE (mode 0600) instead of printing it.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-}
 
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
@@ -82,47 +58,6 @@ pub struct RegisterArgs {
     /// Accept KDF parameters below the Argon2id minimum (tests only: makes P_c cheap to attack).
     #[arg(long, hide = true)]
     allow_weak_kdf: bool,
-}
-
-pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
-    let dir = ctx.directory().await?;
-    let user = existing_user(&dir, &a.uid).await?;
-    let level = match a.level {
-        Some(l) => l,
-        None => u8::try_from(user.level.number()).unwrap_or(2),
-    };
-    let expires = OffsetDateTime::now_utc().unix_timestamp().saturating_add(i64::from(a.hours) * 3600);
-    let (inv, code) = Invitation::new(&a.uid, level, expires).map_err(Failure::usage)?;
-    if let Some(out) = &a.out
-        && out.exists()
-    {
-        return Err(Failure::usage(format!("{} exists already", out.display())));
-    }
-    let dn = user.dn(dir.layout())?;
-    dir.modify(
-        &dn,
-        vec![Change::Replace(invitation::ATTR.as_bytes().to_vec(), [inv.to_value()].into_iter().collect())],
-    )
-    .await?;
-    let until = OffsetDateTime::from_unix_timestamp(expires)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
-    match &a.out {
-        Some(out) => {
-            write_private_file(out, format!("{}\n", code.as_str()).as_bytes())
-                .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", out.display())))?;
-            ctx.report(
-                json!({ "uid": a.uid, "level": level, "expires": until, "file": out }),
-                &format!("invitation for {} (level {level}, until {until}) written to {}", a.uid, out.display()),
-            );
-        }
-        None => ctx.report(
-            json!({ "uid": a.uid, "level": level, "expires": until, "code": code.as_str() }),
-            &format!("invitation for {} (level {level}, until {until}); shown once:\n{}", a.uid, code.as_str()),
-        ),
-    }
-    Ok(())
 }
 
 fn sso_failure(e: SsoError) -> Failure {

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use time::OffsetDateTime;
 
-use dirbroker::directory::Directory;
+use dirbroker::directory::{Change, Directory};
+use dirbroker::invitation::{self, Invitation};
 use dirbroker::model::{DirEntry, Posix, User, UserLevel};
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 
@@ -52,8 +54,8 @@ pub enum UserCmd {
         dirbroker user check-password alice --password-file alice.pw")]
     CheckPassword(CheckArgs),
     /// Create a one-time SSO registration invitation (`dirbroker register --invite-file`).
-    #[command(after_help = super::register::INVITE_HELP)]
-    Invite(super::register::InviteArgs),
+    #[command(after_help = INVITE_HELP)]
+    Invite(InviteArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,7 +175,7 @@ fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
 pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
     match cmd {
         UserCmd::Add(args) => add(ctx, args).await,
-        UserCmd::Invite(args) => super::register::invite(ctx, args).await,
+        UserCmd::Invite(args) => invite(ctx, args).await,
         UserCmd::Show(a) => {
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;
@@ -417,4 +419,65 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
             Ok(())
         }
     }
+}
+
+pub const INVITE_HELP: &str = "Examples:\n  dirbroker user invite alice --out alice.invite\n  \
+    dirbroker user invite bob --level 3 --hours 24\n\n\
+    The code is printed once (or written to --out, mode 0600) and stored in LDAP only as a\n\
+    hash with its level and expiry; a new invitation replaces the old one. The user runs\n\
+    `dirbroker register USER --invite-file FILE …`; the code works once.";
+
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    uid: String,
+    /// SSO level the registration grants (1–4; default: the user's current level).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    level: Option<u8>,
+    /// Hours the invitation stays valid.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    hours: u32,
+    /// Write the code to FILE (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
+    let dir = ctx.directory().await?;
+    let user = existing_user(&dir, &a.uid).await?;
+    let level = match a.level {
+        Some(l) => l,
+        None => u8::try_from(user.level.number()).unwrap_or(2),
+    };
+    let expires = OffsetDateTime::now_utc().unix_timestamp().saturating_add(i64::from(a.hours) * 3600);
+    let (inv, code) = Invitation::new(&a.uid, level, expires).map_err(Failure::usage)?;
+    if let Some(out) = &a.out
+        && out.exists()
+    {
+        return Err(Failure::usage(format!("{} exists already", out.display())));
+    }
+    let dn = user.dn(dir.layout())?;
+    dir.modify(
+        &dn,
+        vec![Change::Replace(invitation::ATTR.as_bytes().to_vec(), [inv.to_value()].into_iter().collect())],
+    )
+    .await?;
+    let until = OffsetDateTime::from_unix_timestamp(expires)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    match &a.out {
+        Some(out) => {
+            write_private_file(out, format!("{}\n", code.as_str()).as_bytes())
+                .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", out.display())))?;
+            ctx.report(
+                json!({ "uid": a.uid, "level": level, "expires": until, "file": out }),
+                &format!("invitation for {} (level {level}, until {until}) written to {}", a.uid, out.display()),
+            );
+        }
+        None => ctx.report(
+            json!({ "uid": a.uid, "level": level, "expires": until, "code": code.as_str() }),
+            &format!("invitation for {} (level {level}, until {until}); shown once:\n{}", a.uid, code.as_str()),
+        ),
+    }
+    Ok(())
 }

@@ -7,11 +7,16 @@
 //! - [`psk`]: pre-shared keys (K1 admin ↔ data center, SPEKE passwords
 //!   between data centers): create, rotate;
 //! - [`ps`]: physical servers and their TOTP secrets: add, rotate;
+//! - [`ca`], [`dc`]: publishing the CA, the CRL, data centers' certificates;
+//! - [`secrets`]: re-sealing every secret after a master-key rotation;
 //! - [`bundle`]: the 0600 files a secret is handed out in, once.
 
 pub mod bundle;
+pub mod ca;
+pub mod dc;
 pub mod ps;
 pub mod psk;
+pub mod secrets;
 
 use dirbroker_proto::fault::Fault;
 
