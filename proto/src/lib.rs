@@ -11,6 +11,8 @@ pub mod api;
 pub mod fault;
 pub mod group;
 pub mod keystroke;
+pub mod migration;
+pub mod otp;
 pub mod speke;
 pub mod sso;
 pub mod stream;

@@ -1,12 +1,12 @@
 //! The operation module (seed 001 §4.2), after the request module:
 //!
 //! 1. the two data centers agree a session key with SPEKE
-//!    ([`crate::migration::speke_session`]), repaired as ISO/IEC 11770-4:2017;
+//!    ([`super::speke_session`]), repaired as ISO/IEC 11770-4:2017;
 //! 2. each data center authenticates its physical server with TOTP and
 //!    hands it SK (this file): `DC_PS_Auth_Request`, `DC_PS_Auth_Response`,
 //!    `E_TOTP(SK)`;
 //! 3. the source server streams the image to the destination server
-//!    (`VM_Data_Tran`, `dirbroker_proto::stream`).
+//!    (`VM_Data_Tran`, `crate::stream`).
 //!
 //! `E_TOTP` keys come from the full HMAC of the TOTP step (RFC 6238 before
 //! truncation, never the six digits), HKDF'd with both identities, the step,
@@ -22,13 +22,13 @@
 //!   └ DcChannel ── E_TOTP(SK) ─► ── PS_Ready ◄─ ── Transfer_Report ◄─
 //! ```
 
-use dirbroker::otp::codes::Algorithm;
+use crate::otp::Algorithm;
 use zeroize::Zeroizing;
 
 use super::MigrationError;
 use super::crypto::{self, Channel};
 use super::messages::*;
-use crate::wire::Message;
+use super::wire::Message;
 
 /// Steps accepted on either side of the server's clock (RFC 6238 §5.2).
 pub const STEP_WINDOW: u64 = 1;

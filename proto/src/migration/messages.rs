@@ -5,7 +5,7 @@
 //! Operation module (§4.2): [`SpekeValue`] and [`SpekeConfirm`] (SPEKE with
 //! key confirmation), [`DcPsAuthRequest`], [`DcPsAuthResponse`],
 //! [`SkDelivery`] (`E_TOTP(SK)`), then `VM_Data_Tran`, which is not a frame
-//! but the chunked stream of `dirbroker_proto::stream`.
+//! but the chunked stream of `crate::stream`.
 //! Messages the paper leaves implicit (who tells the physical servers where
 //! to send, how the outcome travels back) are named too: [`PsReady`],
 //! [`DestReady`], [`TransferReport`], [`MigrationCommitted`], [`MigrationDone`].
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::crypto::PbCiphertext;
-use crate::wire::{Message, WireError};
+use super::wire::{Message, WireError};
 
 macro_rules! messages {
     ($($ty:ident = $kind:literal, $name:literal;)*) => {

@@ -11,7 +11,7 @@
 //! | `E_Pb(x)`    | ECIES on P-256: ephemeral ECDH to the certified key, HKDF, AES-256-GCM |
 //! | `Sig_Pr(x)`  | ECDSA P-256 / SHA-256 with the certified key                          |
 //! | `E_TOTP(x)`  | AES-256-GCM under HKDF(full TOTP HMAC of the step, identities, nonces) |
-//! | `E_SK(x)`    | per-direction [`Channel`]s and the streaming AEAD of `dirbroker_proto::stream` |
+//! | `E_SK(x)`    | per-direction [`Channel`]s and the streaming AEAD of `crate::stream` |
 //!
 //! All AEAD work uses aws-lc-rs; randomness comes from its system RNG.
 
@@ -47,8 +47,8 @@ pub enum CryptoError {
 
 impl CryptoError {
     /// Who is at fault: a peer whose message or certificate is wrong, or our own credentials.
-    pub fn fault(&self) -> dirbroker_proto::fault::Fault {
-        use dirbroker_proto::fault::Fault;
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
         match self {
             CryptoError::Tampered { .. } | CryptoError::BadSignature { .. } | CryptoError::Certificate(_) => {
                 Fault::PeerMisbehaved
@@ -413,8 +413,8 @@ fn describe_webpki(e: &webpki::Error) -> String {
 /// The full HMAC of the TOTP step (RFC 6238 before truncation): the key
 /// material the DC and its physical server share for that step. The six
 /// digits (~20 bits) are never used as a key.
-pub fn totp_material(secret: &[u8], step: u64, algorithm: dirbroker::otp::codes::Algorithm) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(dirbroker::otp::codes::hmac_counter(secret, step, algorithm))
+pub fn totp_material(secret: &[u8], step: u64, algorithm: crate::otp::Algorithm) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(crate::otp::hmac_counter(secret, step, algorithm))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use super::MigrationError;
 use super::crypto::{self, CertInfo, Channel, DcIdentity, Trust};
 use super::messages::*;
-use crate::wire::Message;
+use super::wire::Message;
 
 /// Clock skew tolerated on timestamps, as Kerberos does (RFC 4120 §3.2.3).
 pub const MAX_SKEW_SECS: i64 = 300;
