@@ -69,3 +69,85 @@ impl Journal {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "dirbroker-import v2 1234 00ff";
+
+    fn sorted(set: &HashSet<usize>) -> Vec<usize> {
+        let mut v: Vec<usize> = set.iter().copied().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn journal_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.ldif.journal");
+        let mut journal = Journal::open(&path, HEADER, false).unwrap();
+        assert!(journal.done.is_empty() && journal.begun.is_empty());
+        journal.begin(0).unwrap();
+        journal.commit(0, 900).unwrap();
+        journal.begin(1).unwrap();
+        assert_eq!(sorted(&journal.done), [0]);
+        drop(journal);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\nbegin 0\nbatch 0 900\nbegin 1\n"));
+
+        // What the Undecidable error tells a person to append by hand, and a
+        // line a rerun does not know, which it skips.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "batch 7 0\nsomething else").unwrap();
+        drop(f);
+
+        let mut resumed = Journal::open(&path, HEADER, false).unwrap();
+        assert_eq!(sorted(&resumed.done), [0, 7]);
+        assert_eq!(sorted(&resumed.begun), [0, 1]);
+        resumed.commit(1, 3).unwrap();
+        drop(resumed);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(HEADER).count(), 1, "a resumed journal is appended to: {text}");
+        assert!(text.ends_with("something else\nbatch 1 3\n"), "{text}");
+        assert_eq!(sorted(&Journal::open(&path, HEADER, false).unwrap().done), [0, 1, 7]);
+    }
+
+    #[test]
+    fn journal_of_another_file_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        Journal::open(&path, HEADER, false).unwrap().commit(0, 1).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        for dry_run in [false, true] {
+            match Journal::open(&path, "dirbroker-import v2 1235 00ff", dry_run) {
+                Err(ImportError::ForeignJournal { path: p }) => assert_eq!(p, path.display().to_string()),
+                other => panic!("dry_run {dry_run}: {:?}", other.map(|j| sorted(&j.done))),
+            }
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn dry_run_reads_the_journal_but_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.journal");
+        let mut journal = Journal::open(&fresh, HEADER, true).unwrap();
+        journal.begin(0).unwrap();
+        journal.commit(0, 5).unwrap();
+        assert_eq!(sorted(&journal.done), [0], "counted in memory");
+        assert!(!fresh.exists(), "a dry run creates no journal");
+
+        let kept = dir.path().join("kept.journal");
+        let mut real = Journal::open(&kept, HEADER, false).unwrap();
+        real.begin(0).unwrap();
+        real.commit(0, 5).unwrap();
+        real.begin(1).unwrap();
+        drop(real);
+        let before = std::fs::read(&kept).unwrap();
+        let mut dry = Journal::open(&kept, HEADER, true).unwrap();
+        assert_eq!((sorted(&dry.done), sorted(&dry.begun)), (vec![0], vec![0, 1]));
+        dry.begin(2).unwrap();
+        dry.commit(2, 1).unwrap();
+        assert_eq!(std::fs::read(&kept).unwrap(), before);
+    }
+}

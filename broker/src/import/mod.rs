@@ -289,3 +289,146 @@ async fn in_directory(dir: Option<&Directory>, dn: &Dn) -> Result<Option<bool>, 
         Err(_) => Ok(Some(false)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use dirbroker_ldif::{Attr, ChangeRecord, Entry, ModSpec};
+
+    use super::*;
+
+    /// The one record of an LDIF text, as the parser hands it to the import.
+    fn parsed(ldif: &str) -> Record {
+        let mut records = dirbroker_ldif::parse_all(ldif.as_bytes(), ParseOptions::default()).unwrap();
+        assert_eq!(records.len(), 1, "{records:?}");
+        records.remove(0)
+    }
+
+    fn change(dn: &str, kind: ChangeKind) -> Record {
+        Record::Change(ChangeRecord { dn: dn.into(), controls: Vec::new(), kind })
+    }
+
+    fn modify(blocks: &[(ModOp, &str, &[&str])]) -> Record {
+        let specs = blocks
+            .iter()
+            .map(|(op, attr, values)| ModSpec {
+                op: *op,
+                attr: attr.to_string(),
+                values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            })
+            .collect();
+        change("cn=a,dc=example,dc=org", ChangeKind::Modify(specs))
+    }
+
+    fn set(values: &[&str]) -> HashSet<Vec<u8>> {
+        values.iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn op_of_content_and_add_records_are_adds_with_the_file_attributes() {
+        let content = "dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\ndescription: one\ndescription: two\n";
+        let with_changetype = "dn: cn=a,dc=example,dc=org\nchangetype: add\nobjectClass: device\ncn: a\ndescription: one\ndescription: two\n";
+        for ldif in [content, with_changetype] {
+            let WriteOp::Add(dn, attrs) = op_of(parsed(ldif)).unwrap() else { panic!("not an add: {ldif}") };
+            assert_eq!(dn, Dn::parse("cn=a,dc=example,dc=org").unwrap());
+            assert_eq!(
+                attrs,
+                vec![
+                    ("objectClass".to_string(), vec![b"device".to_vec()]),
+                    ("cn".to_string(), vec![b"a".to_vec()]),
+                    ("description".to_string(), vec![b"one".to_vec(), b"two".to_vec()]),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn op_of_maps_each_modify_block_in_order() {
+        let record = modify(&[
+            (ModOp::Add, "mail", &["a@example.org"]),
+            (ModOp::Delete, "description", &[]),
+            (ModOp::Replace, "sn", &["B", "C"]),
+            (ModOp::Increment, "uidNumber", &["-2"]),
+        ]);
+        let WriteOp::Modify(dn, changes) = op_of(record).unwrap() else { panic!("not a modify") };
+        assert_eq!(dn.as_str(), "cn=a,dc=example,dc=org");
+        assert_eq!(
+            changes,
+            vec![
+                Change::Add(b"mail".to_vec(), set(&["a@example.org"])),
+                Change::Delete(b"description".to_vec(), set(&[])),
+                Change::Replace(b"sn".to_vec(), set(&["B", "C"])),
+                Change::Increment(b"uidNumber".to_vec(), b"-2".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn op_of_delete_and_modrdn() {
+        let WriteOp::Delete(dn) = op_of(change("cn=a,dc=example,dc=org", ChangeKind::Delete)).unwrap() else {
+            panic!("not a delete")
+        };
+        assert_eq!(dn.as_str(), "cn=a,dc=example,dc=org");
+        let rename = ChangeKind::ModRdn {
+            new_rdn: "cn=b".into(),
+            delete_old_rdn: true,
+            new_superior: Some("ou=hosts,dc=example,dc=org".into()),
+        };
+        let WriteOp::ModDn { dn, new_rdn, delete_old_rdn, new_superior } =
+            op_of(change("cn=a,dc=example,dc=org", rename)).unwrap()
+        else {
+            panic!("not a rename")
+        };
+        assert_eq!((dn.as_str(), new_rdn.as_str(), delete_old_rdn), ("cn=a,dc=example,dc=org", "cn=b", true));
+        assert_eq!(new_superior, Some(Dn::parse("ou=hosts,dc=example,dc=org").unwrap()));
+    }
+
+    #[test]
+    fn op_of_refuses_records_the_directory_cannot_take() {
+        let entry = |dn: &str, attrs: &[(&str, &str)]| {
+            Record::Content(Entry {
+                dn: dn.into(),
+                attrs: attrs
+                    .iter()
+                    .map(|(n, v)| Attr { name: n.to_string(), values: vec![v.as_bytes().to_vec()] })
+                    .collect(),
+            })
+        };
+        let rename = |new_rdn: &str, new_superior: Option<&str>| {
+            change(
+                "cn=a,dc=example,dc=org",
+                ChangeKind::ModRdn {
+                    new_rdn: new_rdn.into(),
+                    delete_old_rdn: false,
+                    new_superior: new_superior.map(str::to_string),
+                },
+            )
+        };
+        let cases = [
+            (entry("cn=a,dc=example,dc=org", &[("cn", "a")]), "no objectClass"),
+            (entry("", &[("objectClass", "top")]), "the root DSE cannot be imported or changed"),
+            (change("", ChangeKind::Delete), "the root DSE cannot be imported or changed"),
+            (modify(&[]), "a modify record without any add:/delete:/replace:/increment: block"),
+            (modify(&[(ModOp::Add, "mail", &[])]), "add: mail without values"),
+            (
+                modify(&[(ModOp::Increment, "uidNumber", &["two"])]),
+                "increment: uidNumber needs exactly one integer value",
+            ),
+            (
+                modify(&[(ModOp::Increment, "uidNumber", &["1", "2"])]),
+                "increment: uidNumber needs exactly one integer value",
+            ),
+            (modify(&[(ModOp::Increment, "uidNumber", &[])]), "increment: uidNumber needs exactly one integer value"),
+            (rename("cn=b,ou=c", None), "newrdn \"cn=b,ou=c\" is not a single RDN"),
+            (rename("cn=b", Some("")), "newsuperior: the root DSE cannot be imported or changed"),
+        ];
+        for (record, reason) in cases {
+            let shown = format!("{record:?}");
+            assert_eq!(op_of(record).map(|op| format!("{op:?}")), Err(reason.to_string()), "{shown}");
+        }
+        // A DN that does not parse is refused with the parser's reason.
+        assert!(op_of(change("not a dn", ChangeKind::Delete)).is_err());
+        assert!(op_of(rename("not an rdn", None)).unwrap_err().starts_with("newrdn: "));
+    }
+}

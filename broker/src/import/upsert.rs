@@ -96,3 +96,85 @@ pub const SECRET_ATTRS: &[&str] = &[
     "dirbrokerpsksecret",
     "dirbrokersealedsshprivatekey",
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::directory::Entry;
+
+    /// An entry as the server returns it.
+    fn existing(attrs: &[(&str, &[&str])]) -> Entry {
+        let attrs: HashMap<String, Vec<String>> =
+            attrs.iter().map(|(n, vs)| (n.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect();
+        Entry::from_search(ldap3::SearchEntry {
+            dn: "uid=a,ou=people,dc=example,dc=org".into(),
+            attrs,
+            bin_attrs: HashMap::new(),
+        })
+        .unwrap()
+    }
+
+    fn wanted(attrs: &[(&str, &[&str])]) -> Attrs {
+        attrs.iter().map(|(n, vs)| (n.to_string(), vs.iter().map(|v| v.as_bytes().to_vec()).collect())).collect()
+    }
+
+    fn set(values: &[&str]) -> HashSet<Vec<u8>> {
+        values.iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn minimal_modify_changes_only_the_values_that_differ() {
+        let have = existing(&[
+            ("objectClass", &["top", "person", "inetOrgPerson"]),
+            ("uid", &["a"]),
+            ("cn", &["Ann"]),
+            ("sn", &["Old"]),
+            ("mail", &["a@example.org", "b@example.org"]),
+            ("description", &["gone from the file"]),
+            ("userPassword", &["{SSHA}secret"]),
+            ("dirbrokerSealedSshPrivateKey;x-test", &["sealed"]),
+        ]);
+        let want = wanted(&[
+            // Same values in another order, and the attribute spelled otherwise: no change.
+            ("objectclass", &["inetOrgPerson", "top", "person"]),
+            ("UID", &["a"]),
+            ("cn", &["Ann"]),
+            ("sn", &["New"]),
+            // A repeated value counts once.
+            ("mail", &["b@example.org", "c@example.org", "c@example.org"]),
+            // Only the first block of a description counts.
+            ("Mail", &["z@example.org"]),
+        ]);
+        assert_eq!(
+            minimal_modify(&have, &want),
+            vec![
+                Change::Delete(b"sn".to_vec(), set(&["Old"])),
+                Change::Add(b"sn".to_vec(), set(&["New"])),
+                Change::Delete(b"mail".to_vec(), set(&["a@example.org"])),
+                Change::Add(b"mail".to_vec(), set(&["c@example.org"])),
+                // Left out of the file: removed, except secrets (even with options).
+                Change::Delete(b"description".to_vec(), set(&[])),
+            ]
+        );
+    }
+
+    #[test]
+    fn minimal_modify_of_an_entry_already_as_the_file_has_it_is_empty() {
+        let have = existing(&[
+            ("objectClass", &["device"]),
+            ("cn", &["h1", "h1.example.org"]),
+            ("dirbrokerOtpSecret", &["sealed"]),
+        ]);
+        assert_eq!(
+            minimal_modify(&have, &wanted(&[("objectClass", &["device"]), ("CN", &["h1.example.org", "h1"])])),
+            []
+        );
+        // Values compare as bytes: a case change is a change.
+        assert_eq!(
+            minimal_modify(&have, &wanted(&[("objectClass", &["device"]), ("cn", &["H1", "h1.example.org"])])),
+            vec![Change::Delete(b"cn".to_vec(), set(&["h1"])), Change::Add(b"cn".to_vec(), set(&["H1"]))]
+        );
+    }
+}
