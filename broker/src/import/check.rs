@@ -1,0 +1,195 @@
+//! Pass 1: read the whole file and report every problem before anything is written.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use dirbroker_ldif::LdifReader;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Checked, ImportError, ImportOptions, Problem, SECRETS, dn_key, file_err, in_directory, op_of, options, renamed_dn,
+    seal_secrets,
+};
+use crate::directory::{Attrs, Change, Directory, Dn, WriteOp};
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or(&[]);
+        self.hash.update(got);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Attribute descriptions and values a modify adds or puts in place, for
+/// the schema and syntax checks.
+fn change_values(changes: &[Change]) -> Attrs {
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Add(a, v) | Change::Replace(a, v) => {
+                (String::from_utf8_lossy(a).into_owned(), v.iter().cloned().collect())
+            }
+            Change::Delete(a, _) | Change::Increment(a, _) => (String::from_utf8_lossy(a).into_owned(), Vec::new()),
+        })
+        .collect()
+}
+
+/// The file's view of the tree while it is checked: DNs the file has
+/// added, deleted or renamed so far (by [`dn_key`]), then what the
+/// directory holds. 17 bytes per DN the file touches.
+struct Tree<'a> {
+    dir: Option<&'a Directory>,
+    /// `true`: present after the records so far; `false`: deleted or renamed away.
+    file: HashMap<[u8; 16], bool>,
+    /// Directory answers already asked.
+    known: HashMap<[u8; 16], bool>,
+}
+
+impl Tree<'_> {
+    /// Whether `dn` exists at this point of the file; `None` offline for a
+    /// DN the file has not touched.
+    async fn exists(&mut self, dn: &Dn) -> Result<Option<bool>, ImportError> {
+        let k = dn_key(dn);
+        if let Some(&state) = self.file.get(&k) {
+            return Ok(Some(state));
+        }
+        if let Some(&state) = self.known.get(&k) {
+            return Ok(Some(state));
+        }
+        let found = in_directory(self.dir, dn).await?;
+        if let Some(f) = found {
+            self.known.insert(k, f);
+        }
+        Ok(found)
+    }
+
+    /// Why `dn` cannot be changed here, if it cannot.
+    async fn must_exist(&mut self, dn: &Dn) -> Result<Option<String>, ImportError> {
+        Ok(match (self.file.get(&dn_key(dn)).copied(), self.exists(dn).await?) {
+            (Some(false), _) => Some(format!("{dn} was deleted or renamed earlier in the file")),
+            (_, Some(false)) => Some(format!("{dn} does not exist in the directory nor earlier in the file")),
+            _ => None,
+        })
+    }
+}
+
+/// Pass 1: read the whole file; report every problem at once. Memory holds
+/// 17 bytes per DN the file touches (for duplicate, existence and parent
+/// checks), not the entries.
+pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -> Result<Checked, ImportError> {
+    let file = File::open(path).map_err(|e| file_err(path, e))?;
+    let mut hashing = Hashing { inner: file, hash: Sha256::new(), size: 0 };
+    let mut out = Checked::default();
+    let schema = match dir {
+        Some(d) => crate::subschema::Subschema::from_directory(d).await?,
+        None => crate::subschema::Subschema::offline(),
+    };
+    let mut tree = Tree { dir, file: HashMap::new(), known: HashMap::new() };
+    {
+        let mut reader = LdifReader::with_options(BufReader::new(&mut hashing), options(opts));
+        while let Some(item) = reader.next() {
+            let line = reader.record_line();
+            let record = match item {
+                Ok(r) => r,
+                Err(e) => {
+                    out.note(Problem { line: e.line, dn: String::new(), reason: e.to_string() });
+                    continue;
+                }
+            };
+            out.records += 1;
+            let dn_text = record.dn().to_string();
+            let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
+            let mut op = match op_of(record) {
+                Ok(op) => op,
+                Err(r) => {
+                    out.note(bad(r));
+                    continue;
+                }
+            };
+            match &mut op {
+                WriteOp::Add(dn, attrs) => {
+                    if let Err(reason) = seal_secrets(attrs, opts.keyring.as_deref(), false) {
+                        out.note(bad(reason));
+                    }
+                    if !schema.is_empty() {
+                        for reason in schema.check_entry(attrs) {
+                            out.note(bad(reason));
+                        }
+                    }
+                    let k = dn_key(dn);
+                    if tree.file.get(&k) == Some(&true) {
+                        out.note(bad("this DN appears earlier in the file".into()));
+                        continue;
+                    }
+                    if let Some(parent) = dn.parent() {
+                        match tree.exists(&parent).await? {
+                            Some(true) | None => {}
+                            Some(false) => out.note(bad(format!(
+                                "parent {parent} is neither in the directory nor earlier in the file"
+                            ))),
+                        }
+                    }
+                    tree.file.insert(k, true);
+                }
+                WriteOp::Delete(dn) => {
+                    if let Some(reason) = tree.must_exist(dn).await? {
+                        out.note(bad(format!("cannot delete: {reason}")));
+                    }
+                    tree.file.insert(dn_key(dn), false);
+                }
+                WriteOp::Modify(dn, changes) => {
+                    if let Some(reason) = tree.must_exist(dn).await? {
+                        out.note(bad(format!("cannot modify: {reason}")));
+                    }
+                    let values = change_values(changes);
+                    if let Some((secret, _)) =
+                        values.iter().find(|(n, _)| SECRETS.iter().any(|(s, _, _)| n.eq_ignore_ascii_case(s)))
+                    {
+                        out.note(bad(format!(
+                            "{secret} can only be provisioned in an add record (it is sealed to the entry's id)"
+                        )));
+                    }
+                    for reason in schema.check_changes(&values) {
+                        out.note(bad(reason));
+                    }
+                }
+                WriteOp::ModDn { dn, new_rdn, new_superior, .. } => {
+                    if let Some(reason) = tree.must_exist(dn).await? {
+                        out.note(bad(format!("cannot rename: {reason}")));
+                    }
+                    if let Some(sup) = new_superior.as_ref()
+                        && let Some(reason) = tree.must_exist(sup).await?
+                    {
+                        out.note(bad(format!("newsuperior: {reason}")));
+                    }
+                    match renamed_dn(dn, new_rdn, new_superior.as_ref()) {
+                        Some(target) => {
+                            if tree.exists(&target).await? == Some(true) {
+                                out.note(bad(format!("cannot rename to {target}: it exists already")));
+                            }
+                            tree.file.insert(dn_key(dn), false);
+                            tree.file.insert(dn_key(&target), true);
+                        }
+                        None => out.note(bad(format!("the new DN from newrdn {new_rdn:?} is not a DN"))),
+                    }
+                }
+            }
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = hashing.read_to_end(&mut rest);
+    out.digest = hashing.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    out.size = hashing.size;
+    Ok(out)
+}

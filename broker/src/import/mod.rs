@@ -1,0 +1,434 @@
+//! LDIF import: check the whole file first, then apply its records in the
+//! file's order — adds in LDAP transactions of `batch` entries, each delete,
+//! modify or modrdn as a step of its own — journaling each batch, so an
+//! interrupted import (Ctrl-C, a crash, a killed slapd) is finished by
+//! running the same command again — nothing lost, nothing applied twice.
+//!
+//! ```text
+//!  pass 1: parse every record, DN syntax, schema (the server's subschema),
+//!          our own syntaxes, duplicate DNs, parents, entries that a change
+//!          needs (in the directory or added earlier, not deleted earlier),
+//!          sha256 ─► report (nothing written on errors)
+//!  pass 2: batch k (adds, or one change) ─► journal "begin k" ─► [--upsert:
+//!          read; adds of existing entries become minimal modifies] ─► txn of
+//!          the adds ─► other operations one by one ─► journal "batch k"
+//!          (each journal line fsynced)
+//!  resume: skip journaled batches; a batch begun but not journaled is probed:
+//!          the entries it creates or removes show whether it was done.
+//! ```
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use dirbroker_ldif::{ChangeKind, ModOp, ParseOptions, Record};
+use sha2::{Digest, Sha256};
+
+use crate::directory::{Attrs, Change, DirError, Directory, Dn, WriteOp};
+
+mod apply;
+mod check;
+mod journal;
+mod upsert;
+
+pub use apply::import;
+pub use check::check;
+pub use upsert::{SECRET_ATTRS, minimal_modify};
+
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Entries per transaction. 900 keeps a whole batch in flight at once
+    /// under slapd's default olcConnMaxPendingAuth (1000).
+    pub batch: usize,
+    /// Write nothing; only check.
+    pub dry_run: bool,
+    /// Add what can be added, report the rest.
+    pub continue_on_error: bool,
+    /// An add of an entry that exists becomes a minimal modify to the file's version.
+    pub upsert: bool,
+    /// Journal file (default: FILE.journal).
+    pub journal: Option<PathBuf>,
+    /// Directory `:< file://` values may come from (off when unset).
+    pub url_base: Option<PathBuf>,
+    /// Seals secrets a provisioning file gives in clear (OTP seeds, server
+    /// TOTP secrets, pre-shared keys) before they reach LDAP.
+    pub keyring: Option<std::sync::Arc<crate::seal::Keyring>>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            batch: 900,
+            dry_run: false,
+            continue_on_error: false,
+            upsert: false,
+            journal: None,
+            url_base: None,
+            keyring: None,
+        }
+    }
+}
+
+/// A problem with one record, located in the file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub line: usize,
+    pub dn: String,
+    pub reason: String,
+}
+
+/// A hostile file could have a problem in every record: only this many are
+/// kept in full, the rest are counted (memory stays bounded).
+pub const MAX_LISTED_PROBLEMS: usize = 10_000;
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Checked {
+    pub records: usize,
+    /// The first [`MAX_LISTED_PROBLEMS`] problems, for people to read.
+    pub problems: Vec<Problem>,
+    /// Problems beyond those listed.
+    pub more_problems: usize,
+    /// Lines of every record with a problem (import skips them).
+    #[serde(skip)]
+    pub bad_lines: HashSet<usize>,
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(skip)]
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub added: usize,
+    /// Modify records applied, and (`--upsert`) existing entries changed.
+    pub modified: usize,
+    pub deleted: usize,
+    pub renamed: usize,
+    /// `--upsert`: existing entries already as the file has them.
+    pub unchanged: usize,
+    /// In batches a previous run committed.
+    pub already_imported: usize,
+    pub failed: Vec<Problem>,
+    pub batches: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("the file has problems (the first {} listed); nothing was written", .0.len())]
+    Invalid(Vec<Problem>),
+    #[error("journal {path} belongs to another version of this file; finish with that file or delete the journal")]
+    ForeignJournal { path: String },
+    #[error("batch {batch} failed at line {line} ({dn}): {source}")]
+    Batch { batch: usize, line: usize, dn: String, source: DirError },
+    #[error(
+        "cannot tell whether batch {batch} (records at lines {first}-{last}), interrupted while it was written, was \
+         committed: it only modifies entries and has an increment, which must not be applied twice. Look at those \
+         entries; if the changes are there, append the line 'batch {batch} 0' to the journal; then run again"
+    )]
+    Undecidable { batch: usize, first: usize, last: usize },
+    #[error(transparent)]
+    Directory(#[from] DirError),
+}
+
+fn file_err(path: &Path, e: impl ToString) -> ImportError {
+    ImportError::File { path: path.display().to_string(), reason: e.to_string() }
+}
+
+fn options(o: &ImportOptions) -> ParseOptions {
+    let mut p = ParseOptions::default();
+    if let Some(b) = &o.url_base {
+        p = p.with_url_base(b.clone());
+    }
+    p
+}
+
+/// What a record asks of the directory, or why it cannot be imported.
+/// Content records and `changetype: add` are adds.
+fn op_of(record: Record) -> Result<WriteOp, String> {
+    let parse_dn = |dn: &str| -> Result<Dn, String> {
+        match Dn::parse(dn) {
+            Ok(d) if d.is_root() => Err("the root DSE cannot be imported or changed".into()),
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let (dn, kind) = match record {
+        Record::Content(e) => (e.dn, ChangeKind::Add(e.attrs)),
+        Record::Change(c) => (c.dn, c.kind),
+    };
+    let dn = parse_dn(&dn)?;
+    Ok(match kind {
+        ChangeKind::Add(attrs) => {
+            let attrs: Attrs = attrs.into_iter().map(|a| (a.name, a.values)).collect();
+            if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case("objectClass")) {
+                return Err("no objectClass".into());
+            }
+            WriteOp::Add(dn, attrs)
+        }
+        ChangeKind::Delete => WriteOp::Delete(dn),
+        ChangeKind::Modify(mods) => {
+            if mods.is_empty() {
+                return Err("a modify record without any add:/delete:/replace:/increment: block".into());
+            }
+            let mut changes = Vec::with_capacity(mods.len());
+            for m in mods {
+                let name = m.attr.into_bytes();
+                let attr = String::from_utf8_lossy(&name).into_owned();
+                changes.push(match m.op {
+                    ModOp::Add if m.values.is_empty() => return Err(format!("add: {attr} without values")),
+                    ModOp::Add => Change::Add(name, m.values.into_iter().collect()),
+                    ModOp::Delete => Change::Delete(name, m.values.into_iter().collect()),
+                    ModOp::Replace => Change::Replace(name, m.values.into_iter().collect()),
+                    ModOp::Increment => match <[Vec<u8>; 1]>::try_from(m.values) {
+                        Ok([v]) if std::str::from_utf8(&v).is_ok_and(|t| t.parse::<i64>().is_ok()) => {
+                            Change::Increment(name, v)
+                        }
+                        _ => return Err(format!("increment: {attr} needs exactly one integer value")),
+                    },
+                });
+            }
+            WriteOp::Modify(dn, changes)
+        }
+        ChangeKind::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
+            let rdn = Dn::parse(&new_rdn).map_err(|e| format!("newrdn: {e}"))?;
+            if rdn.depth() != 1 {
+                return Err(format!("newrdn {new_rdn:?} is not a single RDN"));
+            }
+            let new_superior =
+                new_superior.map(|s| parse_dn(&s).map_err(|e| format!("newsuperior: {e}"))).transpose()?;
+            WriteOp::ModDn { dn, new_rdn, delete_old_rdn, new_superior }
+        }
+    })
+}
+
+/// The DN an entry has after a modrdn.
+fn renamed_dn(dn: &Dn, new_rdn: &str, new_superior: Option<&Dn>) -> Option<Dn> {
+    let parent = match new_superior {
+        Some(s) => Some(s.clone()),
+        None => dn.parent(),
+    };
+    let text = match parent {
+        Some(p) => format!("{new_rdn},{p}"),
+        None => new_rdn.to_string(),
+    };
+    Dn::parse(&text).ok()
+}
+
+/// A secret attribute, the attribute naming its owner, and the seal context.
+type SecretKind = (&'static str, &'static str, fn(&str) -> String);
+
+const SECRETS: [SecretKind; 3] = [
+    ("dirbrokerotpsecret", "dirbrokerTokenId", crate::seal::context::otp_token),
+    ("dirbrokerservertotpsecret", "dirbrokerServerId", crate::seal::context::server_totp),
+    ("dirbrokerpsksecret", "dirbrokerPskId", crate::seal::context::psk),
+];
+
+/// Seal secrets given in clear (the hook for provisioning files); values
+/// already sealed must open with the keyring. `seal == false` only checks.
+fn seal_secrets(attrs: &mut Attrs, keyring: Option<&crate::seal::Keyring>, seal: bool) -> Result<(), String> {
+    for (secret_attr, id_attr, context_of) in SECRETS {
+        let Some(idx) = attrs.iter().position(|(n, _)| n.eq_ignore_ascii_case(secret_attr)) else { continue };
+        let id = attrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(id_attr))
+            .and_then(|(_, v)| v.first())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .ok_or_else(|| format!("{id_attr} is needed to seal {secret_attr}"))?
+            .to_string();
+        let context = context_of(&id);
+        let Some(keyring) = keyring else {
+            return Err(format!("{id_attr} {id}: a secret needs the broker keyring ([secrets] keyring_file)"));
+        };
+        let Some((_, values)) = attrs.get_mut(idx) else { continue };
+        for v in values.iter_mut() {
+            let sealed = crate::model::Sealed(v.clone());
+            if v.starts_with(b"DBS1") {
+                keyring.open(&context, &sealed).map_err(|e| format!("{id_attr} {id}: {e}"))?;
+            } else if seal {
+                *v = keyring.seal(&context, v).map_err(|e| e.to_string())?.0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 16 bytes standing for a DN in the duplicate, existence and parent
+/// checks: a hash of [`Dn::normalized`], so `cn=A\,B` and `cn=A\2CB`, or
+/// `CN=x` and `cn=X`, are one entry, as the server sees them.
+fn dn_key(dn: &Dn) -> [u8; 16] {
+    let d = Sha256::digest(dn.normalized().as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
+    k
+}
+
+impl Checked {
+    fn note(&mut self, p: Problem) {
+        self.bad_lines.insert(p.line);
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(p);
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    /// How many problems there are in all.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len() + self.more_problems
+    }
+}
+
+/// Whether `dn` exists in the directory; `None` offline.
+async fn in_directory(dir: Option<&Directory>, dn: &Dn) -> Result<Option<bool>, ImportError> {
+    let Some(d) = dir else { return Ok(None) };
+    match d.read(dn, &["1.1"]).await {
+        Ok(_) => Ok(Some(true)),
+        Err(DirError::NotFound { .. }) => Ok(Some(false)),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(_) => Ok(Some(false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use dirbroker_ldif::{Attr, ChangeRecord, Entry, ModSpec};
+
+    use super::*;
+
+    /// The one record of an LDIF text, as the parser hands it to the import.
+    fn parsed(ldif: &str) -> Record {
+        let mut records = dirbroker_ldif::parse_all(ldif.as_bytes(), ParseOptions::default()).unwrap();
+        assert_eq!(records.len(), 1, "{records:?}");
+        records.remove(0)
+    }
+
+    fn change(dn: &str, kind: ChangeKind) -> Record {
+        Record::Change(ChangeRecord { dn: dn.into(), controls: Vec::new(), kind })
+    }
+
+    fn modify(blocks: &[(ModOp, &str, &[&str])]) -> Record {
+        let specs = blocks
+            .iter()
+            .map(|(op, attr, values)| ModSpec {
+                op: *op,
+                attr: attr.to_string(),
+                values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            })
+            .collect();
+        change("cn=a,dc=example,dc=org", ChangeKind::Modify(specs))
+    }
+
+    fn set(values: &[&str]) -> HashSet<Vec<u8>> {
+        values.iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn op_of_content_and_add_records_are_adds_with_the_file_attributes() {
+        let content = "dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\ndescription: one\ndescription: two\n";
+        let with_changetype = "dn: cn=a,dc=example,dc=org\nchangetype: add\nobjectClass: device\ncn: a\ndescription: one\ndescription: two\n";
+        for ldif in [content, with_changetype] {
+            let WriteOp::Add(dn, attrs) = op_of(parsed(ldif)).unwrap() else { panic!("not an add: {ldif}") };
+            assert_eq!(dn, Dn::parse("cn=a,dc=example,dc=org").unwrap());
+            assert_eq!(
+                attrs,
+                vec![
+                    ("objectClass".to_string(), vec![b"device".to_vec()]),
+                    ("cn".to_string(), vec![b"a".to_vec()]),
+                    ("description".to_string(), vec![b"one".to_vec(), b"two".to_vec()]),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn op_of_maps_each_modify_block_in_order() {
+        let record = modify(&[
+            (ModOp::Add, "mail", &["a@example.org"]),
+            (ModOp::Delete, "description", &[]),
+            (ModOp::Replace, "sn", &["B", "C"]),
+            (ModOp::Increment, "uidNumber", &["-2"]),
+        ]);
+        let WriteOp::Modify(dn, changes) = op_of(record).unwrap() else { panic!("not a modify") };
+        assert_eq!(dn.as_str(), "cn=a,dc=example,dc=org");
+        assert_eq!(
+            changes,
+            vec![
+                Change::Add(b"mail".to_vec(), set(&["a@example.org"])),
+                Change::Delete(b"description".to_vec(), set(&[])),
+                Change::Replace(b"sn".to_vec(), set(&["B", "C"])),
+                Change::Increment(b"uidNumber".to_vec(), b"-2".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn op_of_delete_and_modrdn() {
+        let WriteOp::Delete(dn) = op_of(change("cn=a,dc=example,dc=org", ChangeKind::Delete)).unwrap() else {
+            panic!("not a delete")
+        };
+        assert_eq!(dn.as_str(), "cn=a,dc=example,dc=org");
+        let rename = ChangeKind::ModRdn {
+            new_rdn: "cn=b".into(),
+            delete_old_rdn: true,
+            new_superior: Some("ou=hosts,dc=example,dc=org".into()),
+        };
+        let WriteOp::ModDn { dn, new_rdn, delete_old_rdn, new_superior } =
+            op_of(change("cn=a,dc=example,dc=org", rename)).unwrap()
+        else {
+            panic!("not a rename")
+        };
+        assert_eq!((dn.as_str(), new_rdn.as_str(), delete_old_rdn), ("cn=a,dc=example,dc=org", "cn=b", true));
+        assert_eq!(new_superior, Some(Dn::parse("ou=hosts,dc=example,dc=org").unwrap()));
+    }
+
+    #[test]
+    fn op_of_refuses_records_the_directory_cannot_take() {
+        let entry = |dn: &str, attrs: &[(&str, &str)]| {
+            Record::Content(Entry {
+                dn: dn.into(),
+                attrs: attrs
+                    .iter()
+                    .map(|(n, v)| Attr { name: n.to_string(), values: vec![v.as_bytes().to_vec()] })
+                    .collect(),
+            })
+        };
+        let rename = |new_rdn: &str, new_superior: Option<&str>| {
+            change(
+                "cn=a,dc=example,dc=org",
+                ChangeKind::ModRdn {
+                    new_rdn: new_rdn.into(),
+                    delete_old_rdn: false,
+                    new_superior: new_superior.map(str::to_string),
+                },
+            )
+        };
+        let cases = [
+            (entry("cn=a,dc=example,dc=org", &[("cn", "a")]), "no objectClass"),
+            (entry("", &[("objectClass", "top")]), "the root DSE cannot be imported or changed"),
+            (change("", ChangeKind::Delete), "the root DSE cannot be imported or changed"),
+            (modify(&[]), "a modify record without any add:/delete:/replace:/increment: block"),
+            (modify(&[(ModOp::Add, "mail", &[])]), "add: mail without values"),
+            (
+                modify(&[(ModOp::Increment, "uidNumber", &["two"])]),
+                "increment: uidNumber needs exactly one integer value",
+            ),
+            (
+                modify(&[(ModOp::Increment, "uidNumber", &["1", "2"])]),
+                "increment: uidNumber needs exactly one integer value",
+            ),
+            (modify(&[(ModOp::Increment, "uidNumber", &[])]), "increment: uidNumber needs exactly one integer value"),
+            (rename("cn=b,ou=c", None), "newrdn \"cn=b,ou=c\" is not a single RDN"),
+            (rename("cn=b", Some("")), "newsuperior: the root DSE cannot be imported or changed"),
+        ];
+        for (record, reason) in cases {
+            let shown = format!("{record:?}");
+            assert_eq!(op_of(record).map(|op| format!("{op:?}")), Err(reason.to_string()), "{shown}");
+        }
+        // A DN that does not parse is refused with the parser's reason.
+        assert!(op_of(change("not a dn", ChangeKind::Delete)).is_err());
+        assert!(op_of(rename("not an rdn", None)).unwrap_err().starts_with("newrdn: "));
+    }
+}
