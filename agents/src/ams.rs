@@ -51,7 +51,7 @@ pub use dirbroker::serve::sso_register::sso_error;
 
 /// Unix time now (shared with ANS).
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
+    dirbroker::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
@@ -73,7 +73,7 @@ async fn create_agent(
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ans_box_key must be 32 bytes"))?;
     let ams = Ams { id: st.name.clone(), ans_box_key };
     let creation = {
-        let mut rng = rand::rng();
+        let mut rng = dirbroker::clock::rng();
         ams.create_agent(&req.agent_request, unix_now(), &mut rng).map_err(|e| sso_error(&e, "AgentRequest"))?
     };
     tracing::info!(broker = %h.name, id_c = %req.agent_request.id_c, "mobile agent created");

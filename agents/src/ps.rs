@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll::{SecretFormat, parse_secret};
 use dirbroker_proto::stream::{self, Header, TransferKey};
-use rustls_pki_types::UnixTime;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
@@ -170,7 +169,7 @@ impl Ps {
         let req: DcPsAuthRequest = wire::recv(tcp, kind_name, self.timeout).await?;
         let (resp, mut channel) = {
             let mut guard = self.guard.lock().map_err(|_| local("step guard poisoned"))?;
-            operation::receive_dc_ps_auth_request(&self.key, &req, &mut guard, UnixTime::now().as_secs())?
+            operation::receive_dc_ps_auth_request(&self.key, &req, &mut guard, dirbroker::clock::unix_time().as_secs())?
         };
         wire::send(tcp, &resp).await?;
         let delivery: SkDelivery = wire::recv(tcp, kind_name, self.timeout).await?;
@@ -199,8 +198,8 @@ impl Ps {
                     conn.set_read_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
                     let mut bar = Progress::new("receiving", &name);
-                    let r =
-                        stream::receive(&key, &id, conn, &dest, &mut |n| bar.update(n)).map_err(|e| e.to_string())?;
+                    let r = stream::receive(&key, &id, conn, &dest, &mut |n| bar.update(n))
+                        .map_err(|e| e.fault().for_peer(&e))?;
                     bar.finish(r.bytes, started.elapsed());
                     Ok::<_, String>(Transferred { bytes: r.bytes, sha256: r.sha256 })
                 })
@@ -222,8 +221,8 @@ impl Ps {
                     conn.set_write_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
                     let mut bar = Progress::new("sending", &name);
-                    let s =
-                        stream::send(&key, &header, file, &conn, &mut |n| bar.update(n)).map_err(|e| e.to_string())?;
+                    let s = stream::send(&key, &header, file, &conn, &mut |n| bar.update(n))
+                        .map_err(|e| e.fault().for_peer(&e))?;
                     conn.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
                     bar.finish(s.bytes, started.elapsed());
                     Ok::<_, String>(Transferred { bytes: s.bytes, sha256: s.sha256 })

@@ -20,11 +20,11 @@ async fn main() {
     let password = std::fs::read_to_string(&args[3]).unwrap();
     let password = password.trim_end_matches('\n');
     let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).unwrap();
+    dirbroker::clock::fill_random(&mut salt).unwrap();
     let pw = derive_pw(password.as_bytes(), &salt, &KdfParams::INTERACTIVE).unwrap();
     let mut u = User::new(&args[2], "SSO bench user").unwrap();
     u.public_value = Some(pw.public().unwrap().to_bytes());
-    u.public_value_time = Some(time::OffsetDateTime::now_utc());
+    u.public_value_time = Some(dirbroker::clock::now());
     let kdf = PasswordKdf { alg: "argon2id".into(), salt: salt.to_vec().into(), params: KdfParams::INTERACTIVE };
     u.password_kdf = Some(kdf.to_value());
     dir.create(&u).await.unwrap();

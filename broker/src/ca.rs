@@ -67,7 +67,7 @@ impl std::fmt::Debug for Issued {
 
 fn random_serial() -> Result<SerialNumber, CaError> {
     let mut s = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut s).map_err(|_| CaError::Cert("no randomness".into()))?;
+    crate::clock::fill_random(&mut s).map_err(|_| CaError::Cert("no randomness".into()))?;
     // Positive and without a leading zero byte: 1..=127 in the top byte.
     if let Some(top) = s.first_mut() {
         *top = (*top & 0x7f).max(1);
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn the_holder_is_read_back_from_the_subject_of_each_kind() {
         let tmp = tempfile::tempdir().unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = crate::clock::now();
         let ca = Ca::init(&tmp.path().join("k"), &tmp.path().join("c"), "test CA", now, 1).unwrap();
         for kind in CertKind::ALL {
             let issued = ca.issue(kind, "holder-1", &["h1.example.org".into()], now, 1).unwrap();

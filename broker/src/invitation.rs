@@ -50,7 +50,7 @@ impl Invitation {
             return Err("the level must be 1 to 4".into());
         }
         let mut raw = Zeroizing::new([0u8; 32]);
-        aws_lc_rs::rand::fill(raw.as_mut_slice()).map_err(|_| "no randomness".to_string())?;
+        crate::clock::fill_random(raw.as_mut_slice()).map_err(|_| "no randomness".to_string())?;
         let code = Zeroizing::new(format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw.as_slice())));
         Ok((Invitation { level, expires, hash: hash(uid, &code) }, code))
     }

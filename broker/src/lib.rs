@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod ca;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod generate;

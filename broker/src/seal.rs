@@ -68,7 +68,7 @@ fn hex(b: &[u8]) -> String {
 
 fn random<const N: usize>() -> Result<[u8; N], SealError> {
     let mut out = [0u8; N];
-    aws_lc_rs::rand::fill(&mut out).map_err(|_| SealError::Crypto("no randomness".into()))?;
+    crate::clock::fill_random(&mut out).map_err(|_| SealError::Crypto("no randomness".into()))?;
     Ok(out)
 }
 

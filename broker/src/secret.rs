@@ -25,7 +25,7 @@ impl SecretString {
     pub fn generate(len: usize) -> Self {
         use rand::Rng;
         const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-        let mut rng = rand::rng();
+        let mut rng = crate::clock::rng();
         let s: String = (0..len)
             .map(|_| {
                 let i = rng.random_range(0..ALPHABET.len());

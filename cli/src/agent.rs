@@ -18,7 +18,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use dirbroker::ca::{self, CertKind};
@@ -76,7 +75,7 @@ pub struct NameArg {
 
 fn random32() -> Result<Zeroizing<[u8; 32]>, Failure> {
     let mut b = Zeroizing::new([0u8; 32]);
-    aws_lc_rs::rand::fill(b.as_mut_slice()).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
+    dirbroker::clock::fill_random(b.as_mut_slice()).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
     Ok(b)
 }
 
@@ -153,7 +152,7 @@ async fn add(ctx: &Ctx, a: AddArgs) -> CliResult {
     let authority = load_ca(ctx)?;
     let dir = ctx.directory().await?;
     let issued = authority
-        .issue(kind, &a.name, &[host], OffsetDateTime::now_utc(), a.days)
+        .issue(kind, &a.name, &[host], dirbroker::clock::now(), a.days)
         .map_err(|e| Failure::usage(e.to_string()))?;
     let mut secrets: Vec<(&str, Zeroizing<String>)> = Vec::new();
     if role == AgentRole::Ans {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use dirbroker::admin;
 use dirbroker::ca::{self, Ca};
@@ -130,7 +129,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
             let c = ctx.config()?.ca;
             let dir = ctx.directory().await?;
             let (_, dn) =
-                admin::ca::init(&dir, &c.key_file, &c.cert_file, &a.name, a.years, OffsetDateTime::now_utc()).await?;
+                admin::ca::init(&dir, &c.key_file, &c.cert_file, &a.name, a.years, dirbroker::clock::now()).await?;
             ctx.report(
                 json!({ "ca": dn.to_string(), "key_file": c.key_file, "cert_file": c.cert_file }),
                 &format!(
@@ -158,7 +157,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
             let mut sans = a.dns.clone();
             sans.extend(a.ip.iter().map(ToString::to_string));
             let issued = authority
-                .issue(kind, &a.name, &sans, OffsetDateTime::now_utc(), a.days)
+                .issue(kind, &a.name, &sans, dirbroker::clock::now(), a.days)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             write_bundle(&out, &issued, &authority.cert_pem).inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&out);
@@ -223,5 +222,5 @@ pub(super) fn write_bundle(out: &Path, issued: &ca::Issued, ca_pem: &str) -> Res
 
 /// Re-issue the CRL, adding `serial` if given; returns the new CRL number.
 pub(super) async fn reissue_crl(dir: &Directory, authority: &Ca, serial: Option<Vec<u8>>) -> Result<u64, Failure> {
-    Ok(admin::ca::reissue_crl(dir, authority, serial, OffsetDateTime::now_utc()).await?)
+    Ok(admin::ca::reissue_crl(dir, authority, serial, dirbroker::clock::now()).await?)
 }

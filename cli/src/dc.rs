@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use dirbroker::admin;
 use dirbroker::model::DataCenter;
@@ -57,7 +56,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
             }
             let authority = load_ca(ctx)?;
             let dir = ctx.directory().await?;
-            let now = OffsetDateTime::now_utc();
+            let now = dirbroker::clock::now();
             let dn = admin::dc::add(&dir, &authority, &a.did, &a.endpoint, a.days, &out, now).await?;
             ctx.report(
                 json!({ "dc": a.did, "dn": dn.to_string(), "bundle": out }),
@@ -86,7 +85,7 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
         DcCmd::Revoke(a) => {
             let authority = load_ca(ctx)?;
             let dir = ctx.directory().await?;
-            let number = admin::dc::revoke(&dir, &authority, &a.did, OffsetDateTime::now_utc()).await?;
+            let number = admin::dc::revoke(&dir, &authority, &a.did, dirbroker::clock::now()).await?;
             ctx.report(
                 json!({ "revoked": a.did, "crl_number": number }),
                 &format!("revoked the certificate of {} (CRL number {number})", a.did),

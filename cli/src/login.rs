@@ -19,7 +19,6 @@ use dirbroker_proto::sso::session::{CachedLogin, CachedTicket, ClientCredential}
 use dirbroker_proto::sso::tickets::{Jwks, LoginReply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::{CliResult, Ctx, Failure};
@@ -132,7 +131,7 @@ pub(crate) fn load(path: &Path) -> Result<Ccache, Failure> {
 }
 
 pub(crate) fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    dirbroker::clock::now().unix_timestamp()
 }
 
 #[derive(Deserialize)]
@@ -179,7 +178,7 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     let path = ccache_path(&a.cc)?;
     let (cred, issuer, otp) = if a.anonymous {
         let p: Params = client.get("/v1/sso/params/anonymous").await?;
-        (ClientCredential::anonymous(&mut rand::rng()).map_err(sso_err("anonymous key"))?, p.issuer, None)
+        (ClientCredential::anonymous(&mut dirbroker::clock::rng()).map_err(sso_err("anonymous key"))?, p.issuer, None)
     } else {
         let uid = a.user.clone().ok_or_else(|| Failure::usage("name the user, or pass --anonymous"))?;
         if dirbroker::directory::dn::check_value("uid", &uid).is_err() {
@@ -241,7 +240,7 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
         (cred, p.issuer, otp)
     };
     let attempt = |otp: Option<&str>| {
-        let req = cred.login_request(&issuer, now(), &mut rand::rng());
+        let req = cred.login_request(&issuer, now(), &mut dirbroker::clock::rng());
         let mut body = req.ok().map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or_default();
         if let (Some(code), Some(obj)) = (otp, body.as_object_mut()) {
             obj.insert("otp".into(), json!(code));

@@ -157,7 +157,7 @@ pub struct VerifyArgs {
 }
 
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    dirbroker::clock::now()
 }
 
 async fn user_dn(dir: &Directory, uid: &str) -> Result<Dn, Failure> {
@@ -176,7 +176,7 @@ fn new_id(user: &str, kind: TokenType, given: Option<String>) -> Result<String, 
         Some(id) => Ok(id),
         None => {
             let mut r = [0u8; 3];
-            aws_lc_rs::rand::fill(&mut r).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
+            dirbroker::clock::fill_random(&mut r).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
             Ok(format!("{user}-{}-{:02x}{:02x}{:02x}", kind.as_str(), r[0], r[1], r[2]))
         }
     }

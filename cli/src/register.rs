@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         ));
     }
     let (request, awaiting) = {
-        let mut rng = rand::rng();
+        let mut rng = dirbroker::clock::rng();
         client_start_registration(&a.uid, &input, params.kdf, &mut rng).map_err(sso_failure)?
     };
     let salt = request.salt.clone();

@@ -9,7 +9,6 @@ use dirbroker::directory::DirError;
 use dirbroker::model::{DirEntry as _, Service, UserLevel};
 use dirbroker_proto::sso::tickets::{ServiceKey, ServiceKeyFile};
 use serde_json::json;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::sso::create_private;
@@ -71,8 +70,8 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
             if dir.load::<Service>(&a.id).await.is_ok() {
                 return Err(Failure::new(Exit::Failed, format!("service {:?} exists already", a.id)));
             }
-            let key =
-                ServiceKey::generate(&a.id, &mut rand::rng()).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+            let key = ServiceKey::generate(&a.id, &mut dirbroker::clock::rng())
+                .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
             let file = Zeroizing::new(
                 serde_json::to_vec_pretty(&ServiceKeyFile::of(&key))
                     .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?,
@@ -80,7 +79,7 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
             create_private(&a.out, &file)?;
             svc.endpoint = a.endpoint.clone();
             svc.public_value = Some(key.public().to_bytes());
-            svc.public_value_time = Some(OffsetDateTime::now_utc());
+            svc.public_value_time = Some(dirbroker::clock::now());
             svc.min_level = Some(level);
             if let Err(e) = dir.create(&svc).await {
                 let _ = std::fs::remove_file(&a.out);

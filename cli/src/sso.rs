@@ -52,7 +52,8 @@ pub async fn run_sso(ctx: &Ctx, cmd: SsoCmd) -> CliResult {
             let cfg = ctx.config()?;
             let path = out.unwrap_or(cfg.sso.signing_key_file.clone());
             let mut seed = Zeroizing::new([0u8; 32]);
-            aws_lc_rs::rand::fill(seed.as_mut_slice()).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
+            dirbroker::clock::fill_random(seed.as_mut_slice())
+                .map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
             let pem = key
                 .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)

@@ -108,7 +108,8 @@ async fn get_ticket(path: &Path, cc: &mut Ccache, service: &str) -> Result<Clien
         return Err(Failure::new(Exit::Failed, "the TGT has expired: run `dirbroker login` again"));
     }
     let client = crate::https_client(&cc.broker, &cc.ca_file, std::time::Duration::from_secs(30))?;
-    let (req, waiting) = session.request_ticket(service, now(), &mut rand::rng()).map_err(sso_err("ticket request"))?;
+    let (req, waiting) =
+        session.request_ticket(service, now(), &mut dirbroker::clock::rng()).map_err(sso_err("ticket request"))?;
     let body = serde_json::to_value(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
     let reply: TicketReply = client.post("/v1/sso/ticket", &body).await?;
     let s = waiting.receive(&reply, &cc.jwks, &cc.issuer, now()).map_err(sso_err("the broker's tickets"))?;
@@ -143,7 +144,7 @@ pub async fn ticket(ctx: &Ctx, cmd: TicketCmd) -> CliResult {
                 None => get_ticket(&path, &mut cc, &service).await?,
             };
             let (req, waiting) =
-                session.request(request.as_bytes(), now(), &mut rand::rng()).map_err(sso_err("request"))?;
+                session.request(request.as_bytes(), now(), &mut dirbroker::clock::rng()).map_err(sso_err("request"))?;
             let frame =
                 encode_frame(&serde_json::to_vec(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?)?;
             if let Some(f) = &dump_request {

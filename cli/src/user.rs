@@ -448,7 +448,7 @@ pub async fn invite(ctx: &Ctx, a: InviteArgs) -> CliResult {
         Some(l) => l,
         None => u8::try_from(user.level.number()).unwrap_or(2),
     };
-    let expires = OffsetDateTime::now_utc().unix_timestamp().saturating_add(i64::from(a.hours) * 3600);
+    let expires = dirbroker::clock::now().unix_timestamp().saturating_add(i64::from(a.hours) * 3600);
     let (inv, code) = Invitation::new(&a.uid, level, expires).map_err(Failure::usage)?;
     if let Some(out) = &a.out
         && out.exists()

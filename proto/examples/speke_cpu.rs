@@ -84,7 +84,7 @@ fn time_op(runs: u32, mut op: impl FnMut()) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let group = Group::modp2048();
-    let mut rng = rand::rng();
+    let mut rng = dirbroker_proto::edge::rng();
 
     // Warm up (LazyLock, caches, allocator).
     for _ in 0..10 {

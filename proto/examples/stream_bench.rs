@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
             let part = buf.get_mut(..n).ok_or("buffer")?;
-            rand::rng().fill_bytes(part);
+            dirbroker_proto::edge::rng().fill_bytes(part);
             f.write_all(part)?;
             left -= n as u64;
         }
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // End to end over loopback TCP.
-    let id = random_transfer_id(&mut rand::rng());
+    let id = random_transfer_id(&mut dirbroker_proto::edge::rng());
     let header = Header::new(id, chunk, size, "image.raw")?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -133,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// SHA-256 (sha2 and aws-lc) and AES-256-GCM, single core, on a 64 MiB buffer.
 fn building_blocks(chunk: u32) -> Result<(), Box<dyn std::error::Error>> {
     let mut block = vec![0u8; 64 << 20];
-    rand::rng().fill_bytes(&mut block);
+    dirbroker_proto::edge::rng().fill_bytes(&mut block);
     let rounds = 8u64;
     let t = Instant::now();
     for _ in 0..rounds {
@@ -180,7 +180,7 @@ fn sender_only(
     chunk: u32,
     size: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let id = random_transfer_id(&mut rand::rng());
+    let id = random_transfer_id(&mut dirbroker_proto::edge::rng());
     let key = TransferKey::derive(session_key, &id)?;
     let header = Header::new(id, chunk, size, "image.raw")?;
     let t = Instant::now();

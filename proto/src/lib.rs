@@ -8,6 +8,7 @@
 //!   ANS, pre-authentication, tickets and the service-side checks.
 
 pub mod api;
+pub mod edge;
 pub mod fault;
 pub mod group;
 pub mod keystroke;

@@ -207,7 +207,7 @@ fn wait_gone(pid: i32, limit: Duration) -> bool {
         if kill(Pid::from_raw(pid), None).is_err() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        dirbroker::clock::sleep(Duration::from_millis(20));
     }
     false
 }
@@ -613,7 +613,7 @@ impl Testbed {
                         let _ = child.wait();
                         break;
                     }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(None) => dirbroker::clock::sleep(Duration::from_millis(20)),
                 }
             }
         }
@@ -762,7 +762,7 @@ fn write_tls_material(dir: &Path) -> Result<PathBuf> {
     let tls_dir = dir.join("tls");
     std::fs::create_dir_all(&tls_dir).map_err(io_err(&tls_dir))?;
     let fail = |e: rcgen::Error| TestbedError::Step { step: "make TLS certificates".into(), detail: e.to_string() };
-    let now = time::OffsetDateTime::now_utc();
+    let now = dirbroker::clock::now();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
     ca_params.distinguished_name.push(DnType::CommonName, "dirbroker testbed CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -189,7 +189,7 @@ async fn a_qcow2_image_migrates_between_data_centers_once_per_otp() {
     // the running source DC picks the new CRL up (--refresh 1) and refuses
     // to send to it.
     dirbroker(&s.cfg, &["ca", "revoke", "--cert", &s.p("dcd/cert.pem")]);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    dirbroker::clock::sleep(std::time::Duration::from_millis(2500));
     let o = s.migrate("vm2.qcow2", &oathtool(1));
     assert_eq!(o.status.code(), Some(1), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
     assert!(text(&o).contains("revoked"), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());

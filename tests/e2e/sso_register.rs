@@ -202,7 +202,7 @@ async fn begin(s: &Site, uid: &str, invite: &Path) -> Begun {
     bodies.push(t.clone());
     let params: ParamsReply = serde_json::from_str(&t).unwrap();
     let (request, awaiting) =
-        client_start_registration(uid, PASSWORD.as_bytes(), params.kdf, &mut rand::rng()).unwrap();
+        client_start_registration(uid, PASSWORD.as_bytes(), params.kdf, &mut dirbroker::clock::rng()).unwrap();
     let code = std::fs::read_to_string(invite).unwrap().trim().to_string();
     let body =
         serde_json::to_string(&RegisterRequest { registration: request, invitation: code, keystroke_hardening: false })

@@ -102,7 +102,7 @@ async fn register(bed: &dirbroker_testbed::harness::Bed, uid: &str, password: &s
         let salt = &salt[..16];
         let pw = derive_pw(password.as_bytes(), salt, &KdfParams::MINIMUM).unwrap();
         u.public_value = Some(pw.public().unwrap().to_bytes());
-        u.public_value_time = Some(time::OffsetDateTime::now_utc());
+        u.public_value_time = Some(dirbroker::clock::now());
         let kdf = PasswordKdf { alg: "argon2id".into(), salt: salt.to_vec().into(), params: KdfParams::MINIMUM };
         u.password_kdf = Some(kdf.to_value());
     }

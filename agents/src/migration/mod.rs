@@ -28,7 +28,8 @@ pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
     timeout: Duration,
 ) -> Result<DcSession, MigrationError> {
     let names = messages::kind_name;
-    let (state, mine) = Speke::start_prepared(password, my_id.as_bytes(), peer_id.as_bytes(), &mut rand::rng())?;
+    let (state, mine) =
+        Speke::start_prepared(password, my_id.as_bytes(), peer_id.as_bytes(), &mut dirbroker::clock::rng())?;
     let mine = SpekeValue { id: my_id.to_string(), value: mine.to_bytes() };
     let theirs: SpekeValue = if initiator {
         wire::send(io, &mine).await?;

@@ -25,11 +25,11 @@ struct Pki {
 }
 
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    dirbroker::clock::now()
 }
 
 fn unix_now() -> UnixTime {
-    UnixTime::now()
+    dirbroker::clock::unix_time()
 }
 
 fn identity(ca: &Ca, did: &str) -> (DcIdentity, Vec<u8>) {
@@ -347,7 +347,7 @@ async fn speke_man_in_the_middle_raising_values_is_detected() {
     let id = [5u8; 16];
     let mallory = async move {
         let g = Group::modp2048();
-        let z = Exponent::random_short(g, &mut rand::rng());
+        let z = Exponent::random_short(g, &mut dirbroker::clock::rng());
         let raise = |v: &SpekeValue| {
             let e = g.decode(&v.value).unwrap();
             SpekeValue { id: v.id.clone(), value: g.exp(&e, &z).unwrap().to_bytes() }

@@ -69,6 +69,6 @@ pub async fn existing_user(dir: &Directory, uid: &str) -> Result<User, AdminErro
 /// 32 fresh random bytes.
 fn random_key() -> Result<zeroize::Zeroizing<Vec<u8>>, AdminError> {
     let mut key = zeroize::Zeroizing::new(vec![0u8; 32]);
-    aws_lc_rs::rand::fill(&mut key).map_err(|_| AdminError::Failed("no randomness".into()))?;
+    crate::clock::fill_random(&mut key).map_err(|_| AdminError::Failed("no randomness".into()))?;
     Ok(key)
 }

@@ -335,7 +335,7 @@ impl Directory {
         // parent's window is answered first), and deletes, modifies and
         // renames go one at a time: the file's order is the operation order.
         // The window stays under slapd's olcConnMaxPendingAuth (1000). (The
-        // import sends only adds in transactions: see `import::run_batch`.)
+        // import sends only adds in transactions: see `import::apply::run_batch`.)
         const WINDOW: usize = 900;
         let mut windows: Vec<&[WriteOp]> = Vec::new();
         let mut start = 0usize;

@@ -26,7 +26,7 @@ pub enum EnrollError {
 /// A fresh random secret.
 pub fn generate_secret() -> Result<Zeroizing<Vec<u8>>, EnrollError> {
     let mut s = Zeroizing::new(vec![0u8; SECRET_LEN]);
-    aws_lc_rs::rand::fill(&mut s).map_err(|_| EnrollError::Random)?;
+    crate::clock::fill_random(&mut s).map_err(|_| EnrollError::Random)?;
     Ok(s)
 }
 
@@ -208,7 +208,7 @@ pub fn qr_text(text: &str) -> Result<String, EnrollError> {
 /// A random S/KEY seed: two letters and four digits, lower case (RFC 2289 §6).
 pub fn generate_skey_seed() -> Result<String, EnrollError> {
     let mut r = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut r).map_err(|_| EnrollError::Random)?;
+    crate::clock::fill_random(&mut r).map_err(|_| EnrollError::Random)?;
     let letters: String = r.iter().take(2).map(|b| char::from(b'a' + b % 26)).collect();
     let digits: String = r.iter().skip(2).map(|b| char::from(b'0' + b % 10)).collect();
     Ok(format!("{letters}{digits}"))

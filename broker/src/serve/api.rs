@@ -17,7 +17,6 @@ use dirbroker_proto::api::ErrorBody;
 use dirbroker_proto::api::machines::{
     DcCredentials, DcEntry, Health, OtpVerifyReply, OtpVerifyRequest, Party, PkiCa, PskCredential, ServerCredential,
 };
-use time::OffsetDateTime;
 
 use super::{AppState, Peer, tls};
 use crate::ca::{self, CertKind, Holder};
@@ -231,10 +230,8 @@ async fn otp_verify(
         Err(e) => return Err(st.dir_error(e)),
     };
     let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    let outcome = st
-        .otp_cache
-        .verify_owner(&st.dir, &st.keyring, &owner, &req.code, OffsetDateTime::now_utc(), &st.otp_policy)
-        .await;
+    let outcome =
+        st.otp_cache.verify_owner(&st.dir, &st.keyring, &owner, &req.code, crate::clock::now(), &st.otp_policy).await;
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => {
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
@@ -291,7 +288,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
     let dc = caller_dc(&st, h).await?;
     let layout = st.dir.layout();
     let dn = dc.dn(layout).map_err(|e| st.dir_error(e))?;
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         tracing::error!("{what}: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} cannot be opened (see the broker's log)"))

@@ -262,7 +262,7 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
     let dn = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
     let entry = st.dir.read(&dn, &[invitation::ATTR]).await.map_err(|e| st.dir_error(e))?;
     let value = entry.bytes(invitation::ATTR).ok().flatten().map(<[u8]>::to_vec).ok_or_else(refused)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::clock::now().unix_timestamp();
     let inv = Invitation::parse(&value).ok_or_else(refused)?;
     if !inv.matches(&uid, &req.invitation) {
         tracing::info!(uid = %uid, "registration refused: wrong invitation code");
@@ -274,7 +274,7 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
     }
     let level = Level::try_from(inv.level).map_err(|e| sso_error(&e, "invitation level"))?;
     let (agent_request, awaiting) = {
-        let mut rng = rand::rng();
+        let mut rng = crate::clock::rng();
         broker_receive_registration(&req.registration, &reg.broker_id, AGENT_CODE, level, &mut rng)
             .map_err(|e| sso_error(&e, "registration request"))?
     };
@@ -370,7 +370,7 @@ async fn userlevel(
     })?;
     let pending: Pending =
         serde_json::from_slice(&plain).map_err(|_| bad_request("the registration state is malformed"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     if pending.expires <= now.unix_timestamp() {
         return Err(bad_request("the registration expired; start again with the same invitation"));
     }

@@ -33,7 +33,6 @@ use dirbroker_proto::sso::replay::ReplayCache;
 use dirbroker_proto::sso::tickets::{ClientEntry, LoginRequest, ServiceEntry, TicketIssuer, TicketRequest};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::AppState;
@@ -135,7 +134,7 @@ fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
 }
 
 fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    crate::clock::now().unix_timestamp()
 }
 
 /// A protocol error as the caller sees it; peer misbehaviour is logged as a
@@ -210,8 +209,7 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
     let Some(code) = code else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this user has an OTP token: an OTP code is required"));
     };
-    let outcome =
-        verify::verify_any(&st.dir, &st.keyring, &tokens, code, OffsetDateTime::now_utc(), &st.otp_policy).await;
+    let outcome = verify::verify_any(&st.dir, &st.keyring, &tokens, code, crate::clock::now(), &st.otp_policy).await;
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => Ok(()),
         Ok(Some((_, Outcome::Refused(r)))) => {
@@ -261,7 +259,7 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         let Some((user, p_c)) = user.and_then(|u| u.public_value.clone().map(|p| (u, p))) else {
             return Err(ApiError::new(StatusCode::FORBIDDEN, NOT_REGISTERED));
         };
-        if user.disabled || user.not_after.is_some_and(|t| t < OffsetDateTime::now_utc()) {
+        if user.disabled || user.not_after.is_some_and(|t| t < crate::clock::now()) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled or expired"));
         }
         let p_c = decode_element(&p_c.into()).map_err(|e| {
@@ -281,7 +279,7 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         entry
     };
     let (s2, e2, lifetime) = (s.clone(), entry.clone(), s.lifetime);
-    let reply = run_blocking(move || s2.issuer.issue_tgt(&e2, lifetime, now, &mut rand::rng()))
+    let reply = run_blocking(move || s2.issuer.issue_tgt(&e2, lifetime, now, &mut crate::clock::rng()))
         .await
         .map_err(|e| refused(&e, "login"))?;
     tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
@@ -334,7 +332,7 @@ async fn ticket(
     // Cheap (no exponentiation once the epoch key is cached) but CPU-bound.
     let reply = run_blocking(move || {
         let mut cache = s2.tgs_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
-        s2.issuer.grant(&req, &entry, lifetime, now, &mut cache, &mut rand::rng())
+        s2.issuer.grant(&req, &entry, lifetime, now, &mut cache, &mut crate::clock::rng())
     })
     .await
     .map_err(|e| refused(&e, "ticket request"))?;

@@ -15,8 +15,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use super::authorized::{self, KeyQuery};
 use super::cache::KeyCache;
 use super::known_hosts;
@@ -32,7 +30,7 @@ pub async fn authorized_keys(config: &Config, mut query: KeyQuery) -> Result<Vec
         query.host.clone_from(&config.ssh.host);
     }
     let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     let looked_up = match connect(config).await {
         Ok(dir) => authorized::lookup(&dir, &query, now).await,
         Err(e) => Err(e),

@@ -325,15 +325,10 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // A certificate from another CA (same name even) does not get past the handshake.
-    let other_ca = dirbroker::ca::Ca::init(
-        &t.join("other.key"),
-        &t.join("other.pem"),
-        "other CA",
-        time::OffsetDateTime::now_utc(),
-        1,
-    )
-    .unwrap();
-    let forged = other_ca.issue_dc("DC-A", "127.0.0.1", time::OffsetDateTime::now_utc(), 30).unwrap();
+    let other_ca =
+        dirbroker::ca::Ca::init(&t.join("other.key"), &t.join("other.pem"), "other CA", dirbroker::clock::now(), 1)
+            .unwrap();
+    let forged = other_ca.issue_dc("DC-A", "127.0.0.1", dirbroker::clock::now(), 30).unwrap();
     std::fs::create_dir(t.join("forged")).unwrap();
     std::fs::write(t.join("forged/cert.pem"), &forged.cert_pem).unwrap();
     std::fs::write(t.join("forged/key.pem"), forged.key_pem.as_bytes()).unwrap();

@@ -308,7 +308,7 @@ async fn escrowed_key_loaded_into_a_real_agent_logs_in() {
         Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(std::process::Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !sock.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        dirbroker::clock::sleep(Duration::from_millis(20));
     }
     let askpass = agent_dir.path().join("askpass.sh");
     std::fs::write(&askpass, "#!/bin/sh\necho correct-passphrase\n").unwrap();

@@ -693,7 +693,7 @@ mod tests {
     use super::*;
     #[test]
     fn broker_state_survives_serde_and_is_checked_again() {
-        let mut rng = rand::rng();
+        let mut rng = crate::edge::rng();
         let ans =
             Ans { box_key: X25519KeyPair::generate(&mut rng).unwrap(), signing_key: Ed25519Key::generate(&mut rng) };
         let (req, client) = client_start_registration("alice", b"pw", KdfParams::INSECURE_TEST, &mut rng).unwrap();

@@ -124,24 +124,10 @@ pub fn random_transfer_id<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> TransferI
     id
 }
 
-/// Who is at fault for a [`StreamError`]; decides how the caller reacts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The peer sent something wrong: a tampered, truncated, spliced or
-    /// malformed stream. Log it as a security event. (A sender that crashed
-    /// mid-transfer also looks like a truncation.)
-    PeerMisbehaved,
-    /// The peer speaks another version of the stream format.
-    PeerIncompatible,
-    /// The connection failed (reset, timeout); retrying may help.
-    Transport,
-    /// Local storage or the image source failed, or the destination exists.
-    Local,
-    /// The caller passed arguments that cannot work (bad header, wrong key).
-    Usage,
-    /// A bug in this module or its crypto backend.
-    Internal,
-}
+/// Who is at fault for a [`StreamError`]: the project's one taxonomy. Here
+/// `Unavailable` is a failed connection (retrying may help), `Local` our
+/// storage or image source, `Bug` arguments that cannot work or our own bug.
+pub use crate::fault::Fault;
 
 /// What is wrong with a header's fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,15 +246,15 @@ impl StreamError {
             | E::DigestMismatch
             | E::TrailingBytes { .. } => Fault::PeerMisbehaved,
             E::UnsupportedVersion(_) => Fault::PeerIncompatible,
-            E::Transport { .. } => Fault::Transport,
+            E::Transport { .. } => Fault::Unavailable,
             E::DestinationExists(_)
             | E::File { .. }
             | E::Spawn(_)
             | E::Source(_)
             | E::SourceShorter { .. }
             | E::SourceLonger { .. } => Fault::Local,
-            E::InvalidHeader(_) | E::KeyForOtherTransfer { .. } | E::KeyReused => Fault::Usage,
-            E::Internal(_) => Fault::Internal,
+            E::InvalidHeader(_) | E::KeyForOtherTransfer { .. } | E::KeyReused => Fault::Bug,
+            E::Internal(_) => Fault::Bug,
         }
     }
 

@@ -12,7 +12,7 @@ const CHUNK: u32 = MIN_CHUNK_SIZE;
 
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len];
-    rand::rng().fill_bytes(&mut data);
+    crate::edge::rng().fill_bytes(&mut data);
     data
 }
 
@@ -471,7 +471,7 @@ fn a_key_seals_one_stream_only() {
     send(&k, &header, &[1u8, 2, 3][..], io::sink(), &mut |_| {}).unwrap();
     let err = send(&k, &header, &[1u8, 2, 3][..], io::sink(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, StreamError::KeyReused), "{err}");
-    assert_eq!(err.fault(), Fault::Usage);
+    assert_eq!(err.fault(), Fault::Bug);
 
     let other = Header::new(ID_B, CHUNK, 3, "vm").unwrap();
     let err = send(&key(&ID_A), &other, &[1u8, 2, 3][..], io::sink(), &mut |_| {}).unwrap_err();

@@ -11,7 +11,7 @@ use super::{free_port, scratch_dir, text};
 
 fn random_suffix() -> String {
     use rand::Rng;
-    let mut rng = rand::rng();
+    let mut rng = dirbroker::clock::rng();
     (0..8).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect()
 }
 
@@ -183,7 +183,7 @@ impl Sshd {
             if let Ok(Some(_)) = sshd.child.try_wait() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(25));
+            dirbroker::clock::sleep(Duration::from_millis(25));
         }
         Err(sshd.log())
     }
