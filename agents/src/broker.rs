@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::migration::MigrationError;
 use crate::migration::crypto::{DcIdentity, Trust};
 use crate::migration::operation::TotpKey;
-use crate::migration::request::{K1, K1Store};
+use crate::migration::request::{K1, K1Store, OtpConsumed};
 
 /// A client of the broker's HTTPS API, presenting the data center's certificate.
 #[derive(Debug, Clone)]
@@ -133,10 +133,10 @@ impl Broker {
     }
 
     /// Verifies and consumes a user's OTP: `Ok(Err(reason))` when refused.
-    pub async fn verify_otp(&self, uid: &str, code: &str) -> Result<Result<(), String>, MigrationError> {
+    pub async fn verify_otp(&self, uid: &str, code: &str) -> Result<Result<OtpConsumed, String>, MigrationError> {
         let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string() };
         let r: OtpVerifyReply =
             self.api.post("/v1/otp/verify", &req).await.map_err(|e| local(format!("OTP check: {e}")))?;
-        Ok(if r.accepted { Ok(()) } else { Err(r.reason.unwrap_or_else(|| "refused".into())) })
+        Ok(OtpConsumed::from_reply(uid, r))
     }
 }

@@ -3,7 +3,7 @@
 //! `dirbroker migrate` (which fills the CA and the source data center's
 //! endpoint from the directory and runs this in its own process).
 
-use std::io::{BufRead, IsTerminal, Write};
+use dirbroker_proto::encoding::hex;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,20 +91,11 @@ pub async fn run(args: MigrationArgs, ca: PathBuf, endpoint: String, json: bool)
 }
 
 fn read_otp(uid: &str) -> Result<Zeroizing<String>, String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("OTP for {uid}: ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = Zeroizing::new(String::new());
-    stdin.lock().read_line(&mut line).map_err(|e| format!("reading the OTP: {e}"))?;
+    let line =
+        dirbroker::secret::read_line(&format!("OTP for {uid}: ")).map_err(|e| format!("reading the OTP: {e}"))?;
     let code = Zeroizing::new(line.trim().to_string());
     if code.is_empty() {
         return Err("no OTP given".into());
     }
     Ok(code)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

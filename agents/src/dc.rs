@@ -11,6 +11,7 @@
 //! - `Mig_Request_DC` from another data center (mutual TLS) → we are the
 //!   destination.
 
+use dirbroker_proto::encoding::hex;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -189,12 +190,15 @@ impl Dc {
             request::receive_auth_request(&keys.creds.k1, &self.me.did, &req, &mut replay, unix_secs())?
         };
         // Step 3: the broker verifies and consumes the user's OTP.
-        if let Err(reason) = self.broker.verify_otp(&check.uid, &check.otp).await? {
-            tracing::warn!(uid = %check.uid, admin = %check.admin(), security = true, "OTP refused: {reason}");
-            return Err(MigrationError::OtpRefused(reason));
-        }
+        let consumed = match self.broker.verify_otp(&check.uid, &check.otp).await? {
+            Ok(consumed) => consumed,
+            Err(reason) => {
+                tracing::warn!(uid = %check.uid, admin = %check.admin(), security = true, "OTP refused: {reason}");
+                return Err(MigrationError::OtpRefused(reason));
+            }
+        };
         tracing::info!(uid = %check.uid, admin = %check.admin(), "user authenticated by OTP");
-        let (reply, waiting) = check.accepted()?;
+        let (reply, waiting) = check.accepted(consumed)?;
         wire::send(admin, &reply).await?;
         let m: MigRequestAdmin = wire::recv(admin, kind_name, self.timeout).await?;
         let (order, session) = waiting.receive(&m)?;
@@ -403,8 +407,4 @@ impl Dc {
             }
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

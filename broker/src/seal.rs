@@ -13,6 +13,7 @@
 //! adds a key and re-seals every value, while values under older keys still
 //! open in the meantime.
 
+use dirbroker_proto::encoding::hex;
 use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -60,10 +61,6 @@ impl fmt::Debug for Keyring {
         let ids: Vec<String> = self.keys.iter().map(|k| hex(&k.id)).collect();
         f.debug_struct("Keyring").field("key_ids", &ids).finish()
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn random<const N: usize>() -> Result<[u8; N], SealError> {

@@ -83,6 +83,20 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
     Ok(SecretString::new(text.to_string()))
 }
 
+/// One line of a secret typed at the terminal (with `prompt` on standard
+/// error) or piped on standard input, without its line ending; at most 64 KiB.
+pub fn read_line(prompt: &str) -> std::io::Result<Zeroizing<String>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = Zeroizing::new(String::new());
+    stdin.lock().take(65536).read_line(&mut line)?;
+    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string()))
+}
+
 /// Write `contents` to `path` with mode 0600, replacing it atomically.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

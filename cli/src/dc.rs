@@ -10,7 +10,7 @@ use dirbroker::admin;
 use dirbroker::model::DataCenter;
 
 use super::ca::load_ca;
-use super::{CliResult, Ctx, Failure, Output};
+use super::{CliResult, Ctx, Failure};
 
 #[derive(Subcommand, Debug)]
 pub enum DcCmd {
@@ -68,18 +68,14 @@ pub async fn run_dc(ctx: &Ctx, cmd: DcCmd) -> CliResult {
             let dir = ctx.directory().await?;
             let mut dcs = dir.list::<DataCenter>().await?;
             dcs.sort_by(|a, b| a.id.cmp(&b.id));
-            if ctx.output == Output::Json {
-                let v: Vec<_> = dcs
-                    .iter()
-                    .map(|d| json!({ "did": d.id, "endpoint": d.endpoint, "disabled": d.disabled, "has_certificate": d.certificate.is_some() }))
-                    .collect();
-                ctx.json(&serde_json::Value::Array(v));
-            } else {
-                for d in &dcs {
+            ctx.list(
+                &dcs,
+                |d| json!({ "did": d.id, "endpoint": d.endpoint, "disabled": d.disabled, "has_certificate": d.certificate.is_some() }),
+                |d| {
                     let state = if d.disabled { "revoked/disabled" } else { "active" };
-                    println!("{:<20} {:<28} {state}", d.id, d.endpoint.as_deref().unwrap_or("-"));
-                }
-            }
+                    format!("{:<20} {:<28} {state}", d.id, d.endpoint.as_deref().unwrap_or("-"))
+                },
+            );
             Ok(())
         }
         DcCmd::Revoke(a) => {

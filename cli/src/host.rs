@@ -10,7 +10,7 @@ use dirbroker::model::{DirEntry, Host};
 use dirbroker::ssh::SshKey;
 use dirbroker::ssh::keys::check_from_pattern;
 
-use super::{CliResult, Ctx, Failure, Output, add_values, load_named, remove_values};
+use super::{CliResult, Ctx, Failure, Output, add_values, delete_named, load_named, remove_values};
 
 #[derive(Subcommand, Debug)]
 pub enum HostCmd {
@@ -166,9 +166,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> CliResult {
             Ok(())
         }
         HostCmd::Remove(a) => {
-            let dir = ctx.directory().await?;
-            let h = load_named::<Host>(&dir, &a.name, "host").await?;
-            dir.delete(&h.dn(dir.layout())?).await?;
+            let h = delete_named::<Host>(&ctx.directory().await?, &a.name, "host").await?;
             ctx.report(json!({ "removed": h.name }), &format!("removed host {}", h.name));
             Ok(())
         }

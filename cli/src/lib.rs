@@ -264,6 +264,17 @@ impl Ctx {
         }
     }
 
+    /// Print a list: one JSON array for `--output json`, else one line per item.
+    pub fn list<T>(&self, items: &[T], json: impl Fn(&T) -> serde_json::Value, line: impl Fn(&T) -> String) {
+        if self.output == Output::Json {
+            self.json(&serde_json::Value::Array(items.iter().map(json).collect()));
+        } else {
+            for item in items {
+                println!("{}", line(item));
+            }
+        }
+    }
+
     /// The broker master keyring named by the configuration.
     pub fn keyring(&self) -> Result<dirbroker::seal::Keyring, Failure> {
         let path = self.config()?.keyring_path();
@@ -279,6 +290,14 @@ pub async fn existing_user(dir: &Directory, uid: &str) -> Result<dirbroker::mode
 /// Load the entry of kind `T` named `id`; a missing one is "no WHAT ID" (exit 1).
 pub async fn load_named<T: dirbroker::model::DirEntry>(dir: &Directory, id: &str, what: &str) -> Result<T, Failure> {
     Ok(dirbroker::admin::load_named(dir, id, what).await?)
+}
+
+/// Delete the entry of kind `T` named `id` (a missing one is "no WHAT ID",
+/// exit 1); returns the entry as it was.
+pub async fn delete_named<T: dirbroker::model::DirEntry>(dir: &Directory, id: &str, what: &str) -> Result<T, Failure> {
+    let entry = load_named::<T>(dir, id, what).await?;
+    dir.delete(&entry.dn(dir.layout())?).await?;
+    Ok(entry)
 }
 
 /// Add `new` values to a multi-valued attribute in one modify; values already

@@ -8,7 +8,7 @@
 //! password nor pw.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -148,18 +148,8 @@ struct LoginAnswer {
 }
 
 fn read_line_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = Zeroizing::new(String::new());
-    stdin
-        .lock()
-        .take(65536)
-        .read_line(&mut line)
+    let v = dirbroker::secret::read_line(prompt)
         .map_err(|e| Failure::new(Exit::Usage, format!("reading standard input: {e}")))?;
-    let v = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
     if v.is_empty() {
         return Err(Failure::usage(format!("no input for {}", prompt.trim_end_matches([':', ' ']))));
     }

@@ -17,7 +17,7 @@ use dirbroker::otp::skey::SkeyAlgorithm;
 use dirbroker::otp::verify::{self, Outcome};
 use dirbroker::seal::context;
 
-use super::{CliResult, Ctx, Failure, Output, load_named};
+use super::{CliResult, Ctx, Failure, Output, delete_named, load_named};
 use crate::exit::Exit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -242,9 +242,7 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
         OtpCmd::Disable(a) => set_disabled(ctx, &a.id, true).await,
         OtpCmd::Enable(a) => set_disabled(ctx, &a.id, false).await,
         OtpCmd::Delete(a) => {
-            let dir = ctx.directory().await?;
-            let t = load_named::<OtpToken>(&dir, &a.id, "token").await?;
-            dir.delete(&t.dn(dir.layout())?).await?;
+            let t = delete_named::<OtpToken>(&ctx.directory().await?, &a.id, "token").await?;
             ctx.report(json!({ "deleted": t.id }), &format!("deleted token {}", t.id));
             Ok(())
         }

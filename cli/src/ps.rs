@@ -13,7 +13,7 @@ use dirbroker::admin::{self, ps::NewServer};
 use dirbroker::model::{DataCenter, DirEntry, PhysicalServer};
 use dirbroker::otp::codes::Algorithm;
 
-use super::{CliResult, Ctx, Failure, IdArg, Output, load_named};
+use super::{CliResult, Ctx, Failure, IdArg, delete_named, load_named};
 
 #[derive(Subcommand, Debug)]
 pub enum PsCmd {
@@ -104,17 +104,11 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
                 .filter(|p| filter_dc.as_ref().is_none_or(|d| p.datacenter.is_within(d) && d.is_within(&p.datacenter)))
                 .collect();
             servers.sort_by(|a, b| a.id.cmp(&b.id));
-            if ctx.output == Output::Json {
-                let v: Vec<_> = servers
-                    .iter()
-                    .map(|p| json!({ "id": p.id, "datacenter": p.datacenter.as_str(), "endpoint": p.endpoint, "disabled": p.disabled }))
-                    .collect();
-                ctx.json(&serde_json::Value::Array(v));
-            } else {
-                for p in &servers {
-                    println!("{:<16} {:<40} {}", p.id, p.datacenter, p.endpoint.as_deref().unwrap_or("-"));
-                }
-            }
+            ctx.list(
+                &servers,
+                |p| json!({ "id": p.id, "datacenter": p.datacenter.as_str(), "endpoint": p.endpoint, "disabled": p.disabled }),
+                |p| format!("{:<16} {:<40} {}", p.id, p.datacenter, p.endpoint.as_deref().unwrap_or("-")),
+            );
             Ok(())
         }
         PsCmd::Rotate(a) => {
@@ -128,9 +122,7 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
             Ok(())
         }
         PsCmd::Remove(a) => {
-            let dir = ctx.directory().await?;
-            let ps = load_named::<PhysicalServer>(&dir, &a.id, "physical server").await?;
-            dir.delete(&ps.dn(dir.layout())?).await?;
+            let ps = delete_named::<PhysicalServer>(&ctx.directory().await?, &a.id, "physical server").await?;
             ctx.report(json!({ "removed": ps.id }), &format!("removed {}", ps.id));
             Ok(())
         }

@@ -10,9 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use dirbroker::admin::{self, psk::Parties};
-use dirbroker::model::{DirEntry, PreSharedKey};
+use dirbroker::model::PreSharedKey;
 
-use super::{CliResult, Ctx, Failure, IdArg, Output, load_named};
+use super::{CliResult, Ctx, Failure, IdArg, delete_named};
 
 #[derive(Subcommand, Debug)]
 pub enum PskCmd {
@@ -93,18 +93,12 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
             let dir = ctx.directory().await?;
             let mut all = dir.list::<PreSharedKey>().await?;
             all.sort_by(|a, b| a.id.cmp(&b.id));
-            if ctx.output == Output::Json {
-                let v: Vec<_> = all
-                    .iter()
-                    .map(|p| json!({ "id": p.id, "parties": p.parties.iter().map(|d| d.to_string()).collect::<Vec<_>>(), "disabled": p.disabled }))
-                    .collect();
-                ctx.json(&serde_json::Value::Array(v));
-            } else {
-                for p in &all {
-                    let parties: Vec<String> = p.parties.iter().map(|d| d.to_string()).collect();
-                    println!("{:<24} {}", p.id, parties.join(" <-> "));
-                }
-            }
+            let parties = |p: &PreSharedKey| p.parties.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+            ctx.list(
+                &all,
+                |p| json!({ "id": p.id, "parties": parties(p), "disabled": p.disabled }),
+                |p| format!("{:<24} {}", p.id, parties(p).join(" <-> ")),
+            );
             Ok(())
         }
         PskCmd::Rotate(a) => {
@@ -124,9 +118,7 @@ pub async fn run_psk(ctx: &Ctx, cmd: PskCmd) -> CliResult {
             Ok(())
         }
         PskCmd::Remove(a) => {
-            let dir = ctx.directory().await?;
-            let psk = load_named::<PreSharedKey>(&dir, &a.id, "pre-shared key").await?;
-            dir.delete(&psk.dn(dir.layout())?).await?;
+            let psk = delete_named::<PreSharedKey>(&ctx.directory().await?, &a.id, "pre-shared key").await?;
             ctx.report(json!({ "removed": psk.id }), &format!("removed {}", psk.id));
             Ok(())
         }

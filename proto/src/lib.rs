@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod edge;
+pub mod encoding;
 pub mod fault;
 pub mod group;
 pub mod keystroke;

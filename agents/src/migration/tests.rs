@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dirbroker::ca::Ca;
 use dirbroker::otp::codes::Algorithm;
+use dirbroker_proto::api::machines::OtpVerifyReply;
 use rustls_pki_types::UnixTime;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -72,6 +73,27 @@ fn t0() -> i64 {
     now().unix_timestamp()
 }
 
+/// The broker's accepting answer for the user of `check`, then `Auth_Reply`.
+fn broker_accepts(check: OtpToCheck<'_>) -> Result<(AuthReply, AwaitingMigRequestAdmin<'_>), MigrationError> {
+    let consumed = OtpConsumed::from_reply(&check.uid, OtpVerifyReply { accepted: true, reason: None }).unwrap();
+    check.accepted(consumed)
+}
+
+/// No `Auth_Reply` without the broker's acceptance of this very user's OTP:
+/// a refusal gives no witness, and one for another user does not fit.
+#[test]
+fn auth_reply_needs_the_brokers_acceptance_for_this_user() {
+    let refused = OtpConsumed::from_reply("bob", OtpVerifyReply { accepted: false, reason: Some("spent".into()) });
+    assert_eq!(refused.unwrap_err(), "spent");
+    let (keys, k1) = (store(), k1());
+    let mut cache = ReplayCache::default();
+    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
+    let for_eve = OtpConsumed::from_reply("eve", OtpVerifyReply { accepted: true, reason: None }).unwrap();
+    let e = check.accepted(for_eve).unwrap_err();
+    assert!(e.to_string().contains("this request is \"bob\"'s"), "{e}");
+}
+
 #[test]
 fn request_module_honest_run() {
     let (keys, k1) = (store(), k1());
@@ -79,7 +101,7 @@ fn request_module_honest_run() {
     let (req, waiting) = start(&k1, &user("123456"), t0()).unwrap();
     let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 1).unwrap();
     assert_eq!((check.uid.as_str(), check.otp.as_str(), check.admin()), ("bob", "123456", "alice"));
-    let (reply, dc_waiting) = check.accepted().unwrap();
+    let (reply, dc_waiting) = broker_accepts(check).unwrap();
     let (mig, admin_waiting) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
     let (body, session) = dc_waiting.receive(&mig).unwrap();
     assert_eq!(body, MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() });
@@ -132,7 +154,7 @@ fn auth_reply_for_another_request_is_refused() {
     let (req2, _waiting2) = start(&k1, &user("222222"), t0()).unwrap();
     let mut cache = ReplayCache::default();
     receive_auth_request(&keys, "DC-SRC", &req1, &mut cache, t0()).unwrap();
-    let (reply2, _) = receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0()).unwrap().accepted().unwrap();
+    let (reply2, _) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0()).unwrap()).unwrap();
     // The reply to request 2 (a replay from another session) does not answer request 1.
     let e = waiting1.receive(&k1, &reply2, order(), "DC-DEST").unwrap_err();
     assert!(e.to_string().contains("answers another request"), "{e}");
@@ -144,7 +166,7 @@ fn mig_request_admin_replayed_into_another_session_is_refused() {
     let mut cache = ReplayCache::default();
     let run = |cache: &mut ReplayCache, otp: &str| {
         let (req, waiting) = start(&k1, &user(otp), t0()).unwrap();
-        let (reply, dc) = receive_auth_request(&keys, "DC-SRC", &req, cache, t0()).unwrap().accepted().unwrap();
+        let (reply, dc) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req, cache, t0()).unwrap()).unwrap();
         let (mig, _) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
         (mig, dc)
     };

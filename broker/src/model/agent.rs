@@ -1,7 +1,6 @@
 //! An agent service (AMS or ANS): a `dirbrokerAgent` + `pkiUser` entry under `ou=agents`.
 
-use super::{AttrsBuilder, DirEntry, certificate, flag, owned};
-use crate::directory::{Attrs, DirError, Dn, Entry, Layout, Result};
+use crate::directory::Result;
 
 /// Which agent service (seed 002).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -47,55 +46,6 @@ impl Agent {
             encryption_key: None,
             certificate: None,
             disabled: false,
-        })
-    }
-}
-
-impl DirEntry for Agent {
-    const OBJECT_CLASSES: &'static [&'static str] = &["dirbrokerAgent", "pkiUser"];
-    const KIND_CLASS: &'static str = "dirbrokerAgent";
-    const RDN_ATTR: &'static str = "cn";
-
-    fn container(layout: &Layout) -> &Dn {
-        &layout.agents
-    }
-    fn rdn_value(&self) -> &str {
-        &self.name
-    }
-
-    fn to_attrs(&self) -> Attrs {
-        let mut b = AttrsBuilder::classes(Self::OBJECT_CLASSES);
-        b.str("cn", &self.name);
-        b.str("dirbrokerAgentRole", self.role.as_str());
-        b.opt_str("dirbrokerEndpoint", self.endpoint.as_deref());
-        b.opt_bytes("dirbrokerSigningKey", self.signing_key.as_deref());
-        b.opt_bytes("dirbrokerEncryptionKey", self.encryption_key.as_deref());
-        b.opt_bytes("userCertificate;binary", self.certificate.as_deref());
-        b.flag("dirbrokerDisabled", self.disabled);
-        b.done()
-    }
-
-    fn from_entry(e: &Entry) -> Result<Agent> {
-        let role_text = e.required_str("dirbrokerAgentRole")?;
-        let role = match role_text.to_ascii_lowercase().as_str() {
-            "ams" => AgentRole::Ams,
-            "ans" => AgentRole::Ans,
-            other => {
-                return Err(DirError::MalformedEntry {
-                    dn: e.dn.to_string(),
-                    attr: "dirbrokerAgentRole".into(),
-                    reason: format!("{other:?} is not ams or ans"),
-                });
-            }
-        };
-        Ok(Agent {
-            name: e.dn.first_rdn().map(|(_, v)| v).unwrap_or_default(),
-            role,
-            endpoint: owned(e.str("dirbrokerEndpoint")?),
-            signing_key: e.bytes("dirbrokerSigningKey")?.map(<[u8]>::to_vec),
-            encryption_key: e.bytes("dirbrokerEncryptionKey")?.map(<[u8]>::to_vec),
-            certificate: certificate(e)?,
-            disabled: flag(e, "dirbrokerDisabled")?,
         })
     }
 }

@@ -5,6 +5,7 @@
 mod agent;
 mod data_center;
 mod host;
+mod ldap;
 mod otp_token;
 mod physical_server;
 mod psk;

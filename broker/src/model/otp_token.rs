@@ -2,9 +2,8 @@
 
 use time::OffsetDateTime;
 
-use super::{AttrsBuilder, DirEntry, Sealed, flag, owned, sealed, small_int};
-use crate::directory::values::int_value;
-use crate::directory::{Attrs, DirError, Dn, Entry, Layout, Result};
+use super::Sealed;
+use crate::directory::{Dn, Result};
 
 /// OTP token type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -83,77 +82,6 @@ impl OtpToken {
             disabled: false,
             not_before: None,
             not_after: None,
-        })
-    }
-}
-
-impl DirEntry for OtpToken {
-    const OBJECT_CLASSES: &'static [&'static str] = &["dirbrokerOtpToken"];
-    const KIND_CLASS: &'static str = "dirbrokerOtpToken";
-    const RDN_ATTR: &'static str = "dirbrokerTokenId";
-
-    fn container(layout: &Layout) -> &Dn {
-        &layout.otp
-    }
-    fn rdn_value(&self) -> &str {
-        &self.id
-    }
-
-    fn to_attrs(&self) -> Attrs {
-        let mut b = AttrsBuilder::classes(Self::OBJECT_CLASSES);
-        b.str("dirbrokerTokenId", &self.id);
-        b.str("dirbrokerTokenOwner", self.owner.as_str());
-        b.str("dirbrokerTokenType", self.kind.as_str());
-        b.opt_str("description", self.description.as_deref());
-        b.opt_str("dirbrokerOtpAlgorithm", self.algorithm.as_deref());
-        b.opt_int("dirbrokerOtpDigits", self.digits.map(i64::from));
-        b.opt_int("dirbrokerOtpPeriod", self.period.map(i64::from));
-        b.opt_bytes("dirbrokerOtpSecret", self.secret.as_ref().map(|s| s.0.as_slice()));
-        b.opt_int("dirbrokerHotpCounter", self.hotp_counter);
-        b.opt_int("dirbrokerTotpWatermark", self.totp_watermark);
-        b.opt_int("dirbrokerTotpClockOffset", self.clock_offset);
-        b.opt_int("dirbrokerOtpLookAhead", self.look_ahead.map(i64::from));
-        b.bytes("dirbrokerOtpFailureCount", int_value(self.failure_count));
-        b.opt_str("dirbrokerSkeySeed", self.skey_seed.as_deref());
-        b.opt_int("dirbrokerSkeySequence", self.skey_sequence);
-        b.opt_bytes("dirbrokerSkeyLastOtp", self.skey_last_otp.as_deref());
-        b.flag("dirbrokerDisabled", self.disabled);
-        b.opt_time("dirbrokerNotBefore", self.not_before);
-        b.opt_time("dirbrokerNotAfter", self.not_after);
-        b.done()
-    }
-
-    fn from_entry(e: &Entry) -> Result<OtpToken> {
-        let kind_text = e.required_str("dirbrokerTokenType")?;
-        let kind = TokenType::parse(kind_text).ok_or_else(|| DirError::MalformedEntry {
-            dn: e.dn.to_string(),
-            attr: "dirbrokerTokenType".into(),
-            reason: format!("{kind_text:?} is not hotp, totp or skey"),
-        })?;
-        Ok(OtpToken {
-            id: e.required_str("dirbrokerTokenId")?.to_string(),
-            owner: e.dn_value("dirbrokerTokenOwner")?.ok_or_else(|| DirError::MalformedEntry {
-                dn: e.dn.to_string(),
-                attr: "dirbrokerTokenOwner".into(),
-                reason: "missing".into(),
-            })?,
-            kind,
-            description: owned(e.str("description")?),
-            algorithm: owned(e.str("dirbrokerOtpAlgorithm")?),
-            digits: small_int(e, "dirbrokerOtpDigits", "a digit count")?,
-            period: small_int(e, "dirbrokerOtpPeriod", "a period")?,
-            secret: sealed(e, "dirbrokerOtpSecret")?,
-            hotp_counter: e.int("dirbrokerHotpCounter")?,
-            totp_watermark: e.int("dirbrokerTotpWatermark")?,
-            clock_offset: e.int("dirbrokerTotpClockOffset")?,
-            look_ahead: small_int(e, "dirbrokerOtpLookAhead", "a window")?,
-            failure_count: e.int("dirbrokerOtpFailureCount")?.unwrap_or(0),
-            skey_seed: owned(e.str("dirbrokerSkeySeed")?),
-            skey_sequence: e.int("dirbrokerSkeySequence")?,
-            skey_last_otp: e.bytes("dirbrokerSkeyLastOtp")?.map(<[u8]>::to_vec),
-            disabled: flag(e, "dirbrokerDisabled")?,
-            not_before: e.time("dirbrokerNotBefore")?,
-            not_after: e.time("dirbrokerNotAfter")?,
         })
     }
 }

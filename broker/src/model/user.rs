@@ -2,9 +2,8 @@
 
 use time::OffsetDateTime;
 
-use super::{AttrsBuilder, DirEntry, Sealed, flag, owned, sealed, small_int, strings};
-use crate::directory::values::int_value;
-use crate::directory::{Attrs, DirError, Dn, Entry, Layout, Result};
+use super::Sealed;
+use crate::directory::Result;
 
 /// SSO user level (seed 002): what a user may do at Kerberized services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -93,97 +92,6 @@ impl User {
             password_kdf: None,
             keystroke_hardening: false,
             sealed_ssh_private_key: None,
-        })
-    }
-}
-
-impl DirEntry for User {
-    const OBJECT_CLASSES: &'static [&'static str] = &["inetOrgPerson", "ldapPublicKey", "dirbrokerUser"];
-    const KIND_CLASS: &'static str = "inetOrgPerson";
-    const RDN_ATTR: &'static str = "uid";
-
-    fn container(layout: &Layout) -> &Dn {
-        &layout.people
-    }
-    fn rdn_value(&self) -> &str {
-        &self.uid
-    }
-
-    fn to_attrs(&self) -> Attrs {
-        let mut classes = Self::OBJECT_CLASSES.to_vec();
-        if self.posix.is_some() {
-            classes.push("posixAccount");
-        }
-        let mut b = AttrsBuilder::classes(&classes);
-        b.str("uid", &self.uid);
-        b.str("cn", &self.cn);
-        b.str("sn", &self.sn);
-        b.opt_str("mail", self.mail.as_deref());
-        b.bytes("dirbrokerUserLevel", int_value(self.level.number()));
-        b.flag("dirbrokerAnonymous", self.anonymous);
-        b.flag("dirbrokerDisabled", self.disabled);
-        b.opt_time("dirbrokerNotAfter", self.not_after);
-        if let Some(p) = &self.posix {
-            b.bytes("uidNumber", int_value(p.uid_number.into()));
-            b.bytes("gidNumber", int_value(p.gid_number.into()));
-            b.str("homeDirectory", &p.home_directory);
-            b.opt_str("loginShell", p.login_shell.as_deref());
-        }
-        b.strs("sshPublicKey", &self.ssh_public_keys);
-        b.strs("dirbrokerAllowedFrom", &self.allowed_from);
-        b.opt_bytes("dirbrokerPublicValue", self.public_value.as_deref());
-        b.opt_time("dirbrokerPublicValueTime", self.public_value_time);
-        b.opt_bytes("dirbrokerPasswordKdf", self.password_kdf.as_deref());
-        b.flag("dirbrokerKeystrokeHardening", self.keystroke_hardening);
-        b.opt_bytes("dirbrokerSealedSshPrivateKey", self.sealed_ssh_private_key.as_ref().map(|s| s.0.as_slice()));
-        b.done()
-    }
-
-    fn from_entry(e: &Entry) -> Result<User> {
-        let level = match e.int("dirbrokerUserLevel")? {
-            None => UserLevel::Normal,
-            Some(n) => UserLevel::from_number(n).ok_or_else(|| DirError::MalformedEntry {
-                dn: e.dn.to_string(),
-                attr: "dirbrokerUserLevel".into(),
-                reason: format!("{n} is not a level from 1 to 4"),
-            })?,
-        };
-        let posix = if e.has_class("posixAccount") {
-            Some(Posix {
-                uid_number: small_int(e, "uidNumber", "a uid number")?.unwrap_or_default(),
-                gid_number: small_int(e, "gidNumber", "a gid number")?.unwrap_or_default(),
-                home_directory: e.required_str("homeDirectory")?.to_string(),
-                login_shell: owned(e.str("loginShell")?),
-            })
-        } else {
-            None
-        };
-        // cn and sn may hold several values in entries other tools wrote; take the first.
-        let first = |attr: &str| -> Result<String> {
-            e.strs(attr)?.first().map(|s| s.to_string()).ok_or_else(|| DirError::MalformedEntry {
-                dn: e.dn.to_string(),
-                attr: attr.to_string(),
-                reason: "missing".into(),
-            })
-        };
-        let uid = first("uid")?;
-        Ok(User {
-            cn: first("cn").unwrap_or_else(|_| uid.clone()),
-            uid,
-            sn: first("sn").unwrap_or_default(),
-            mail: e.strs("mail")?.first().map(|s| s.to_string()),
-            level,
-            anonymous: flag(e, "dirbrokerAnonymous")?,
-            disabled: flag(e, "dirbrokerDisabled")?,
-            not_after: e.time("dirbrokerNotAfter")?,
-            posix,
-            ssh_public_keys: strings(e, "sshPublicKey")?,
-            allowed_from: strings(e, "dirbrokerAllowedFrom")?,
-            public_value: e.bytes("dirbrokerPublicValue")?.map(<[u8]>::to_vec),
-            public_value_time: e.time("dirbrokerPublicValueTime")?,
-            password_kdf: e.bytes("dirbrokerPasswordKdf")?.map(<[u8]>::to_vec),
-            keystroke_hardening: flag(e, "dirbrokerKeystrokeHardening")?,
-            sealed_ssh_private_key: sealed(e, "dirbrokerSealedSshPrivateKey")?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! or missing one fails closed. One 0600 file per user, named by a hash of
 //! the user name so no input reaches a path.
 
+use dirbroker_proto::encoding::hex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,10 +67,6 @@ impl KeyCache {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

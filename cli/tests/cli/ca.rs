@@ -8,10 +8,8 @@ use crate::support::*;
 
 #[test]
 fn issued_certificates_verify_and_revoked_ones_do_not() {
-    let tmp = scratch_dir();
+    let (tmp, cfg, _down) = cli_bed();
     let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
     let run = |args: &[&str]| dirbroker(args, Some(&cfg), "");
 
     // No CA yet: a clear configuration error, nothing registered.
@@ -128,10 +126,8 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
     use dirbroker::model::{PhysicalServer, PreSharedKey};
     use dirbroker::seal::{Keyring, context};
 
-    let tmp = scratch_dir();
+    let (tmp, cfg, _down) = cli_bed();
     let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
     let run = |args: &[&str]| dirbroker(args, Some(&cfg), "");
     assert_eq!(code(&run(&["ca", "init"])), 0);
     let dcdir = tmp.path().join("dc1");

@@ -8,10 +8,8 @@ use crate::support::*;
 
 #[test]
 fn passwd_group_and_keys_migrate_in_three_commands() {
-    let tmp = scratch_dir();
+    let (tmp, cfg, _down) = cli_bed();
     let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
 
     let old = tmp.path().join("old");
     let keys = old.join("authorized_keys");
@@ -198,10 +196,7 @@ fn export_redacts_secrets_and_round_trips_through_import() {
 /// way in, verify with oathtool's codes, and never sit in LDAP in clear.
 #[test]
 fn clear_secrets_in_a_provisioning_file_are_sealed_on_import() {
-    let tmp = scratch_dir();
-    let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
+    let (tmp, cfg, _down) = cli_bed();
     assert_eq!(code(&dirbroker(&["user", "add", "fay", "--name", "Fay"], Some(&cfg), "")), 0);
     use base64::Engine;
     let secret_b64 = base64::engine::general_purpose::STANDARD.encode(b"12345678901234567890");
@@ -244,10 +239,8 @@ fn clear_secrets_in_a_provisioning_file_are_sealed_on_import() {
 /// applies them.
 #[test]
 fn authorized_keys_files_become_key_additions() {
-    let tmp = scratch_dir();
+    let (tmp, cfg, _down) = cli_bed();
     let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
     for (u, n) in [("alice", "Alice"), ("bob", "Bob")] {
         assert_eq!(code(&dirbroker(&["user", "add", u, "--name", n], Some(&cfg), "")), 0);
     }

@@ -21,10 +21,7 @@ const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// `ca revoke` puts it on the CRL.
 #[test]
 fn serve_certificates_of_each_kind_verify_for_their_purpose() {
-    let tmp = scratch_dir();
-    let bed = tmp.path().join("bed");
-    let _down = testbed_up(&bed);
-    let cfg = bed.join("dirbroker.toml");
+    let (tmp, cfg, _down) = cli_bed();
     let run = |args: &[&str]| dirbroker(args, Some(&cfg), "");
     assert_eq!(code(&run(&["ca", "init"])), 0);
     let ca = tmp.path().join("ca.pem");

@@ -63,3 +63,12 @@ pub fn testbed_up(dir: &Path) -> Down {
 pub fn installed() -> Installed {
     Installed::with_binaries(Path::new(BIN), Path::new(NODE_BIN))
 }
+
+/// A testbed started by the CLI in a scratch directory: the directory, the
+/// configuration file `testbed up` wrote, and the guard that stops it.
+pub fn cli_bed() -> (tempfile::TempDir, PathBuf, Down) {
+    let tmp = scratch_dir();
+    let bed = tmp.path().join("bed");
+    let down = testbed_up(&bed);
+    (tmp, bed.join("dirbroker.toml"), down)
+}

@@ -16,6 +16,7 @@
 //! for; the transcript values (nonce1, nonce_dc, migration_id, the digest of
 //! the request) are carried in the state and bound into keys and signatures.
 
+use crate::api::machines::OtpVerifyReply;
 use std::collections::HashMap;
 
 use rustls_pki_types::UnixTime;
@@ -208,6 +209,27 @@ pub fn receive_auth_request<'k>(
 }
 
 /// An opened `Auth_Request` whose OTP the broker must verify.
+/// Proof that the broker verified and consumed the user's OTP (request
+/// module step 3). Only an accepting answer of `POST /v1/otp/verify` makes
+/// one ([`OtpConsumed::from_reply`]), and [`OtpToCheck::accepted`] takes it:
+/// the source cannot send `Auth_Reply` for a user the broker did not accept.
+#[derive(Debug)]
+pub struct OtpConsumed {
+    uid: String,
+}
+
+impl OtpConsumed {
+    /// The broker's answer for `uid`: the witness when it accepted (and
+    /// consumed) the code, the broker's reason when it refused.
+    pub fn from_reply(uid: &str, reply: OtpVerifyReply) -> Result<OtpConsumed, String> {
+        if reply.accepted {
+            Ok(OtpConsumed { uid: uid.to_string() })
+        } else {
+            Err(reply.reason.unwrap_or_else(|| "refused".into()))
+        }
+    }
+}
+
 pub struct OtpToCheck<'k> {
     k1: &'k K1,
     pub uid: String,
@@ -227,7 +249,13 @@ impl<'k> OtpToCheck<'k> {
     }
 
     /// Step 3, second half: the OTP was accepted; answer with `Auth_Reply`.
-    pub fn accepted(self) -> Result<(AuthReply, AwaitingMigRequestAdmin<'k>), MigrationError> {
+    pub fn accepted(self, consumed: OtpConsumed) -> Result<(AuthReply, AwaitingMigRequestAdmin<'k>), MigrationError> {
+        if consumed.uid != self.uid {
+            return Err(MigrationError::Mismatch {
+                what: "OTP check",
+                detail: format!("the broker's acceptance is for {:?}, this request is {:?}'s", consumed.uid, self.uid),
+            });
+        }
         let nonce_dc = crypto::random::<16>()?;
         let body = AuthReplyBody { uid: self.uid.clone(), nonce1: self.nonce1, nonce_dc };
         let sealed = crypto::seal(

@@ -66,6 +66,7 @@
 //! over a half-closed TCP connection. Set read timeouts on the socket: a
 //! stalled peer stalls [`receive`].
 
+use crate::encoding::hex;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -262,10 +263,6 @@ impl StreamError {
     pub fn is_peer_misbehaviour(&self) -> bool {
         self.fault() == Fault::PeerMisbehaved
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn transport(op: &'static str) -> impl FnOnce(io::Error) -> StreamError {
