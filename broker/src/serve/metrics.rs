@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 pub struct Metrics {
     started: Instant,
     /// (route, method, status code) → count.
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// route → (sum of seconds in µs, count).
-    durations: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    durations: Mutex<BTreeMap<String, (u64, u64)>>,
     pub handshake_failures: AtomicU64,
     pub handshake_timeouts: AtomicU64,
     pub ldap_errors: AtomicU64,
@@ -52,13 +52,13 @@ pub fn dec(c: &AtomicU64) {
 
 impl Metrics {
     /// Count one answered request.
-    pub fn observe(&self, route: &'static str, method: &str, status: u16, took: Duration) {
+    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
         let mut r = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *r.entry((route, method.to_string(), status)).or_insert(0) += 1;
+        *r.entry((route.to_string(), method.to_string(), status)).or_insert(0) += 1;
         drop(r);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let mut d = self.durations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = d.entry(route).or_insert((0, 0));
+        let e = d.entry(route.to_string()).or_insert((0, 0));
         e.0 = e.0.saturating_add(micros);
         e.1 += 1;
     }

@@ -189,16 +189,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sso/userlevel", post(userlevel))
 }
 
-/// Metrics labels of these routes.
-pub fn route_label(path: &str) -> Option<&'static str> {
-    match path {
-        "/v1/sso/params" => Some("/v1/sso/params"),
-        "/v1/sso/register" => Some("/v1/sso/register"),
-        "/v1/sso/userlevel" => Some("/v1/sso/userlevel"),
-        _ => None,
-    }
-}
-
 type ApiResult = Result<Response, ApiError>;
 
 fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {

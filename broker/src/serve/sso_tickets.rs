@@ -111,19 +111,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sso/ticket", post(ticket))
 }
 
-/// Metric labels of these routes.
-pub fn route_label(path: &str) -> Option<&'static str> {
-    match path {
-        "/.well-known/jwks.json" => Some("/.well-known/jwks.json"),
-        "/v1/sso/login" => Some("/v1/sso/login"),
-        "/v1/sso/ticket" => Some("/v1/sso/ticket"),
-        p if p.strip_prefix("/v1/sso/params/").is_some_and(|r| !r.is_empty() && !r.contains('/')) => {
-            Some("/v1/sso/params/{uid}")
-        }
-        _ => None,
-    }
-}
-
 fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
     st.sso.clone().ok_or_else(|| {
         ApiError::new(
@@ -337,18 +324,4 @@ async fn ticket(
     .await
     .map_err(|e| refused(&e, "ticket request"))?;
     Ok(no_store(Json(reply).into_response()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::route_label;
-
-    #[test]
-    fn route_labels_stay_few() {
-        assert_eq!(route_label("/v1/sso/params/alice"), Some("/v1/sso/params/{uid}"));
-        assert_eq!(route_label("/v1/sso/params/a/b"), None);
-        assert_eq!(route_label("/.well-known/jwks.json"), Some("/.well-known/jwks.json"));
-        assert_eq!(route_label("/v1/sso/ticket"), Some("/v1/sso/ticket"));
-        assert_eq!(route_label("/v1/sso/other"), None);
-    }
 }

@@ -400,6 +400,17 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert!(sample(&m1, "dirbroker_tls_handshake_failures_total") >= 1.0, "the foreign certificate: {m1:?}");
     assert!(sample(&m1, "dirbroker_http_request_duration_seconds_count{route=\"/healthz\"}") >= 2.0);
     assert!(m1.iter().any(|(s, _)| s == "dirbroker_uptime_seconds"));
+    // Labels are the routes' templates: one for every data center asked
+    // about, "unmatched" for paths no route takes; never the path itself.
+    assert!(
+        sample(&m1, "dirbroker_http_requests_total{route=\"/v1/dc/{did}\",method=\"GET\",code=\"200\"}") >= 1.0,
+        "{m1:?}"
+    );
+    assert!(
+        sample(&m1, "dirbroker_http_requests_total{route=\"unmatched\",method=\"GET\",code=\"404\"}") >= 1.0,
+        "{m1:?}"
+    );
+    assert!(!m1.iter().any(|(s, _)| s.contains("DC-B") || s.contains("/v1/nothing")), "{m1:?}");
     get(&anon, &serve.https_url("/healthz")).await;
     let m2 = scrape().await;
     assert_eq!(sample(&m2, healthz), sample(&m1, healthz) + 1.0);
