@@ -7,18 +7,14 @@
 //!
 //! ```text
 //!  start: bundle (key.pem, cert.pem, ca.pem) ─► GET broker/v1/pki/ca ─► CA + CRL
-//!  accept ─► spawn: TLS handshake (timeout) ─► Peer{kind,name,serial} ─► router
+//!  accept (the broker's loop) ─► spawn: TLS handshake (timeout) ─► Peer{kind,name,serial} ─► router
 //! ```
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -27,7 +23,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use dirbroker::serve::Peer;
+use dirbroker::serve::accept::{Limits, serve_tls};
+use dirbroker::serve::metrics::Metrics;
 
 /// An agent's TLS identity and trust, from its bundle and the broker.
 pub struct Tls {
@@ -142,48 +139,17 @@ pub async fn bind(listen: &str) -> Result<TcpListener, String> {
     Ok(listener)
 }
 
-/// Serves `app` forever (until the process is stopped).
+/// Serves `app` until the process is stopped, with the broker's accept loop
+/// and limits (`dirbroker::serve::accept`).
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
-    loop {
-        let (tcp, addr) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        tokio::spawn(connection(tcp, addr, acceptor.clone(), app.clone()));
-    }
-}
-
-async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, app: Router) {
-    let _ = tcp.set_nodelay(true);
-    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(peer = %addr, "TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(peer = %addr, "TLS handshake timed out");
-            return;
-        }
+    let limits = Limits {
+        max_connections: 1024,
+        handshake_timeout: Duration::from_secs(10),
+        header_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(10),
     };
-    let peer = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|l| dirbroker::ca::holder(l)) {
-        None => None,
-        Some(Ok(h)) => h,
-        Some(Err(e)) => {
-            tracing::warn!(peer = %addr, "client certificate not understood: {e}");
-            None
-        }
-    };
-    let svc = TowerToHyperService::new(app.layer(axum::Extension(Peer(peer))));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
-        tracing::debug!(peer = %addr, "connection: {e}");
-    }
+    let metrics = Arc::new(Metrics::default());
+    serve_tls(listener, move || acceptor.clone(), app, &limits, metrics, std::future::pending()).await;
 }
 
 /// A 32-byte secret from a bundle file (base64url, mode 0600).

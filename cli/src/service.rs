@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use dirbroker::directory::DirError;
-use dirbroker::model::{DirEntry as _, Service, UserLevel};
+use dirbroker::model::{DirEntry as _, Level, Service};
 use dirbroker_proto::sso::tickets::{ServiceKey, ServiceKeyFile};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -53,7 +53,7 @@ fn show(s: &Service) -> serde_json::Value {
     json!({
         "id": s.id,
         "endpoint": s.endpoint,
-        "min_level": s.min_level.map(UserLevel::number),
+        "min_level": s.min_level.map(Level::number),
         "registered": s.public_value_time.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
         "has_p_k": s.public_value.is_some(),
         "disabled": s.disabled,
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
     let dir = ctx.directory().await?;
     match cmd {
         ServiceCmd::Add(a) => {
-            let level = UserLevel::from_number(a.min_level)
+            let level = Level::from_number(a.min_level)
                 .ok_or_else(|| Failure::usage("--min-level must be 1 (temporary) to 4 (administrator)"))?;
             let mut svc = Service::new(&a.id)?;
             if dir.load::<Service>(&a.id).await.is_ok() {
@@ -117,7 +117,7 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
                         "{:<24} {:<28} {:>9}  {status}",
                         s.id,
                         s.endpoint.as_deref().unwrap_or("-"),
-                        s.min_level.map(UserLevel::number).unwrap_or(1)
+                        s.min_level.map(Level::number).unwrap_or(1)
                     );
                 }
             }

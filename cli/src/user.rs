@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use dirbroker::directory::{Change, Directory};
 use dirbroker::invitation::{self, Invitation};
-use dirbroker::model::{DirEntry, Posix, User, UserLevel};
+use dirbroker::model::{DirEntry, Level, Posix, User};
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 
 use dirbroker::ssh::SshKey;
@@ -269,7 +269,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
 async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let mut user = User::new(&args.uid, &args.name)?;
     user.mail = args.mail;
-    user.level = UserLevel::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
+    user.level = Level::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
     if let (Some(uid_number), Some(gid_number)) = (args.uid_number, args.gid_number) {
         user.posix = Some(Posix {
             uid_number,

@@ -37,7 +37,7 @@ async fn every_entry_type_round_trips() {
 
     let mut alice = User::new("alice", "Alice Liddell").unwrap();
     alice.mail = Some("alice@example.org".into());
-    alice.level = UserLevel::Admin;
+    alice.level = Level::Admin;
     alice.not_after = Some(t("20301231235959Z"));
     alice.posix = Some(Posix {
         uid_number: 10001,
@@ -63,7 +63,7 @@ async fn every_entry_type_round_trips() {
 
     let mut anon = User::new("anon-7f3a", "anonymous").unwrap();
     anon.anonymous = true;
-    anon.level = UserLevel::Temporary;
+    anon.level = Level::Temporary;
     anon.disabled = true;
     dir.create(&anon).await.unwrap();
     assert_eq!(dir.load::<User>("anon-7f3a").await.unwrap(), anon);
@@ -135,7 +135,7 @@ async fn every_entry_type_round_trips() {
     svc.endpoint = Some("files.example.org:8443".into());
     svc.public_value = Some(vec![0x55; 256]);
     svc.public_value_time = Some(t("20261122120001Z"));
-    svc.min_level = Some(UserLevel::Normal);
+    svc.min_level = Some(Level::Normal);
     dir.create(&svc).await.unwrap();
     assert_eq!(dir.load::<Service>("fileserver").await.unwrap(), svc);
 

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use dirbroker::model::{User, UserLevel};
+use dirbroker::model::{Level, User};
 use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_testbed::Identity;
@@ -93,7 +93,7 @@ fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
 
 /// Registers `uid` in-process: pw from the password (production-minimum
 /// Argon2id), P_c = g^pw, the KDF record and the level on the user entry.
-async fn register(bed: &dirbroker_testbed::harness::Bed, uid: &str, password: &str, level: UserLevel, publish: bool) {
+async fn register(bed: &dirbroker_testbed::harness::Bed, uid: &str, password: &str, level: Level, publish: bool) {
     let dir = bed.dir_as(Identity::Admin).await;
     let mut u = User::new(uid, &format!("User {uid}")).unwrap();
     u.level = level;
@@ -181,10 +181,10 @@ async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
 
     let seed = t.join("alice.b32");
     private(&seed, SECRET_B32);
-    register(&bed, "alice", "alice password", UserLevel::Normal, true).await;
-    register(&bed, "carol", "carol password", UserLevel::Temporary, true).await;
-    register(&bed, "dave", "dave password", UserLevel::Admin, true).await;
-    register(&bed, "erin", "erin password", UserLevel::Normal, false).await;
+    register(&bed, "alice", "alice password", Level::Normal, true).await;
+    register(&bed, "carol", "carol password", Level::Temporary, true).await;
+    register(&bed, "dave", "dave password", Level::Admin, true).await;
+    register(&bed, "erin", "erin password", Level::Normal, false).await;
     run(&["otp", "import", "alice", "--type", "hotp", "--secret-file", seed.to_str().unwrap(), "--id", "alice-hotp"]);
 
     let broker =

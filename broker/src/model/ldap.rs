@@ -50,8 +50,8 @@ impl DirEntry for User {
 
     fn from_entry(e: &Entry) -> Result<User> {
         let level = match e.int("dirbrokerUserLevel")? {
-            None => UserLevel::Normal,
-            Some(n) => UserLevel::from_number(n).ok_or_else(|| DirError::MalformedEntry {
+            None => Level::Normal,
+            Some(n) => Level::from_number(n).ok_or_else(|| DirError::MalformedEntry {
                 dn: e.dn.to_string(),
                 attr: "dirbrokerUserLevel".into(),
                 reason: format!("{n} is not a level from 1 to 4"),
@@ -308,7 +308,7 @@ impl DirEntry for Service {
         b.opt_str("dirbrokerEndpoint", self.endpoint.as_deref());
         b.opt_bytes("dirbrokerPublicValue", self.public_value.as_deref());
         b.opt_time("dirbrokerPublicValueTime", self.public_value_time);
-        b.opt_int("dirbrokerMinLevel", self.min_level.map(UserLevel::number));
+        b.opt_int("dirbrokerMinLevel", self.min_level.map(Level::number));
         b.flag("dirbrokerDisabled", self.disabled);
         b.done()
     }
@@ -316,7 +316,7 @@ impl DirEntry for Service {
     fn from_entry(e: &Entry) -> Result<Service> {
         let min_level = match e.int("dirbrokerMinLevel")? {
             None => None,
-            Some(n) => Some(UserLevel::from_number(n).ok_or_else(|| DirError::MalformedEntry {
+            Some(n) => Some(Level::from_number(n).ok_or_else(|| DirError::MalformedEntry {
                 dn: e.dn.to_string(),
                 attr: "dirbrokerMinLevel".into(),
                 reason: format!("{n} is not a level from 1 to 4"),

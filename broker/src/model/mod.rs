@@ -19,7 +19,7 @@ pub use otp_token::{OtpToken, TokenType};
 pub use physical_server::PhysicalServer;
 pub use psk::PreSharedKey;
 pub use service::Service;
-pub use user::{Posix, User, UserLevel};
+pub use user::{Level, Posix, User};
 
 use std::fmt;
 

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::UserLevel;
+use super::Level;
 use crate::directory::Result;
 
 /// A Kerberized service (seed 002): ID_k, P_k = g^r_k and T_k.
@@ -12,7 +12,7 @@ pub struct Service {
     pub endpoint: Option<String>,
     pub public_value: Option<Vec<u8>>,
     pub public_value_time: Option<OffsetDateTime>,
-    pub min_level: Option<UserLevel>,
+    pub min_level: Option<Level>,
     pub disabled: bool,
 }
 

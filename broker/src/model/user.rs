@@ -5,34 +5,9 @@ use time::OffsetDateTime;
 use super::Sealed;
 use crate::directory::Result;
 
-/// SSO user level (seed 002): what a user may do at Kerberized services.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum UserLevel {
-    /// 1: temporary user, read-only.
-    Temporary = 1,
-    /// 2: normal user.
-    Normal = 2,
-    /// 3: every service but administration.
-    Power = 3,
-    /// 4: administrator.
-    Admin = 4,
-}
-
-impl UserLevel {
-    pub fn from_number(n: i64) -> Option<UserLevel> {
-        match n {
-            1 => Some(UserLevel::Temporary),
-            2 => Some(UserLevel::Normal),
-            3 => Some(UserLevel::Power),
-            4 => Some(UserLevel::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn number(self) -> i64 {
-        self as i64
-    }
-}
+/// SSO user level (seed 002): what a user may do at Kerberized services;
+/// the protocol's own type, so the directory and the tickets agree.
+pub use dirbroker_proto::sso::level::Level;
 
 /// POSIX account data, when the user has a Unix login.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +27,7 @@ pub struct User {
     /// Surname (`sn`, required by inetOrgPerson).
     pub sn: String,
     pub mail: Option<String>,
-    pub level: UserLevel,
+    pub level: Level,
     pub anonymous: bool,
     pub disabled: bool,
     pub not_after: Option<OffsetDateTime>,
@@ -80,7 +55,7 @@ impl User {
             cn: cn.to_string(),
             sn,
             mail: None,
-            level: UserLevel::Normal,
+            level: Level::Normal,
             anonymous: false,
             disabled: false,
             not_after: None,

@@ -14,6 +14,7 @@
 //! read from (and OTP consumption written to) LDAP, so instances run side by
 //! side behind any TCP balancer.
 
+pub mod accept;
 pub mod api;
 pub mod metrics;
 pub mod sso_register;
@@ -21,21 +22,17 @@ pub mod sso_tickets;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-use crate::ca::{self, Holder};
+use crate::ca::Holder;
 use crate::config::{Config, ServeSection};
 use crate::directory::{DirError, Directory};
 use crate::seal::Keyring;
-use metrics::{Metrics, dec, inc};
+use metrics::{Metrics, inc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -133,9 +130,6 @@ impl Server {
     /// connections, in-flight requests get up to `shutdown_grace_s`.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let Server { listener, settings, material, current, crl, state } = self;
-        let max = settings.max_connections;
-        let permits = Arc::new(Semaphore::new(max));
-        let (stop_tx, stop_rx) = watch::channel(false);
         let app = api::router(state.clone(), settings.max_body_bytes);
         let refresher = tokio::spawn(refresh_crl(
             state.dir.clone(),
@@ -145,127 +139,14 @@ impl Server {
             Duration::from_secs(settings.crl_refresh_s),
             state.metrics.clone(),
         ));
-        let handshake_timeout = Duration::from_secs(settings.handshake_timeout_s);
-        let mut shutdown = pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                () = &mut shutdown => break,
-            };
-            let (tcp, addr) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off, do not spin.
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            inc(&state.metrics.connections_total);
-            let conn = Connection {
-                acceptor: current.get(),
-                app: app.clone(),
-                metrics: state.metrics.clone(),
-                handshake_timeout,
-                header_timeout: state.request_timeout,
-                stop: stop_rx.clone(),
-                _permit: permit,
-            };
-            tokio::spawn(conn.serve(tcp, addr));
-        }
-        tracing::info!("shutting down: no new connections, draining for up to {} s", settings.shutdown_grace_s);
-        drop(listener);
+        let limits = accept::Limits {
+            max_connections: settings.max_connections,
+            handshake_timeout: Duration::from_secs(settings.handshake_timeout_s),
+            header_timeout: state.request_timeout,
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_s),
+        };
+        accept::serve_tls(listener, move || current.get(), app, &limits, state.metrics.clone(), shutdown).await;
         refresher.abort();
-        let _ = stop_tx.send(true);
-        let all = u32::try_from(max).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(Duration::from_secs(settings.shutdown_grace_s), permits.acquire_many(all));
-        match drained.await {
-            Ok(_) => tracing::info!("all connections closed"),
-            Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
-        }
-    }
-}
-
-/// One accepted TCP connection, from handshake to close.
-struct Connection {
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
-    metrics: Arc<Metrics>,
-    handshake_timeout: Duration,
-    header_timeout: Duration,
-    stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
-}
-
-/// Resolves once shutdown was asked for (or its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    loop {
-        let stop = *rx.borrow_and_update();
-        if stop || rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-impl Connection {
-    async fn serve(mut self, tcp: TcpStream, addr: SocketAddr) {
-        inc(&self.metrics.connections_open);
-        self.serve_inner(tcp, addr).await;
-        dec(&self.metrics.connections_open);
-    }
-
-    async fn serve_inner(&mut self, tcp: TcpStream, addr: SocketAddr) {
-        let _ = tcp.set_nodelay(true);
-        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp));
-        let stream = tokio::select! {
-            r = handshake => match r {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    inc(&self.metrics.handshake_failures);
-                    tracing::info!(peer = %addr, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    inc(&self.metrics.handshake_timeouts);
-                    tracing::info!(peer = %addr, "TLS handshake timed out");
-                    return;
-                }
-            },
-            () = stopped(&mut self.stop) => return,
-        };
-        let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|leaf| ca::holder(leaf));
-        let peer = match peer {
-            None => None,
-            Some(Ok(h)) => h,
-            Some(Err(e)) => {
-                // Verified by WebPKI yet unreadable to us: treat as anonymous.
-                tracing::warn!(peer = %addr, "client certificate not understood: {e}");
-                None
-            }
-        };
-        if let Some(h) = &peer {
-            tracing::debug!(peer = %addr, kind = %h.kind, name = %h.name, serial = %h.serial_hex(), "client certificate");
-        }
-        let svc = TowerToHyperService::new(self.app.clone().layer(axum::Extension(Peer(peer))));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
-        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(64);
-        let conn = builder.serve_connection(TokioIo::new(stream), svc);
-        let mut conn = pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(peer = %addr, "connection: {e}");
-                }
-            }
-            () = stopped(&mut self.stop) => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
     }
 }
 

@@ -215,13 +215,6 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
     }
 }
 
-fn to_level(n: i64) -> Result<Level, ApiError> {
-    u8::try_from(n)
-        .ok()
-        .and_then(|n| Level::try_from(n).ok())
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "user level out of range"))
-}
-
 /// Stage 4a (AS exchange): pre-authentication proof (+ OTP) → TGT and SK
 /// sealed under K_c. An anonymous login gets a pseudonym at level 1.
 async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
@@ -253,7 +246,7 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
             tracing::error!(uid = %uid, "published P_c is invalid: {e}");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this user's published P_c is invalid")
         })?;
-        let entry = ClientEntry { id_c: uid.clone(), p_c, level: to_level(user.level.number())? };
+        let entry = ClientEntry { id_c: uid.clone(), p_c, level: user.level };
         // The proof first: nobody without the password can burn OTP codes.
         let (s2, e2, r) = (s.clone(), entry.clone(), req.request.clone());
         run_blocking(move || {
@@ -310,10 +303,7 @@ async fn ticket(
         tracing::error!(service = %svc.id, "published P_k is invalid: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this service's published P_k is invalid")
     })?;
-    let min_level = match svc.min_level {
-        Some(l) => to_level(l.number())?,
-        None => Level::Temporary,
-    };
+    let min_level = svc.min_level.unwrap_or(Level::Temporary);
     let entry = ServiceEntry { id_k: svc.id.clone(), p_k, min_level };
     let (s2, lifetime) = (s.clone(), s.lifetime);
     // Cheap (no exponentiation once the epoch key is cached) but CPU-bound.

@@ -28,6 +28,16 @@ impl Level {
     pub fn as_u8(self) -> u8 {
         self as u8
     }
+
+    /// The level numbered `n` (1–4), as the directory stores it.
+    pub fn from_number(n: i64) -> Option<Level> {
+        u8::try_from(n).ok().and_then(|n| Level::try_from(n).ok())
+    }
+
+    /// The number 1–4, as the directory stores it.
+    pub fn number(self) -> i64 {
+        i64::from(self.as_u8())
+    }
 }
 
 impl TryFrom<u8> for Level {
