@@ -20,11 +20,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use dirbroker::ca::CertKind;
-use dirbroker::serve::Peer;
-use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
 use dirbroker_proto::api::sso::CreateAgentRequest;
 use dirbroker_proto::sso::registration::Ams;
+use dirbroker_service::Peer;
+use dirbroker_service::api_error::{ApiError, body, method_not_allowed, not_found, require};
+use dirbroker_service::holder::CertKind;
 
 use crate::https;
 
@@ -47,11 +47,11 @@ struct AmsState {
     name: String,
 }
 
-pub use dirbroker::serve::sso_register::sso_error;
+pub use dirbroker_service::api_error::sso_error;
 
 /// Unix time now (shared with ANS).
 pub fn unix_now() -> i64 {
-    dirbroker::clock::system_now()
+    dirbroker_service::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
@@ -73,7 +73,7 @@ async fn create_agent(
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ans_box_key must be 32 bytes"))?;
     let ams = Ams { id: st.name.clone(), ans_box_key };
     let creation = {
-        let mut rng = dirbroker::clock::rng();
+        let mut rng = dirbroker_service::clock::rng();
         ams.create_agent(&req.agent_request, unix_now(), &mut rng).map_err(|e| sso_error(&e, "AgentRequest"))?
     };
     tracing::info!(broker = %h.name, id_c = %req.agent_request.id_c, "mobile agent created");

@@ -26,12 +26,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use dirbroker::ca::CertKind;
-use dirbroker::serve::Peer;
-use dirbroker::serve::api::{ApiError, body, method_not_allowed, not_found, require};
 use dirbroker_proto::api::sso::{McodeRequest, STATE_LIFETIME_S, ShareRequest, UserLevelRequest};
 use dirbroker_proto::sso::primitives::{Ed25519Key, X25519KeyPair, b64};
 use dirbroker_proto::sso::registration::{Ans, AnsAwaitingShare};
+use dirbroker_service::Peer;
+use dirbroker_service::api_error::{ApiError, body, method_not_allowed, not_found, require};
+use dirbroker_service::holder::CertKind;
 
 use crate::ams::{MAX_BODY, sso_error, unix_now};
 use crate::https;

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use dirbroker::client::ApiClient;
-use dirbroker::otp::codes::Algorithm;
-use dirbroker::otp::enroll::{SecretFormat, parse_secret};
 use dirbroker_proto::api::machines::{
     DcCredentials as CredentialsReply, DcEntry, OtpVerifyReply, OtpVerifyRequest, PkiCa,
 };
 use dirbroker_proto::group::Group;
+use dirbroker_proto::otp::Algorithm;
+use dirbroker_proto::otp::{SecretFormat, parse_secret};
 use dirbroker_proto::speke::{PreparedPassword, Speke};
+use dirbroker_service::client::ApiClient;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 

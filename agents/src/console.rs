@@ -91,8 +91,8 @@ pub async fn run(args: MigrationArgs, ca: PathBuf, endpoint: String, json: bool)
 }
 
 fn read_otp(uid: &str) -> Result<Zeroizing<String>, String> {
-    let line =
-        dirbroker::secret::read_line(&format!("OTP for {uid}: ")).map_err(|e| format!("reading the OTP: {e}"))?;
+    let line = dirbroker_service::secret::read_line(&format!("OTP for {uid}: "))
+        .map_err(|e| format!("reading the OTP: {e}"))?;
     let code = Zeroizing::new(line.trim().to_string());
     if code.is_empty() {
         return Err("no OTP given".into());

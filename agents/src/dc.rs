@@ -72,7 +72,7 @@ struct Dc {
 }
 
 fn unix_secs() -> i64 {
-    i64::try_from(dirbroker::clock::unix_time().as_secs()).unwrap_or(i64::MAX)
+    i64::try_from(dirbroker_service::clock::unix_time().as_secs()).unwrap_or(i64::MAX)
 }
 
 fn local(e: impl std::fmt::Display) -> MigrationError {
@@ -235,7 +235,7 @@ impl Dc {
         let public = self.broker.dc(&order.dest_did).await.map_err(|e| (no_id, e))?;
         let dest = keys
             .trust
-            .verify_dc(&public.cert_der, Some(&order.dest_did), dirbroker::clock::unix_time())
+            .verify_dc(&public.cert_der, Some(&order.dest_did), dirbroker_service::clock::unix_time())
             .map_err(|e| (no_id, e.into()))?;
         let (req, waiting) = request::mig_request_dc(&self.me, &dest, order, unix_secs()).map_err(|e| (no_id, e))?;
         let id = waiting.migration_id();
@@ -256,7 +256,7 @@ impl Dc {
                     detail: "Cert_Dest is not the certificate of the connection".into(),
                 });
             }
-            let ack = waiting.receive(&self.me, &keys.trust, &resp, dirbroker::clock::unix_time())?;
+            let ack = waiting.receive(&self.me, &keys.trust, &resp, dirbroker_service::clock::unix_time())?;
             // The destination's signature is the evidence (non-repudiation):
             // logged with what it covers, so anyone can verify it later with
             // the destination's certificate.
@@ -308,7 +308,7 @@ impl Dc {
                 &req,
                 Some(&peer_cert),
                 &mut replay,
-                dirbroker::clock::unix_time(),
+                dirbroker_service::clock::unix_time(),
             )?
         };
         let src_did = incoming.body.src_did.clone();
@@ -389,7 +389,7 @@ impl Dc {
     /// A TOTP step not yet used with this server: now, or the next one.
     async fn next_step(&self, server: &Server) -> Result<u64, MigrationError> {
         loop {
-            let now = server.key.step(dirbroker::clock::unix_time().as_secs());
+            let now = server.key.step(dirbroker_service::clock::unix_time().as_secs());
             let candidate = {
                 let mut steps = self.steps.lock().map_err(|_| local("step table poisoned"))?;
                 let last = steps.get(&server.key.pid).copied();

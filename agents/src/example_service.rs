@@ -47,7 +47,8 @@ struct Shared {
 }
 
 fn now(offset: i64) -> i64 {
-    let t = dirbroker::clock::system_now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let t =
+        dirbroker_service::clock::system_now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     i64::try_from(t).unwrap_or(i64::MAX).saturating_add(offset)
 }
 
@@ -202,7 +203,7 @@ async fn serve(mut sock: TcpStream, shared: &Shared) -> Result<(), String> {
                         Ok(answer) => {
                             tracing::info!(client = %auth.client, level = auth.level.as_u8(), "{text:?} done");
                             let reply = auth
-                                .reply(answer.as_bytes(), &mut dirbroker::clock::rng())
+                                .reply(answer.as_bytes(), &mut dirbroker_service::clock::rng())
                                 .map_err(|e| e.to_string())?;
                             serde_json::json!({ "reply": reply })
                         }

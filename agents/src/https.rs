@@ -3,7 +3,7 @@
 //! its bundle (`dirbroker agent add`), client certificates optional but,
 //! when sent, checked against the broker CA and the CRL fetched from the
 //! broker at start. The caller's identity reaches the handlers as the
-//! broker's own [`dirbroker::serve::Peer`], so the same `require` checks apply.
+//! broker's own [`dirbroker_service::Peer`], so the same `require` checks apply.
 //!
 //! ```text
 //!  start: bundle (key.pem, cert.pem, ca.pem) ─► GET broker/v1/pki/ca ─► CA + CRL
@@ -23,8 +23,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use dirbroker::serve::accept::{Limits, serve_tls};
-use dirbroker::serve::metrics::Metrics;
+use dirbroker_service::accept::{Limits, serve_tls};
+use dirbroker_service::metrics::Metrics;
 
 /// An agent's TLS identity and trust, from its bundle and the broker.
 pub struct Tls {
@@ -140,7 +140,7 @@ pub async fn bind(listen: &str) -> Result<TcpListener, String> {
 }
 
 /// Serves `app` until the process is stopped, with the broker's accept loop
-/// and limits (`dirbroker::serve::accept`).
+/// and limits (`dirbroker_service::accept`).
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
     let limits = Limits {
         max_connections: 1024,
@@ -155,7 +155,7 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
 /// A 32-byte secret from a bundle file (base64url, mode 0600).
 pub fn read_key32(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
     use base64::Engine;
-    let text = dirbroker::secret::read_secret_file(path).map_err(|e| e.to_string())?;
+    let text = dirbroker_service::secret::read_secret_file(path).map_err(|e| e.to_string())?;
     let raw = zeroize::Zeroizing::new(
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text.expose().trim().as_bytes())

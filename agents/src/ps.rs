@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dirbroker::otp::codes::Algorithm;
-use dirbroker::otp::enroll::{SecretFormat, parse_secret};
+use dirbroker_proto::otp::Algorithm;
+use dirbroker_proto::otp::{SecretFormat, parse_secret};
 use dirbroker_proto::stream::{self, Header, TransferKey};
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
@@ -169,7 +169,12 @@ impl Ps {
         let req: DcPsAuthRequest = wire::recv(tcp, kind_name, self.timeout).await?;
         let (resp, mut channel) = {
             let mut guard = self.guard.lock().map_err(|_| local("step guard poisoned"))?;
-            operation::receive_dc_ps_auth_request(&self.key, &req, &mut guard, dirbroker::clock::unix_time().as_secs())?
+            operation::receive_dc_ps_auth_request(
+                &self.key,
+                &req,
+                &mut guard,
+                dirbroker_service::clock::unix_time().as_secs(),
+            )?
         };
         wire::send(tcp, &resp).await?;
         let delivery: SkDelivery = wire::recv(tcp, kind_name, self.timeout).await?;

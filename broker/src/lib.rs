@@ -8,8 +8,6 @@
 
 pub mod admin;
 pub mod ca;
-pub mod client;
-pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod generate;
@@ -19,14 +17,9 @@ pub mod model;
 pub mod otp;
 pub mod schema;
 pub mod seal;
-pub mod secret;
 pub mod serve;
 pub mod ssh;
 pub mod subschema;
 pub mod syslog;
 
-/// Install the process-wide rustls crypto provider (aws-lc-rs) once.
-pub fn install_crypto_provider() {
-    // Fails only when a provider is installed already, which is what we want.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+pub use dirbroker_service::{client, clock, install_crypto_provider, secret};

@@ -191,6 +191,56 @@ pub fn codes_equal(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// Why a secret does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretError(pub String);
+
+/// How an imported secret is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// Base32 (RFC 4648, as in otpauth URIs); spaces and padding allowed.
+    Base32,
+    /// Hexadecimal, as oathtool takes it.
+    Hex,
+}
+
+/// Decode a secret; at least 128 bits (RFC 4226 §4), at most 1024.
+pub fn parse_secret(text: &str, format: SecretFormat) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    let compact: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+    if compact.is_empty() {
+        return Err(SecretError("empty".into()));
+    }
+    let bytes = match format {
+        SecretFormat::Hex => {
+            if !compact.len().is_multiple_of(2) || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(SecretError("not an even number of hex digits".into()));
+            }
+            let b: Option<Vec<u8>> = (0..compact.len())
+                .step_by(2)
+                .map(|i| compact.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect();
+            Zeroizing::new(b.ok_or_else(|| SecretError("bad hex".into()))?)
+        }
+        SecretFormat::Base32 => {
+            let upper: Zeroizing<String> = Zeroizing::new(compact.trim_end_matches('=').to_ascii_uppercase());
+            if !upper.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)) {
+                return Err(SecretError("not base32 (letters A-Z and digits 2-7)".into()));
+            }
+            let secret = totp_rs::Secret::try_from_base32(upper.as_str())
+                .map_err(|e| SecretError(format!("not base32: {e}")))?;
+            Zeroizing::new(secret.as_bytes().to_vec())
+        }
+    };
+    if bytes.len() < 16 {
+        return Err(SecretError(format!("{} bits; at least 128 are required", bytes.len() * 8)));
+    }
+    if bytes.len() > 128 {
+        return Err(SecretError("longer than 1024 bits".into()));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<DcSession, MigrationError> {
     let names = messages::kind_name;
     let (state, mine) =
-        Speke::start_prepared(password, my_id.as_bytes(), peer_id.as_bytes(), &mut dirbroker::clock::rng())?;
+        Speke::start_prepared(password, my_id.as_bytes(), peer_id.as_bytes(), &mut dirbroker_service::clock::rng())?;
     let mine = SpekeValue { id: my_id.to_string(), value: mine.to_bytes() };
     let theirs: SpekeValue = if initiator {
         wire::send(io, &mine).await?;

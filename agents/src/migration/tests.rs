@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use dirbroker::ca::Ca;
-use dirbroker::otp::codes::Algorithm;
 use dirbroker_proto::api::machines::OtpVerifyReply;
+use dirbroker_proto::otp::Algorithm;
 use rustls_pki_types::UnixTime;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -26,11 +26,11 @@ struct Pki {
 }
 
 fn now() -> OffsetDateTime {
-    dirbroker::clock::now()
+    dirbroker_service::clock::now()
 }
 
 fn unix_now() -> UnixTime {
-    dirbroker::clock::unix_time()
+    dirbroker_service::clock::unix_time()
 }
 
 fn identity(ca: &Ca, did: &str) -> (DcIdentity, Vec<u8>) {
@@ -306,7 +306,7 @@ fn replayed_dc_ps_auth_request_and_old_sessions_are_refused() {
     let _ = waiting;
     // A request forged with a guessed 6-digit code as key does not open:
     // the key is the full HMAC, never the digits.
-    let code = dirbroker::otp::codes::totp(b"12345678901234567890", now, 30, 6, Algorithm::Sha1).unwrap();
+    let code = dirbroker_proto::otp::totp(b"12345678901234567890", now, 30, 6, Algorithm::Sha1).unwrap();
     let weak = TotpKey::new("DC-SRC", "PS-1", Algorithm::Sha1, 30, Zeroizing::new(format!("{code:0>16}").into_bytes()))
         .unwrap();
     let (forged, _) = dc_ps_auth_request(&weak, step + 2).unwrap();
@@ -369,7 +369,7 @@ async fn speke_man_in_the_middle_raising_values_is_detected() {
     let id = [5u8; 16];
     let mallory = async move {
         let g = Group::modp2048();
-        let z = Exponent::random_short(g, &mut dirbroker::clock::rng());
+        let z = Exponent::random_short(g, &mut dirbroker_service::clock::rng());
         let raise = |v: &SpekeValue| {
             let e = g.decode(&v.value).unwrap();
             SpekeValue { id: v.id.clone(), value: g.exp(&e, &z).unwrap().to_bytes() }

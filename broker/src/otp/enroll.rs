@@ -23,6 +23,12 @@ pub enum EnrollError {
     Random,
 }
 
+impl From<dirbroker_proto::otp::SecretError> for EnrollError {
+    fn from(e: dirbroker_proto::otp::SecretError) -> Self {
+        EnrollError::Secret(e.0)
+    }
+}
+
 /// A fresh random secret.
 pub fn generate_secret() -> Result<Zeroizing<Vec<u8>>, EnrollError> {
     let mut s = Zeroizing::new(vec![0u8; SECRET_LEN]);
@@ -30,49 +36,11 @@ pub fn generate_secret() -> Result<Zeroizing<Vec<u8>>, EnrollError> {
     Ok(s)
 }
 
-/// How an imported secret is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretFormat {
-    /// Base32 (RFC 4648, as in otpauth URIs); spaces and padding allowed.
-    Base32,
-    /// Hexadecimal, as oathtool takes it.
-    Hex,
-}
+pub use dirbroker_proto::otp::{SecretError, SecretFormat};
 
 /// Decode a secret; at least 128 bits (RFC 4226 §4), at most 1024.
 pub fn parse_secret(text: &str, format: SecretFormat) -> Result<Zeroizing<Vec<u8>>, EnrollError> {
-    let compact: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
-    if compact.is_empty() {
-        return Err(EnrollError::Secret("empty".into()));
-    }
-    let bytes = match format {
-        SecretFormat::Hex => {
-            if !compact.len().is_multiple_of(2) || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(EnrollError::Secret("not an even number of hex digits".into()));
-            }
-            let b: Option<Vec<u8>> = (0..compact.len())
-                .step_by(2)
-                .map(|i| compact.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                .collect();
-            Zeroizing::new(b.ok_or_else(|| EnrollError::Secret("bad hex".into()))?)
-        }
-        SecretFormat::Base32 => {
-            let upper: Zeroizing<String> = Zeroizing::new(compact.trim_end_matches('=').to_ascii_uppercase());
-            if !upper.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)) {
-                return Err(EnrollError::Secret("not base32 (letters A-Z and digits 2-7)".into()));
-            }
-            let secret = totp_rs::Secret::try_from_base32(upper.as_str())
-                .map_err(|e| EnrollError::Secret(format!("not base32: {e}")))?;
-            Zeroizing::new(secret.as_bytes().to_vec())
-        }
-    };
-    if bytes.len() < 16 {
-        return Err(EnrollError::Secret(format!("{} bits; at least 128 are required", bytes.len() * 8)));
-    }
-    if bytes.len() > 128 {
-        return Err(EnrollError::Secret("longer than 1024 bits".into()));
-    }
-    Ok(bytes)
+    Ok(dirbroker_proto::otp::parse_secret(text, format)?)
 }
 
 /// What an otpauth:// URI describes.

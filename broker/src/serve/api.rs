@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
-use dirbroker_proto::api::ErrorBody;
 use dirbroker_proto::api::machines::{
     DcCredentials, DcEntry, Health, OtpVerifyReply, OtpVerifyRequest, Party, PkiCa, PskCredential, ServerCredential,
 };
+
+pub use dirbroker_service::api_error::{ApiError, body, method_not_allowed, not_found, require};
 
 use super::{AppState, Peer, tls};
 use crate::ca::{self, CertKind, Holder};
@@ -40,25 +41,6 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
-}
-
-/// An error answer: `{"error": message}` with `status`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
-    }
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -99,46 +81,6 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     };
     st.metrics.observe(&route, &method, resp.status().as_u16(), start.elapsed());
     resp
-}
-
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/serve.md for the endpoints")
-}
-
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
-}
-
-/// The JSON body, or what is wrong with it (serde's message for bad JSON or
-/// a missing field, 415 without `Content-Type: application/json`, 413 over
-/// the size limit).
-pub fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    match r {
-        Ok(Json(v)) => Ok(v),
-        Err(e) => {
-            let status =
-                if e.status() == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { e.status() };
-            Err(ApiError::new(status, e.body_text()))
-        }
-    }
-}
-
-/// The caller's certificate, if it is of one of `kinds`.
-pub fn require<'a>(peer: &'a Peer, kinds: &[CertKind]) -> Result<&'a Holder, ApiError> {
-    match &peer.0 {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a client certificate issued by the broker CA is required for this endpoint",
-        )),
-        Some(h) if kinds.contains(&h.kind) => Ok(h),
-        Some(h) => {
-            let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("a {} certificate may not use this endpoint (allowed: {})", h.kind, allowed.join(", ")),
-            ))
-        }
-    }
 }
 
 /// The data center presenting `h`: its entry must exist, be enabled and hold

@@ -14,9 +14,7 @@
 //! read from (and OTP consumption written to) LDAP, so instances run side by
 //! side behind any TCP balancer.
 
-pub mod accept;
 pub mod api;
-pub mod metrics;
 pub mod sso_register;
 pub mod sso_tickets;
 pub mod tls;
@@ -28,7 +26,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::ca::Holder;
 use crate::config::{Config, ServeSection};
 use crate::directory::{DirError, Directory};
 use crate::seal::Keyring;
@@ -44,9 +41,7 @@ pub enum ServeError {
     Directory(#[from] DirError),
 }
 
-/// The verified client certificate of a connection, if one was sent.
-#[derive(Clone, Debug)]
-pub struct Peer(pub Option<Holder>);
+pub use dirbroker_service::{Peer, accept, metrics};
 
 /// What every handler shares.
 #[derive(Clone, Debug)]

@@ -34,7 +34,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use dirbroker_proto::sso::error::{Fault, SsoError};
 use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::level::Level;
 use dirbroker_proto::sso::primitives::{Bytes, b64, unb64};
@@ -49,6 +48,8 @@ use dirbroker_proto::api::sso::{
     AGENT_CODE, CreateAgentRequest, McodeRequest, ParamsReply, PasswordKdf, RegisterReply, RegisterRequest,
     STATE_LIFETIME_S, UserLevelRequest,
 };
+
+pub use dirbroker_service::api_error::sso_error;
 
 use super::api::{ApiError, body, require};
 use super::{AppState, Peer, ServeError};
@@ -198,25 +199,6 @@ fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {
             "SSO registration is not configured on this broker ([sso] ams_url and ans_url)",
         )
     })
-}
-
-/// A protocol error as the caller sees it; misbehaving peers are logged as
-/// security events. Shared with the AMS and ANS services.
-pub fn sso_error(e: &SsoError, context: &str) -> ApiError {
-    match e.fault() {
-        Fault::Malformed | Fault::User => ApiError::new(StatusCode::BAD_REQUEST, format!("{context}: {e}")),
-        Fault::PeerMisbehaved => {
-            tracing::warn!(security = true, "{context}: {e}");
-            ApiError::new(StatusCode::FORBIDDEN, format!("{context}: {e}"))
-        }
-        Fault::PeerIncompatible | Fault::Denied | Fault::Unavailable | Fault::Config | Fault::Local | Fault::Bug => {
-            tracing::error!("{context}: {e}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{context}: internal error (see the service's log)"),
-            )
-        }
-    }
 }
 
 fn bad_request(m: impl Into<String>) -> ApiError {

@@ -26,7 +26,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Peer;
 use super::metrics::{Metrics, dec, inc};
-use crate::ca;
+use crate::holder;
 
 /// The limits of one server.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ impl Connection {
             },
             () = stopped(&mut self.stop) => return,
         };
-        let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|leaf| ca::holder(leaf));
+        let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|leaf| holder::holder(leaf));
         let peer = match peer {
             None => None,
             Some(Ok(h)) => h,
