@@ -4,6 +4,8 @@
 //! Validation against the schema, journaled import, export and generators
 //! build on these and live in later modules.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod parse;
 pub mod record;

@@ -7,6 +7,8 @@
 //! - [`sso`]: the multi-agent SSO of seed 002: registration through AMS and
 //!   ANS, pre-authentication, tickets and the service-side checks.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod edge;
 pub mod encoding;

@@ -17,8 +17,11 @@ use zeroize::Zeroizing;
 /// The HMAC hash of an OTP secret (the otpauth `algorithm` parameter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
+    /// HMAC-SHA-1: RFC 4226's HOTP and the otpauth default.
     Sha1,
+    /// HMAC-SHA-256 (RFC 6238 §1.2).
     Sha256,
+    /// HMAC-SHA-512 (RFC 6238 §1.2).
     Sha512,
 }
 

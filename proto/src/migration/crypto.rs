@@ -33,11 +33,21 @@ pub enum CryptoError {
     /// A seal did not open: wrong key, tampered, replayed into another
     /// session or direction.
     #[error("{what}: authentication failed (tampered, replayed or not for us)")]
-    Tampered { what: &'static str },
+    Tampered {
+        /// The message whose seal did not open.
+        what: &'static str,
+    },
+    /// `Sig_Pr` does not verify with the certified key.
     #[error("{what}: signature does not verify")]
-    BadSignature { what: &'static str },
+    BadSignature {
+        /// The signed message.
+        what: &'static str,
+    },
+    /// A peer's certificate or key refused: not from the broker CA, expired, revoked, not a
+    /// data center's, another DID than expected, or not a P-256 key.
     #[error("certificate refused: {0}")]
     Certificate(String),
+    /// Bytes that do not parse.
     #[error("{0}")]
     Malformed(String),
     /// Our own credentials could not be loaded or used.
@@ -163,6 +173,8 @@ impl Channel {
         Ok(Channel { send: aead_key(&send)?, recv: aead_key(&recv)?, send_seq: 0, recv_seq: 0 })
     }
 
+    /// Seals the next message to the peer: `ciphertext ‖ tag`, with the message name `what` as AAD and
+    /// the send counter as nonce.
     pub fn seal(&mut self, what: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut buf = plaintext.to_vec();
         self.send
@@ -172,6 +184,8 @@ impl Channel {
         Ok(buf)
     }
 
+    /// Opens the next message from the peer, which must be named `what` and be next in order; a
+    /// replayed, dropped, reordered or reflected message fails as [`CryptoError::Tampered`].
     pub fn open(&mut self, what: &'static str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let mut buf = Zeroizing::new(sealed.to_vec());
         let len = self
@@ -235,8 +249,11 @@ pub fn open_from(me: &DcIdentity, label: &'static str, ct: &PbCiphertext) -> Res
 
 /// A data center's own credentials: the key pair its certificate certifies.
 pub struct DcIdentity {
+    /// The data center's DID: its certificate's CN.
     pub did: String,
+    /// Its certificate (DER): `Cert_Src` or `Cert_Dest`, and its TLS certificate.
     pub cert_der: Vec<u8>,
+    /// Its PKCS#8 private key (DER), for the TLS configurations; wiped on drop.
     pub key_der: Zeroizing<Vec<u8>>,
     signing: EcdsaKeyPair,
     ecdh: PrivateKey,
@@ -310,8 +327,12 @@ pub fn verify_signature(point: &[u8], msg: &[u8], sig: &[u8], what: &'static str
 /// What we use from a certificate.
 #[derive(Clone, Debug)]
 pub struct CertInfo {
+    /// The subject's CN, empty if it has none; for a data center, its DID.
     pub common_name: String,
+    /// The subject's O, empty if it has none; [`DC_ORGANIZATION`] for a data center.
     pub organization: String,
+    /// The subject public key: for P-256 the uncompressed point that `E_Pb` seals to and `Sig_Pr`
+    /// verifies with.
     pub public_point: Vec<u8>,
 }
 
@@ -341,6 +362,7 @@ pub struct Trust {
 pub const DC_ORGANIZATION: &str = "dirbroker data center";
 
 impl Trust {
+    /// From DER (the CA certificate and the CRL); neither is parsed until used.
     pub fn new(ca_der: Vec<u8>, crl_der: Vec<u8>) -> Trust {
         Trust { ca: CertificateDer::from(ca_der), crl: CertificateRevocationListDer::from(crl_der) }
     }
@@ -354,10 +376,12 @@ impl Trust {
         Ok(Trust { ca, crl })
     }
 
+    /// The broker CA certificate: the trust anchor of the TLS configurations too.
     pub fn ca_der(&self) -> &CertificateDer<'static> {
         &self.ca
     }
 
+    /// The CRL in force, for the TLS verifiers (and to tell whether a refresh brought a new one).
     pub fn crl_der(&self) -> &CertificateRevocationListDer<'static> {
         &self.crl
     }

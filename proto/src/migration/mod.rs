@@ -30,24 +30,48 @@ use wire::WireError;
 /// Any failure of a migration step, by who is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
+    /// A frame that did not arrive, parse or come in order, or the peer's `Refusal`.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A seal, signature or certificate that failed, or our own credentials.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// SPEKE between the data centers failed: a bad or reflected value, or a tag that does not verify.
     #[error("SPEKE: {0}")]
     Speke(#[from] SpekeError),
     /// A message seen before, or outside its time window.
     #[error("replayed {what} refused: {detail}")]
-    Replay { what: &'static str, detail: String },
+    Replay {
+        /// The paper's name of the message.
+        what: &'static str,
+        /// Why it counts as a replay: the timestamp, the nonce or the time step.
+        detail: String,
+    },
     /// Well-formed and authentic, but not what this session expects.
     #[error("{what} refused: {detail}")]
-    Mismatch { what: &'static str, detail: String },
+    Mismatch {
+        /// The message (or the check) refused.
+        what: &'static str,
+        /// What differs from what this session expects.
+        detail: String,
+    },
+    /// The broker refused the user's OTP (`POST /v1/otp/verify`), with its reason.
     #[error("the user's OTP was refused: {0}")]
     OtpRefused(String),
+    /// A name this side holds nothing for: a pre-shared key id, a physical server.
     #[error("unknown {what} {name:?}")]
-    Unknown { what: &'static str, name: String },
+    Unknown {
+        /// What kind of name.
+        what: &'static str,
+        /// The name as asked for.
+        name: String,
+    },
+    /// A refusal whose reason the person or the peer may read: the destination's signed
+    /// `Ack::Refused`, an image that exists already, a disabled data center, a failed `Migration_Done`.
     #[error("{0}")]
     Refused(String),
+    /// `VM_Data_Tran` failed, or the destination committed other bytes than were sent;
+    /// the text is what the physical server or the destination reported.
     #[error("transfer: {0}")]
     Transfer(String),
     /// Our own configuration or environment.

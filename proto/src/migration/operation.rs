@@ -1,7 +1,7 @@
 //! The operation module (seed 001 §4.2), after the request module:
 //!
 //! 1. the two data centers agree a session key with SPEKE
-//!    ([`super::speke_session`]), repaired as ISO/IEC 11770-4:2017;
+//!    (`speke_session` in `dirbroker-agents`), repaired as ISO/IEC 11770-4:2017;
 //! 2. each data center authenticates its physical server with TOTP and
 //!    hands it SK (this file): `DC_PS_Auth_Request`, `DC_PS_Auth_Response`,
 //!    `E_TOTP(SK)`;
@@ -35,9 +35,13 @@ pub const STEP_WINDOW: u64 = 1;
 
 /// A physical server's TOTP secret and parameters, as both ends hold them.
 pub struct TotpKey {
+    /// `DID`: the data center the server belongs to.
     pub did: String,
+    /// `PID`: the physical server.
     pub pid: String,
+    /// The HMAC hash of the TOTP.
     pub algorithm: Algorithm,
+    /// The time step in seconds (RFC 6238 `X`).
     pub period: u64,
     secret: Zeroizing<Vec<u8>>,
 }
@@ -49,6 +53,7 @@ impl std::fmt::Debug for TotpKey {
 }
 
 impl TotpKey {
+    /// The key of server `pid` of data center `did`; a secret under 128 bits or a zero period is refused.
     pub fn new(
         did: &str,
         pid: &str,
@@ -169,9 +174,11 @@ impl DcChannel {
     pub fn deliver(&mut self, body: &SkDeliveryBody) -> Result<SkDelivery, MigrationError> {
         Ok(SkDelivery { sealed: self.channel.seal(SkDelivery::NAME, &body_bytes(body, SkDelivery::NAME)?)? })
     }
+    /// `PS_Ready`: the server is ready for its job; a receiving server names its data port.
     pub fn ready(&mut self, m: &PsReady) -> Result<PsReadyBody, MigrationError> {
         Ok(parse_body(&self.channel.open(PsReady::NAME, &m.sealed)?, PsReady::NAME)?)
     }
+    /// `Transfer_Report`: how `VM_Data_Tran` ended, as the server saw it.
     pub fn report(&mut self, m: &TransferReport) -> Result<TransferReportBody, MigrationError> {
         Ok(parse_body(&self.channel.open(TransferReport::NAME, &m.sealed)?, TransferReport::NAME)?)
     }
@@ -185,6 +192,7 @@ pub struct StepGuard {
 }
 
 impl StepGuard {
+    /// The last time step accepted, if any since the server started.
     pub fn last(&self) -> Option<u64> {
         self.last
     }
@@ -250,12 +258,15 @@ pub struct PsChannel {
 }
 
 impl PsChannel {
+    /// `E_TOTP(SK)`: SK, the migration id and the job.
     pub fn receive_sk(&mut self, m: &SkDelivery) -> Result<SkDeliveryBody, MigrationError> {
         Ok(parse_body(&self.channel.open(SkDelivery::NAME, &m.sealed)?, SkDelivery::NAME)?)
     }
+    /// `PS_Ready`: ready for the job (a receiving server names its data port).
     pub fn ready(&mut self, body: &PsReadyBody) -> Result<PsReady, MigrationError> {
         Ok(PsReady { sealed: self.channel.seal(PsReady::NAME, &body_bytes(body, PsReady::NAME)?)? })
     }
+    /// `Transfer_Report`: how `VM_Data_Tran` ended, for the DC.
     pub fn report(&mut self, body: &TransferReportBody) -> Result<TransferReport, MigrationError> {
         Ok(TransferReport {
             sealed: self.channel.seal(TransferReport::NAME, &body_bytes(body, TransferReport::NAME)?)?,

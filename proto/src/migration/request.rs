@@ -33,8 +33,11 @@ pub const MAX_SKEW_SECS: i64 = 300;
 
 /// A pre-shared key K1 between an admin console and a source data center.
 pub struct K1 {
+    /// The PSK id: names this K1, in clear, in `Auth_Request`.
     pub psk_id: String,
+    /// The admin it is shared with (`psk add --admin`).
     pub admin: String,
+    /// The DID of the data center it is shared with.
     pub dc: String,
     key: Zeroizing<Vec<u8>>,
 }
@@ -46,6 +49,7 @@ impl std::fmt::Debug for K1 {
 }
 
 impl K1 {
+    /// K1 `psk_id` between `admin` and data center `dc`; a key under 16 bytes is refused (`psk add` makes 32).
     pub fn new(psk_id: &str, admin: &str, dc: &str, key: Zeroizing<Vec<u8>>) -> Result<K1, MigrationError> {
         if key.len() < 16 {
             return Err(MigrationError::Local(format!("K1 {psk_id:?} is {} bytes; at least 16 are needed", key.len())));
@@ -162,6 +166,7 @@ pub struct AwaitingMigrationDone {
 }
 
 impl AwaitingMigrationDone {
+    /// `Migration_Done`: the outcome, on this session's K1 channel.
     pub fn receive(mut self, done: &MigrationDone) -> Result<MigrationDoneBody, MigrationError> {
         let plain = self.channel.open(MigrationDone::NAME, &done.sealed)?;
         Ok(parse_body(&plain, MigrationDone::NAME)?)
@@ -177,12 +182,15 @@ pub struct K1Store {
 }
 
 impl K1Store {
+    /// Adds a K1, replacing any with the same PSK id.
     pub fn insert(&mut self, k1: K1) {
         self.keys.insert(k1.psk_id.clone(), k1);
     }
+    /// How many K1 it holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
+    /// Holds no K1.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -208,7 +216,6 @@ pub fn receive_auth_request<'k>(
     Ok(OtpToCheck { k1, uid: body.uid.clone(), otp: Zeroizing::new(body.otp.clone()), nonce1: body.nonce1 })
 }
 
-/// An opened `Auth_Request` whose OTP the broker must verify.
 /// Proof that the broker verified and consumed the user's OTP (request
 /// module step 3). Only an accepting answer of `POST /v1/otp/verify` makes
 /// one ([`OtpConsumed::from_reply`]), and [`OtpToCheck::accepted`] takes it:
@@ -230,9 +237,12 @@ impl OtpConsumed {
     }
 }
 
+/// An opened `Auth_Request` whose OTP the broker must verify.
 pub struct OtpToCheck<'k> {
     k1: &'k K1,
+    /// `UID` from the request: whose OTP it is.
     pub uid: String,
+    /// The OTP to hand to the broker; wiped on drop.
     pub otp: Zeroizing<String>,
     nonce1: [u8; 16],
 }
@@ -244,6 +254,7 @@ impl std::fmt::Debug for OtpToCheck<'_> {
 }
 
 impl<'k> OtpToCheck<'k> {
+    /// The admin whose K1 sealed the request, for the log.
     pub fn admin(&self) -> &str {
         &self.k1.admin
     }
@@ -304,6 +315,7 @@ pub struct AdminSession {
 }
 
 impl AdminSession {
+    /// `Migration_Done`: the last message to the admin, whatever the outcome.
     pub fn done(mut self, body: &MigrationDoneBody) -> Result<MigrationDone, MigrationError> {
         Ok(MigrationDone { sealed: self.channel.seal(MigrationDone::NAME, &body_bytes(body, MigrationDone::NAME)?)? })
     }
@@ -378,10 +390,15 @@ pub struct AwaitingMigResponseDc {
 /// A destination's signed acceptance, kept as evidence (non-repudiation).
 #[derive(Clone, Debug)]
 pub struct SignedAck {
+    /// The request the destination accepted.
     pub request: MigRequestDcBody,
+    /// The destination's certificate, verified against the CA, the CRL and `Dest_DID`.
     pub dest: CertInfo,
+    /// `Cert_Dest` as received (DER), for whoever checks the evidence later.
     pub cert_dest: Vec<u8>,
+    /// The destination's ECDSA signature over [`response_signed_bytes`].
     pub signature: Vec<u8>,
+    /// SHA-256(len ‖ request plaintext ‖ `Cert_Src`), bound into the signature.
     pub request_digest: [u8; 32],
 }
 
@@ -469,7 +486,9 @@ pub fn receive_mig_request_dc(
 /// An accepted-for-review request at the destination.
 #[derive(Clone, Debug)]
 pub struct IncomingMigration {
+    /// The request, opened and checked.
     pub body: MigRequestDcBody,
+    /// The source's certificate, verified against the CA and the CRL; its CN is `Src_DID`.
     pub src: CertInfo,
     digest: [u8; 32],
 }

@@ -53,24 +53,62 @@ impl Message for Refusal {
 /// What went wrong on the wire, split by who is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
+    /// The connection failed under us.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection before the next message was whole.
     #[error("peer closed the connection while we waited for {expected}")]
-    Closed { expected: &'static str },
+    Closed {
+        /// The message we waited for.
+        expected: &'static str,
+    },
+    /// The peer took longer than its time for one message.
     #[error("timed out after {secs} s waiting for {expected}")]
-    Timeout { expected: &'static str, secs: u64 },
+    Timeout {
+        /// The message we waited for.
+        expected: &'static str,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// A length prefix above [`MAX_FRAME`], refused before anything is read.
     #[error("peer sent a frame of {len} bytes; the limit is {MAX_FRAME}")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// The length the peer announced.
+        len: usize,
+    },
+    /// A frame of another protocol version than [`VERSION`].
     #[error("peer speaks protocol version {got}; this build speaks {VERSION}")]
-    Version { got: u8 },
+    Version {
+        /// The version byte received.
+        got: u8,
+    },
+    /// A well-formed frame of another kind than the state waits for.
     #[error("expected {expected}, got {got} (out of order or duplicated)")]
-    Unexpected { expected: &'static str, got: String },
+    Unexpected {
+        /// The message the state waits for.
+        expected: &'static str,
+        /// The name of the kind that came instead (or its byte, if unknown).
+        got: String,
+    },
+    /// A frame, or a body inside a seal, that does not parse or has trailing bytes.
     #[error("malformed {what}: {reason}")]
-    Malformed { what: &'static str, reason: String },
+    Malformed {
+        /// The message that does not parse.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The peer sent [`Refusal`] instead of the message we waited for: its reason.
     #[error("peer refused: {0}")]
     Refused(String),
+    /// A message we could not encode, or one larger than [`MAX_FRAME`]: our bug.
     #[error("cannot encode {what}: {reason}")]
-    Encode { what: &'static str, reason: String },
+    Encode {
+        /// The message being encoded.
+        what: &'static str,
+        /// Why it could not be.
+        reason: String,
+    },
 }
 
 impl WireError {

@@ -133,16 +133,22 @@ pub use crate::fault::Fault;
 /// What is wrong with a header's fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderProblem {
+    /// A chunk size outside [`MIN_CHUNK_SIZE`]`..=`[`MAX_CHUNK_SIZE`].
     #[error("chunk size {0} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}")]
     ChunkSize(u32),
+    /// An empty image name.
     #[error("image name is empty")]
     NameEmpty,
+    /// A name longer than [`MAX_NAME_LEN`] bytes.
     #[error("image name is {0} bytes, the limit is {MAX_NAME_LEN}")]
     NameTooLong(usize),
+    /// A name that is not UTF-8.
     #[error("image name is not UTF-8")]
     NameNotUtf8,
+    /// A name with `/` or NUL: not a plain file name.
     #[error("image name contains '/' or NUL")]
     NameForbiddenChar,
+    /// The name `.` or `..`.
     #[error("image name is \".\" or \"..\"")]
     NameDots,
 }
@@ -151,77 +157,169 @@ pub enum HeaderProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     // --- the peer misbehaved -------------------------------------------
+    /// The stream does not start with [`MAGIC`].
     #[error("not a dirbroker VM transfer stream (bad magic)")]
     BadMagic,
+    /// The stream ended inside the header.
     #[error("stream ended inside the header (truncated)")]
     HeaderTruncated,
+    /// A header field out of bounds.
     #[error("malformed header: {0}")]
     BadHeader(HeaderProblem),
+    /// The header names another transfer than the receiver expects.
     #[error("header is for transfer {}, expected transfer {}", hex(got), hex(expected))]
-    WrongTransfer { expected: TransferId, got: TransferId },
+    WrongTransfer {
+        /// The transfer the receiver expects.
+        expected: TransferId,
+        /// The transfer the header names.
+        got: TransferId,
+    },
+    /// A length prefix above `chunk_size + TAG_LEN`, refused before the record is read.
     #[error("record {record}: record length {len} exceeds the limit {limit}")]
-    RecordTooLong { record: u64, len: u32, limit: u32 },
+    RecordTooLong {
+        /// Index of the record.
+        record: u64,
+        /// The length prefix.
+        len: u32,
+        /// The largest length the chunk size allows.
+        limit: u32,
+    },
+    /// A length prefix shorter than the tag.
     #[error("record {record}: record length {len} is shorter than the {TAG_LEN}-byte tag")]
-    RecordTooShort { record: u64, len: u32 },
+    RecordTooShort {
+        /// Index of the record.
+        record: u64,
+        /// The length prefix.
+        len: u32,
+    },
+    /// A record that does not open: tampered, dropped, duplicated, reordered, from another
+    /// transfer, or a final record where a data record is due (or the reverse).
     #[error("record {record}: authentication failed (tampered, reordered or from another transfer)")]
-    AuthenticationFailed { record: u64 },
+    AuthenticationFailed {
+        /// Index the record was expected at.
+        record: u64,
+    },
+    /// The stream ended right after the header.
     #[error("stream ended after the header without any record (truncated)")]
     NoRecords,
+    /// The stream ended between records, before the final record.
     #[error("stream ended after record {last} without the final record (truncated)")]
-    Truncated { last: u64 },
+    Truncated {
+        /// Index of the last complete record.
+        last: u64,
+    },
+    /// The stream ended inside a record or its length prefix.
     #[error("stream ended inside record {record} (truncated)")]
-    TruncatedInRecord { record: u64 },
+    TruncatedInRecord {
+        /// Index of the record.
+        record: u64,
+    },
+    /// A data record that opened but breaks the chunk framing: only a holder of the key can send one.
     #[error("record {record}: carries {got} bytes where the chunk framing requires {expected}")]
-    ChunkLength { record: u64, got: usize, expected: usize },
+    ChunkLength {
+        /// Index of the record.
+        record: u64,
+        /// Plaintext bytes it carries.
+        got: usize,
+        /// Plaintext bytes the framing requires.
+        expected: usize,
+    },
+    /// A final record whose plaintext is not `SHA-256 ‖ image_len` (40 bytes).
     #[error("record {record}: the final record carries {got} bytes, expected {FINAL_PLAINTEXT_LEN}")]
-    FinalRecordMalformed { record: u64, got: usize },
+    FinalRecordMalformed {
+        /// Index of the final record.
+        record: u64,
+        /// Plaintext bytes it carries.
+        got: usize,
+    },
+    /// The final record states another length than the header declared.
     #[error("image length mismatch: header declared {declared} bytes, final record states {stated}")]
-    LengthMismatch { declared: u64, stated: u64 },
+    LengthMismatch {
+        /// The header's `image_len`.
+        declared: u64,
+        /// The length in the final record.
+        stated: u64,
+    },
+    /// The SHA-256 recomputed here differs from the final record's.
     #[error("image digest mismatch")]
     DigestMismatch,
+    /// Bytes follow the final record.
     #[error("bytes after the final record (record {record})")]
-    TrailingBytes { record: u64 },
+    TrailingBytes {
+        /// Index of the final record.
+        record: u64,
+    },
 
     // --- the peer is incompatible --------------------------------------
+    /// A stream version other than [`VERSION`].
     #[error("unsupported stream version {0} (this build speaks {VERSION})")]
     UnsupportedVersion(u8),
 
     // --- the connection failed -----------------------------------------
+    /// Reading or writing the connection failed.
     #[error("{op}: {source}")]
     Transport {
+        /// What was being done.
         op: &'static str,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
 
     // --- local storage / source ----------------------------------------
+    /// The destination exists, before the transfer or since it began; it is left untouched.
     #[error("destination exists: {}", .0.display())]
     DestinationExists(PathBuf),
+    /// A local file operation failed: the temporary file, the rename, an fsync.
     #[error("{op} {}: {source}", path.display())]
     File {
+        /// What was being done.
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A pipeline thread could not start.
     #[error("starting a pipeline thread: {0}")]
     Spawn(#[source] io::Error),
+    /// Reading the image source failed.
     #[error("reading the image source: {0}")]
     Source(#[source] io::Error),
+    /// The image source ended before the declared length.
     #[error("the image source ended after {actual} bytes but the header declares {declared}")]
-    SourceShorter { declared: u64, actual: u64 },
+    SourceShorter {
+        /// The header's `image_len`.
+        declared: u64,
+        /// Bytes the source held.
+        actual: u64,
+    },
+    /// The image source holds more than the declared length.
     #[error("the image source holds more than the {declared} bytes the header declares")]
-    SourceLonger { declared: u64 },
+    SourceLonger {
+        /// The header's `image_len`.
+        declared: u64,
+    },
 
     // --- caller mistakes -----------------------------------------------
+    /// [`Header::new`] was given fields a receiver would refuse.
     #[error("invalid header: {0}")]
     InvalidHeader(HeaderProblem),
+    /// The key was derived for another transfer than the one asked for.
     #[error("the transfer key was derived for transfer {}, not {}", hex(key), hex(other))]
-    KeyForOtherTransfer { key: TransferId, other: TransferId },
+    KeyForOtherTransfer {
+        /// The transfer the key was derived for.
+        key: TransferId,
+        /// The transfer asked for: the header's, or the id the receiver expects.
+        other: TransferId,
+    },
+    /// A [`TransferKey`] asked to seal a second stream: counter nonces would repeat.
     #[error("this transfer key has already sealed a stream; derive a new key with a fresh transfer id")]
     KeyReused,
 
     // --- our bug ---------------------------------------------------------
+    /// An invariant of this module broke, or the crypto backend failed: our bug.
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -405,10 +503,12 @@ impl Header {
         Ok(Header { transfer_id, chunk_size, image_len, name: name.to_owned() })
     }
 
+    /// The transfer this header is for.
     pub fn transfer_id(&self) -> &TransferId {
         &self.transfer_id
     }
 
+    /// Plaintext bytes per data record.
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
     }
@@ -418,6 +518,7 @@ impl Header {
         self.image_len
     }
 
+    /// The image name the sender gave (informational).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -528,7 +629,7 @@ fn read_exact_or<R: Read>(src: &mut R, buf: &mut [u8], short: StreamError) -> Re
     if n == buf.len() { Ok(()) } else { Err(short) }
 }
 
-/// Plaintext length of data record `index` of an image of `image_len` bytes.
+/// Plaintext length of the next data record when `remaining` image bytes are left.
 fn data_len(chunk_size: u32, remaining: u64) -> usize {
     // Bounded by chunk_size, which fits usize.
     usize::try_from(remaining.min(u64::from(chunk_size))).unwrap_or(0)
