@@ -150,6 +150,8 @@ mod tests {
             let shown = e.to_string();
             assert!(shown.starts_with("peer refused: "), "{shown}");
             assert!(!shown.contains("keyring") && !shown.contains("poisoned"), "{fault}: {shown}");
+            // To us, a peer that failed on its own side is unavailable, not a refusal.
+            assert_eq!(e.fault(), Fault::Unavailable, "{fault}");
         }
     }
 

@@ -286,6 +286,38 @@ fn dc_ps_mutual_authentication_and_sk_delivery() {
     assert_eq!(dc.ready(&ready).unwrap().data_addr, None);
 }
 
+/// The step of `DC_PS_Auth_Request` travels in clear before anything is
+/// authenticated: a hostile one at the end of the range is refused, never
+/// overflowed; so is an `Auth_Request` timestamp at the end of its range.
+#[test]
+fn steps_and_timestamps_at_the_ends_of_their_range_are_refused() {
+    let (dc_key, ps_key) = (totp_key(), totp_key());
+    let now = 1_800_000_000u64;
+    let (mut req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now)).unwrap();
+    for step in [u64::MAX, u64::MAX - 1, 0] {
+        req.step = step;
+        let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now).unwrap_err();
+        assert!(e.to_string().contains("outside"), "{step}: {e}");
+    }
+    let mut cache = ReplayCache::default();
+    for timestamp in [i64::MIN, i64::MAX] {
+        let e = cache.check("Auth_Request", &[7; 16], timestamp, 1_800_000_000).unwrap_err();
+        assert!(e.to_string().contains("s away from now"), "{timestamp}: {e}");
+    }
+    let e = cache.check("Auth_Request", &[7; 16], 0, i64::MAX).unwrap_err();
+    assert!(matches!(e, MigrationError::Replay { .. }), "{e}");
+}
+
+/// The OTP never shows in a log line made with `{:?}`.
+#[test]
+fn debug_output_never_shows_the_otp() {
+    let typed = MigAuthRequest { uid: "bob".into(), otp: Zeroizing::new("493817".into()) };
+    let body = AuthRequestBody { uid: "bob".into(), otp: "493817".into(), nonce1: [0; 16], timestamp: 0 };
+    for shown in [format!("{typed:?}"), format!("{body:?}")] {
+        assert!(shown.contains("bob") && !shown.contains("493817"), "{shown}");
+    }
+}
+
 #[test]
 fn replayed_dc_ps_auth_request_and_old_sessions_are_refused() {
     let (dc_key, ps_key) = (totp_key(), totp_key());

@@ -75,7 +75,6 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Resu
 /// the admin console, so this one never crosses a network: it is the pair
 /// the console reads. The OTP is not a key (20 bits); the source DC verifies
 /// and consumes it through the broker.
-#[derive(Debug)]
 pub struct MigAuthRequest {
     /// `UID`: the user who asks for the migration.
     pub uid: String,
@@ -95,7 +94,7 @@ pub struct AuthRequest {
 }
 
 /// The plaintext of [`AuthRequest`].
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct AuthRequestBody {
     /// `UID`: the user whose OTP this is.
     pub uid: String,
@@ -399,4 +398,17 @@ pub struct MigrationDoneBody {
     pub migration_id: [u8; 16],
     /// The image as committed, or why the migration failed (text the admin may see).
     pub outcome: Result<Transferred, String>,
+}
+
+// The OTP never reaches a log through Debug.
+impl std::fmt::Debug for MigAuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigAuthRequest").field("uid", &self.uid).field("otp", &"<redacted>").finish()
+    }
+}
+
+impl std::fmt::Debug for AuthRequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequestBody").field("uid", &self.uid).field("otp", &"<redacted>").finish_non_exhaustive()
+    }
 }

@@ -213,7 +213,8 @@ pub fn receive_dc_ps_auth_request(
         });
     }
     let now = key.step(unix_now);
-    if req.step + STEP_WINDOW < now || req.step > now + STEP_WINDOW {
+    // The step arrives in clear, before anything is authenticated: no arithmetic on it may overflow.
+    if req.step.saturating_add(STEP_WINDOW) < now || req.step > now.saturating_add(STEP_WINDOW) {
         return Err(MigrationError::Replay {
             what: DcPsAuthRequest::NAME,
             detail: format!("time step {} is outside {}±{STEP_WINDOW}", req.step, now),

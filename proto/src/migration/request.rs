@@ -99,10 +99,13 @@ impl ReplayCache {
         timestamp: i64,
         now: i64,
     ) -> Result<(), MigrationError> {
-        if (now - timestamp).abs() > MAX_SKEW_SECS {
+        if now.abs_diff(timestamp) > MAX_SKEW_SECS.unsigned_abs() {
             return Err(MigrationError::Replay {
                 what,
-                detail: format!("timestamp is {} s away from now (limit {MAX_SKEW_SECS} s)", now - timestamp),
+                detail: format!(
+                    "timestamp is {} s away from now (limit {MAX_SKEW_SECS} s)",
+                    now.saturating_sub(timestamp)
+                ),
             });
         }
         self.seen.retain(|_, expiry| *expiry > now);

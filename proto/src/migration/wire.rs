@@ -99,8 +99,13 @@ pub enum WireError {
         reason: String,
     },
     /// The peer sent [`Refusal`] instead of the message we waited for: its reason.
-    #[error("peer refused: {0}")]
-    Refused(String),
+    #[error("peer refused: {reason}")]
+    Refused {
+        /// Who the refusing peer says is at fault ([`Fault::from_code`]).
+        fault: Fault,
+        /// Its reason, for a person to read.
+        reason: String,
+    },
     /// A message we could not encode, or one larger than [`MAX_FRAME`]: our bug.
     #[error("cannot encode {what}: {reason}")]
     Encode {
@@ -120,7 +125,9 @@ impl WireError {
             WireError::TooLarge { .. } | WireError::Malformed { .. } => Fault::Malformed,
             WireError::Version { .. } => Fault::PeerIncompatible,
             WireError::Unexpected { .. } => Fault::PeerMisbehaved,
-            WireError::Refused(_) => Fault::User,
+            // The peer failed on its side: to us it is unavailable; else it refused us.
+            WireError::Refused { fault, .. } if fault.is_ours() => Fault::Unavailable,
+            WireError::Refused { .. } => Fault::User,
             WireError::Encode { .. } => Fault::Bug,
         }
     }
@@ -164,7 +171,7 @@ pub fn decode<M: Message>(payload: &[u8], names: KindNames) -> Result<M, WireErr
     if kind == Refusal::KIND && M::KIND != Refusal::KIND {
         let r: Refusal = postcard::from_bytes(body)
             .map_err(|e| WireError::Malformed { what: Refusal::NAME, reason: e.to_string() })?;
-        return Err(WireError::Refused(r.reason));
+        return Err(WireError::Refused { fault: Fault::from_code(r.code), reason: r.reason });
     }
     if kind != M::KIND {
         return Err(WireError::Unexpected { expected: M::NAME, got: describe(kind, names) });
