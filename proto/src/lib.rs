@@ -17,6 +17,7 @@ pub mod group;
 pub mod keystroke;
 pub mod migration;
 pub mod otp;
+pub mod replay;
 pub mod speke;
 pub mod sso;
 pub mod stream;

@@ -84,10 +84,11 @@ impl K1 {
 }
 
 /// Remembers nonces seen inside the skew window, so a replayed message is
-/// refused even before its other checks (RFC 4120's replay cache).
+/// refused even before its other checks: the one replay cache
+/// ([`crate::replay`]) keyed by the nonce.
 #[derive(Debug, Default)]
 pub struct ReplayCache {
-    seen: HashMap<[u8; 16], i64>,
+    seen: crate::replay::ReplayCache,
 }
 
 impl ReplayCache {
@@ -108,12 +109,13 @@ impl ReplayCache {
                 ),
             });
         }
-        self.seen.retain(|_, expiry| *expiry > now);
-        if self.seen.contains_key(nonce) {
-            return Err(MigrationError::Replay { what, detail: "this nonce was already used".into() });
+        let mut key = [0u8; 32];
+        if let Some(head) = key.get_mut(..16) {
+            head.copy_from_slice(nonce);
         }
-        self.seen.insert(*nonce, timestamp + 2 * MAX_SKEW_SECS);
-        Ok(())
+        self.seen
+            .check_and_insert(key, timestamp.saturating_add(2 * MAX_SKEW_SECS), now)
+            .map_err(|_| MigrationError::Replay { what, detail: "this nonce was already used".into() })
     }
 }
 

@@ -137,6 +137,12 @@ impl SsoError {
     }
 }
 
+impl From<crate::replay::Replayed> for SsoError {
+    fn from(_: crate::replay::Replayed) -> Self {
+        SsoError::Replay
+    }
+}
+
 impl From<GroupError> for SsoError {
     fn from(e: GroupError) -> Self {
         match e {

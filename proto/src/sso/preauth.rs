@@ -98,5 +98,5 @@ pub fn verify_pw_proof(p_c: &Element, proof: &PreAuthProof, now: i64, cache: &mu
     }
     let key =
         Lp::new("pre-auth replay").part(proof.id_c.as_bytes()).part(proof.nonce.as_slice()).int(proof.timestamp).hash();
-    cache.check_and_insert(key, proof.timestamp.saturating_add(MAX_SKEW), now)
+    Ok(cache.check_and_insert(key, proof.timestamp.saturating_add(MAX_SKEW), now)?)
 }
