@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use dirbroker::admin;
@@ -55,34 +55,20 @@ pub enum CaCmd {
     Revoke(CaRevokeArgs),
 }
 
-/// Kinds that `ca issue` makes (data centers come from `dc add`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum IssueKind {
-    Broker,
-    Ams,
-    Ans,
-    Service,
-    Admin,
-    Ps,
-}
-
-impl IssueKind {
-    fn cert_kind(self) -> ca::CertKind {
-        match self {
-            IssueKind::Broker => ca::CertKind::Broker,
-            IssueKind::Ams => ca::CertKind::Ams,
-            IssueKind::Ans => ca::CertKind::Ans,
-            IssueKind::Service => ca::CertKind::Service,
-            IssueKind::Admin => ca::CertKind::Admin,
-            IssueKind::Ps => ca::CertKind::Ps,
-        }
-    }
+/// Kinds that `ca issue` makes (data centers come from `dc add`), by the
+/// names `CertKind` gives them.
+fn issue_kind() -> impl clap::builder::TypedValueParser<Value = ca::CertKind> {
+    let names: Vec<&'static str> =
+        ca::CertKind::ALL.into_iter().filter(|k| *k != ca::CertKind::Dc).map(ca::CertKind::as_str).collect();
+    clap::builder::TypedValueParser::try_map(clap::builder::PossibleValuesParser::new(names), |name: String| {
+        ca::CertKind::parse(&name).ok_or_else(|| format!("{name:?} is not a certificate kind"))
+    })
 }
 
 #[derive(Args, Debug)]
 pub struct CaIssueArgs {
-    #[arg(value_enum)]
-    kind: IssueKind,
+    #[arg(value_parser = issue_kind())]
+    kind: ca::CertKind,
     /// The holder's name (CN): host or service name, uid, PID.
     name: String,
     /// DNS name for subjectAltName (repeatable).
@@ -148,7 +134,7 @@ pub async fn run_ca(ctx: &Ctx, cmd: CaCmd) -> CliResult {
             Ok(())
         }
         CaCmd::Issue(a) => {
-            let kind = a.kind.cert_kind();
+            let kind = a.kind;
             let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("{kind}-{}", a.name)));
             if out.exists() {
                 return Err(Failure::usage(format!("{} exists already", out.display())));
