@@ -83,7 +83,7 @@ pub async fn migrate(opts: &MigrateOptions, otp: Zeroizing<String>) -> Result<Ou
     // Step 1: Mig_Auth_Request = UID ‖ OTP, read at the console.
     let user = MigAuthRequest { uid: opts.uid.clone(), otp };
     let now = i64::try_from(dirbroker_service::clock::unix_time().as_secs()).unwrap_or(i64::MAX);
-    let (auth, waiting) = request::start(&k1, &user, now)?;
+    let (auth, waiting) = request::start(&k1, &user, now, &mut dirbroker_service::clock::rng())?;
     let mut dc = crate::tls::connect(tls, &opts.endpoint).await.map_err(local)?;
     let cert = dc.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
     let info = cert.as_deref().map(crate::migration::crypto::cert_info).transpose()?;

@@ -198,7 +198,7 @@ impl Dc {
             }
         };
         tracing::info!(uid = %check.uid, admin = %check.admin(), "user authenticated by OTP");
-        let (reply, waiting) = check.accepted(consumed)?;
+        let (reply, waiting) = check.accepted(consumed, &mut dirbroker_service::clock::rng())?;
         wire::send(admin, &reply).await?;
         let m: MigRequestAdmin = wire::recv(admin, kind_name, self.timeout).await?;
         let (order, session) = waiting.receive(&m)?;
@@ -237,7 +237,9 @@ impl Dc {
             .trust
             .verify_dc(&public.cert_der, Some(&order.dest_did), dirbroker_service::clock::unix_time())
             .map_err(|e| (no_id, e.into()))?;
-        let (req, waiting) = request::mig_request_dc(&self.me, &dest, order, unix_secs()).map_err(|e| (no_id, e))?;
+        let (req, waiting) =
+            request::mig_request_dc(&self.me, &dest, order, unix_secs(), &mut dirbroker_service::clock::rng())
+                .map_err(|e| (no_id, e))?;
         let id = waiting.migration_id();
         let run = async {
             let mut peer = crate::tls::connect(keys.client_tls.clone(), &public.endpoint).await.map_err(local)?;
@@ -270,19 +272,16 @@ impl Dc {
             );
             let id = ack.request.migration_id;
             // Operation step 1: SPEKE.
-            let mut session =
+            let session =
                 speke_session(&mut peer, password, &self.me.did, &order.dest_did, true, &id, self.timeout).await?;
+            let (sk, waiting) = session.source()?;
             let ready: DestReady = wire::recv(&mut peer, kind_name, self.timeout).await?;
-            let ready: DestReadyBody =
-                parse_body(&session.channel.open(DestReady::NAME, &ready.sealed)?, DestReady::NAME)?;
+            let (ready, waiting) = waiting.receive(&ready)?;
             // Operation steps 2–3: our server sends the image.
             let job = Job::Send { vm: order.mig_rqst.vm.clone(), to: ready.data_addr };
-            let sent = self.run_server(server, &session.sk, id, job, None).await?;
+            let sent = self.run_server(server, &sk, id, job, None).await?;
             let committed: MigrationCommitted = wire::recv(&mut peer, kind_name, self.transfer_timeout).await?;
-            let committed: TransferReportBody = parse_body(
-                &session.channel.open(MigrationCommitted::NAME, &committed.sealed)?,
-                MigrationCommitted::NAME,
-            )?;
+            let committed = waiting.receive(&committed)?;
             let committed = committed.outcome.map_err(|e| MigrationError::Transfer(format!("destination: {e}")))?;
             if committed != sent {
                 return Err(MigrationError::Transfer("the destination committed other bytes than we sent".into()));
@@ -306,18 +305,17 @@ impl Dc {
                 &self.me,
                 &keys.trust,
                 &req,
-                Some(&peer_cert),
+                &peer_cert,
                 &mut replay,
                 dirbroker_service::clock::unix_time(),
             )?
         };
-        let src_did = incoming.body.src_did.clone();
-        let server = keys.creds.servers.get(&incoming.body.mig_rqst.dest_server);
+        let request = incoming.body.clone();
+        let src_did = request.src_did.clone();
+        let server = keys.creds.servers.get(&request.mig_rqst.dest_server);
         let password = keys.creds.peers.get(&src_did);
         let ack = match (server, password) {
-            (None, _) => {
-                Ack::Refused(format!("{} is not a server of {}", incoming.body.mig_rqst.dest_server, self.me.did))
-            }
+            (None, _) => Ack::Refused(format!("{} is not a server of {}", request.mig_rqst.dest_server, self.me.did)),
             (_, None) => Ack::Refused(format!("no SPEKE password shared with {src_did}")),
             _ => Ack::Accepted,
         };
@@ -325,12 +323,12 @@ impl Dc {
         let (Some(server), Some(password), Ack::Accepted) = (server, password, ack) else {
             return Ok(());
         };
-        tracing::info!(src = %src_did, uid = %incoming.body.uid, vm = %incoming.body.mig_rqst.vm, "migration accepted");
-        let id = incoming.body.migration_id;
-        let mut session = speke_session(src, password, &self.me.did, &src_did, false, &id, self.timeout).await?;
-        let job = Job::Receive { vm: incoming.body.mig_rqst.vm.clone() };
+        tracing::info!(src = %src_did, uid = %request.uid, vm = %request.mig_rqst.vm, "migration accepted");
+        let id = request.migration_id;
+        let session = speke_session(src, password, &self.me.did, &src_did, false, &id, self.timeout).await?;
+        let (sk, preparing) = session.destination()?;
+        let job = Job::Receive { vm: request.mig_rqst.vm.clone() };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sk = session.sk.clone();
         let server_run = self.run_server(server, &sk, id, job, Some(tx));
         let notify = async {
             let addr = rx.await.map_err(|_| local("the destination server did not get ready"))?;
@@ -342,16 +340,11 @@ impl Dc {
             addr = notify => addr?,
             early = &mut server_run => { early?; return Err(local("the destination server ended early")); }
         };
-        let ready = DestReady {
-            sealed: session
-                .channel
-                .seal(DestReady::NAME, &body_bytes(&DestReadyBody { data_addr: addr }, DestReady::NAME)?)?,
-        };
+        let (ready, receiving) = preparing.ready(&DestReadyBody { data_addr: addr })?;
         wire::send(src, &ready).await?;
         let outcome = server_run.await.map_err(|e| e.for_peer());
-        let body = MigrationCommittedBody { outcome: outcome.clone() };
-        let sealed = session.channel.seal(MigrationCommitted::NAME, &body_bytes(&body, MigrationCommitted::NAME)?)?;
-        wire::send(src, &MigrationCommitted { sealed }).await?;
+        let committed = receiving.committed(&MigrationCommittedBody { outcome: outcome.clone() })?;
+        wire::send(src, &committed).await?;
         outcome.map(|_| ()).map_err(MigrationError::Transfer)
     }
 
@@ -370,20 +363,21 @@ impl Dc {
             .await
             .map_err(|e| local(format!("cannot reach {} at {}: {e}", server.key.pid, server.endpoint)))?;
         let _ = tcp.set_nodelay(true);
-        let (req, waiting) = operation::dc_ps_auth_request(&server.key, step)?;
+        let (req, waiting) = operation::dc_ps_auth_request(&server.key, step, &mut dirbroker_service::clock::rng())?;
         wire::send(&mut tcp, &req).await?;
         let resp: DcPsAuthResponse = wire::recv(&mut tcp, kind_name, self.timeout).await?;
-        let mut channel: DcChannel = waiting.receive(&resp)?;
+        let channel: DcChannel = waiting.receive(&resp)?;
         tracing::info!(server = %server.key.pid, "physical server authenticated (TOTP)");
-        wire::send(&mut tcp, &channel.deliver(&SkDeliveryBody { sk: *sk, migration_id, job })?).await?;
+        let (delivery, waiting) = channel.deliver(&SkDeliveryBody { sk: *sk, migration_id, job })?;
+        wire::send(&mut tcp, &delivery).await?;
         let r: PsReady = wire::recv(&mut tcp, kind_name, self.timeout).await?;
-        let r = channel.ready(&r)?;
+        let (r, waiting) = waiting.receive(&r)?;
         if let Some(tx) = ready {
             let addr = r.data_addr.ok_or_else(|| local("the destination server named no data port"))?;
             let _ = tx.send(addr);
         }
         let report: TransferReport = wire::recv(&mut tcp, kind_name, self.transfer_timeout).await?;
-        channel.report(&report)?.outcome.map_err(|e| MigrationError::Transfer(format!("{}: {e}", server.key.pid)))
+        waiting.receive(&report)?.outcome.map_err(|e| MigrationError::Transfer(format!("{}: {e}", server.key.pid)))
     }
 
     /// A TOTP step not yet used with this server: now, or the next one.

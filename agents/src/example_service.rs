@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! start: key file (r_k, ID_k) ─ JWKS from the broker (GET /.well-known/jwks.json, broker CA)
-//! per connection (plain TCP; frames = u32 big-endian length ‖ JSON):
+//! per connection (plain TCP; frames of dirbroker_proto::sso::service_frame):
 //!   ServiceRequest ─▶ ServiceVerifier::authorize (ticket, K_k,e, V_ck, skew, replay cache)
 //!                  ─▶ level policy: read ≥ 1, write ≥ 2, admin = 4 (level::require_level)
 //!   ◀─ {"reply": ServiceReply}  (AP-REP with the answer, under C_ck)   or   {"error": "…"}
@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use dirbroker_proto::sso::level::{Level, require_level};
 use dirbroker_proto::sso::replay::ReplayCache;
+use dirbroker_proto::sso::service_frame::{FrameError, ServiceAnswer};
 use dirbroker_proto::sso::session::{ServiceRequest, ServiceVerifier};
 use dirbroker_proto::sso::tickets::{Jwks, ServiceKeyFile};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use dirbroker_service::frame;
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
@@ -133,25 +134,6 @@ pub async fn run(opts: Options) -> Result<(), String> {
     }
 }
 
-async fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-    let len = u32::from_be_bytes(len);
-    if len > 256 * 1024 {
-        return Err("frame too large".into());
-    }
-    let mut buf = vec![0u8; usize::try_from(len).map_err(|e| e.to_string())?];
-    s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
-async fn write_frame(s: &mut TcpStream, v: &serde_json::Value) -> Result<(), String> {
-    let body = serde_json::to_vec(v).map_err(|e| e.to_string())?;
-    let len = u32::try_from(body.len()).map_err(|e| e.to_string())?;
-    s.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
-    s.write_all(&body).await.map_err(|e| e.to_string())
-}
-
 /// What a request needs and does.
 fn apply(shared: &Shared, client: &str, level: Level, request: &str) -> Result<String, String> {
     let mut words = request.splitn(3, ' ');
@@ -179,9 +161,9 @@ fn apply(shared: &Shared, client: &str, level: Level, request: &str) -> Result<S
 }
 
 async fn serve(mut sock: TcpStream, shared: &Shared) -> Result<(), String> {
-    let frame = read_frame(&mut sock).await?;
-    let answer = match serde_json::from_slice::<ServiceRequest>(&frame) {
-        Err(e) => serde_json::json!({ "error": format!("not a ServiceRequest: {e}") }),
+    let answer = match frame::read::<ServiceRequest, _>(&mut sock).await {
+        Err(FrameError::Json(e)) => ServiceAnswer::Error(format!("not a ServiceRequest: {e}")),
+        Err(e) => return Err(e.to_string()),
         Ok(req) => {
             let t = now(shared.clock_offset);
             let authorized = {
@@ -191,26 +173,26 @@ async fn serve(mut sock: TcpStream, shared: &Shared) -> Result<(), String> {
             match authorized {
                 Err(e) => {
                     tracing::warn!(security = true, "request refused: {e}");
-                    serde_json::json!({ "error": e.to_string() })
+                    ServiceAnswer::Error(e.fault().for_peer(&e))
                 }
                 Ok(auth) => {
                     let text = String::from_utf8_lossy(&auth.request).to_string();
                     match apply(shared, &auth.client, auth.level, &text) {
                         Err(msg) => {
                             tracing::info!(client = %auth.client, level = auth.level.as_u8(), "refused: {msg}");
-                            serde_json::json!({ "error": msg })
+                            ServiceAnswer::Error(msg)
                         }
                         Ok(answer) => {
                             tracing::info!(client = %auth.client, level = auth.level.as_u8(), "{text:?} done");
                             let reply = auth
                                 .reply(answer.as_bytes(), &mut dirbroker_service::clock::rng())
                                 .map_err(|e| e.to_string())?;
-                            serde_json::json!({ "reply": reply })
+                            ServiceAnswer::Reply(reply)
                         }
                     }
                 }
             }
         }
     };
-    write_frame(&mut sock, &answer).await
+    frame::write(&mut sock, &answer).await.map_err(|e| e.to_string())
 }

@@ -167,21 +167,22 @@ impl Ps {
 
     async fn session_inner(&self, tcp: &mut TcpStream) -> Result<(), MigrationError> {
         let req: DcPsAuthRequest = wire::recv(tcp, kind_name, self.timeout).await?;
-        let (resp, mut channel) = {
+        let (resp, channel) = {
             let mut guard = self.guard.lock().map_err(|_| local("step guard poisoned"))?;
             operation::receive_dc_ps_auth_request(
                 &self.key,
                 &req,
                 &mut guard,
                 dirbroker_service::clock::unix_time().as_secs(),
+                &mut dirbroker_service::clock::rng(),
             )?
         };
         wire::send(tcp, &resp).await?;
         let delivery: SkDelivery = wire::recv(tcp, kind_name, self.timeout).await?;
-        let body = channel.receive_sk(&delivery)?;
+        let (body, job) = channel.receive_sk(&delivery)?;
         tracing::info!(dc = %self.key.did, job = ?body.job, "data center authenticated (TOTP); session key received");
         let key = TransferKey::derive(&body.sk, &body.migration_id).map_err(|e| local(e.to_string()))?;
-        let outcome = match &body.job {
+        let (outcome, running) = match &body.job {
             Job::Receive { vm } => {
                 let dest = image_path(&self.images, vm)?;
                 if dest.symlink_metadata().is_ok() {
@@ -189,7 +190,8 @@ impl Ps {
                 }
                 let data = TcpListener::bind((self.data_host.as_str(), 0)).await.map_err(local)?;
                 let addr = data.local_addr().map_err(local)?;
-                wire::send(tcp, &channel.ready(&PsReadyBody { data_addr: Some(addr.to_string()) })?).await?;
+                let (ready, running) = job.ready(&PsReadyBody { data_addr: Some(addr.to_string()) })?;
+                wire::send(tcp, &ready).await?;
                 let (conn, from) = tokio::time::timeout(DATA_ACCEPT_TIMEOUT.max(self.timeout), data.accept())
                     .await
                     .map_err(|_| local("no sender connected to the data port in time"))?
@@ -198,7 +200,7 @@ impl Ps {
                 let conn = conn.into_std().map_err(local)?;
                 let id = body.migration_id;
                 let name = vm.clone();
-                tokio::task::spawn_blocking(move || {
+                let outcome = tokio::task::spawn_blocking(move || {
                     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
                     conn.set_read_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
@@ -209,19 +211,21 @@ impl Ps {
                     Ok::<_, String>(Transferred { bytes: r.bytes, sha256: r.sha256 })
                 })
                 .await
-                .map_err(local)?
+                .map_err(local)?;
+                (outcome, running)
             }
             Job::Send { vm, to } => {
                 let src = image_path(&self.images, vm)?;
                 let file = std::fs::File::open(&src).map_err(|e| local(format!("{}: {e}", src.display())))?;
                 let len = file.metadata().map_err(local)?.len();
-                wire::send(tcp, &channel.ready(&PsReadyBody { data_addr: None })?).await?;
+                let (ready, running) = job.ready(&PsReadyBody { data_addr: None })?;
+                wire::send(tcp, &ready).await?;
                 let conn = TcpStream::connect(to).await.map_err(|e| local(format!("cannot reach {to}: {e}")))?;
                 let conn = conn.into_std().map_err(local)?;
                 let header =
                     Header::new(body.migration_id, self.chunk_size, len, vm).map_err(|e| local(e.to_string()))?;
                 let name = vm.clone();
-                tokio::task::spawn_blocking(move || {
+                let outcome = tokio::task::spawn_blocking(move || {
                     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
                     conn.set_write_timeout(Some(DATA_IO_TIMEOUT)).map_err(|e| e.to_string())?;
                     let started = Instant::now();
@@ -233,13 +237,14 @@ impl Ps {
                     Ok::<_, String>(Transferred { bytes: s.bytes, sha256: s.sha256 })
                 })
                 .await
-                .map_err(local)?
+                .map_err(local)?;
+                (outcome, running)
             }
         };
         if let Err(e) = &outcome {
             tracing::warn!("VM_Data_Tran failed: {e}");
         }
-        wire::send(tcp, &channel.report(&TransferReportBody { outcome })?).await?;
+        wire::send(tcp, &running.report(&TransferReportBody { outcome })?).await?;
         Ok(())
     }
 }

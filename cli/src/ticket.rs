@@ -6,9 +6,9 @@ use dirbroker::secret::write_private_file;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use dirbroker_proto::sso::service_frame::{self, FrameError, ServiceAnswer};
 use dirbroker_proto::sso::session::{ClientSession, LoginSession};
 use dirbroker_proto::sso::tickets::{TicketClaims, TicketReply};
-use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -145,65 +145,36 @@ pub async fn ticket(ctx: &Ctx, cmd: TicketCmd) -> CliResult {
             };
             let (req, waiting) =
                 session.request(request.as_bytes(), now(), &mut dirbroker::clock::rng()).map_err(sso_err("request"))?;
-            let frame =
-                encode_frame(&serde_json::to_vec(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?)?;
+            let frame = service_frame::encode(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
             if let Some(f) = &dump_request {
                 write_private_file(f, &frame)
                     .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", f.display())))?;
             }
-            let answer = exchange(&endpoint, &frame).await?;
-            let answer: ServiceAnswer = serde_json::from_slice(&answer)
-                .map_err(|e| Failure::new(Exit::Failed, format!("the service's answer does not parse: {e}")))?;
-            match answer {
-                ServiceAnswer { reply: Some(reply), .. } => {
+            match exchange(&endpoint, &frame).await? {
+                ServiceAnswer::Reply(reply) => {
                     let text = waiting.receive_reply(&reply).map_err(sso_err("the service's reply"))?;
                     let text = String::from_utf8_lossy(&text).to_string();
                     ctx.report(json!({ "service": service, "answer": text, "mutual_auth": true }), &text);
                     Ok(())
                 }
-                ServiceAnswer { error, .. } => Err(Failure::new(
-                    Exit::Failed,
-                    format!("{service} refused: {}", error.unwrap_or_else(|| "no reason given".into())),
-                )),
+                ServiceAnswer::Error(error) => Err(Failure::new(Exit::Failed, format!("{service} refused: {error}"))),
             }
         }
     }
 }
 
-/// The example service's answer frame.
-#[derive(Deserialize)]
-struct ServiceAnswer {
-    #[serde(default)]
-    reply: Option<dirbroker_proto::sso::session::ServiceReply>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, Failure> {
-    let len = u32::try_from(payload.len()).map_err(|_| Failure::new(Exit::Failed, "request too large"))?;
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    Ok(out)
-}
-
-/// Sends one frame, reads one frame (u32 big-endian length, then JSON).
-async fn exchange(endpoint: &str, frame: &[u8]) -> Result<Vec<u8>, Failure> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let io = |e: std::io::Error| Failure::new(Exit::Unavailable, format!("{endpoint}: {e}"));
+/// Sends one frame, reads the service's answer.
+async fn exchange(endpoint: &str, frame: &[u8]) -> Result<ServiceAnswer, Failure> {
+    use tokio::io::AsyncWriteExt as _;
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(endpoint).await.map_err(io)?;
-        s.write_all(frame).await.map_err(io)?;
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len).await.map_err(io)?;
-        let len = u32::from_be_bytes(len);
-        if len > 1 << 20 {
-            return Err(Failure::new(Exit::Failed, format!("{endpoint}: answer too large")));
-        }
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        s.read_exact(&mut buf).await.map_err(io)?;
-        Ok(buf)
+        let mut s = tokio::net::TcpStream::connect(endpoint).await?;
+        s.write_all(frame).await?;
+        dirbroker_service::frame::read::<ServiceAnswer, _>(&mut s).await
     };
-    tokio::time::timeout(std::time::Duration::from_secs(30), fut)
-        .await
-        .map_err(|_| Failure::new(Exit::Unavailable, format!("{endpoint}: no answer within 30 s")))?
+    match tokio::time::timeout(std::time::Duration::from_secs(30), fut).await {
+        Err(_) => Err(Failure::new(Exit::Unavailable, format!("{endpoint}: no answer within 30 s"))),
+        Ok(Err(FrameError::Io(e))) => Err(Failure::new(Exit::Unavailable, format!("{endpoint}: {e}"))),
+        Ok(Err(e)) => Err(Failure::new(Exit::Failed, format!("{endpoint}: the service's answer: {e}"))),
+        Ok(Ok(answer)) => Ok(answer),
+    }
 }

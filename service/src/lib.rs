@@ -1,6 +1,7 @@
 //! What every daemon of dirbroker shares, the broker's HTTPS service and the
 //! agents alike: the mutual-TLS accept loop ([`accept`]), the caller's
-//! certificate ([`holder`], [`Peer`]), the JSON error answer and caller checks
+//! certificate ([`holder`], [`Peer`]), the service frames of seed 002's
+//! Kerberized services ([`frame`]), the JSON error answer and caller checks
 //! ([`api_error`]), the one HTTPS client ([`client`]), Prometheus metrics
 //! ([`metrics`]), secrets read from files and the terminal ([`secret`]), and the
 //! clock and RNG at the edge ([`clock`]). No LDAP: the agents link this, not
@@ -10,6 +11,7 @@ pub mod accept;
 pub mod api_error;
 pub mod client;
 pub mod clock;
+pub mod frame;
 pub mod holder;
 pub mod metrics;
 pub mod secret;

@@ -61,9 +61,7 @@ pub async fn speke_session<S: AsyncRead + AsyncWrite + Unpin>(
         wire::send(io, &my_tag).await?;
         key
     };
-    let sk = crypto::derive_key(key.expose(), b"", &[b"dirbroker migration SK", migration_id]);
-    let channel = crypto::Channel::derive(key.expose(), &[b"DC-DC session", migration_id], initiator)?;
-    Ok(DcSession { sk, channel })
+    DcSession::from_speke(&key, migration_id, initiator)
 }
 
 #[cfg(test)]

@@ -11,6 +11,14 @@ use rustls_pki_types::UnixTime;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+/// A seeded RNG for the protocol's nonces, a new seed for each call (so two
+/// requests of one test never share a nonce) and the same seeds every run.
+fn rng() -> rand::rngs::StdRng {
+    use rand::SeedableRng as _;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    rand::rngs::StdRng::seed_from_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 use super::crypto::{DcIdentity, Trust};
 use super::messages::*;
 use super::operation::*;
@@ -76,7 +84,7 @@ fn t0() -> i64 {
 /// The broker's accepting answer for the user of `check`, then `Auth_Reply`.
 fn broker_accepts(check: OtpToCheck<'_>) -> Result<(AuthReply, AwaitingMigRequestAdmin<'_>), MigrationError> {
     let consumed = OtpConsumed::from_reply(&check.uid, OtpVerifyReply { accepted: true, reason: None }).unwrap();
-    check.accepted(consumed)
+    check.accepted(consumed, &mut rng())
 }
 
 /// No `Auth_Reply` without the broker's acceptance of this very user's OTP:
@@ -87,10 +95,10 @@ fn auth_reply_needs_the_brokers_acceptance_for_this_user() {
     assert_eq!(refused.unwrap_err(), "spent");
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
-    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    let (req, _) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
     let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
     let for_eve = OtpConsumed::from_reply("eve", OtpVerifyReply { accepted: true, reason: None }).unwrap();
-    let e = check.accepted(for_eve).unwrap_err();
+    let e = check.accepted(for_eve, &mut rng()).unwrap_err();
     assert!(e.to_string().contains("this request is \"bob\"'s"), "{e}");
 }
 
@@ -98,7 +106,7 @@ fn auth_reply_needs_the_brokers_acceptance_for_this_user() {
 fn request_module_honest_run() {
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
-    let (req, waiting) = start(&k1, &user("123456"), t0()).unwrap();
+    let (req, waiting) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
     let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 1).unwrap();
     assert_eq!((check.uid.as_str(), check.otp.as_str(), check.admin()), ("bob", "123456", "alice"));
     let (reply, dc_waiting) = broker_accepts(check).unwrap();
@@ -115,7 +123,7 @@ fn request_module_honest_run() {
 fn replayed_auth_request_is_refused() {
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
-    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    let (req, _) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
     receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
     let e = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 10).unwrap_err();
     assert!(matches!(e, MigrationError::Replay { what: "Auth_Request", .. }), "{e}");
@@ -127,7 +135,7 @@ fn replayed_auth_request_is_refused() {
 #[test]
 fn auth_request_tampering_and_wrong_keys_are_refused() {
     let (keys, k1) = (store(), k1());
-    let (req, _) = start(&k1, &user("123456"), t0()).unwrap();
+    let (req, _) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
     for i in 0..req.sealed.len() {
         let mut bad = req.clone();
         bad.sealed[i] ^= 0x10;
@@ -143,15 +151,15 @@ fn auth_request_tampering_and_wrong_keys_are_refused() {
     ));
     assert!(receive_auth_request(&keys, "DC-OTHER", &req, &mut ReplayCache::default(), t0()).is_err());
     let wrong = K1::new("k1-alice-src", "alice", "DC-SRC", Zeroizing::new(vec![7u8; 32])).unwrap();
-    let (forged, _) = start(&wrong, &user("123456"), t0()).unwrap();
+    let (forged, _) = start(&wrong, &user("123456"), t0(), &mut rng()).unwrap();
     assert!(receive_auth_request(&keys, "DC-SRC", &forged, &mut ReplayCache::default(), t0()).is_err());
 }
 
 #[test]
 fn auth_reply_for_another_request_is_refused() {
     let (keys, k1) = (store(), k1());
-    let (req1, waiting1) = start(&k1, &user("111111"), t0()).unwrap();
-    let (req2, _waiting2) = start(&k1, &user("222222"), t0()).unwrap();
+    let (req1, waiting1) = start(&k1, &user("111111"), t0(), &mut rng()).unwrap();
+    let (req2, _waiting2) = start(&k1, &user("222222"), t0(), &mut rng()).unwrap();
     let mut cache = ReplayCache::default();
     receive_auth_request(&keys, "DC-SRC", &req1, &mut cache, t0()).unwrap();
     let (reply2, _) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0()).unwrap()).unwrap();
@@ -165,7 +173,7 @@ fn mig_request_admin_replayed_into_another_session_is_refused() {
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
     let run = |cache: &mut ReplayCache, otp: &str| {
-        let (req, waiting) = start(&k1, &user(otp), t0()).unwrap();
+        let (req, waiting) = start(&k1, &user(otp), t0(), &mut rng()).unwrap();
         let (reply, dc) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req, cache, t0()).unwrap()).unwrap();
         let (mig, _) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
         (mig, dc)
@@ -181,13 +189,13 @@ fn dc_to_dc_request_and_signed_response() {
     let t = trust(&p, &[]);
     let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
     let dest_info = t.verify_dc(&p.dest.cert_der, Some("DC-DEST"), unix_now()).unwrap();
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
     let mut cache = ReplayCache::default();
     let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64 + 5));
-    let incoming = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.src.cert_der), &mut cache, now).unwrap();
+    let incoming = receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut cache, now).unwrap();
     assert_eq!((incoming.body.src_did.as_str(), incoming.body.uid.as_str()), ("DC-SRC", "bob"));
     // The same request again is a replay.
-    let e = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.src.cert_der), &mut cache, now).unwrap_err();
+    let e = receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut cache, now).unwrap_err();
     assert!(matches!(e, MigrationError::Replay { .. }), "{e}");
     let resp = incoming.respond(&p.dest, Ack::Accepted).unwrap();
     let ack = waiting.receive(&p.src, &t, &resp, unix_now()).unwrap();
@@ -220,15 +228,16 @@ fn forged_or_revoked_certificates_are_refused() {
     // A request carrying a rogue Cert_Src is refused by the destination.
     let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
     let dest_info = t.verify_dc(&p.dest.cert_der, None, unix_now()).unwrap();
-    let (req, _) = mig_request_dc(&rogue, &dest_info, &admin_order, t0()).unwrap();
+    let (req, _) = mig_request_dc(&rogue, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
     let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64));
-    let e = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap_err();
+    let e = receive_mig_request_dc(&p.dest, &t, &req, &rogue.cert_der, &mut ReplayCache::default(), now).unwrap_err();
     assert!(matches!(e, MigrationError::Crypto(CryptoError::Certificate(_))), "{e}");
     // …and so is a revoked source, and a Cert_Src that is not the TLS peer's.
-    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
-    assert!(receive_mig_request_dc(&p.dest, &revoked, &req, None, &mut ReplayCache::default(), now).is_err());
-    let e = receive_mig_request_dc(&p.dest, &t, &req, Some(&p.dest.cert_der), &mut ReplayCache::default(), now)
-        .unwrap_err();
+    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    assert!(
+        receive_mig_request_dc(&p.dest, &revoked, &req, &p.src.cert_der, &mut ReplayCache::default(), now).is_err()
+    );
+    let e = receive_mig_request_dc(&p.dest, &t, &req, &p.dest.cert_der, &mut ReplayCache::default(), now).unwrap_err();
     assert!(e.to_string().contains("not the certificate of the connection"), "{e}");
 }
 
@@ -242,22 +251,23 @@ fn mig_response_dc_with_a_bad_signature_is_refused() {
     // A third data center, certified by the same CA, signs in DEST's name
     // but must attach DEST's certificate to pass the DID check.
     let (other, _) = identity(&p.ca, "DC-OTHER");
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
-    let incoming = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let incoming =
+        receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let forged = incoming.respond(&other, Ack::Accepted).unwrap();
     let forged = MigResponseDc { sealed: forged.sealed, cert_dest: p.dest.cert_der.clone() };
     let e = waiting.receive(&p.src, &t, &forged, unix_now()).unwrap_err();
     assert!(matches!(e, MigrationError::Crypto(CryptoError::BadSignature { .. })), "{e}");
     // A signature for another request (same destination) is refused too.
-    let (req_a, waiting_a) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
-    let (req_b, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
+    let (req_a, waiting_a) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req_b, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
     let _ = req_a;
-    let inc_b = receive_mig_request_dc(&p.dest, &t, &req_b, None, &mut ReplayCache::default(), now).unwrap();
+    let inc_b = receive_mig_request_dc(&p.dest, &t, &req_b, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let resp_b = inc_b.respond(&p.dest, Ack::Accepted).unwrap();
     assert!(waiting_a.receive(&p.src, &t, &resp_b, unix_now()).is_err());
     // A refusal is reported as one.
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0()).unwrap();
-    let inc = receive_mig_request_dc(&p.dest, &t, &req, None, &mut ReplayCache::default(), now).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let inc = receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let no = inc.respond(&p.dest, Ack::Refused("PS-9 is full".into())).unwrap();
     let e = waiting.receive(&p.src, &t, &no, unix_now()).unwrap_err();
     assert_eq!(e.to_string(), "DC-DEST refused the migration: PS-9 is full");
@@ -272,18 +282,25 @@ fn dc_ps_mutual_authentication_and_sk_delivery() {
     let (dc_key, ps_key) = (totp_key(), totp_key());
     let now = 1_800_000_000u64;
     let step = dc_key.step(now);
-    let (req, waiting) = dc_ps_auth_request(&dc_key, step).unwrap();
+    let (req, waiting) = dc_ps_auth_request(&dc_key, step, &mut rng()).unwrap();
     let mut guard = StepGuard::default();
-    let (resp, mut ps) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 10).unwrap();
-    let mut dc = waiting.receive(&resp).unwrap();
+    let (resp, ps) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 10, &mut rng()).unwrap();
+    let dc = waiting.receive(&resp).unwrap();
     let job = Job::Send { vm: "vm1".into(), to: "127.0.0.1:9".into() };
-    let sk = dc.deliver(&SkDeliveryBody { sk: [9; 32], migration_id: [3; 16], job: job.clone() }).unwrap();
-    let got = ps.receive_sk(&sk).unwrap();
+    let (sk, dc) = dc.deliver(&SkDeliveryBody { sk: [9; 32], migration_id: [3; 16], job: job.clone() }).unwrap();
+    // E_TOTP(SK) replayed into the next session with the same server (the
+    // next step, fresh nonces) does not open there.
+    let (req2, _) = dc_ps_auth_request(&dc_key, step + 1, &mut rng()).unwrap();
+    let (_, ps2) = receive_dc_ps_auth_request(&ps_key, &req2, &mut guard, now + 40, &mut rng()).unwrap();
+    assert!(matches!(ps2.receive_sk(&sk), Err(MigrationError::Crypto(CryptoError::Tampered { .. }))));
+    let (got, ps) = ps.receive_sk(&sk).unwrap();
     assert_eq!((got.sk, &got.job), ([9; 32], &job));
-    // The same E_TOTP(SK) again (replayed within the session) fails.
-    assert!(ps.receive_sk(&sk).is_err());
-    let ready = ps.ready(&PsReadyBody { data_addr: None }).unwrap();
-    assert_eq!(dc.ready(&ready).unwrap().data_addr, None);
+    let (ready, ps) = ps.ready(&PsReadyBody { data_addr: None }).unwrap();
+    let (ready, dc) = dc.receive(&ready).unwrap();
+    assert_eq!(ready.data_addr, None);
+    let sent = Transferred { bytes: 7, sha256: [1; 32] };
+    let report = ps.report(&TransferReportBody { outcome: Ok(sent.clone()) }).unwrap();
+    assert_eq!(dc.receive(&report).unwrap().outcome, Ok(sent));
 }
 
 /// The step of `DC_PS_Auth_Request` travels in clear before anything is
@@ -293,10 +310,10 @@ fn dc_ps_mutual_authentication_and_sk_delivery() {
 fn steps_and_timestamps_at_the_ends_of_their_range_are_refused() {
     let (dc_key, ps_key) = (totp_key(), totp_key());
     let now = 1_800_000_000u64;
-    let (mut req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now)).unwrap();
+    let (mut req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now), &mut rng()).unwrap();
     for step in [u64::MAX, u64::MAX - 1, 0] {
         req.step = step;
-        let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now).unwrap_err();
+        let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now, &mut rng()).unwrap_err();
         assert!(e.to_string().contains("outside"), "{step}: {e}");
     }
     let mut cache = ReplayCache::default();
@@ -324,16 +341,16 @@ fn replayed_dc_ps_auth_request_and_old_sessions_are_refused() {
     let now = 1_800_000_000u64;
     let step = dc_key.step(now);
     let mut guard = StepGuard::default();
-    let (req, waiting) = dc_ps_auth_request(&dc_key, step).unwrap();
-    let (resp, _) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now).unwrap();
+    let (req, waiting) = dc_ps_auth_request(&dc_key, step, &mut rng()).unwrap();
+    let (resp, _) = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now, &mut rng()).unwrap();
     // The captured request replayed in the same step: one session per step.
-    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 1).unwrap_err();
+    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut guard, now + 1, &mut rng()).unwrap_err();
     assert!(e.to_string().contains("already used"), "{e}");
     // Replayed in a later session: the step is too old.
-    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now + 90).unwrap_err();
+    let e = receive_dc_ps_auth_request(&ps_key, &req, &mut StepGuard::default(), now + 90, &mut rng()).unwrap_err();
     assert!(e.to_string().contains("outside"), "{e}");
     // A response captured from the previous session does not complete a new one.
-    let (_req2, waiting2) = dc_ps_auth_request(&dc_key, step + 1).unwrap();
+    let (_req2, waiting2) = dc_ps_auth_request(&dc_key, step + 1, &mut rng()).unwrap();
     assert!(waiting2.receive(&resp).is_err());
     let _ = waiting;
     // A request forged with a guessed 6-digit code as key does not open:
@@ -341,8 +358,8 @@ fn replayed_dc_ps_auth_request_and_old_sessions_are_refused() {
     let code = dirbroker_proto::otp::totp(b"12345678901234567890", now, 30, 6, Algorithm::Sha1).unwrap();
     let weak = TotpKey::new("DC-SRC", "PS-1", Algorithm::Sha1, 30, Zeroizing::new(format!("{code:0>16}").into_bytes()))
         .unwrap();
-    let (forged, _) = dc_ps_auth_request(&weak, step + 2).unwrap();
-    let e = receive_dc_ps_auth_request(&ps_key, &forged, &mut StepGuard::default(), now + 60).unwrap_err();
+    let (forged, _) = dc_ps_auth_request(&weak, step + 2, &mut rng()).unwrap();
+    let e = receive_dc_ps_auth_request(&ps_key, &forged, &mut StepGuard::default(), now + 60, &mut rng()).unwrap_err();
     assert!(matches!(e, MigrationError::Crypto(CryptoError::Tampered { .. })), "{e}");
 }
 
@@ -352,14 +369,14 @@ fn dc_ps_request_for_another_server_or_reflected_is_refused() {
     let other =
         TotpKey::new("DC-SRC", "PS-2", Algorithm::Sha1, 30, Zeroizing::new(b"12345678901234567890".to_vec())).unwrap();
     let now = 1_800_000_000u64;
-    let (req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now)).unwrap();
-    let e = receive_dc_ps_auth_request(&other, &req, &mut StepGuard::default(), now).unwrap_err();
+    let (req, _) = dc_ps_auth_request(&dc_key, dc_key.step(now), &mut rng()).unwrap();
+    let e = receive_dc_ps_auth_request(&other, &req, &mut StepGuard::default(), now, &mut rng()).unwrap_err();
     assert!(matches!(e, MigrationError::Mismatch { .. }), "{e}");
     // Relabelled header (PID swapped to PS-2 under the same secret): the
     // header is bound into the seal, so it does not open.
     let mut relabelled = req.clone();
     relabelled.pid = "PS-2".into();
-    assert!(receive_dc_ps_auth_request(&other, &relabelled, &mut StepGuard::default(), now).is_err());
+    assert!(receive_dc_ps_auth_request(&other, &relabelled, &mut StepGuard::default(), now, &mut rng()).is_err());
 }
 
 fn prepare(pw: &[u8]) -> dirbroker_proto::speke::PreparedPassword<'static> {
@@ -382,12 +399,18 @@ async fn speke_pair(
 #[tokio::test]
 async fn speke_session_agrees_and_wrong_password_fails() {
     let (a, b) = speke_pair(b"dc pair password", b"dc pair password").await;
-    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(*a.sk, *b.sk);
-    let m = a.channel.seal("x", b"hello").unwrap();
-    assert_eq!(&*b.channel.open("x", &m).unwrap(), b"hello");
+    // The channel agrees too.
+    let ((_, src), (_, dest)) = (a.source().unwrap(), b.destination().unwrap());
+    let (ready, _) = dest.ready(&DestReadyBody { data_addr: "127.0.0.1:7".into() }).unwrap();
+    assert_eq!(src.receive(&ready).unwrap().0.data_addr, "127.0.0.1:7");
     let (a, b) = speke_pair(b"dc pair password", b"another password").await;
     assert!(a.is_err() && b.is_err());
+    // Each side takes only its own role.
+    let (a, b) = speke_pair(b"dc pair password", b"dc pair password").await;
+    assert!(matches!(a.unwrap().destination(), Err(MigrationError::Local(_))));
+    assert!(matches!(b.unwrap().source(), Err(MigrationError::Local(_))));
 }
 
 #[tokio::test]

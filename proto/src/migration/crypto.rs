@@ -13,7 +13,8 @@
 //! | `E_TOTP(x)`  | AES-256-GCM under HKDF(full TOTP HMAC of the step, identities, nonces) |
 //! | `E_SK(x)`    | per-direction [`Channel`]s and the streaming AEAD of `crate::stream` |
 //!
-//! All AEAD work uses aws-lc-rs; randomness comes from its system RNG.
+//! All AEAD work uses aws-lc-rs; AEAD nonces and ephemeral keys come from its
+//! system RNG, the protocol's nonces from the caller's RNG ([`nonce`]).
 
 use std::path::Path;
 
@@ -97,7 +98,18 @@ pub fn derive_key(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]
     out
 }
 
-/// Fresh random bytes.
+/// A protocol nonce or id (`Nonce1`, `Nonce_DC`, `Nonce2`, `Nonce_PS`, the
+/// migration id) from the caller's RNG, so the state transitions take their
+/// randomness as a parameter and tests can seed it. AEAD nonces and ECIES
+/// ephemeral keys stay with aws-lc-rs's system RNG: they are not protocol
+/// values, and a seeded RNG must never choose them.
+pub fn nonce<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    b
+}
+
+/// Fresh random bytes from the system RNG.
 pub fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut b = [0u8; N];
     SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Local("the system RNG failed".into()))?;

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::fault::Fault;
 use crate::speke::SpekeError;
 pub use crypto::CryptoError;
-use wire::WireError;
+use wire::{Message as _, WireError};
 
 /// Any failure of a migration step, by who is at fault.
 #[derive(Debug, thiserror::Error)]
@@ -104,16 +104,121 @@ impl MigrationError {
     }
 }
 
-/// The result of SPEKE between the two data centers.
+/// The result of SPEKE between the two data centers: SK for both physical
+/// servers, and the source↔destination channel, whose remaining messages
+/// are typed by role ([`DcSession::source`], [`DcSession::destination`]).
 pub struct DcSession {
     /// The migration's SK, handed to both physical servers.
     pub sk: Zeroizing<[u8; 32]>,
-    /// Source↔destination channel for the rest of the migration.
-    pub channel: crypto::Channel,
+    channel: crypto::Channel,
+    initiator: bool,
 }
 
 impl std::fmt::Debug for DcSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DcSession").finish_non_exhaustive()
+        f.debug_struct("DcSession").field("initiator", &self.initiator).finish_non_exhaustive()
+    }
+}
+
+impl DcSession {
+    /// SK and the channel from SPEKE's confirmed key, bound to the migration
+    /// id; `initiator` is the source data center.
+    pub fn from_speke(
+        key: &crate::speke::SessionKey,
+        migration_id: &[u8; 16],
+        initiator: bool,
+    ) -> Result<DcSession, MigrationError> {
+        let sk = crypto::derive_key(key.expose(), b"", &[b"dirbroker migration SK", migration_id]);
+        let channel = crypto::Channel::derive(key.expose(), &[b"DC-DC session", migration_id], initiator)?;
+        Ok(DcSession { sk, channel, initiator })
+    }
+
+    /// The source's side: wait for `Dest_Ready`.
+    pub fn source(self) -> Result<(Zeroizing<[u8; 32]>, AwaitingDestReady), MigrationError> {
+        if !self.initiator {
+            return Err(MigrationError::Local("the destination's session used as the source's".into()));
+        }
+        Ok((self.sk, AwaitingDestReady { channel: self.channel }))
+    }
+
+    /// The destination's side: prepare the receiving server, then send `Dest_Ready`.
+    pub fn destination(self) -> Result<(Zeroizing<[u8; 32]>, DestPreparing), MigrationError> {
+        if self.initiator {
+            return Err(MigrationError::Local("the source's session used as the destination's".into()));
+        }
+        Ok((self.sk, DestPreparing { channel: self.channel }))
+    }
+}
+
+/// The source waits for `Dest_Ready` (the destination's data port).
+#[derive(Debug)]
+pub struct AwaitingDestReady {
+    channel: crypto::Channel,
+}
+
+impl AwaitingDestReady {
+    /// `Dest_Ready`: where our server sends the image; then wait for the commit.
+    pub fn receive(
+        mut self,
+        m: &messages::DestReady,
+    ) -> Result<(messages::DestReadyBody, AwaitingMigrationCommitted), MigrationError> {
+        use messages::DestReady;
+        let body = messages::parse_body(&self.channel.open(DestReady::NAME, &m.sealed)?, DestReady::NAME)?;
+        Ok((body, AwaitingMigrationCommitted { channel: self.channel }))
+    }
+}
+
+/// The source waits for `Migration_Committed` while its server sends.
+#[derive(Debug)]
+pub struct AwaitingMigrationCommitted {
+    channel: crypto::Channel,
+}
+
+impl AwaitingMigrationCommitted {
+    /// `Migration_Committed`: what the destination stored; the session ends.
+    pub fn receive(
+        mut self,
+        m: &messages::MigrationCommitted,
+    ) -> Result<messages::MigrationCommittedBody, MigrationError> {
+        use messages::MigrationCommitted;
+        let plain = self.channel.open(MigrationCommitted::NAME, &m.sealed)?;
+        Ok(messages::parse_body(&plain, MigrationCommitted::NAME)?)
+    }
+}
+
+/// The destination prepares its receiving server.
+#[derive(Debug)]
+pub struct DestPreparing {
+    channel: crypto::Channel,
+}
+
+impl DestPreparing {
+    /// `Dest_Ready` with the receiving server's data port; then the transfer runs.
+    pub fn ready(
+        mut self,
+        body: &messages::DestReadyBody,
+    ) -> Result<(messages::DestReady, DestReceiving), MigrationError> {
+        use messages::DestReady;
+        let sealed = self.channel.seal(DestReady::NAME, &messages::body_bytes(body, DestReady::NAME)?)?;
+        Ok((DestReady { sealed }, DestReceiving { channel: self.channel }))
+    }
+}
+
+/// The destination's server receives the image.
+#[derive(Debug)]
+pub struct DestReceiving {
+    channel: crypto::Channel,
+}
+
+impl DestReceiving {
+    /// `Migration_Committed`: what we stored (or why not); the session ends.
+    pub fn committed(
+        mut self,
+        body: &messages::MigrationCommittedBody,
+    ) -> Result<messages::MigrationCommitted, MigrationError> {
+        use messages::MigrationCommitted;
+        let sealed =
+            self.channel.seal(MigrationCommitted::NAME, &messages::body_bytes(body, MigrationCommitted::NAME)?)?;
+        Ok(MigrationCommitted { sealed })
     }
 }

@@ -23,6 +23,7 @@
 //! ```
 
 use crate::otp::Algorithm;
+use rand::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::MigrationError;
@@ -124,11 +125,12 @@ fn header_aad(did: &str, pid: &str, step: u64) -> Vec<u8> {
 }
 
 /// Step 3 (DC side): `DC_PS_Auth_Request` for time step `step`.
-pub fn dc_ps_auth_request(
-    key: &TotpKey,
+pub fn dc_ps_auth_request<'k, R: CryptoRng + ?Sized>(
+    key: &'k TotpKey,
     step: u64,
-) -> Result<(DcPsAuthRequest, AwaitingDcPsAuthResponse<'_>), MigrationError> {
-    let nonce2 = crypto::random::<16>()?;
+    rng: &mut R,
+) -> Result<(DcPsAuthRequest, AwaitingDcPsAuthResponse<'k>), MigrationError> {
+    let nonce2 = crypto::nonce(rng);
     let body = DcPsAuthRequestBody { did: key.did.clone(), pid: key.pid.clone(), nonce2 };
     let sealed = crypto::seal(
         &key.request_key(step),
@@ -163,23 +165,44 @@ impl AwaitingDcPsAuthResponse<'_> {
     }
 }
 
-/// The DC's authenticated channel to its physical server.
+/// The DC's authenticated channel to its physical server, before the job:
+/// each message moves it on, so the order is the type's, not the caller's.
 #[derive(Debug)]
 pub struct DcChannel {
     channel: Channel,
 }
 
 impl DcChannel {
-    /// `E_TOTP(SK)` with the job.
-    pub fn deliver(&mut self, body: &SkDeliveryBody) -> Result<SkDelivery, MigrationError> {
-        Ok(SkDelivery { sealed: self.channel.seal(SkDelivery::NAME, &body_bytes(body, SkDelivery::NAME)?)? })
+    /// `E_TOTP(SK)` with the job; then wait for `PS_Ready`.
+    pub fn deliver(mut self, body: &SkDeliveryBody) -> Result<(SkDelivery, DcAwaitingPsReady), MigrationError> {
+        let sealed = self.channel.seal(SkDelivery::NAME, &body_bytes(body, SkDelivery::NAME)?)?;
+        Ok((SkDelivery { sealed }, DcAwaitingPsReady { channel: self.channel }))
     }
+}
+
+/// The DC waits for its server's `PS_Ready`.
+#[derive(Debug)]
+pub struct DcAwaitingPsReady {
+    channel: Channel,
+}
+
+impl DcAwaitingPsReady {
     /// `PS_Ready`: the server is ready for its job; a receiving server names its data port.
-    pub fn ready(&mut self, m: &PsReady) -> Result<PsReadyBody, MigrationError> {
-        Ok(parse_body(&self.channel.open(PsReady::NAME, &m.sealed)?, PsReady::NAME)?)
+    pub fn receive(mut self, m: &PsReady) -> Result<(PsReadyBody, DcAwaitingReport), MigrationError> {
+        let body = parse_body(&self.channel.open(PsReady::NAME, &m.sealed)?, PsReady::NAME)?;
+        Ok((body, DcAwaitingReport { channel: self.channel }))
     }
-    /// `Transfer_Report`: how `VM_Data_Tran` ended, as the server saw it.
-    pub fn report(&mut self, m: &TransferReport) -> Result<TransferReportBody, MigrationError> {
+}
+
+/// The DC waits for its server's `Transfer_Report`.
+#[derive(Debug)]
+pub struct DcAwaitingReport {
+    channel: Channel,
+}
+
+impl DcAwaitingReport {
+    /// `Transfer_Report`: how `VM_Data_Tran` ended, as the server saw it; the session ends.
+    pub fn receive(mut self, m: &TransferReport) -> Result<TransferReportBody, MigrationError> {
         Ok(parse_body(&self.channel.open(TransferReport::NAME, &m.sealed)?, TransferReport::NAME)?)
     }
 }
@@ -200,11 +223,12 @@ impl StepGuard {
 
 /// Step 4 (PS side): open `DC_PS_Auth_Request` with our TOTP of its step,
 /// check it names us and our DC, and answer.
-pub fn receive_dc_ps_auth_request(
+pub fn receive_dc_ps_auth_request<R: CryptoRng + ?Sized>(
     key: &TotpKey,
     req: &DcPsAuthRequest,
     guard: &mut StepGuard,
     unix_now: u64,
+    rng: &mut R,
 ) -> Result<(DcPsAuthResponse, PsChannel), MigrationError> {
     if req.did != key.did || req.pid != key.pid {
         return Err(MigrationError::Mismatch {
@@ -241,7 +265,7 @@ pub fn receive_dc_ps_auth_request(
     }
     // Only an authentic request uses up the step.
     guard.last = Some(req.step);
-    let nonce_ps = crypto::random::<16>()?;
+    let nonce_ps = crypto::nonce(rng);
     let reply = DcPsAuthResponseBody { did: key.did.clone(), nonce2: body.nonce2 };
     let sealed = crypto::seal(
         &key.response_key(req.step, &body.nonce2, &nonce_ps),
@@ -252,7 +276,7 @@ pub fn receive_dc_ps_auth_request(
     Ok((DcPsAuthResponse { nonce_ps, sealed }, PsChannel { channel }))
 }
 
-/// The physical server's authenticated channel to its DC.
+/// The physical server's authenticated channel to its DC, waiting for `E_TOTP(SK)`.
 #[derive(Debug)]
 pub struct PsChannel {
     channel: Channel,
@@ -260,17 +284,36 @@ pub struct PsChannel {
 
 impl PsChannel {
     /// `E_TOTP(SK)`: SK, the migration id and the job.
-    pub fn receive_sk(&mut self, m: &SkDelivery) -> Result<SkDeliveryBody, MigrationError> {
-        Ok(parse_body(&self.channel.open(SkDelivery::NAME, &m.sealed)?, SkDelivery::NAME)?)
+    pub fn receive_sk(mut self, m: &SkDelivery) -> Result<(SkDeliveryBody, PsJob), MigrationError> {
+        let body = parse_body(&self.channel.open(SkDelivery::NAME, &m.sealed)?, SkDelivery::NAME)?;
+        Ok((body, PsJob { channel: self.channel }))
     }
+}
+
+/// The physical server has its job and prepares it.
+#[derive(Debug)]
+pub struct PsJob {
+    channel: Channel,
+}
+
+impl PsJob {
     /// `PS_Ready`: ready for the job (a receiving server names its data port).
-    pub fn ready(&mut self, body: &PsReadyBody) -> Result<PsReady, MigrationError> {
-        Ok(PsReady { sealed: self.channel.seal(PsReady::NAME, &body_bytes(body, PsReady::NAME)?)? })
+    pub fn ready(mut self, body: &PsReadyBody) -> Result<(PsReady, PsRunning), MigrationError> {
+        let sealed = self.channel.seal(PsReady::NAME, &body_bytes(body, PsReady::NAME)?)?;
+        Ok((PsReady { sealed }, PsRunning { channel: self.channel }))
     }
-    /// `Transfer_Report`: how `VM_Data_Tran` ended, for the DC.
-    pub fn report(&mut self, body: &TransferReportBody) -> Result<TransferReport, MigrationError> {
-        Ok(TransferReport {
-            sealed: self.channel.seal(TransferReport::NAME, &body_bytes(body, TransferReport::NAME)?)?,
-        })
+}
+
+/// The physical server runs `VM_Data_Tran`.
+#[derive(Debug)]
+pub struct PsRunning {
+    channel: Channel,
+}
+
+impl PsRunning {
+    /// `Transfer_Report`: how `VM_Data_Tran` ended, for the DC; the session ends.
+    pub fn report(mut self, body: &TransferReportBody) -> Result<TransferReport, MigrationError> {
+        let sealed = self.channel.seal(TransferReport::NAME, &body_bytes(body, TransferReport::NAME)?)?;
+        Ok(TransferReport { sealed })
     }
 }

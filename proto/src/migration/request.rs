@@ -19,6 +19,7 @@
 use crate::api::machines::OtpVerifyReply;
 use std::collections::HashMap;
 
+use rand::CryptoRng;
 use rustls_pki_types::UnixTime;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -122,8 +123,13 @@ impl ReplayCache {
 // ---- admin console -------------------------------------------------------
 
 /// Step 2: the admin turns the user's `Mig_Auth_Request` into `Auth_Request`.
-pub fn start(k1: &K1, user: &MigAuthRequest, now: i64) -> Result<(AuthRequest, AwaitingAuthReply), MigrationError> {
-    let nonce1 = crypto::random::<16>()?;
+pub fn start<R: CryptoRng + ?Sized>(
+    k1: &K1,
+    user: &MigAuthRequest,
+    now: i64,
+    rng: &mut R,
+) -> Result<(AuthRequest, AwaitingAuthReply), MigrationError> {
+    let nonce1 = crypto::nonce(rng);
     let body = AuthRequestBody { uid: user.uid.clone(), otp: user.otp.to_string(), nonce1, timestamp: now };
     let plain = body_bytes(&body, AuthRequest::NAME)?;
     drop(body);
@@ -265,14 +271,18 @@ impl<'k> OtpToCheck<'k> {
     }
 
     /// Step 3, second half: the OTP was accepted; answer with `Auth_Reply`.
-    pub fn accepted(self, consumed: OtpConsumed) -> Result<(AuthReply, AwaitingMigRequestAdmin<'k>), MigrationError> {
+    pub fn accepted<R: CryptoRng + ?Sized>(
+        self,
+        consumed: OtpConsumed,
+        rng: &mut R,
+    ) -> Result<(AuthReply, AwaitingMigRequestAdmin<'k>), MigrationError> {
         if consumed.uid != self.uid {
             return Err(MigrationError::Mismatch {
                 what: "OTP check",
                 detail: format!("the broker's acceptance is for {:?}, this request is {:?}'s", consumed.uid, self.uid),
             });
         }
-        let nonce_dc = crypto::random::<16>()?;
+        let nonce_dc = crypto::nonce(rng);
         let body = AuthReplyBody { uid: self.uid.clone(), nonce1: self.nonce1, nonce_dc };
         let sealed = crypto::seal(
             &self.k1.single_key("dc->admin"),
@@ -358,11 +368,12 @@ pub fn response_signed_bytes(dest_did: &str, ack: &Ack, migration_id: &[u8; 16],
 }
 
 /// Step 5, second half: `Mig_Request_DC` to the destination's certified key.
-pub fn mig_request_dc(
+pub fn mig_request_dc<R: CryptoRng + ?Sized>(
     me: &DcIdentity,
     dest: &CertInfo,
     order: &MigRequestAdminBody,
     now: i64,
+    rng: &mut R,
 ) -> Result<(MigRequestDc, AwaitingMigResponseDc), MigrationError> {
     if dest.common_name != order.dest_did {
         return Err(MigrationError::Local(format!(
@@ -375,7 +386,7 @@ pub fn mig_request_dc(
         src_did: me.did.clone(),
         dest_did: order.dest_did.clone(),
         uid: order.uid.clone(),
-        migration_id: crypto::random::<16>()?,
+        migration_id: crypto::nonce(rng),
         timestamp: now,
     };
     let plain = body_bytes(&body, MigRequestDc::NAME)?;
@@ -448,21 +459,20 @@ impl AwaitingMigResponseDc {
     }
 }
 
-/// Step 6 at the destination: check `Cert_Src` (CA, CRL, and that it is the
-/// certificate the TLS peer presented), open the request, check it is for us
-/// and fresh.
+/// Step 6 at the destination: check `Cert_Src` (CA, CRL, and that it is
+/// `tls_peer_cert`, the certificate the mutual-TLS peer presented: a
+/// destination without one has no source to answer), open the request,
+/// check it is for us and fresh.
 pub fn receive_mig_request_dc(
     me: &DcIdentity,
     trust: &Trust,
     req: &MigRequestDc,
-    tls_peer_cert: Option<&[u8]>,
+    tls_peer_cert: &[u8],
     replay: &mut ReplayCache,
     now: UnixTime,
 ) -> Result<IncomingMigration, MigrationError> {
     let src = trust.verify_dc(&req.cert_src, None, now)?;
-    if let Some(peer) = tls_peer_cert
-        && peer != req.cert_src.as_slice()
-    {
+    if tls_peer_cert != req.cert_src.as_slice() {
         return Err(MigrationError::Mismatch {
             what: MigRequestDc::NAME,
             detail: "Cert_Src is not the certificate of the connection".into(),
@@ -488,8 +498,9 @@ pub fn receive_mig_request_dc(
     Ok(IncomingMigration { body, src, digest })
 }
 
-/// An accepted-for-review request at the destination.
-#[derive(Clone, Debug)]
+/// An accepted-for-review request at the destination; answered once
+/// ([`IncomingMigration::respond`] consumes it).
+#[derive(Debug)]
 pub struct IncomingMigration {
     /// The request, opened and checked.
     pub body: MigRequestDcBody,
@@ -500,7 +511,7 @@ pub struct IncomingMigration {
 
 impl IncomingMigration {
     /// `Mig_Response_DC`: our signature over `Dest_DID ‖ Ack`, sealed to the source.
-    pub fn respond(&self, me: &DcIdentity, ack: Ack) -> Result<MigResponseDc, MigrationError> {
+    pub fn respond(self, me: &DcIdentity, ack: Ack) -> Result<MigResponseDc, MigrationError> {
         let signed = response_signed_bytes(&me.did, &ack, &self.body.migration_id, &self.digest);
         let body = MigResponseDcBody {
             dest_did: me.did.clone(),

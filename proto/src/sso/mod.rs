@@ -46,5 +46,6 @@ pub mod preauth;
 pub mod primitives;
 pub mod registration;
 pub mod replay;
+pub mod service_frame;
 pub mod session;
 pub mod tickets;
