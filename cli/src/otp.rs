@@ -306,7 +306,12 @@ async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     let config = ctx.config()?;
     let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
-    let owner = user_dn(&dir, &a.user).await?;
+    let user = super::existing_user(&dir, &a.user).await?;
+    // The account rule: a disabled or expired user's codes are refused.
+    if let Err(why) = dirbroker::model::Usable::usable_at(&user, now()) {
+        return Err(Failure::new(Exit::Failed, format!("refused: the account of {} is {why}", a.user)));
+    }
+    let owner = user.dn(dir.layout())?;
     let candidates = match &a.token {
         Some(id) => {
             let t = load_named::<OtpToken>(&dir, id, "token").await?;

@@ -166,10 +166,18 @@ async fn agent_load(ctx: &Ctx, a: AgentLoadArgs) -> CliResult {
     let dn = User::dn_for(service.layout(), &a.user)?;
     // Bind as the user: only the owner may read the escrowed key.
     let mine = service.with_bind(Bind::Simple { dn: dn.to_string(), password })?;
-    let entry = mine.read(&dn, &["dirbrokerSealedSshPrivateKey"]).await.map_err(|e| match e {
-        DirError::InvalidCredentials { .. } => Failure::new(Exit::Failed, format!("wrong password for {}", a.user)),
+    let attrs = ["dirbrokerSealedSshPrivateKey", "dirbrokerDisabled", "dirbrokerNotBefore", "dirbrokerNotAfter"];
+    let entry = mine.read(&dn, &attrs).await.map_err(|e| match e {
+        DirError::InvalidCredentials { .. } => {
+            Failure::new(Exit::Failed, format!("wrong password for {}, or the account is disabled", a.user))
+        }
         other => other.into(),
     })?;
+    // The account rule: an expired account gets no key (slapd already
+    // refuses a disabled one's bind).
+    if let Err(why) = dirbroker::model::Validity::from_entry(&entry)?.usable_at(dirbroker::clock::now()) {
+        return Err(Failure::new(Exit::Failed, format!("the account of {} is {why}", a.user)));
+    }
     let key = entry
         .bytes("dirbrokerSealedSshPrivateKey")?
         .ok_or_else(|| Failure::new(Exit::Failed, format!("{} has no escrowed key", a.user)))?

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use dirbroker::directory::{Change, Directory};
 use dirbroker::invitation::{self, Invitation};
-use dirbroker::model::{DirEntry, Level, Posix, User};
+use dirbroker::model::{DirEntry, Level, Posix, Usable as _, User};
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 
 use dirbroker::ssh::SshKey;
@@ -53,6 +53,14 @@ pub enum UserCmd {
     #[command(after_help = "Examples:\n  dirbroker user check-password alice < alice.pw\n  \
         dirbroker user check-password alice --password-file alice.pw")]
     CheckPassword(CheckArgs),
+    /// Disable a user: no SSH keys, OTP, SSO login, tickets, escrow or LDAP bind until enabled.
+    #[command(after_help = "Example:\n  dirbroker user disable alice\n\n\
+        Every path that authenticates or authorises refuses a disabled user; slapd refuses\n\
+        their bind. Tickets already issued are refused at the next ticket request.")]
+    Disable(UidArg),
+    /// Enable a disabled user again.
+    #[command(after_help = "Example:\n  dirbroker user enable alice")]
+    Enable(UidArg),
     /// Create a one-time SSO registration invitation (`dirbroker register --invite-file`).
     #[command(after_help = INVITE_HELP)]
     Invite(InviteArgs),
@@ -163,6 +171,9 @@ fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
         "level": u.level.number(),
         "anonymous": u.anonymous,
         "disabled": u.disabled,
+        "not_before": u.not_before.map(|t| t.unix_timestamp()),
+        "not_after": u.not_after.map(|t| t.unix_timestamp()),
+        "usable": u.usable_at(dirbroker::clock::now()).map_err(|e| e.to_string()).err().unwrap_or_else(|| "yes".into()),
         "posix": u.posix,
         "ssh_public_keys": u.ssh_public_keys,
         "allowed_from": u.allowed_from,
@@ -170,6 +181,19 @@ fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
         "keystroke_hardening": u.keystroke_hardening,
         "has_escrowed_ssh_key": u.sealed_ssh_private_key.is_some(),
     })
+}
+
+async fn set_disabled(ctx: &Ctx, uid: &str, disabled: bool) -> CliResult {
+    let dir = ctx.directory().await?;
+    let before = dirbroker::admin::users::set_disabled(&dir, uid, disabled).await?;
+    let word = if disabled { "disabled" } else { "enabled" };
+    let text = if before.disabled == disabled {
+        format!("{} was {word} already", before.uid)
+    } else {
+        format!("{} {word}", before.uid)
+    };
+    ctx.report(json!({ "uid": before.uid, "disabled": disabled, "changed": before.disabled != disabled }), &text);
+    Ok(())
 }
 
 pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
@@ -190,6 +214,9 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 }
                 println!("level:    {} ({:?})", u.level.number(), u.level);
                 println!("disabled: {}", u.disabled);
+                if let Err(why) = u.usable_at(dirbroker::clock::now()) {
+                    println!("usable:   no ({why})");
+                }
                 if let Some(p) = &u.posix {
                     println!("posix:    uid {} gid {} home {}", p.uid_number, p.gid_number, p.home_directory);
                 }
@@ -252,10 +279,21 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             );
             Ok(())
         }
+        UserCmd::Disable(a) => set_disabled(ctx, &a.uid, true).await,
+        UserCmd::Enable(a) => set_disabled(ctx, &a.uid, false).await,
         UserCmd::CheckPassword(a) => {
             let pw = read_password(&a.password_file)?;
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;
+            // The account rule first: a disabled or expired account is
+            // refused whatever its password.
+            if let Err(why) = u.usable_at(dirbroker::clock::now()) {
+                ctx.report(
+                    json!({ "uid": u.uid, "accepted": false, "unusable": why.to_string() }),
+                    &format!("account {why}"),
+                );
+                return Err(Failure::new(Exit::Failed, format!("{}: account {why}", u.uid)));
+            }
             let ok = dir.check_password(&u.dn(dir.layout())?, &pw).await?;
             ctx.report(
                 json!({ "uid": u.uid, "accepted": ok }),

@@ -217,3 +217,46 @@ async fn filters_do_not_leak_unreadable_values() {
         "anonymous sees no one"
     );
 }
+
+/// A disabled user cannot bind: slapd itself refuses (rule {0} of
+/// schema/acl.ldif), as `ldapwhoami` shows, so no PAM or SSSD stack that
+/// authenticates by bind lets them in. The broker may still set their
+/// password, and enabling them again restores the same password.
+#[tokio::test]
+async fn a_disabled_user_cannot_bind() {
+    let bed = start().await;
+    let admin = bed.dir_as(Identity::Admin).await;
+    let broker = bed.dir_as(Identity::Broker).await;
+    let alice_dn = admin.create(&User::new("alice", "Alice").unwrap()).await.unwrap();
+    admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
+    let tmp = dirbroker_testbed::harness::scratch_dir();
+    let pw = dirbroker_testbed::harness::secret_file(tmp.path(), "alice.pw", "alice-pw-1", 0o600);
+    let whoami = || {
+        std::process::Command::new("ldapwhoami")
+            .args(["-x", "-H", &bed.uri(), "-D", alice_dn.as_str(), "-y"])
+            .arg(&pw)
+            .output()
+            .unwrap()
+    };
+    let o = whoami();
+    assert!(o.status.success(), "{}", dirbroker_testbed::harness::text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dn:uid=alice,ou=people"));
+    assert!(broker.check_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap());
+
+    dirbroker::admin::users::set_disabled(&broker, "alice", true).await.unwrap();
+    let o = whoami();
+    assert_eq!(o.status.code(), Some(49), "invalidCredentials: {}", dirbroker_testbed::harness::text(&o));
+    assert!(!broker.check_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap());
+    broker.set_password(&alice_dn, &SecretString::new("alice-pw-2".into())).await.unwrap();
+    assert!(!broker.check_password(&alice_dn, &SecretString::new("alice-pw-2".into())).await.unwrap());
+
+    dirbroker::admin::users::set_disabled(&broker, "alice", false).await.unwrap();
+    assert!(broker.check_password(&alice_dn, &SecretString::new("alice-pw-2".into())).await.unwrap());
+    // A user written by another tool, without dirbrokerUser, is disabled too
+    // (the class is added with the flag).
+    let ldif = "dn: uid=zed,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: zed\ncn: Zed\nsn: Zed\n";
+    let o = bed.ldap_tool_admin("ldapadd", &[], ldif);
+    assert!(o.status.success(), "{}", dirbroker_testbed::harness::text(&o));
+    dirbroker::admin::users::set_disabled(&broker, "zed", true).await.unwrap();
+    assert!(admin.find_user("zed").await.unwrap().unwrap().disabled);
+}

@@ -222,7 +222,7 @@ fn refused(o: &Output, needle: &str) {
 
 #[tokio::test]
 async fn login_tickets_levels_replay_and_expiry() {
-    let (_bed, s) = site().await;
+    let (bed, s) = site().await;
 
     // Login with password + OTP; the same OTP again is refused; a wrong password is refused.
     let out = ok(&s.login("cc-alice", "alice", "alice password", Some(&oathtool(0))));
@@ -306,6 +306,30 @@ async fn login_tickets_levels_replay_and_expiry() {
     assert_eq!(answer["error"], "replayed message", "{answer}");
     assert!(answer.get("reply").is_none());
     assert!(s.service.log().contains("request refused: replayed message"));
+
+    // The account rule at every ticket, not only at login: a TGT obtained
+    // before the account was disabled, made not yet valid, or lowered in
+    // level gets no more tickets; enabled again, the same TGT works.
+    let admin = bed.dir_as(Identity::Admin).await;
+    let dn = |uid: &str| dirbroker::directory::Dn::parse(&format!("uid={uid},ou=people,dc=example,dc=org")).unwrap();
+    let set = |uid: &str, attr: &str, value: String| {
+        let (admin, dn) = (&admin, dn(uid));
+        let change = dirbroker::directory::Change::Replace(attr.as_bytes().to_vec(), [value.into_bytes()].into());
+        async move { admin.modify(&dn, vec![change]).await.unwrap() }
+    };
+    ok(&dirbroker(&s.cfg, &["user", "disable", "carol"]));
+    const AGAIN: &str = "log in again";
+    refused(&s.cli("cc-carol", &["ticket", "get", "kv"]), AGAIN);
+    refused(&s.login("cc-x", "carol", "carol password", None), "disabled or expired");
+    assert!(ok(&dirbroker(&s.cfg, &["user", "enable", "carol"])).contains("carol enabled"));
+    assert!(ok(&s.cli("cc-carol", &["ticket", "get", "kv"])).contains("ticket for kv as carol (level 1)"));
+    set("alice", "dirbrokerNotBefore", "20991231000000Z".into()).await;
+    refused(&s.cli("cc-alice", &["ticket", "get", "kv"]), AGAIN);
+    set("alice", "dirbrokerNotBefore", "20000101000000Z".into()).await;
+    assert!(ok(&s.cli("cc-alice", &["ticket", "get", "kv"])).contains("as alice (level 2)"));
+    set("dave", "dirbrokerUserLevel", "2".into()).await;
+    refused(&s.cli("cc-dave", &["ticket", "get", "kv"]), AGAIN);
+    assert!(s.broker.log().contains("ticket refused: level 4 in the TGT, 2 now"), "{}", s.broker.log());
 
     // Expired: the same ticket at a service whose clock stands past exp + 300 s skew.
     let late_port = free_port();

@@ -9,6 +9,7 @@
 //! - [`ps`]: physical servers and their TOTP secrets: add, rotate;
 //! - [`ca`], [`dc`]: publishing the CA, the CRL, data centers' certificates;
 //! - [`secrets`]: re-sealing every secret after a master-key rotation;
+//! - [`users`]: account state (disable, enable);
 //! - [`bundle`]: the 0600 files a secret is handed out in, once.
 
 pub mod bundle;
@@ -17,6 +18,7 @@ pub mod dc;
 pub mod ps;
 pub mod psk;
 pub mod secrets;
+pub mod users;
 
 use dirbroker_proto::fault::Fault;
 

@@ -31,6 +31,7 @@ impl DirEntry for User {
         b.bytes("dirbrokerUserLevel", int_value(self.level.number()));
         b.flag("dirbrokerAnonymous", self.anonymous);
         b.flag("dirbrokerDisabled", self.disabled);
+        b.opt_time("dirbrokerNotBefore", self.not_before);
         b.opt_time("dirbrokerNotAfter", self.not_after);
         if let Some(p) = &self.posix {
             b.bytes("uidNumber", int_value(p.uid_number.into()));
@@ -84,6 +85,7 @@ impl DirEntry for User {
             level,
             anonymous: flag(e, "dirbrokerAnonymous")?,
             disabled: flag(e, "dirbrokerDisabled")?,
+            not_before: e.time("dirbrokerNotBefore")?,
             not_after: e.time("dirbrokerNotAfter")?,
             posix,
             ssh_public_keys: strings(e, "sshPublicKey")?,

@@ -11,6 +11,7 @@ mod physical_server;
 mod psk;
 mod service;
 mod user;
+mod validity;
 
 pub use agent::{Agent, AgentRole};
 pub use data_center::DataCenter;
@@ -20,6 +21,7 @@ pub use physical_server::PhysicalServer;
 pub use psk::PreSharedKey;
 pub use service::Service;
 pub use user::{Level, Posix, User};
+pub use validity::{Unusable, Usable, Validity};
 
 use std::fmt;
 

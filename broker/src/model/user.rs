@@ -30,6 +30,7 @@ pub struct User {
     pub level: Level,
     pub anonymous: bool,
     pub disabled: bool,
+    pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
     pub posix: Option<Posix>,
     /// `sshPublicKey` values, authorized_keys lines.
@@ -58,6 +59,7 @@ impl User {
             level: Level::Normal,
             anonymous: false,
             disabled: false,
+            not_before: None,
             not_after: None,
             posix: None,
             ssh_public_keys: Vec::new(),

@@ -36,7 +36,7 @@ use super::codes::{self, Algorithm};
 use super::skey::{self, SkeyAlgorithm};
 use crate::directory::values::int_value;
 use crate::directory::{Change, DirError, Directory, Dn, Entry, Filter};
-use crate::model::{DirEntry, OtpToken, Sealed, TokenType};
+use crate::model::{DirEntry, OtpToken, Sealed, TokenType, Unusable, Usable as _};
 use crate::seal::{Keyring, SealError, context};
 
 /// Windows and limits; the defaults follow RFC 6238 §5.2 and FreeIPA.
@@ -164,14 +164,11 @@ fn replace(attr: &str, value: Vec<u8>) -> Change {
 
 /// Refusals that need no secret: state of the token itself.
 fn precheck(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Option<Refusal> {
-    if t.disabled {
-        return Some(Refusal::Disabled);
-    }
-    if t.not_before.is_some_and(|nb| now < nb) {
-        return Some(Refusal::NotYetValid);
-    }
-    if t.not_after.is_some_and(|na| now > na) {
-        return Some(Refusal::Expired);
+    match t.usable_at(now) {
+        Err(Unusable::Disabled) => return Some(Refusal::Disabled),
+        Err(Unusable::NotYetValid(_)) => return Some(Refusal::NotYetValid),
+        Err(Unusable::Expired(_)) => return Some(Refusal::Expired),
+        Ok(()) => {}
     }
     if t.failure_count >= policy.max_failures {
         return Some(Refusal::LockedOut { failures: t.failure_count });

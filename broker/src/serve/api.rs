@@ -22,7 +22,7 @@ pub use dirbroker_service::api_error::{ApiError, body, method_not_allowed, not_f
 use super::{AppState, Peer, tls};
 use crate::ca::{self, CertKind, Holder};
 use crate::directory::{DirError, Dn, Filter, Scope};
-use crate::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey};
+use crate::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey, Usable as _};
 use crate::otp::verify::{self, Outcome};
 use crate::seal::context;
 
@@ -158,6 +158,12 @@ async fn otp_verify(
         Ok(None) => return Ok(refused(NO_TOKEN)),
         Err(e) => return Err(st.dir_error(e)),
     };
+    // The account rule, with the same answer as for no token: a disabled or
+    // expired user's codes are refused, and the caller cannot tell why.
+    if let Err(why) = user.usable_at(crate::clock::now()) {
+        tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP refused: the account is {why}");
+        return Ok(refused(NO_TOKEN));
+    }
     let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
     let outcome =
         st.otp_cache.verify_owner(&st.dir, &st.keyring, &owner, &req.code, crate::clock::now(), &st.otp_policy).await;
@@ -229,8 +235,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
     let mut psks = Vec::new();
     for e in &entries {
         let p = PreSharedKey::from_entry(e).map_err(|e| st.dir_error(e))?;
-        let live = !p.disabled && p.not_before.is_none_or(|t| now >= t) && p.not_after.is_none_or(|t| now <= t);
-        if !live || !p.parties.iter().any(|d| same(d, &dn)) {
+        if p.usable_at(now).is_err() || !p.parties.iter().any(|d| same(d, &dn)) {
             continue;
         }
         let key = st
@@ -250,7 +255,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
     let mut servers = Vec::new();
     for e in &entries {
         let ps = PhysicalServer::from_entry(e).map_err(|e| st.dir_error(e))?;
-        if ps.disabled || !same(&ps.datacenter, &dn) {
+        if ps.usable_at(now).is_err() || !same(&ps.datacenter, &dn) {
             continue;
         }
         let Some(sealed) = ps.totp_secret.as_ref() else { continue };

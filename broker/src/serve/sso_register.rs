@@ -228,8 +228,11 @@ async fn register(State(st): State<AppState>, req: Result<Json<RegisterRequest>,
         Ok(None) => return Err(refused()),
         Err(e) => return Err(st.dir_error(e)),
     };
-    if user.disabled {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled"));
+    // The account rule, with the invitation's answer: an unauthenticated
+    // caller learns nothing of the account's state.
+    if let Err(why) = crate::model::Usable::usable_at(&user, crate::clock::now()) {
+        tracing::info!(uid = %uid, "SSO registration refused: the account is {why}");
+        return Err(refused());
     }
     let dn = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
     let entry = st.dir.read(&dn, &[invitation::ATTR]).await.map_err(|e| st.dir_error(e))?;

@@ -39,6 +39,7 @@ use super::AppState;
 use super::api::{ApiError, body};
 use crate::config::SsoSection;
 use crate::directory::DirError;
+use crate::model::Usable as _;
 use crate::model::{Service, User};
 use crate::otp::verify::{self, Outcome};
 use crate::seal::Keyring;
@@ -239,7 +240,8 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         let Some((user, p_c)) = user.and_then(|u| u.public_value.clone().map(|p| (u, p))) else {
             return Err(ApiError::new(StatusCode::FORBIDDEN, NOT_REGISTERED));
         };
-        if user.disabled || user.not_after.is_some_and(|t| t < crate::clock::now()) {
+        if let Err(why) = user.usable_at(crate::clock::now()) {
+            tracing::info!(uid = %uid, "SSO login refused: the account is {why}");
             return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled or expired"));
         }
         let p_c = decode_element(&p_c.into()).map_err(|e| {
@@ -264,6 +266,36 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         .map_err(|e| refused(&e, "login"))?;
     tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
     Ok(no_store(Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response()))
+}
+
+/// The TGT holder `sub` may still get tickets at `level`: an existing user
+/// must be usable now and hold at least `level`; a broker-assigned anonymous
+/// identity has no entry.
+async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<(), ApiError> {
+    const REFUSED: &str = "this account is disabled or expired, or its level changed: log in again";
+    let user = if crate::directory::dn::check_value("uid", sub).is_ok() {
+        st.dir.find_user(sub).await.map_err(|e| st.dir_error(e))?
+    } else {
+        None
+    };
+    match user {
+        Some(u) => {
+            if let Err(why) = u.usable_at(crate::clock::now()) {
+                tracing::info!(uid = %sub, "ticket refused: the account is {why}");
+                return Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED));
+            }
+            if u.level < level {
+                tracing::info!(uid = %sub, "ticket refused: level {} in the TGT, {} now", level, u.level);
+                return Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED));
+            }
+            Ok(())
+        }
+        None if sub.starts_with("anon-") && level == Level::Temporary => Ok(()),
+        None => {
+            tracing::info!(uid = %sub, "ticket refused: no such user any more");
+            Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED))
+        }
+    }
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -303,6 +335,16 @@ async fn ticket(
         tracing::error!(service = %svc.id, "published P_k is invalid: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this service's published P_k is invalid")
     })?;
+    // The account rule at every ticket, not only at login: the holder of a
+    // TGT is re-read, and a disabled, expired, deleted or lowered user gets
+    // no more tickets on the strength of an older login.
+    let holder = {
+        let (s2, tgt) = (s.clone(), req.tgt.clone());
+        run_blocking(move || s2.issuer.open_tgt(&tgt, now).map(|(claims, _)| claims))
+            .await
+            .map_err(|e| refused(&e, "ticket request"))?
+    };
+    check_holder(&st, &holder.sub, holder.level).await?;
     let min_level = svc.min_level.unwrap_or(Level::Temporary);
     let entry = ServiceEntry { id_k: svc.id.clone(), p_k, min_level };
     let (s2, lifetime) = (s.clone(), s.lifetime);

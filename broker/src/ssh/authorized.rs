@@ -114,16 +114,7 @@ fn exact_uid(entries: Vec<Entry>, user: &str) -> Option<Entry> {
 }
 
 fn usable(e: &Entry, now: OffsetDateTime) -> Result<bool> {
-    if e.bool("dirbrokerDisabled")?.unwrap_or(false) {
-        return Ok(false);
-    }
-    if e.time("dirbrokerNotBefore")?.is_some_and(|t| now < t) {
-        return Ok(false);
-    }
-    if e.time("dirbrokerNotAfter")?.is_some_and(|t| now > t) {
-        return Ok(false);
-    }
-    Ok(true)
+    Ok(crate::model::Validity::from_entry(e)?.usable_at(now).is_ok())
 }
 
 fn allowed(e: &Entry) -> Result<Vec<String>> {

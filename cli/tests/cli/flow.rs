@@ -91,6 +91,25 @@ fn quick_start_flow_through_the_cli() {
     let empty = dirbroker(&["user", "check-password", "alice"], Some(&config), "\n");
     assert_eq!(code(&empty), 2, "{}", text(&empty));
 
+    // The account rule: the right password of a disabled account is refused,
+    // and says why; enabled again, it is accepted.
+    let off = dirbroker(&["user", "disable", "alice"], Some(&config), "");
+    assert_eq!((code(&off), String::from_utf8_lossy(&off.stdout).trim()), (0, "alice disabled"), "{}", text(&off));
+    let again = dirbroker(&["user", "disable", "alice"], Some(&config), "");
+    assert!(text(&again).contains("alice was disabled already"), "{}", text(&again));
+    let shown = dirbroker(&["user", "show", "alice", "--output", "json"], Some(&config), "");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!((shown["disabled"].as_bool(), shown["usable"].as_str()), (Some(true), Some("disabled")));
+    let refused = dirbroker(&["user", "check-password", "alice"], Some(&config), "wonderland-42\n");
+    assert_eq!(code(&refused), 1);
+    assert!(text(&refused).contains("alice: account disabled"), "{}", text(&refused));
+    let on = dirbroker(&["user", "enable", "alice"], Some(&config), "");
+    assert_eq!(code(&on), 0, "{}", text(&on));
+    let good = dirbroker(&["user", "check-password", "alice"], Some(&config), "wonderland-42\n");
+    assert_eq!(code(&good), 0, "{}", text(&good));
+    let nobody = dirbroker(&["user", "disable", "nobody"], Some(&config), "");
+    assert_eq!(code(&nobody), 1, "{}", text(&nobody));
+
     let generated = tmp.path().join("bob.pw");
     let add = dirbroker(
         &["user", "add", "bob", "--name", "Bob", "--level", "4", "--generate-password", generated.to_str().unwrap()],

@@ -379,6 +379,25 @@ async fn serve_answers_machines_over_mutual_tls() {
     let (s, v) = post(&dc_a, &url, json, body).await;
     assert_eq!((s, v["accepted"].clone()), (StatusCode::OK, Value::Bool(false)));
 
+    // The account rule: a disabled user's good code is refused, with the
+    // answer a user without a token gets, by the API and by the CLI; the
+    // same code is accepted once the user is enabled again.
+    let later = dirbroker::clock::now().unix_timestamp() + 30;
+    let next = Command::new("oathtool").args(["--totp", SECRET_HEX, "-N", &format!("@{later}")]).output().unwrap();
+    let code_next = String::from_utf8(next.stdout).unwrap().trim().to_string();
+    let body = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": code_next })).unwrap();
+    run(&["user", "disable", "alice"]);
+    let (s, v) = post(&dc_a, &url, json, body.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::json!({ "accepted": false, "reason": "no enabled OTP token for this user" }));
+    let o = dirbroker(&["otp", "verify", "alice"], Some(&cfg), &format!("{code_next}\n"));
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("the account of alice is disabled"), "{}", text(&o));
+    run(&["user", "enable", "alice"]);
+    let (s, v) = post(&dc_a, &url, json, body).await;
+    assert_eq!((s, v.clone()), (StatusCode::OK, serde_json::json!({ "accepted": true })));
+    assert!(serve.log().contains("OTP refused: the account is disabled"));
+
     // A client that connects and says nothing holds up no one.
     let silent = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
     let started = Instant::now();
