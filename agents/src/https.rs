@@ -142,12 +142,7 @@ pub async fn bind(listen: &str) -> Result<TcpListener, String> {
 /// Serves `app` until the process is stopped, with the broker's accept loop
 /// and limits (`dirbroker_service::accept`).
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
-    let limits = Limits {
-        max_connections: 1024,
-        handshake_timeout: Duration::from_secs(10),
-        header_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(10),
-    };
+    let limits = Limits::default();
     let metrics = Arc::new(Metrics::default());
     serve_tls(listener, move || acceptor.clone(), app, &limits, metrics, std::future::pending()).await;
 }

@@ -37,6 +37,9 @@
 //! request_timeout_s = 30
 //! max_body_bytes = 65536
 //! max_connections = 1024
+//! max_connections_per_source = 64     # more from one address are closed at once
+//! reserved_for_certificates = 256     # slots only client-certificate holders keep
+//! idle_timeout_s = 60                 # no request in flight this long: closed
 //! shutdown_grace_s = 10
 //! crl_refresh_s = 300
 //!
@@ -175,6 +178,16 @@ pub struct ServeSection {
     pub max_body_bytes: usize,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one source address may hold at once.
+    #[serde(default = "default_per_source")]
+    pub max_connections_per_source: usize,
+    /// Of `max_connections`, the slots only connections with a verified
+    /// client certificate keep once past the handshake.
+    #[serde(default = "default_reserved")]
+    pub reserved_for_certificates: usize,
+    /// A connection with no request in flight this long is closed.
+    #[serde(default = "default_idle_s")]
+    pub idle_timeout_s: u64,
     #[serde(default = "default_grace_s")]
     pub shutdown_grace_s: u64,
     /// How often the CRL is read again from LDAP.
@@ -193,6 +206,9 @@ impl Default for ServeSection {
             request_timeout_s: default_request_s(),
             max_body_bytes: default_max_body(),
             max_connections: default_max_connections(),
+            max_connections_per_source: default_per_source(),
+            reserved_for_certificates: default_reserved(),
+            idle_timeout_s: default_idle_s(),
             shutdown_grace_s: default_grace_s(),
             crl_refresh_s: default_crl_refresh_s(),
         }
@@ -213,6 +229,15 @@ fn default_max_body() -> usize {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_per_source() -> usize {
+    64
+}
+fn default_reserved() -> usize {
+    256
+}
+fn default_idle_s() -> u64 {
+    60
 }
 fn default_grace_s() -> u64 {
     10

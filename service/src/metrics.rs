@@ -22,6 +22,8 @@ pub struct Metrics {
     pub crl_refresh_failures: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_idle_closed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -37,6 +39,8 @@ impl Default for Metrics {
             crl_refresh_failures: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_idle_closed: AtomicU64::new(0),
         }
     }
 }
@@ -118,6 +122,18 @@ impl Metrics {
             ),
             ("dirbroker_connections_total", "counter", "TCP connections accepted.", load(&self.connections_total)),
             ("dirbroker_connections_open", "gauge", "TCP connections open now.", load(&self.connections_open)),
+            (
+                "dirbroker_connections_refused_total",
+                "counter",
+                "TCP connections closed at once: their source held max_connections_per_source already.",
+                load(&self.connections_refused),
+            ),
+            (
+                "dirbroker_connections_idle_closed_total",
+                "counter",
+                "Connections closed after idle_timeout_s without a request (HTTP/1.1 and HTTP/2).",
+                load(&self.connections_idle_closed),
+            ),
         ] {
             head(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");

@@ -136,6 +136,9 @@ impl Server {
         ));
         let limits = accept::Limits {
             max_connections: settings.max_connections,
+            reserved_for_certificates: settings.reserved_for_certificates,
+            max_per_source: settings.max_connections_per_source,
+            idle_timeout: Duration::from_secs(settings.idle_timeout_s),
             handshake_timeout: Duration::from_secs(settings.handshake_timeout_s),
             header_timeout: state.request_timeout,
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_s),

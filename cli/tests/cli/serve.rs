@@ -235,7 +235,8 @@ async fn serve_answers_machines_over_mutual_tls() {
     let mut toml = std::fs::read_to_string(&cfg).unwrap();
     toml.push_str(&format!(
         "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\ncrl_refresh_s = 1\n\
-         handshake_timeout_s = 10\nshutdown_grace_s = 5\n",
+         handshake_timeout_s = 10\nshutdown_grace_s = 5\nmax_connections = 120\nreserved_for_certificates = 20\n\
+         max_connections_per_source = 30\nidle_timeout_s = 3\n",
         p("broker/cert.pem"),
         p("broker/key.pem"),
     ));
@@ -405,6 +406,32 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert_eq!(s, StatusCode::OK);
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 
+    // A flood from two other loopback addresses, of idle TCP connections
+    // and of handshakes left half done, takes each source's 30 connections
+    // and no more; a legitimate client's health check and OTP verification
+    // are still answered (the refusal below is the decided one: the code
+    // was used above).
+    let mut flood = Vec::new();
+    for i in 0..200 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("127.0.0.{}:0", 2 + i % 2).parse().unwrap()).unwrap();
+        let mut conn = sock.connect(serve.addr.parse().unwrap()).await.unwrap();
+        if i % 4 == 0 {
+            use tokio::io::AsyncWriteExt as _;
+            // The first bytes of a TLS ClientHello, then silence.
+            let _ = conn.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await;
+        }
+        flood.push(conn);
+    }
+    let started = Instant::now();
+    let (s, v) = get(&client(&ca, None), &serve.https_url("/healthz")).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let body = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": code_now })).unwrap();
+    let (s, v) = post(&client(&ca, Some(&t.join("dca"))), &url, json, body).await;
+    assert_eq!((s, v["accepted"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    drop(flood);
+
     // Metrics: well-formed, and the counters move.
     let scrape = || async {
         let r = anon.get(serve.https_url("/metrics")).send().await.unwrap();
@@ -434,6 +461,13 @@ async fn serve_answers_machines_over_mutual_tls() {
     let m2 = scrape().await;
     assert_eq!(sample(&m2, healthz), sample(&m1, healthz) + 1.0);
     drop(silent);
+    assert!(sample(&m2, "dirbroker_connections_refused_total") >= 140.0, "200 - 2 × 30: {m2:?}");
+    let refusals = serve.log().matches("connection refused").count();
+    assert!((1..=11).contains(&refusals), "rate-limited log lines: {refusals}");
+    // A keep-alive connection left idle is closed by the service (HTTP/1.1
+    // and HTTP/2 alike), and the client's next request simply reconnects.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(sample(&scrape().await, "dirbroker_connections_idle_closed_total") >= 1.0);
 
     // A revoked data center is refused at the handshake once the CRL is re-read.
     run(&["dc", "revoke", "DC-A"]);
