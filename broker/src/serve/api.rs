@@ -110,8 +110,9 @@ async fn healthz(State(st): State<AppState>) -> Response {
         Err(e) => {
             super::metrics::inc(&st.metrics.ldap_errors);
             tracing::warn!("healthz: directory: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable".into(), ldap: e.to_string() }))
-                .into_response()
+            // The detail (URIs, TLS errors) stays in the log: anyone may ask.
+            let health = Health { status: "unavailable".into(), ldap: "unavailable".into() };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response()
         }
     }
 }

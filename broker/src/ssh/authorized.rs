@@ -57,11 +57,24 @@ pub async fn lookup(dir: &Directory, q: &KeyQuery, now: OffsetDateTime) -> Resul
     }
     let mut results = dir.search_batch(&queries).await?.into_iter();
     let users = results.next().unwrap_or_default();
-    let host_list = match results.next().and_then(|hosts| hosts.into_iter().next()) {
-        Some(host) => allowed(&host)?,
-        None => Vec::new(),
+    // A configured host must be exactly one entry: a missing (renamed,
+    // deleted, mistyped) or ambiguous one would silently drop its
+    // allowed-from list, so it denies instead (fail closed).
+    let host_list = match (&q.host, results.next()) {
+        (None, _) => Vec::new(),
+        (Some(_), Some(hosts)) if hosts.len() == 1 => match hosts.first() {
+            Some(host) => allowed(host)?,
+            None => Vec::new(),
+        },
+        (Some(h), hosts) => {
+            let n = hosts.map_or(0, |v| v.len());
+            return Err(DirError::Config(format!(
+                "this node's host entry {h:?} matches {n} entries in the directory (want 1): \
+                 its allowed-from list cannot be applied, so no keys are given ([ssh] host or --host)"
+            )));
+        }
     };
-    let Some(entry) = exact_uid(users, &q.user) else {
+    let Some(entry) = exact_uid(users, &q.user)? else {
         return Ok(KeyAnswer { lines: Vec::new(), skipped: Vec::new() });
     };
     if !usable(&entry, now)? {
@@ -109,8 +122,19 @@ pub fn select(lines: &[String], q: &KeyQuery) -> Vec<String> {
 }
 
 /// The entry whose uid is exactly `user` (LDAP matching ignores case).
-fn exact_uid(entries: Vec<Entry>, user: &str) -> Option<Entry> {
-    entries.into_iter().find(|e| e.strs("uid").is_ok_and(|v| v.contains(&user)))
+/// Two such entries are an error, as the broker's own lookup says: which
+/// one is served would depend on the server's order.
+fn exact_uid(entries: Vec<Entry>, user: &str) -> Result<Option<Entry>> {
+    let mut exact = entries.into_iter().filter(|e| e.strs("uid").is_ok_and(|v| v.contains(&user)));
+    let first = exact.next();
+    if let (Some(one), Some(other)) = (&first, exact.next()) {
+        return Err(DirError::MalformedEntry {
+            dn: one.dn.to_string(),
+            attr: "uid".into(),
+            reason: format!("{} has the same uid {user:?}: no keys for an ambiguous user", other.dn),
+        });
+    }
+    Ok(first)
 }
 
 fn usable(e: &Entry, now: OffsetDateTime) -> Result<bool> {

@@ -489,8 +489,8 @@ async fn serve_answers_machines_over_mutual_tls() {
     drop(down);
     let (s, v) = get(&anon, &serve.https_url("/healthz")).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    assert_eq!(v["status"], "unavailable");
-    assert!(v["ldap"].is_string());
+    // …without the directory's URIs or errors: anyone may ask.
+    assert_eq!(v, serde_json::json!({ "status": "unavailable", "ldap": "unavailable" }));
 
     // SIGTERM with a request half sent: it is answered, then the process exits 0.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

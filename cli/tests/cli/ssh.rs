@@ -136,6 +136,16 @@ async fn from_restrictions_are_honoured() {
     let (local, key, _) = w.user_with_key();
     let opts = with_key(&key);
 
+    // This node's host entry does not exist (renamed, deleted, mistyped):
+    // its allowed-from list cannot be applied, so no keys at all (fail closed).
+    let o = ssh(sshd.port, &local.name, &refs(&opts), &[]);
+    assert!(!logged_in(&o), "{}", text(&o));
+    let node = dirbroker(&["ssh", "authorized-keys", &local.name], Some(&w.node_cfg), "");
+    assert_ne!(code(&node), 0);
+    assert_eq!(String::from_utf8_lossy(&node.stdout), "");
+    assert!(text(&node).contains("\"thisnode\" matches 0 entries"), "{}", text(&node));
+    w.admin(&["host", "add", "thisnode", "--address", "127.0.0.1"], "");
+
     // The user's own list: a network we are not in.
     w.admin(&["user", "allow", &local.name, "--from", "10.9.9.0/24"], "");
     assert!(!logged_in(&ssh(sshd.port, &local.name, &refs(&opts), &[])));
@@ -145,7 +155,6 @@ async fn from_restrictions_are_honoured() {
     assert!(logged_in(&o), "{}\n{}", text(&o), sshd.log());
 
     // The host's list (hosts.equiv): with both lists only common patterns count.
-    w.admin(&["host", "add", "thisnode", "--address", "127.0.0.1"], "");
     w.admin(&["host", "allow", "thisnode", "--from", "10.8.0.0/16"], "");
     assert!(!logged_in(&ssh(sshd.port, &local.name, &refs(&opts), &[])));
     w.admin(&["user", "disallow", &local.name, "--from", "127.0.0.1"], "");
@@ -153,6 +162,24 @@ async fn from_restrictions_are_honoured() {
     w.admin(&["host", "allow", "thisnode", "--from", "127.0.0.0/8"], "");
     let o = ssh(sshd.port, &local.name, &refs(&opts), &[]);
     assert!(logged_in(&o), "{}\n{}", text(&o), sshd.log());
+}
+
+/// `ldapadd` as the directory admin, the LDIF on stdin.
+fn ldapadd(bed: &Testbed, ldif: &str) -> std::process::Output {
+    let pw = bed.password_file(Identity::Admin).unwrap();
+    Command::new("ldapadd")
+        .args(["-x", "-H", &bed.uri(), "-D", "cn=admin,dc=example,dc=org", "-y"])
+        .arg(&pw)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(ldif.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap()
 }
 
 /// An entry another tool wrote (ldapadd, base64 value) serves logins too.
@@ -170,23 +197,28 @@ async fn entry_written_by_ldapadd_works() {
         "dn: uid={u},ou=people,dc=example,dc=org\nobjectClass: account\nobjectClass: ldapPublicKey\nuid: {u}\nsshPublicKey:: {b64}\n",
         u = local.name
     );
-    let pw = w.bed.password_file(Identity::Admin).unwrap();
-    let o = Command::new("ldapadd")
-        .args(["-x", "-H", &w.bed.uri(), "-D", "cn=admin,dc=example,dc=org", "-y"])
-        .arg(&pw)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(ldif.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let o = ldapadd(&w.bed, &ldif);
     assert!(o.status.success(), "ldapadd: {}", text(&o));
     let o = ssh(sshd.port, &local.name, &refs(&with_key(&key)), &[]);
     assert!(logged_in(&o), "{}\n{}", text(&o), sshd.log());
+
+    // A second entry with the same uid (another tool, another branch): which
+    // one is served would depend on the server's order, so neither is.
+    let (_, impostor) = keypair(w.scratch.path(), "impostor", "");
+    let ldif = format!(
+        "dn: cn=Impostor,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: ldapPublicKey\n\
+         cn: Impostor\nsn: Impostor\nuid: {u}\nsshPublicKey: {k}\n",
+        u = local.name,
+        k = impostor.trim()
+    );
+    let o = ldapadd(&w.bed, &ldif);
+    assert!(o.status.success(), "ldapadd: {}", text(&o));
+    let o = ssh(sshd.port, &local.name, &refs(&with_key(&key)), &[]);
+    assert!(!logged_in(&o), "an ambiguous uid must not log in: {}", text(&o));
+    let node = dirbroker(&["ssh", "authorized-keys", &local.name], Some(&w.node_cfg), "");
+    assert_ne!(code(&node), 0);
+    assert_eq!(String::from_utf8_lossy(&node.stdout), "");
+    assert!(text(&node).contains("has the same uid"), "{}", text(&node));
 }
 
 #[tokio::test]
