@@ -197,11 +197,42 @@ async fn lockout_disable_and_validity() {
     assert_eq!(s.check("late", &good, at(1_000_000_000)).await, Outcome::Refused(Refusal::NotYetValid));
     s.token("old", TokenType::Hotp, RFC_SHA1, |t| t.not_after = Some(at(1_000))).await;
     assert_eq!(s.check("old", &good, at(2_000)).await, Outcome::Refused(Refusal::Expired));
-    // Malformed input is refused and counted, never a crash.
-    for bad in ["", "12345", "1234567", "12a456", "١٢٣٤٥٦", "123 456", "-12345", "9999999999999999999999"] {
-        let o = s.check("lk", bad, at(0)).await;
-        assert!(matches!(o, Outcome::Refused(Refusal::Malformed(_))), "{bad:?}: {o:?}");
+    // Malformed input is refused, never a crash, and not counted: whoever
+    // may submit codes cannot lock a user out without guessing.
+    let before = s.fresh("lk").await.failure_count;
+    for _ in 0..3 {
+        for bad in ["", "12345", "1234567", "12a456", "١٢٣٤٥٦", "123 456", "-12345", "9999999999999999999999"] {
+            let o = s.check("lk", bad, at(0)).await;
+            assert!(matches!(o, Outcome::Refused(Refusal::Malformed(_))), "{bad:?}: {o:?}");
+        }
     }
+    assert_eq!(s.fresh("lk").await.failure_count, before, "24 malformed inputs counted nothing");
+    let next = oathtool(&["-c", "1", RFC_SHA1]);
+    assert_eq!(s.check("lk", &next, at(0)).await, Outcome::Accepted { counter: 1 });
+}
+
+/// A token without `dirbrokerOtpFailureCount` (another tool wrote it; the
+/// schema allows that) still counts failures and locks out: slapd refuses
+/// to increment a missing attribute, so the first failure adds it.
+#[tokio::test]
+async fn a_token_without_a_failure_count_still_locks_out() {
+    let s = setup().await;
+    let t = s.token("bare", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let dn = t.dn(s.dir.layout()).unwrap();
+    let o = s.bed.ldap_tool_admin(
+        "ldapmodify",
+        &[],
+        &format!("dn: {dn}\nchangetype: modify\ndelete: dirbrokerOtpFailureCount\n"),
+    );
+    assert!(o.status.success(), "{}", dirbroker_testbed::harness::text(&o));
+    let entry = s.dir.read(&dn, &["dirbrokerOtpFailureCount"]).await.unwrap();
+    assert!(!entry.has("dirbrokerOtpFailureCount"), "the attribute is gone");
+    for i in 1..=10 {
+        assert_eq!(s.check("bare", "000000", at(0)).await, Outcome::Refused(Refusal::WrongCode));
+        assert_eq!(s.fresh("bare").await.failure_count, i);
+    }
+    let good = oathtool(&["-c", "0", RFC_SHA1]);
+    assert_eq!(s.check("bare", &good, at(0)).await, Outcome::Refused(Refusal::LockedOut { failures: 10 }));
 }
 
 /// A sealed secret moved onto another token does not open there.

@@ -251,14 +251,33 @@ async fn apply(dir: &Directory, token: &OtpToken, decision: Decision) -> Result<
         Decision::Refuse(refusal) => {
             // Failed guesses count towards the lockout (RFC 4226 §7.3). A code
             // that was valid but is spent reveals nothing about the secret, so
-            // a replay (or a double submit) does not lock the owner out.
-            let counts = !matches!(refusal, Refusal::Exhausted | Refusal::AlreadyUsed);
+            // a replay (or a double submit) does not lock the owner out; nor
+            // does input that is not a code at all (anyone who may submit
+            // could otherwise lock any user out without guessing anything).
+            let counts = !matches!(refusal, Refusal::Exhausted | Refusal::AlreadyUsed | Refusal::Malformed(_));
             if counts {
-                let inc = Change::Increment(b"dirbrokerOtpFailureCount".to_vec(), b"1".to_vec());
-                dir.modify(&dn, vec![inc]).await?;
+                count_failure(dir, &dn).await?;
             }
             Ok(Outcome::Refused(refusal))
         }
+    }
+}
+
+/// One more failure on the token `dn`. A token written by another tool may
+/// lack `dirbrokerOtpFailureCount` (the schema allows it), and slapd refuses
+/// to increment a missing attribute: then the count starts at 1, and if a
+/// concurrent failure added it first, the increment is tried again. A
+/// failure is never left uncounted.
+async fn count_failure(dir: &Directory, dn: &crate::directory::Dn) -> Result<(), VerifyError> {
+    const ATTR: &[u8] = b"dirbrokerOtpFailureCount";
+    let increment = || vec![Change::Increment(ATTR.to_vec(), b"1".to_vec())];
+    match dir.modify(dn, increment()).await {
+        Err(e) if e.is_stale_value() => {}
+        other => return Ok(other?),
+    }
+    match dir.modify(dn, vec![Change::Add(ATTR.to_vec(), [b"1".to_vec()].into_iter().collect())]).await {
+        Err(e) if e.is_stale_value() => Ok(dir.modify(dn, increment()).await?),
+        other => Ok(other?),
     }
 }
 
