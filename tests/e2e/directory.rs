@@ -459,3 +459,39 @@ async fn transactions_add_all_or_nothing() {
     // The pooled connections are fine afterwards.
     dir.whoami().await.unwrap();
 }
+
+/// Twenty revocations at once, with CRL refreshes among them, as concurrent
+/// `ca revoke` runs or a revoke racing a cron `ca refresh-crl` make them:
+/// every serial ends in the CRL, and the CRL number counted every re-issue
+/// (the read-modify-write is guarded by the entry's entryCSN).
+#[tokio::test]
+async fn concurrent_revocations_are_all_kept() {
+    let bed = start().await;
+    let dir = bed.dir_as(Identity::Broker).await;
+    let tmp = dirbroker_testbed::harness::scratch_dir();
+    let now = dirbroker::clock::now();
+    let (ca, _) =
+        dirbroker::admin::ca::init(&dir, &tmp.path().join("ca.key"), &tmp.path().join("ca.pem"), "race CA", 1, now)
+            .await
+            .unwrap();
+    let ca = std::sync::Arc::new(ca);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 1..=25u8 {
+        let (dir, ca) = (dir.clone(), ca.clone());
+        // Every fifth is a refresh (no serial), as cron's refresh-crl.
+        let serial = (i % 5 != 0).then(|| vec![0x10, i]);
+        tasks.spawn(async move { dirbroker::admin::ca::reissue_crl(&dir, &ca, serial, now).await.unwrap() });
+    }
+    let mut numbers: Vec<u64> = tasks.join_all().await;
+    numbers.sort_unstable();
+    assert_eq!(numbers, (2..=26).collect::<Vec<u64>>(), "each re-issue got its own CRL number");
+    let entry =
+        dir.read(&dirbroker::admin::ca::ca_dn(&dir).unwrap(), &["certificateRevocationList;binary"]).await.unwrap();
+    let der = entry.bytes("certificateRevocationList;binary").unwrap().unwrap();
+    let (number, revoked) = dirbroker::ca::parse_crl(der).unwrap();
+    assert_eq!(number, 26);
+    let mut serials: Vec<Vec<u8>> = revoked.into_iter().map(|(s, _)| s).collect();
+    serials.sort();
+    let want: Vec<Vec<u8>> = (1..=25u8).filter(|i| i % 5 != 0).map(|i| vec![0x10, i]).collect();
+    assert_eq!(serials, want, "no revocation lost");
+}

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::AdminError;
 use crate::ca::{self, Ca};
-use crate::directory::{Change, Directory, Dn};
+use crate::directory::{Change, Directory, Dn, Filter};
 use crate::serve::tls::binary;
 
 /// Where the CA is published: `cn=ca,ou=pki,<base>`.
@@ -53,28 +53,38 @@ pub async fn init(
 }
 
 /// Re-issue the CRL from the published one, adding `serial` if given; returns
-/// the new CRL number. The CRL attribute has no equality rule, so the old value
-/// cannot be asserted: revocations are admin actions, one at a time.
+/// the new CRL number. A read-modify-write guarded by the entry's `entryCSN`
+/// (RFC 4528 Assertion control): when another revocation or a
+/// `refresh-crl` wrote in between, the write fails and is done again on the
+/// new CRL, so concurrent revocations are never lost.
 pub async fn reissue_crl(
     dir: &Directory,
     authority: &Ca,
     serial: Option<Vec<u8>>,
     now: OffsetDateTime,
 ) -> Result<u64, AdminError> {
+    const ATTEMPTS: usize = 200;
     let dn = ca_dn(dir)?;
-    let entry = dir.read(&dn, &["certificateRevocationList;binary"]).await?;
-    let old = binary(&entry, "certificateRevocationList;binary")
-        .ok_or_else(|| AdminError::Refused("the CA has no CRL".into()))?;
-    let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| AdminError::Refused(e.to_string()))?;
-    if let Some(serial) = serial
-        && !revoked.iter().any(|(s, _)| *s == serial)
-    {
-        revoked.push((serial, now));
+    let attr = "certificateRevocationList;binary";
+    for _ in 0..ATTEMPTS {
+        let entry = dir.read(&dn, &[attr, "entryCSN"]).await?;
+        let csn = entry.required_str("entryCSN")?.to_string();
+        let old = binary(&entry, attr).ok_or_else(|| AdminError::Refused("the CA has no CRL".into()))?;
+        let (number, mut revoked) = ca::parse_crl(&old).map_err(|e| AdminError::Refused(e.to_string()))?;
+        if let Some(serial) = &serial
+            && !revoked.iter().any(|(s, _)| s == serial)
+        {
+            revoked.push((serial.clone(), now));
+        }
+        let crl = authority.crl(&revoked, number + 1, now).map_err(|e| AdminError::Refused(e.to_string()))?;
+        let change = Change::Replace(attr.as_bytes().to_vec(), [crl].into_iter().collect());
+        match dir.modify_if(&dn, vec![change], &Filter::eq("entryCSN", csn), &["entryCSN"]).await {
+            Ok(_) => return Ok(number + 1),
+            Err(e) if e.is_stale_value() => tokio::task::yield_now().await,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let crl = authority.crl(&revoked, number + 1, now).map_err(|e| AdminError::Refused(e.to_string()))?;
-    let attr = b"certificateRevocationList;binary".to_vec();
-    dir.modify(&dn, vec![Change::Replace(attr, [crl].into_iter().collect())]).await?;
-    Ok(number + 1)
+    Err(AdminError::Failed(format!("the CRL kept changing under {ATTEMPTS} attempts to re-issue it; try again")))
 }
 
 /// Write a certificate bundle: a new directory `out` (0700) with key.pem,
