@@ -2,6 +2,12 @@
 //! directory cannot be reached, a fresh-enough answer may be served; a stale
 //! or missing one fails closed. One 0600 file per user, named by a hash of
 //! the user name so no input reaches a path.
+//!
+//! A cached answer decides who may log in while the directory is down, so
+//! only one this process's user could have written counts: the directory
+//! must be ours and writable by no one else, the entry a regular file (not
+//! a symlink) of ours with mode 0600. Anything else is ignored (and the
+//! lookup fails closed).
 
 use dirbroker_proto::encoding::hex;
 use std::path::{Path, PathBuf};
@@ -41,9 +47,51 @@ impl KeyCache {
         write_private_file(&self.path(user), text.as_bytes())
     }
 
-    /// The answer stored for `user` if it is younger than the TTL at `now`.
+    /// Why the cache directory cannot be trusted, if it cannot: it must be a
+    /// real directory (not a symlink), owned by the effective user, and
+    /// writable by no group and no one else.
+    pub fn untrusted_dir(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let me = nix::unistd::geteuid().as_raw();
+        let d = self.dir.display();
+        match std::fs::symlink_metadata(&self.dir) {
+            Err(e) => Some(format!("{d}: {e}")),
+            Ok(m) if !m.file_type().is_dir() => Some(format!("{d} is not a directory (a symlink?)")),
+            Ok(m) if m.uid() != me => Some(format!("{d} is owned by uid {}, not by us ({me})", m.uid())),
+            Ok(m) if m.mode() & 0o022 != 0 => Some(format!("{d} is writable by others (mode {:o})", m.mode() & 0o7777)),
+            Ok(_) => None,
+        }
+    }
+
+    /// The text of `user`'s entry if it is a regular file of ours, mode 0600,
+    /// and the same file when opened as when looked at (no symlink swapped in).
+    fn read_trusted(&self, user: &str) -> Option<String> {
+        use std::io::Read as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.path(user);
+        let seen = std::fs::symlink_metadata(&path).ok()?;
+        let me = nix::unistd::geteuid().as_raw();
+        if !seen.file_type().is_file() || seen.uid() != me || seen.mode() & 0o077 != 0 {
+            return None;
+        }
+        let mut file = std::fs::File::open(&path).ok()?;
+        let opened = file.metadata().ok()?;
+        if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+            return None;
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    /// The answer stored for `user` if it is younger than the TTL at `now`
+    /// and the cache can be trusted.
     pub fn load_fresh(&self, user: &str, now: OffsetDateTime) -> Option<Vec<String>> {
-        let text = std::fs::read_to_string(self.path(user)).ok()?;
+        if let Some(why) = self.untrusted_dir() {
+            eprintln!("dirbroker: key cache not used: {why}");
+            return None;
+        }
+        let text = self.read_trusted(user)?;
         let mut lines = text.lines();
         let header = lines.next()?;
         let rest = header.strip_prefix(MAGIC)?.trim();
@@ -87,5 +135,43 @@ mod tests {
         assert!(cache.load_fresh("someone-else", t0).is_none());
         cache.forget("../../etc/passwd");
         assert!(cache.load_fresh("../../etc/passwd", t0).is_none());
+    }
+
+    /// A planted answer is not served: a symlink to a file with a fresh
+    /// header, a file another user could write, a directory others can write.
+    #[test]
+    fn planted_or_loose_entries_are_not_served() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cache = KeyCache::new(dir.path(), Duration::from_secs(60));
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let lines = vec!["ssh-ed25519 AAAA carol".to_string()];
+        // A symlink in place of root's entry, to a well-formed answer elsewhere.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let planted = KeyCache::new(elsewhere.path(), Duration::from_secs(60));
+        planted.store("root", &lines, t0).unwrap();
+        std::os::unix::fs::symlink(planted.path("root"), cache.path("root")).unwrap();
+        assert_eq!(planted.load_fresh("root", t0).unwrap(), lines, "the planted answer itself is well-formed");
+        assert!(cache.load_fresh("root", t0).is_none(), "a symlink is not an answer");
+        std::fs::remove_file(cache.path("root")).unwrap();
+        // Our own file, but writable by others.
+        cache.store("root", &lines, t0).unwrap();
+        assert_eq!(cache.load_fresh("root", t0).unwrap(), lines);
+        std::fs::set_permissions(cache.path("root"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(cache.load_fresh("root", t0).is_none(), "mode 0666 is not trusted");
+        std::fs::set_permissions(cache.path("root"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A file of another user (as root, the tests can make one).
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(cache.path("root"), Some(65534), None).unwrap();
+            assert!(cache.load_fresh("root", t0).is_none(), "another user's file is not trusted");
+            std::os::unix::fs::chown(cache.path("root"), Some(0), None).unwrap();
+        }
+        // A directory others may write to (as /tmp): nothing in it counts.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(cache.untrusted_dir().unwrap().contains("writable by others"));
+        assert!(cache.load_fresh("root", t0).is_none());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(cache.load_fresh("root", t0).unwrap(), lines);
     }
 }
