@@ -30,8 +30,9 @@ impl From<AuthorizedKeysArgs> for KeyQuery {
     }
 }
 
-/// Recognise the plain form sshd runs, `[--config FILE] VERB… USER
-/// [--fingerprint F] [--key K] [--host H]` (`VERB…` is `ssh authorized-keys`
+/// Recognise the plain form sshd runs, `[--config FILE] VERB… [--fingerprint F]
+/// [--key K] [--host H] [--] USER` (options before or after USER; after `--`
+/// USER may start with '-') (`VERB…` is `ssh authorized-keys`
 /// for `dirbroker`, `authorized-keys` for `dirbroker-ssh`), and return the
 /// config path (flag, then $DIRBROKER_CONFIG, then `default_config`, as clap
 /// would) and the arguments, without building the argument parser: sshd runs
@@ -59,14 +60,28 @@ pub fn plain_authorized_keys(
     if words.iter().zip(verb).any(|(w, v)| w != v) {
         return None;
     }
-    let [user, options @ ..] = rest else { return None };
-    let mut options: &[String] = options;
-    if user.starts_with('-') || user.is_empty() {
-        return None;
-    }
-    let mut parsed = AuthorizedKeysArgs { user: user.clone(), fingerprint: None, key: None, host: None };
+    // USER and the options in any order, as clap takes them; after `--`
+    // only USER, which may then start with '-' (the sshd line documented in
+    // docs/ssh.md ends in `-- %u`, so no user name is ever read as an option).
+    let mut parsed = AuthorizedKeysArgs { user: String::new(), fingerprint: None, key: None, host: None };
+    let mut user = None;
+    let mut options: &[String] = rest;
     while let [flag, tail @ ..] = options {
         let tail: &[String] = tail;
+        if flag == "--" {
+            let [last] = tail else { return None };
+            if user.replace(last.clone()).is_some() {
+                return None;
+            }
+            break;
+        }
+        if !flag.starts_with('-') {
+            if user.replace(flag.clone()).is_some() {
+                return None;
+            }
+            options = tail;
+            continue;
+        }
         let (name, value, tail) = match flag.split_once('=') {
             Some((n, v)) => (n, v.to_string(), tail),
             None => match tail {
@@ -85,6 +100,7 @@ pub fn plain_authorized_keys(
         }
         options = tail;
     }
+    parsed.user = user.filter(|u| !u.is_empty())?;
     let config = config
         .or_else(|| std::env::var_os(dirbroker::config::ENV_CONFIG).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(default_config));
@@ -117,7 +133,17 @@ mod tests {
         assert_eq!((a.user.as_str(), a.fingerprint.as_deref()), ("alice", Some("SHA256:x")));
         let (_, a) = parse(&["authorized-keys", "bob", "--key=AAAA", "--host", "n1"]).unwrap();
         assert_eq!((a.user.as_str(), a.key.as_deref(), a.host.as_deref()), ("bob", Some("AAAA"), Some("n1")));
+        // The documented sshd line ends in `-- %u`: a user name that looks
+        // like an option is a user name there.
+        let (_, a) = parse(&["authorized-keys", "--fingerprint", "SHA256:y", "--", "-h"]).unwrap();
+        assert_eq!((a.user.as_str(), a.fingerprint.as_deref()), ("-h", Some("SHA256:y")));
+        let (_, a) = parse(&["authorized-keys", "--", "--config=/x"]).unwrap();
+        assert_eq!(a.user, "--config=/x");
         for other in [
+            &["authorized-keys", "--", "alice", "extra"][..],
+            &["authorized-keys", "alice", "--", "bob"],
+            &["authorized-keys", "--"],
+            &["authorized-keys", "-h"],
             &["authorized-keys"][..],
             &["ssh", "authorized-keys", "alice"],
             &["authorized-keys", "--help"],

@@ -21,7 +21,7 @@ use crate::exit::Exit;
 pub enum SshCmd {
     /// Print a user's public keys for sshd (AuthorizedKeysCommand).
     #[command(after_help = "In /etc/ssh/sshd_config (the node binary dirbroker-ssh does the same, faster):\n  \
-        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/node.toml authorized-keys %u --fingerprint %f\n  \
+        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/node.toml authorized-keys --fingerprint %f -- %u\n  \
         AuthorizedKeysCommandUser dirbroker-keys\n\n\
         Examples:\n  dirbroker ssh authorized-keys alice\n  dirbroker ssh authorized-keys alice --fingerprint SHA256:abc…\n\n\
         Prints authorized_keys lines on stdout and nothing else. Unknown, disabled and\n\

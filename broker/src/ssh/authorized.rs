@@ -1,7 +1,7 @@
 //! `AuthorizedKeysCommand`: the public keys sshd may accept for a user.
 //!
 //! ```text
-//!  sshd ── dirbroker ssh authorized-keys %u [--fingerprint %f] ──► LDAP (node identity)
+//!  sshd ── dirbroker ssh authorized-keys [--fingerprint %f] -- %u ──► LDAP (node identity)
 //!          user entry: sshPublicKey, dirbrokerAllowedFrom, disabled, validity
 //!          host entry (this node): dirbrokerAllowedFrom   ── the paper's hosts.equiv
 //!       ◄─ authorized_keys lines on stdout, with from="…" where a list applies

@@ -23,7 +23,7 @@ const NODE_CONFIG: &str = "/etc/dirbroker/node.toml";
     version,
     about = "SSH keys from the directory, for sshd and ssh on every node",
     after_help = "In /etc/ssh/sshd_config:\n  \
-        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh authorized-keys %u --fingerprint %f\n  \
+        AuthorizedKeysCommand /usr/local/bin/dirbroker-ssh authorized-keys --fingerprint %f -- %u\n  \
         AuthorizedKeysCommandUser dirbroker-keys\n\
         In /etc/ssh/ssh_config:\n  \
         KnownHostsCommand /usr/local/bin/dirbroker-ssh --config /etc/dirbroker/hosts.toml known-hosts %H\n\n\

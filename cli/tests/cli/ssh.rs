@@ -55,7 +55,7 @@ impl World {
     /// sshd_config's AuthorizedKeysCommand as docs/ssh.md writes it.
     fn akc_command(&self) -> String {
         format!(
-            "{} --config {} authorized-keys %u --fingerprint %f",
+            "{} --config {} authorized-keys --fingerprint %f -- %u",
             self.install.node_bin.display(),
             self.node_cfg.display()
         )
@@ -68,7 +68,7 @@ impl World {
     /// The same wiring through the full tool.
     fn sshd_full_tool(&self) -> Sshd {
         let command = format!(
-            "{} --config {} ssh authorized-keys %u --fingerprint %f",
+            "{} --config {} ssh authorized-keys --fingerprint %f -- %u",
             self.install.bin.display(),
             self.node_cfg.display()
         );
