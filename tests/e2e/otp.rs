@@ -132,6 +132,19 @@ async fn hotp_look_ahead_resync_and_replay() {
     assert_eq!(r, Outcome::Refused(Refusal::WrongCode));
 }
 
+/// A token whose own look-ahead is huge (an import can write any value) gets
+/// at most verify::MAX_HOTP_LOOK_AHEAD: a code far ahead is refused, and a
+/// wrong code costs at most that many HMACs.
+#[tokio::test]
+async fn a_token_look_ahead_is_bounded() {
+    let s = setup().await;
+    s.token("wide", TokenType::Hotp, RFC_SHA1, |t| t.look_ahead = Some(u32::MAX)).await;
+    let code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+    assert_eq!(s.check("wide", &code(1_000), at(0)).await, Outcome::Refused(Refusal::WrongCode));
+    assert_eq!(s.check("wide", &code(90), at(0)).await, Outcome::Accepted { counter: 90 });
+    assert_eq!(u64::from(verify::MAX_HOTP_LOOK_AHEAD), 100);
+}
+
 #[tokio::test]
 async fn skey_sequence_counts_down_and_refuses_reuse() {
     let s = setup().await;

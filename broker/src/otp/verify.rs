@@ -337,6 +337,9 @@ fn decide_totp(
     Ok(Decision::Refuse(if used { Refusal::AlreadyUsed } else { Refusal::WrongCode }))
 }
 
+/// The largest HOTP look-ahead any token gets, whatever its entry says.
+pub const MAX_HOTP_LOOK_AHEAD: u32 = 100;
+
 fn decide_hotp(keyring: &Keyring, t: &OtpToken, code: &str, policy: &Policy) -> Result<Decision, VerifyError> {
     let p = params(t)?;
     let code = match codes::parse_code(code, p.digits) {
@@ -345,7 +348,11 @@ fn decide_hotp(keyring: &Keyring, t: &OtpToken, code: &str, policy: &Policy) -> 
     };
     let secret = secret(keyring, t)?;
     let next = t.hotp_counter.unwrap_or(0);
-    let look_ahead = i64::from(t.look_ahead.unwrap_or(policy.hotp_look_ahead));
+    // A token's own look-ahead (dirbrokerOtpLookAhead, which imports and
+    // other tools may set to anything) is bounded: a huge one would make
+    // every verification compute billions of HMACs on a runtime worker and
+    // accept almost any code.
+    let look_ahead = i64::from(t.look_ahead.unwrap_or(policy.hotp_look_ahead).min(MAX_HOTP_LOOK_AHEAD));
     for c in next..=next.saturating_add(look_ahead) {
         let Ok(cu) = u64::try_from(c) else { continue };
         let candidate = codes::hotp(&secret, cu, p.digits, p.alg).map_err(|e| misconfigured(t, e))?;
