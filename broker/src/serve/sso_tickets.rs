@@ -290,7 +290,7 @@ async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<(), ApiE
             }
             Ok(())
         }
-        None if sub.starts_with("anon-") && level == Level::Temporary => Ok(()),
+        None if dirbroker_proto::sso::anon::is_pseudonym(sub) && level == Level::Temporary => Ok(()),
         None => {
             tracing::info!(uid = %sub, "ticket refused: no such user any more");
             Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED))

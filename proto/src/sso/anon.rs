@@ -10,6 +10,15 @@ use crate::sso::error::SsoError;
 use crate::sso::level::Level;
 use crate::sso::primitives::{Lp, base32_lower, hmac_sha256};
 
+/// What every pseudonym starts with.
+pub const PREFIX: &str = "anon-";
+
+/// Whether `id` has the form of a broker-assigned pseudonym (a directory
+/// entry of that name, if any, still decides: see the ticket route).
+pub fn is_pseudonym(id: &str) -> bool {
+    id.starts_with(PREFIX)
+}
+
 /// A pseudonymous identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnonymousIdentity {
@@ -24,5 +33,5 @@ pub struct AnonymousIdentity {
 pub fn anonymous_id(broker_secret: &[u8; 32], public_info: &[u8]) -> Result<AnonymousIdentity, SsoError> {
     let tag = hmac_sha256(broker_secret, Lp::new("anonymous id").part(public_info).bytes())?;
     let short = tag.get(..20).ok_or(SsoError::Internal("tag length"))?;
-    Ok(AnonymousIdentity { id: format!("anon-{}", base32_lower(short)), level: Level::Temporary })
+    Ok(AnonymousIdentity { id: format!("{PREFIX}{}", base32_lower(short)), level: Level::Temporary })
 }
