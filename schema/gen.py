@@ -53,18 +53,20 @@ attrs = [
  (39, "dirbrokerMinLevel", "Lowest user level a service admits", INT, S),
  (40, "dirbrokerOtpLookAhead", "Per-token HOTP look-ahead or TOTP skew window, overriding the default", INT, S),
  (41, "dirbrokerInvitation", "One-time SSO registration invitation: version, level, expiry and SHA-256 of the code; consumed by deleting this exact value", OCT, S),
+ (42, "dirbrokerOtpLastFailure", "When the last failed OTP verification of this token was counted; the lockout back-off runs from it", TIME, S),
+ (43, "dirbrokerOtpVerifier", "Data center (DN) that may verify the OTP codes of this user for a migration; none listed: any enabled data center", DN, M),
 ]
 classes = [
  (1, "dirbrokerUser", "AUXILIARY", "A dirbroker user (with inetOrgPerson and ldapPublicKey)", [],
    ["dirbrokerUserLevel", "dirbrokerAnonymous", "dirbrokerPublicValue", "dirbrokerPublicValueTime",
     "dirbrokerPasswordKdf", "dirbrokerKeystrokeHardening", "dirbrokerSealedSshPrivateKey", "dirbrokerDisabled",
-    "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerAllowedFrom", "dirbrokerInvitation"]),
+    "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerAllowedFrom", "dirbrokerInvitation", "dirbrokerOtpVerifier"]),
  (2, "dirbrokerOtpToken", "STRUCTURAL", "An OTP token: HOTP, TOTP or S/KEY",
    ["dirbrokerTokenId", "dirbrokerTokenOwner", "dirbrokerTokenType"],
    ["description", "dirbrokerOtpAlgorithm", "dirbrokerOtpDigits", "dirbrokerOtpPeriod", "dirbrokerOtpSecret",
     "dirbrokerHotpCounter", "dirbrokerTotpWatermark", "dirbrokerTotpClockOffset", "dirbrokerOtpLookAhead",
     "dirbrokerOtpFailureCount", "dirbrokerSkeySeed", "dirbrokerSkeySequence", "dirbrokerSkeyLastOtp",
-    "dirbrokerDisabled", "dirbrokerNotBefore", "dirbrokerNotAfter"]),
+    "dirbrokerDisabled", "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerOtpLastFailure"]),
  (3, "dirbrokerHost", "AUXILIARY", "dirbroker settings of a host (with device, ipHost and ldapPublicKey)", [],
    ["dirbrokerAllowedFrom", "dirbrokerSshPort", "dirbrokerDisabled"]),
  (4, "dirbrokerDataCenter", "STRUCTURAL", "A data center taking part in VM migration (with pkiUser)", ["dirbrokerDcId"],
@@ -87,6 +89,9 @@ names = {a[1] for a in attrs}
 for c in classes:
     for a in c[4] + c[5]:
         assert a in names or not a.startswith("dirbroker"), a
+# A DESC is a quoted string (RFC 4512 qdstring): an apostrophe would end it.
+for d in [a[2] for a in attrs] + [c[3] for c in classes]:
+    assert "'" not in d and "\\" not in d, d
 
 def attr_def(a):
     n, name, desc, syn, single = a

@@ -340,6 +340,12 @@ pub struct OtpSection {
     pub hotp_look_ahead: u32,
     #[serde(default = "default_max_failures")]
     pub max_failures: i64,
+    /// Seconds a token stays locked after `max_failures`, doubled for each
+    /// further failure up to `max_lockout_s`; 0: until `dirbroker otp unlock`.
+    #[serde(default = "default_lockout_s")]
+    pub lockout_s: u32,
+    #[serde(default = "default_max_lockout_s")]
+    pub max_lockout_s: u32,
 }
 
 impl Default for OtpSection {
@@ -349,6 +355,8 @@ impl Default for OtpSection {
             totp_window: default_totp_window(),
             hotp_look_ahead: default_hotp_look_ahead(),
             max_failures: default_max_failures(),
+            lockout_s: default_lockout_s(),
+            max_lockout_s: default_max_lockout_s(),
         }
     }
 }
@@ -365,6 +373,12 @@ fn default_hotp_look_ahead() -> u32 {
 fn default_max_failures() -> i64 {
     10
 }
+fn default_lockout_s() -> u32 {
+    60
+}
+fn default_max_lockout_s() -> u32 {
+    3600
+}
 
 impl Config {
     /// The keyring path: `DIRBROKER_KEYRING_FILE`, else `[secrets] keyring_file`.
@@ -378,6 +392,8 @@ impl Config {
             totp_window: self.otp.totp_window,
             hotp_look_ahead: self.otp.hotp_look_ahead,
             max_failures: self.otp.max_failures,
+            lockout: time::Duration::seconds(self.otp.lockout_s.into()),
+            max_lockout: time::Duration::seconds(self.otp.max_lockout_s.into()),
             ..Default::default()
         }
     }

@@ -61,6 +61,13 @@ pub enum UserCmd {
     /// Enable a disabled user again.
     #[command(after_help = "Example:\n  dirbroker user enable alice")]
     Enable(UidArg),
+    /// Name the data centers that may verify USER's OTP codes (for migrations).
+    #[command(after_help = "Examples:\n  dirbroker user otp-verifiers alice --dc seoul-1 --dc busan-2\n  \
+        dirbroker user otp-verifiers alice --any\n\n\
+        Any other data center asking /v1/otp/verify about alice gets the answer for a user\n\
+        without tokens (and the broker logs it), so it can neither guess, burn nor lock\n\
+        her codes. --any (or no --dc) lets every enabled data center verify again.")]
+    OtpVerifiers(OtpVerifiersArgs),
     /// Create a one-time SSO registration invitation (`dirbroker register --invite-file`).
     #[command(after_help = INVITE_HELP)]
     Invite(InviteArgs),
@@ -110,6 +117,18 @@ pub struct AllowArgs {
 pub struct UidArg {
     /// The user's uid.
     uid: String,
+}
+
+#[derive(Args, Debug)]
+pub struct OtpVerifiersArgs {
+    /// The user's uid.
+    uid: String,
+    /// A data center (DID) that may verify; repeat for several.
+    #[arg(long = "dc", value_name = "DID", conflicts_with = "any")]
+    dcs: Vec<String>,
+    /// Let any enabled data center verify (removes the list).
+    #[arg(long)]
+    any: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +199,7 @@ fn user_json(dir: &Directory, u: &User) -> serde_json::Value {
         "has_public_value": u.public_value.is_some(),
         "keystroke_hardening": u.keystroke_hardening,
         "has_escrowed_ssh_key": u.sealed_ssh_private_key.is_some(),
+        "otp_verifiers": u.otp_verifiers.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
     })
 }
 
@@ -277,6 +297,19 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 json!({ "uid": u.uid, "removed": removed }),
                 &format!("{}: removed {} pattern(s)", u.uid, removed.len()),
             );
+            Ok(())
+        }
+        UserCmd::OtpVerifiers(a) => {
+            if a.dcs.is_empty() && !a.any {
+                return Err(Failure::new(Exit::Usage, "name data centers with --dc, or --any to allow every one"));
+            }
+            let dir = ctx.directory().await?;
+            let u = dirbroker::admin::users::set_otp_verifiers(&dir, &a.uid, &a.dcs).await?;
+            let text = match a.dcs.is_empty() {
+                true => format!("{}: any enabled data center may verify OTP codes", u.uid),
+                false => format!("{}: OTP codes verified only by {}", u.uid, a.dcs.join(", ")),
+            };
+            ctx.report(json!({ "uid": u.uid, "otp_verifiers": a.dcs }), &text);
             Ok(())
         }
         UserCmd::Disable(a) => set_disabled(ctx, &a.uid, true).await,

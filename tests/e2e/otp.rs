@@ -197,10 +197,12 @@ async fn lockout_disable_and_validity() {
     let s = setup().await;
     s.token("lk", TokenType::Hotp, RFC_SHA1, |_| {}).await;
     let good = oathtool(&["-c", "0", RFC_SHA1]);
-    for _ in 0..10 {
+    for _ in 0..9 {
         assert_eq!(s.check("lk", "000000", at(0)).await, Outcome::Refused(Refusal::WrongCode));
     }
-    assert_eq!(s.check("lk", &good, at(0)).await, Outcome::Refused(Refusal::LockedOut { failures: 10 }));
+    let until = Some(at(60));
+    assert_eq!(s.check("lk", "000000", at(0)).await, Outcome::Refused(Refusal::LockedNow { failures: 10, until }));
+    assert_eq!(s.check("lk", &good, at(0)).await, Outcome::Refused(Refusal::LockedOut { failures: 10, until }));
     verify::unlock(&s.dir, &s.fresh("lk").await).await.unwrap();
     assert_eq!(s.check("lk", &good, at(0)).await, Outcome::Accepted { counter: 0 });
 
@@ -240,12 +242,80 @@ async fn a_token_without_a_failure_count_still_locks_out() {
     assert!(o.status.success(), "{}", dirbroker_testbed::harness::text(&o));
     let entry = s.dir.read(&dn, &["dirbrokerOtpFailureCount"]).await.unwrap();
     assert!(!entry.has("dirbrokerOtpFailureCount"), "the attribute is gone");
+    let until = Some(at(60));
     for i in 1..=10 {
-        assert_eq!(s.check("bare", "000000", at(0)).await, Outcome::Refused(Refusal::WrongCode));
+        let expected = if i < 10 { Refusal::WrongCode } else { Refusal::LockedNow { failures: 10, until } };
+        assert_eq!(s.check("bare", "000000", at(0)).await, Outcome::Refused(expected));
         assert_eq!(s.fresh("bare").await.failure_count, i);
     }
     let good = oathtool(&["-c", "0", RFC_SHA1]);
-    assert_eq!(s.check("bare", &good, at(0)).await, Outcome::Refused(Refusal::LockedOut { failures: 10 }));
+    assert_eq!(s.check("bare", &good, at(0)).await, Outcome::Refused(Refusal::LockedOut { failures: 10, until }));
+}
+
+/// Guesses decided on one state of the token (as concurrent requests,
+/// connections or brokers see it) cannot overshoot the lockout: each guess
+/// below reuses the token as read before any of them was counted. Without
+/// the guarded writes all 40 wrong guesses answer "wrong code" and the right
+/// code after them is accepted.
+#[tokio::test]
+async fn concurrent_guesses_cannot_overshoot_the_lockout() {
+    let s = setup().await;
+    let stale = s.token("many", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let p = Policy::default();
+    let guesses = (0..40).map(|_| verify::verify(&s.dir, &s.ring, &stale, "000000", at(0), &p));
+    let outcomes: Vec<Outcome> =
+        futures_util::future::join_all(guesses).await.into_iter().map(Result::unwrap).collect();
+    let count =
+        |f: &dyn Fn(&Refusal) -> bool| outcomes.iter().filter(|o| matches!(o, Outcome::Refused(r) if f(r))).count();
+    assert_eq!(count(&|r| *r == Refusal::WrongCode), 9, "{outcomes:?}");
+    assert_eq!(count(&|r| matches!(r, Refusal::LockedNow { failures: 10, .. })), 1, "{outcomes:?}");
+    assert_eq!(count(&|r| matches!(r, Refusal::LockedOut { .. })), 30, "{outcomes:?}");
+    assert_eq!(s.fresh("many").await.failure_count, 40, "every guess was counted");
+    // The right code, decided on the same stale state, is refused as locked.
+    let good = oathtool(&["-c", "0", RFC_SHA1]);
+    let o = verify::verify(&s.dir, &s.ring, &stale, &good, at(0), &p).await.unwrap();
+    assert!(matches!(o, Outcome::Refused(Refusal::LockedOut { failures: 40, .. })), "{o:?}");
+    assert_eq!(s.fresh("many").await.hotp_counter, Some(0), "the code was not consumed");
+}
+
+/// The lockout decays: locked for a minute after ten failures, twice as
+/// long after each further one; one attempt at a time goes through when the
+/// back-off has run out, and a right code opens the token.
+#[tokio::test]
+async fn lockout_backs_off_and_decays() {
+    let s = setup().await;
+    s.token("bo", TokenType::Hotp, RFC_SHA1, |_| {}).await;
+    let code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+    for _ in 0..10 {
+        s.check("bo", "000000", at(1_000)).await;
+    }
+    let locked = |failures, until: i64| Outcome::Refused(Refusal::LockedOut { failures, until: Some(at(until)) });
+    assert_eq!(s.check("bo", &code(0), at(1_059)).await, locked(10, 1_060));
+    assert_eq!(s.check("bo", &code(0), at(1_060)).await, Outcome::Accepted { counter: 0 });
+    assert_eq!(s.fresh("bo").await.failure_count, 0);
+    for _ in 0..10 {
+        s.check("bo", "000000", at(2_000)).await;
+    }
+    // Past the minute: a wrong code locks again, for two minutes.
+    let stale = s.fresh("bo").await;
+    let o = s.check("bo", "000000", at(2_061)).await;
+    assert_eq!(o, Outcome::Refused(Refusal::LockedNow { failures: 11, until: Some(at(2_181)) }));
+    // A guess decided on the state before that one is not let through too.
+    let p = Policy::default();
+    let o = verify::verify(&s.dir, &s.ring, &stale, &code(1), at(2_061), &p).await.unwrap();
+    assert!(matches!(o, Outcome::Refused(Refusal::LockedOut { .. })), "{o:?}");
+    let o = verify::verify(&s.dir, &s.ring, &stale, "000000", at(2_061), &p).await.unwrap();
+    assert!(matches!(o, Outcome::Refused(Refusal::LockedOut { .. })), "{o:?}");
+    assert_eq!(s.fresh("bo").await.failure_count, 11, "the refused-unseen guess was not counted");
+    assert_eq!(s.check("bo", &code(1), at(2_180)).await, locked(11, 2_181));
+    assert_eq!(s.check("bo", &code(1), at(2_181)).await, Outcome::Accepted { counter: 1 });
+    // With lockout 0 the token waits for the admin, however long.
+    let admin_only = Policy { lockout: time::Duration::ZERO, ..Policy::default() };
+    for _ in 0..10 {
+        verify::verify(&s.dir, &s.ring, &s.fresh("bo").await, "000000", at(3_000), &admin_only).await.unwrap();
+    }
+    let o = verify::verify(&s.dir, &s.ring, &s.fresh("bo").await, &code(2), at(900_000), &admin_only).await.unwrap();
+    assert_eq!(o, Outcome::Refused(Refusal::LockedOut { failures: 10, until: None }));
 }
 
 /// A sealed secret moved onto another token does not open there.
@@ -420,7 +490,8 @@ async fn a_cached_token_sees_every_change_made_elsewhere() {
     for _ in 0..10 {
         s.check("cc", "000000", at(0)).await;
     }
-    assert_eq!(check(new_code(6)).await, Outcome::Refused(Refusal::LockedOut { failures: 10 }));
+    let until = Some(at(60));
+    assert_eq!(check(new_code(6)).await, Outcome::Refused(Refusal::LockedOut { failures: 10, until }));
     verify::unlock(&s.dir, &s.fresh("cc").await).await.unwrap();
     assert_eq!(check(new_code(6)).await, Outcome::Accepted { counter: 6 });
     // Deleted: an error that says so, not an acceptance.

@@ -117,6 +117,11 @@ impl DirError {
         )
     }
 
+    /// The entry no longer matched a write's Assertion control (RFC 4528).
+    pub fn is_assertion_failed(&self) -> bool {
+        matches!(self, DirError::ConstraintViolation { rc: rc::ASSERTION_FAILED, .. })
+    }
+
     /// Classify an ldap3 error raised by an operation on `dn`.
     pub fn from_ldap(err: LdapError, dn: &str) -> Self {
         match err {

@@ -10,6 +10,8 @@ pub enum Filter {
     Eq(&'static str, String),
     /// `(attr=*)`
     Present(&'static str),
+    /// `(attr>=value)`, value escaped: the attribute's ORDERING rule decides.
+    Ge(&'static str, String),
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -57,6 +59,7 @@ impl fmt::Display for Filter {
         match self {
             Filter::Eq(attr, value) => write!(f, "({attr}={})", ldap3::ldap_escape(value.as_str())),
             Filter::Present(attr) => write!(f, "({attr}=*)"),
+            Filter::Ge(attr, value) => write!(f, "({attr}>={})", ldap3::ldap_escape(value.as_str())),
             Filter::And(parts) => {
                 f.write_str("(&")?;
                 parts.iter().try_for_each(|p| p.fmt(f))?;

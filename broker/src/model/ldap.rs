@@ -46,6 +46,7 @@ impl DirEntry for User {
         b.opt_bytes("dirbrokerPasswordKdf", self.password_kdf.as_deref());
         b.flag("dirbrokerKeystrokeHardening", self.keystroke_hardening);
         b.opt_bytes("dirbrokerSealedSshPrivateKey", self.sealed_ssh_private_key.as_ref().map(|s| s.0.as_slice()));
+        b.dns("dirbrokerOtpVerifier", &self.otp_verifiers);
         b.done()
     }
 
@@ -95,6 +96,7 @@ impl DirEntry for User {
             password_kdf: e.bytes("dirbrokerPasswordKdf")?.map(<[u8]>::to_vec),
             keystroke_hardening: flag(e, "dirbrokerKeystrokeHardening")?,
             sealed_ssh_private_key: sealed(e, "dirbrokerSealedSshPrivateKey")?,
+            otp_verifiers: e.dns("dirbrokerOtpVerifier")?,
         })
     }
 }
@@ -132,6 +134,7 @@ impl DirEntry for OtpToken {
         b.flag("dirbrokerDisabled", self.disabled);
         b.opt_time("dirbrokerNotBefore", self.not_before);
         b.opt_time("dirbrokerNotAfter", self.not_after);
+        b.opt_time("dirbrokerOtpLastFailure", self.last_failure);
         b.done()
     }
 
@@ -166,6 +169,7 @@ impl DirEntry for OtpToken {
             disabled: flag(e, "dirbrokerDisabled")?,
             not_before: e.time("dirbrokerNotBefore")?,
             not_after: e.time("dirbrokerNotAfter")?,
+            last_failure: e.time("dirbrokerOtpLastFailure")?,
         })
     }
 }

@@ -57,6 +57,8 @@ pub struct OtpToken {
     pub disabled: bool,
     pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
+    /// When the last failure was counted: the lockout back-off runs from it.
+    pub last_failure: Option<OffsetDateTime>,
 }
 
 impl OtpToken {
@@ -82,6 +84,7 @@ impl OtpToken {
             disabled: false,
             not_before: None,
             not_after: None,
+            last_failure: None,
         })
     }
 }

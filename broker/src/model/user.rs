@@ -43,6 +43,9 @@ pub struct User {
     pub password_kdf: Option<Vec<u8>>,
     pub keystroke_hardening: bool,
     pub sealed_ssh_private_key: Option<Sealed>,
+    /// `dirbrokerOtpVerifier`: the data centers that may verify this user's
+    /// OTP codes for a migration; empty: any enabled data center.
+    pub otp_verifiers: Vec<crate::directory::Dn>,
 }
 
 impl User {
@@ -69,6 +72,7 @@ impl User {
             password_kdf: None,
             keystroke_hardening: false,
             sealed_ssh_private_key: None,
+            otp_verifiers: Vec::new(),
         })
     }
 }

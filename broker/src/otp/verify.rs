@@ -9,10 +9,23 @@
 //! ```text
 //!  load token ─► disabled / outside validity / locked out? ─► refuse
 //!             ─► open sealed secret ─► search the window above the watermark
-//!  match  ─► modify: delete old watermark, add new; failures := 0   (one op)
+//!  match  ─► modify: delete old watermark, add new; failures := 0   (one op,
+//!             │                    asserting the lock state it was decided on)
 //!             └─ noSuchAttribute ─► someone used it first: refuse
-//!  no match ─► modify: increment failure count                      (RFC 4226 §7.3)
+//!  no match ─► modify: increment failure count, last failure := now (RFC 4226 §7.3)
+//!             and read the new count back: past the limit ─► "locked"
 //! ```
+//!
+//! The lockout is part of the guarded writes, so concurrent guesses cannot
+//! overshoot it: a code is accepted only by a write asserting that the token
+//! is still below the limit (or, once the back-off has run out, that nobody
+//! else has tried since); a wrong guess learns "wrong" only when its own
+//! count, read back from the increment, is within the limit.
+//!
+//! Lockout decays: after `max_failures` the token is locked for
+//! `lockout`, doubled for every further failure up to `max_lockout`, counted
+//! from the last failure; then one attempt at a time is let through. A right
+//! code resets the count; an admin's `otp unlock` still clears it at once.
 //!
 //! Time is a parameter (`now`), never read here.
 //!
@@ -34,7 +47,7 @@ use zeroize::Zeroizing;
 
 use super::codes::{self, Algorithm};
 use super::skey::{self, SkeyAlgorithm};
-use crate::directory::values::int_value;
+use crate::directory::values::{generalized_time, int_value};
 use crate::directory::{Change, DirError, Directory, Dn, Entry, Filter};
 use crate::model::{DirEntry, OtpToken, Sealed, TokenType, Unusable, Usable as _};
 use crate::seal::{Keyring, SealError, context};
@@ -46,8 +59,12 @@ pub struct Policy {
     pub totp_window: u32,
     /// HOTP: counters accepted ahead of the expected one.
     pub hotp_look_ahead: u32,
-    /// Failed attempts after which the token is locked until an admin unlocks it.
+    /// Failed attempts after which the token is locked.
     pub max_failures: i64,
+    /// How long a token stays locked after `max_failures` (doubled for each
+    /// further failure, at most `max_lockout`); zero: until an admin unlocks it.
+    pub lockout: time::Duration,
+    pub max_lockout: time::Duration,
     /// Resynchronisation search range (TOTP steps either side, HOTP counters ahead).
     pub totp_sync_window: u32,
     pub hotp_sync_window: u32,
@@ -55,7 +72,15 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { totp_window: 1, hotp_look_ahead: 10, max_failures: 10, totp_sync_window: 2880, hotp_sync_window: 100 }
+        Policy {
+            totp_window: 1,
+            hotp_look_ahead: 10,
+            max_failures: 10,
+            lockout: time::Duration::minutes(1),
+            max_lockout: time::Duration::hours(1),
+            totp_sync_window: 2880,
+            hotp_sync_window: 100,
+        }
     }
 }
 
@@ -70,8 +95,16 @@ pub enum Refusal {
     Disabled,
     NotYetValid,
     Expired,
+    /// Too many failed attempts; `until` is when the next attempt is let
+    /// through (`None`: only an admin's unlock opens it).
     LockedOut {
         failures: i64,
+        until: Option<OffsetDateTime>,
+    },
+    /// A wrong code that took the token to (or back into) its lockout.
+    LockedNow {
+        failures: i64,
+        until: Option<OffsetDateTime>,
     },
     Malformed(String),
     /// S/KEY sequence used up: re-initialise the token.
@@ -87,12 +120,24 @@ impl std::fmt::Display for Refusal {
             Refusal::Disabled => f.write_str("the token is disabled"),
             Refusal::NotYetValid => f.write_str("the token is not valid yet"),
             Refusal::Expired => f.write_str("the token has expired"),
-            Refusal::LockedOut { failures } => {
-                write!(f, "the token is locked after {failures} failed attempts; an admin can unlock it")
+            Refusal::LockedOut { failures, until } => {
+                write!(f, "the token is locked after {failures} failed attempts")?;
+                locked_until(f, *until)
+            }
+            Refusal::LockedNow { failures, until } => {
+                write!(f, "wrong code; the token is now locked after {failures} failed attempts")?;
+                locked_until(f, *until)
             }
             Refusal::Malformed(why) => write!(f, "malformed code: {why}"),
             Refusal::Exhausted => f.write_str("the S/KEY sequence is used up; initialise the token again"),
         }
+    }
+}
+
+fn locked_until(f: &mut std::fmt::Formatter<'_>, until: Option<OffsetDateTime>) -> std::fmt::Result {
+    match until.and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok()) {
+        Some(u) => write!(f, " until {u}; an admin can unlock it sooner"),
+        None => f.write_str("; an admin can unlock it"),
     }
 }
 
@@ -170,10 +215,53 @@ fn precheck(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Option<Refusa
         Err(Unusable::Expired(_)) => return Some(Refusal::Expired),
         Ok(()) => {}
     }
-    if t.failure_count >= policy.max_failures {
-        return Some(Refusal::LockedOut { failures: t.failure_count });
+    match lock_state(t, now, policy) {
+        Lock::Locked { until } => Some(Refusal::LockedOut { failures: t.failure_count, until }),
+        Lock::Open | Lock::Decayed { .. } => None,
     }
-    None
+}
+
+/// Where a token stands with respect to its failed attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lock {
+    /// Below the limit.
+    Open,
+    /// At or past the limit; `until` as in [`Refusal::LockedOut`].
+    Locked { until: Option<OffsetDateTime> },
+    /// Past the limit, but the back-off since the failure at `last` has run
+    /// out: one attempt may go through.
+    Decayed { last: OffsetDateTime },
+}
+
+fn lock_state(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Lock {
+    if t.failure_count < policy.max_failures {
+        return Lock::Open;
+    }
+    // A lock written without a time (by another tool, or before the back-off
+    // existed) waits for the admin.
+    let (Some(last), true) = (t.last_failure, policy.lockout.is_positive()) else {
+        return Lock::Locked { until: None };
+    };
+    let until = last.saturating_add(lockout_after(t.failure_count, policy));
+    if now >= until { Lock::Decayed { last } } else { Lock::Locked { until: Some(until) } }
+}
+
+/// How long a token with `failures` counted stays locked.
+fn lockout_after(failures: i64, policy: &Policy) -> time::Duration {
+    let doublings = u32::try_from(failures.saturating_sub(policy.max_failures)).unwrap_or(u32::MAX).min(30);
+    policy.lockout.saturating_mul(1i32 << doublings).min(policy.max_lockout.max(policy.lockout))
+}
+
+/// What an accepting write asserts: the lock state the code was decided on.
+fn still(lock: Lock, policy: &Policy) -> Filter {
+    match lock {
+        Lock::Decayed { last } => {
+            Filter::eq("dirbrokerOtpLastFailure", String::from_utf8_lossy(&generalized_time(last)).into_owned())
+        }
+        Lock::Open | Lock::Locked { .. } => {
+            Filter::Not(Box::new(Filter::Ge("dirbrokerOtpFailureCount", policy.max_failures.to_string())))
+        }
+    }
 }
 
 /// Verify `code` for `token` at `now`, consuming it on success.
@@ -186,7 +274,7 @@ pub async fn verify(
     policy: &Policy,
 ) -> Result<Outcome, VerifyError> {
     let decision = decide(keyring, token, code, now, policy)?;
-    apply(dir, token, decision).await
+    apply(dir, token, decision, now, policy).await
 }
 
 /// Verify `code` against several tokens of one user: the first that accepts
@@ -204,14 +292,14 @@ pub async fn verify_any(
     let mut refused = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         match decide(keyring, t, code, now, policy)? {
-            d @ Decision::Accept { .. } => return Ok(Some((i, apply(dir, t, d).await?))),
+            d @ Decision::Accept { .. } => return Ok(Some((i, apply(dir, t, d, now, policy).await?))),
             d => refused.push((i, d)),
         }
     }
     let mut last = None;
     for (i, d) in refused {
         if let Some(t) = tokens.get(i) {
-            last = Some((i, apply(dir, t, d).await?));
+            last = Some((i, apply(dir, t, d, now, policy).await?));
         }
     }
     Ok(last)
@@ -234,16 +322,30 @@ fn decide(
     }
 }
 
-async fn apply(dir: &Directory, token: &OtpToken, decision: Decision) -> Result<Outcome, VerifyError> {
+/// Write what was decided on `token` as read (not from a [`TokenCache`]).
+async fn apply(
+    dir: &Directory,
+    token: &OtpToken,
+    decision: Decision,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Outcome, VerifyError> {
     let dn = token.dn(dir.layout())?;
+    let lock = lock_state(token, now, policy);
     match decision {
         Decision::Skip(r) => Ok(Outcome::Refused(r)),
         Decision::Accept { counter, mut changes } => {
             if token.failure_count != 0 {
                 changes.push(replace("dirbrokerOtpFailureCount", int_value(0)));
             }
-            match dir.modify(&dn, changes).await {
-                Ok(()) => Ok(Outcome::Accepted { counter }),
+            match dir.modify_if(&dn, changes, &still(lock, policy), &["1.1"]).await {
+                Ok(_) => Ok(Outcome::Accepted { counter }),
+                // Failures were counted meanwhile, up to the limit: what the
+                // token says now is the answer.
+                Err(e) if e.is_assertion_failed() => {
+                    let fresh = OtpToken::from_entry(&dir.read(&dn, &["*"]).await?)?;
+                    Ok(Outcome::Refused(precheck(&fresh, now, policy).unwrap_or(Refusal::LostRace)))
+                }
                 Err(e) if e.is_stale_value() => Ok(Outcome::Refused(Refusal::LostRace)),
                 Err(e) => Err(e.into()),
             }
@@ -255,29 +357,64 @@ async fn apply(dir: &Directory, token: &OtpToken, decision: Decision) -> Result<
             // does input that is not a code at all (anyone who may submit
             // could otherwise lock any user out without guessing anything).
             let counts = !matches!(refusal, Refusal::Exhausted | Refusal::AlreadyUsed | Refusal::Malformed(_));
-            if counts {
-                count_failure(dir, &dn).await?;
+            if !counts {
+                return Ok(Outcome::Refused(refusal));
+            }
+            let Some(failures) = count_failure(dir, &dn, lock, now).await? else {
+                // Another attempt took the one the back-off let through.
+                let until = Some(now.saturating_add(lockout_after(token.failure_count + 1, policy)));
+                return Ok(Outcome::Refused(Refusal::LockedOut { failures: token.failure_count + 1, until }));
+            };
+            let until = match policy.lockout.is_positive() {
+                true => Some(now.saturating_add(lockout_after(failures, policy))),
+                false => None,
+            };
+            if failures > policy.max_failures && lock == Lock::Open {
+                // Concurrent guesses past the limit learn nothing.
+                return Ok(Outcome::Refused(Refusal::LockedOut { failures, until }));
+            }
+            if failures >= policy.max_failures {
+                tracing::warn!(
+                    token = %token.id, owner = %token.owner, failures, security = true,
+                    "OTP token locked after {failures} failed attempts"
+                );
+                return Ok(Outcome::Refused(Refusal::LockedNow { failures, until }));
             }
             Ok(Outcome::Refused(refusal))
         }
     }
 }
 
-/// One more failure on the token `dn`. A token written by another tool may
-/// lack `dirbrokerOtpFailureCount` (the schema allows it), and slapd refuses
-/// to increment a missing attribute: then the count starts at 1, and if a
+/// One more failure on the token `dn`, at `now`; the count it reached, or
+/// `None` when the token was in back-off and another attempt was counted
+/// first. A token written by another tool may lack
+/// `dirbrokerOtpFailureCount` (the schema allows it), and slapd refuses to
+/// increment a missing attribute: then the count starts at 1, and if a
 /// concurrent failure added it first, the increment is tried again. A
 /// failure is never left uncounted.
-async fn count_failure(dir: &Directory, dn: &crate::directory::Dn) -> Result<(), VerifyError> {
-    const ATTR: &[u8] = b"dirbrokerOtpFailureCount";
-    let increment = || vec![Change::Increment(ATTR.to_vec(), b"1".to_vec())];
-    match dir.modify(dn, increment()).await {
+async fn count_failure(dir: &Directory, dn: &Dn, lock: Lock, now: OffsetDateTime) -> Result<Option<i64>, VerifyError> {
+    const ATTR: &str = "dirbrokerOtpFailureCount";
+    let when = || replace("dirbrokerOtpLastFailure", generalized_time(now));
+    let increment = || vec![Change::Increment(ATTR.as_bytes().to_vec(), b"1".to_vec()), when()];
+    // Past the limit, only the attempt that finds the last failure where it
+    // was may count (and so be decided); any other is refused unseen.
+    let guard = match lock {
+        Lock::Decayed { last } => {
+            Filter::eq("dirbrokerOtpLastFailure", String::from_utf8_lossy(&generalized_time(last)).into_owned())
+        }
+        Lock::Open | Lock::Locked { .. } => Filter::any(),
+    };
+    let count = |e: Entry| -> Result<Option<i64>, VerifyError> { Ok(Some(e.int(ATTR)?.unwrap_or(1))) };
+    match dir.modify_if(dn, increment(), &guard, &[ATTR]).await {
+        Err(e) if e.is_assertion_failed() => return Ok(None),
         Err(e) if e.is_stale_value() => {}
-        other => return Ok(other?),
+        other => return count(other?),
     }
-    match dir.modify(dn, vec![Change::Add(ATTR.to_vec(), [b"1".to_vec()].into_iter().collect())]).await {
-        Err(e) if e.is_stale_value() => Ok(dir.modify(dn, increment()).await?),
-        other => Ok(other?),
+    let add = vec![Change::Add(ATTR.as_bytes().to_vec(), [b"1".to_vec()].into_iter().collect()), when()];
+    match dir.modify_if(dn, add, &guard, &[ATTR]).await {
+        Err(e) if e.is_assertion_failed() => Ok(None),
+        Err(e) if e.is_stale_value() => count(dir.modify_if(dn, increment(), &guard, &[ATTR]).await?),
+        other => count(other?),
     }
 }
 
@@ -569,7 +706,7 @@ impl TokenCache {
                         return Ok(outcome);
                     }
                 }
-                other => return apply(dir, &known.token, other).await,
+                other => return apply(dir, &known.token, other, now, policy).await,
             }
         }
         Ok(Outcome::Refused(Refusal::LostRace))
@@ -622,7 +759,7 @@ impl TokenCache {
             let mut last = None;
             for (k, d) in refused {
                 self.forget(&k.token.id);
-                last = Some((k.token.clone(), apply(dir, &k.token, d).await?));
+                last = Some((k.token.clone(), apply(dir, &k.token, d, now, policy).await?));
             }
             return Ok(last);
         }

@@ -149,7 +149,17 @@ async fn otp_verify(
     let req = body(req)?;
     crate::directory::dn::check_value("uid", &req.uid)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    caller_dc(&st, h).await?;
+    let dc = caller_dc(&st, h).await?;
+    if let Err(wait) = st.otp_verify_limit.check(&(h.name.clone(), req.uid.clone()), Instant::now()) {
+        tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP verification rate limit reached");
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many verifications for this user from this data center; retry in {} s", wait.as_secs() + 1),
+        )
+        .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
+        return Ok(r);
+    }
     let refused = |reason: &str| Json(OtpVerifyReply { accepted: false, reason: Some(reason.into()) }).into_response();
     // One answer for an unknown user and a user without tokens: the caller
     // learns nothing about which uids exist.
@@ -165,6 +175,13 @@ async fn otp_verify(
         tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP refused: the account is {why}");
         return Ok(refused(NO_TOKEN));
     }
+    // A user bound to some data centers: no other may verify (nor burn, nor
+    // lock) their codes; the same answer again, the reason in the log.
+    let dc_dn = dc.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    if !user.otp_verifiers.is_empty() && !user.otp_verifiers.iter().any(|v| same(v, &dc_dn)) {
+        tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP refused: this data center is not one of the user's verifiers");
+        return Ok(refused(NO_TOKEN));
+    }
     let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
     let outcome =
         st.otp_cache.verify_owner(&st.dir, &st.keyring, &owner, &req.code, crate::clock::now(), &st.otp_policy).await;
@@ -173,8 +190,13 @@ async fn otp_verify(
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
             Ok(Json(OtpVerifyReply { accepted: true, reason: None }).into_response())
         }
-        Ok(Some((_, Outcome::Refused(r)))) => {
-            tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
+        Ok(Some((token, Outcome::Refused(r)))) => {
+            if matches!(r, verify::Refusal::LockedNow { .. }) {
+                // Who locked a user out is a security event.
+                tracing::warn!(dc = %h.name, uid = %req.uid, token = %token.id, security = true, "OTP refused: {r}");
+            } else {
+                tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
+            }
             Ok(refused(&r.to_string()))
         }
         Ok(None) => Ok(refused(NO_TOKEN)),
@@ -187,6 +209,14 @@ async fn otp_verify(
             ))
         }
     }
+}
+
+/// Verifications one data center may ask for one user per minute: a
+/// migration needs one, a typo a few more.
+pub const OTP_VERIFY_PER_MINUTE: u32 = 10;
+
+pub(crate) fn otp_verify_limit() -> dirbroker_service::rate::RateLimit<(String, String)> {
+    dirbroker_service::rate::RateLimit::new(OTP_VERIFY_PER_MINUTE, std::time::Duration::from_secs(60), 100_000)
 }
 
 /// A user's enabled OTP tokens, in a stable order (by id).

@@ -51,6 +51,9 @@ pub struct AppState {
     pub otp_policy: crate::otp::verify::Policy,
     /// Token state between OTP verifications (writes are guarded by entryCSN).
     pub otp_cache: Arc<crate::otp::verify::TokenCache>,
+    /// `/v1/otp/verify` requests per (data center, uid): one data center
+    /// cannot grind through a user's codes or lockouts.
+    pub otp_verify_limit: Arc<dirbroker_service::rate::RateLimit<(String, String)>>,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
     /// The SSO ticket machinery; `None` until `dirbroker sso init` made a signing key.
@@ -110,6 +113,7 @@ impl Server {
             keyring: Arc::new(keyring),
             otp_policy: config.otp_policy(),
             otp_cache: Arc::new(crate::otp::verify::TokenCache::new()),
+            otp_verify_limit: Arc::new(api::otp_verify_limit()),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(s.request_timeout_s),
             sso_register,

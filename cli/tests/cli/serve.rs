@@ -432,6 +432,42 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     drop(flood);
 
+    // Abuse by a legitimate data center. Bob is bound to DC-A: DC-B gets
+    // the answer for a user without tokens and his code stays unspent.
+    run(&["user", "add", "bob", "--name", "Bob"]);
+    run(&["otp", "import", "bob", "--type", "totp", "--secret-file", seed.to_str().unwrap(), "--id", "bob-totp"]);
+    run(&["user", "otp-verifiers", "bob", "--dc", "DC-A"]);
+    let bob = |code: &str| serde_json::to_vec(&serde_json::json!({ "uid": "bob", "code": code })).unwrap();
+    let (s, v) = post(&dc_b, &url, json, bob(&code_now)).await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, serde_json::json!({ "accepted": false, "reason": "no enabled OTP token for this user" }))
+    );
+    assert!(serve.log().contains("this data center is not one of the user's verifiers"));
+    let (s, v) = post(&dc_a, &url, json, bob(&code_now)).await;
+    assert_eq!((s, v.clone()), (StatusCode::OK, serde_json::json!({ "accepted": true })), "{v}");
+    // Unbound, DC-B may guess, ten times a minute for bob and no more.
+    run(&["user", "otp-verifiers", "bob", "--any"]);
+    for _ in 0..9 {
+        let (s, v) = post(&dc_b, &url, json, bob("000000")).await;
+        assert_eq!((s, v["reason"].as_str()), (StatusCode::OK, Some("wrong code")), "{v}");
+    }
+    let r = dc_b.post(&url).header("content-type", "application/json").body(bob("000000")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() <= 61);
+    // The guess that locks the token says so, and the log names who made it.
+    let (s, v) = post(&dc_a, &url, json, bob("000000")).await;
+    assert_eq!(s, StatusCode::OK);
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.starts_with("wrong code; the token is now locked after 10 failed attempts until "), "{v}");
+    assert!(
+        serve.log().lines().any(|l| l.contains("DC-A") && l.contains("bob") && l.contains("now locked")),
+        "{}",
+        serve.log()
+    );
+    let (_, v) = post(&dc_a, &url, json, bob("000000")).await;
+    assert!(v["reason"].as_str().unwrap().starts_with("the token is locked after 10 failed attempts until "), "{v}");
+
     // Metrics: well-formed, and the counters move.
     let scrape = || async {
         let r = anon.get(serve.https_url("/metrics")).send().await.unwrap();
