@@ -453,6 +453,35 @@ impl Trust {
     /// it is valid now, not revoked by the CRL, and (when given) names the
     /// expected DID. Returns its subject and key.
     pub fn verify_dc(&self, der: &[u8], expected_did: Option<&str>, now: UnixTime) -> Result<CertInfo, CryptoError> {
+        self.verify_chain(der, webpki::KeyUsage::client_auth(), now)?;
+        let info = cert_info(der)?;
+        if info.organization != DC_ORGANIZATION {
+            return Err(CryptoError::Certificate(format!("{:?} is not a data-center certificate", info.common_name)));
+        }
+        if let Some(did) = expected_did
+            && info.common_name != did
+        {
+            return Err(CryptoError::Certificate(format!(
+                "the certificate names {:?}, expected {did:?}",
+                info.common_name
+            )));
+        }
+        Ok(info)
+    }
+
+    /// Accepts the broker's certificate (the signer of migration
+    /// authorisations) only if the broker CA issued it for a TLS server, it
+    /// is valid now, not revoked, and its O is the broker's.
+    pub fn verify_broker(&self, der: &[u8], now: UnixTime) -> Result<CertInfo, CryptoError> {
+        self.verify_chain(der, webpki::KeyUsage::server_auth(), now)?;
+        let info = cert_info(der)?;
+        if info.organization != super::authorisation::BROKER_ORGANIZATION {
+            return Err(CryptoError::Certificate(format!("{:?} is not the broker's certificate", info.common_name)));
+        }
+        Ok(info)
+    }
+
+    fn verify_chain(&self, der: &[u8], usage: webpki::KeyUsage, now: UnixTime) -> Result<(), CryptoError> {
         let anchor = webpki::anchor_from_trusted_cert(&self.ca)
             .map_err(|e| CryptoError::Local(format!("the CA certificate is unusable: {e:?}")))?;
         let crl = webpki::OwnedCertRevocationList::from_der(self.crl.as_ref())
@@ -468,21 +497,9 @@ impl Trust {
         let ee = webpki::EndEntityCert::try_from(&cert)
             .map_err(|e| CryptoError::Certificate(format!("not a certificate: {e:?}")))?;
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.all;
-        ee.verify_for_usage(algs, &[anchor], &[], now, webpki::KeyUsage::client_auth(), Some(revocation), None)
+        ee.verify_for_usage(algs, &[anchor], &[], now, usage, Some(revocation), None)
             .map_err(|e| CryptoError::Certificate(describe_webpki(&e)))?;
-        let info = cert_info(der)?;
-        if info.organization != DC_ORGANIZATION {
-            return Err(CryptoError::Certificate(format!("{:?} is not a data-center certificate", info.common_name)));
-        }
-        if let Some(did) = expected_did
-            && info.common_name != did
-        {
-            return Err(CryptoError::Certificate(format!(
-                "the certificate names {:?}, expected {did:?}",
-                info.common_name
-            )));
-        }
-        Ok(info)
+        Ok(())
     }
 }
 

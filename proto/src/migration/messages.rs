@@ -177,6 +177,9 @@ pub struct MigRequestDcBody {
     pub migration_id: [u8; 16],
     /// Unix seconds; the destination refuses requests outside its replay window.
     pub timestamp: i64,
+    /// The broker's signed statement that `uid` authorised this migration from `src_did`
+    /// (not in the paper; audit F11). The destination refuses a request without one.
+    pub authorisation: Option<super::authorisation::UserAuthorisation>,
 }
 
 /// The destination's answer inside the signature.
