@@ -132,11 +132,17 @@ impl Broker {
         Ok(DcPublic { endpoint, cert_der: cert.as_ref().to_vec() })
     }
 
-    /// Verifies and consumes a user's OTP: `Ok(Err(reason))` when refused.
-    pub async fn verify_otp(&self, uid: &str, code: &str) -> Result<Result<OtpConsumed, String>, MigrationError> {
-        let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string() };
+    /// Verifies and consumes a user's OTP for migration `migration_id`, and gets the broker's
+    /// signed authorisation of it: `Ok(Err(reason))` when refused.
+    pub async fn verify_otp(
+        &self,
+        uid: &str,
+        code: &str,
+        migration_id: &[u8; 16],
+    ) -> Result<Result<OtpConsumed, String>, MigrationError> {
+        let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string(), migration_id: Some(*migration_id) };
         let r: OtpVerifyReply =
             self.api.post("/v1/otp/verify", &req).await.map_err(|e| local(format!("OTP check: {e}")))?;
-        Ok(OtpConsumed::from_reply(uid, r))
+        Ok(OtpConsumed::from_reply(uid, migration_id, r))
     }
 }

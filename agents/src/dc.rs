@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::{Broker, DcCredentials, Server};
+use crate::migration::authorisation::UserAuthorisation;
 use crate::migration::crypto::{DcIdentity, Trust};
 use crate::migration::messages::*;
 use crate::migration::operation::{self, DcChannel};
@@ -187,10 +188,12 @@ impl Dc {
     ) -> Result<(), MigrationError> {
         let check = {
             let mut replay = self.replay.lock().map_err(|_| local("replay cache poisoned"))?;
-            request::receive_auth_request(&keys.creds.k1, &self.me.did, &req, &mut replay, unix_secs())?
+            let mut rng = dirbroker_service::clock::rng();
+            request::receive_auth_request(&keys.creds.k1, &self.me.did, &req, &mut replay, unix_secs(), &mut rng)?
         };
-        // Step 3: the broker verifies and consumes the user's OTP.
-        let consumed = match self.broker.verify_otp(&check.uid, &check.otp).await? {
+        // Step 3: the broker verifies and consumes the user's OTP, and signs
+        // the user's authorisation of this migration id for the destination.
+        let consumed = match self.broker.verify_otp(&check.uid, &check.otp, &check.migration_id).await? {
             Ok(consumed) => consumed,
             Err(reason) => {
                 tracing::warn!(uid = %check.uid, admin = %check.admin(), security = true, "OTP refused: {reason}");
@@ -202,7 +205,7 @@ impl Dc {
         wire::send(admin, &reply).await?;
         let m: MigRequestAdmin = wire::recv(admin, kind_name, self.timeout).await?;
         let (order, session) = waiting.receive(&m)?;
-        let outcome = self.migrate_out(keys, &order).await;
+        let outcome = self.migrate_out(keys, &order, session.authorisation()).await;
         let (migration_id, outcome) = match outcome {
             Ok((id, t)) => (id, Ok(t)),
             Err((id, e)) => (id, Err(e.for_peer())),
@@ -221,6 +224,7 @@ impl Dc {
         &self,
         keys: &Keys,
         order: &MigRequestAdminBody,
+        authorisation: &UserAuthorisation,
     ) -> Result<([u8; 16], Transferred), ([u8; 16], MigrationError)> {
         let no_id = [0u8; 16];
         let server = keys.creds.servers.get(&order.mig_rqst.source_server).ok_or_else(|| {
@@ -238,8 +242,7 @@ impl Dc {
             .verify_dc(&public.cert_der, Some(&order.dest_did), dirbroker_service::clock::unix_time())
             .map_err(|e| (no_id, e.into()))?;
         let (req, waiting) =
-            request::mig_request_dc(&self.me, &dest, order, unix_secs(), &mut dirbroker_service::clock::rng())
-                .map_err(|e| (no_id, e))?;
+            request::mig_request_dc(&self.me, &dest, order, authorisation, unix_secs()).map_err(|e| (no_id, e))?;
         let id = waiting.migration_id();
         let run = async {
             let mut peer = crate::tls::connect(keys.client_tls.clone(), &public.endpoint).await.map_err(local)?;

@@ -31,6 +31,7 @@ use num_bigint::BigUint;
 use num_traits::{CheckedSub, One, Zero};
 use rand::CryptoRng;
 use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 /// RFC 3526 §3, the 2048-bit MODP group (group 14):
@@ -226,32 +227,40 @@ impl Group {
     /// exponents ([`Group::exp_fixed`]): for each 8-bit window i of the
     /// exponent and each digit d, base^(d·256^i). Building it costs about
     /// 7,000 multiplications (tens of ms) and 1.8 MB; each exponentiation
-    /// then costs at most 28 multiplications instead of a 224-step
+    /// then costs 28 multiplications instead of a 224-step
     /// square-and-multiply. Worth it when one base serves many exponents —
     /// SPEKE's password-derived generator between two data centers, reused
     /// for every session with that peer.
     pub fn fixed_base(&self, base: &Element) -> Result<FixedBase, GroupError> {
         self.check_element(base)?;
-        let windows = usize::try_from(SHORT_EXPONENT_BITS.div_ceil(8)).unwrap_or(usize::MAX);
-        let mut rows = Vec::with_capacity(windows);
+        let limbs = self.element_len.div_ceil(4);
+        let mut table = Zeroizing::new(Vec::with_capacity(SHORT_EXPONENT_BYTES * 256 * limbs));
         let mut power = base.value.clone(); // base^(256^i)
-        for _ in 0..windows {
-            let mut row = Vec::with_capacity(256);
+        for _ in 0..SHORT_EXPONENT_BYTES {
             let mut acc = BigUint::one();
-            row.push(acc.clone());
+            push_limbs(&mut table, &acc, limbs);
             for _ in 1..256 {
                 acc = (&acc * &power) % &self.p;
-                row.push(acc.clone());
+                push_limbs(&mut table, &acc, limbs);
             }
             power = (&acc * &power) % &self.p; // base^(256^(i+1))
-            rows.push(row);
+            wipe_biguint(&mut acc);
         }
         wipe_biguint(&mut power);
-        Ok(FixedBase { rows, group: self.fingerprint })
+        Ok(FixedBase { table, limbs, group: self.fingerprint })
     }
 
     /// base^e with a [`FixedBase`] table; e must be a short exponent
-    /// ([`Exponent::random_short`]). Not constant time (neither is `exp`).
+    /// ([`Exponent::random_short`]).
+    ///
+    /// The table lookups do not depend on e: every window reads all 256
+    /// entries of its row and keeps the one whose digit matches with a
+    /// masked select ([`FixedBase::select`]), and every window multiplies
+    /// (digit 0 picks base⁰ = 1), so neither the memory addresses touched
+    /// nor the number of multiplications tell the digits (audit F12: the
+    /// cache lines of an indexed lookup gave x away, and with it the pair's
+    /// SPEKE generator). The multiplications themselves are `num-bigint`'s,
+    /// which is not constant time (neither is [`Group::exp`]).
     pub fn exp_fixed(&self, table: &FixedBase, e: &Exponent) -> Result<Element, GroupError> {
         self.check_exponent(e)?;
         if table.group != self.fingerprint {
@@ -260,14 +269,19 @@ impl Group {
         if e.value.bits() > SHORT_EXPONENT_BITS {
             return Err(GroupError::ExponentTooLong);
         }
-        let digits = Zeroizing::new(e.value.to_bytes_le());
+        // All 28 windows, leading zero bytes included: the loop's length is not the exponent's.
+        let mut digits = Zeroizing::new([0u8; SHORT_EXPONENT_BYTES]);
+        let le = Zeroizing::new(e.value.to_bytes_le());
+        for (d, s) in digits.iter_mut().zip(le.iter()) {
+            *d = *s;
+        }
+        let mut picked = Zeroizing::new(vec![0u32; table.limbs]);
         let mut acc = BigUint::one();
-        for (row, &digit) in table.rows.iter().zip(digits.iter()) {
-            if digit != 0
-                && let Some(power) = row.get(usize::from(digit))
-            {
-                acc = (&acc * power) % &self.p;
-            }
+        for (window, &digit) in digits.iter().enumerate() {
+            table.select(window, digit, &mut picked);
+            let mut power = BigUint::from_slice(&picked);
+            acc = (&acc * &power) % &self.p;
+            wipe_biguint(&mut power);
         }
         self.element_from_result(acc)
     }
@@ -399,8 +413,14 @@ impl Zeroize for Element {
 
 /// Precomputed powers of one base ([`Group::fixed_base`]); as secret as the
 /// base (SPEKE's generator is password-derived), so wiped on drop.
+///
+/// Window i, digit d is base^(d·256^i) as `limbs` little-endian `u32`
+/// digits, zero-padded to the element width, at
+/// `table[(i·256 + d)·limbs ..][..limbs]`: fixed-width entries, so a row can
+/// be scanned with masks.
 pub struct FixedBase {
-    rows: Vec<Vec<BigUint>>,
+    table: Zeroizing<Vec<u32>>,
+    limbs: usize,
     group: [u8; 8],
 }
 
@@ -410,14 +430,35 @@ impl fmt::Debug for FixedBase {
     }
 }
 
-impl Drop for FixedBase {
-    fn drop(&mut self) {
-        for row in &mut self.rows {
-            for v in row.iter_mut() {
-                wipe_biguint(v);
+impl FixedBase {
+    /// The entries of window `window`, one per digit 0..=255.
+    fn row(&self, window: usize) -> &[u32] {
+        let len = 256 * self.limbs;
+        self.table.get(window * len..(window + 1) * len).unwrap_or(&[])
+    }
+
+    /// `out` = the entry for `digit` in window `window`, read without
+    /// branching on `digit` or indexing by it: every entry of the row is
+    /// read, and a mask built with `subtle` (all ones for the matching digit,
+    /// zero otherwise) decides which one is kept.
+    fn select(&self, window: usize, digit: u8, out: &mut [u32]) {
+        out.fill(0);
+        for (d, entry) in (0u8..=255).zip(self.row(window).chunks_exact(self.limbs)) {
+            // 0xffff_ffff for the matching digit, 0 for the others (`subtle`'s comparison).
+            let mask = 0u32.wrapping_sub(u32::from(d.ct_eq(&digit).unwrap_u8()));
+            for (o, v) in out.iter_mut().zip(entry) {
+                *o |= v & mask;
             }
         }
     }
+}
+
+/// Appends `v`'s `u32` digits, little-endian, zero-padded to `limbs`.
+fn push_limbs(table: &mut Vec<u32>, v: &BigUint, limbs: usize) {
+    let mut digits = v.to_u32_digits();
+    digits.resize(limbs, 0);
+    table.extend_from_slice(&digits);
+    digits.zeroize();
 }
 
 /// A secret exponent in [1, q−1], wiped on drop.
@@ -795,6 +836,62 @@ mod tests {
         let e = Exponent::random_short(g14, &mut rng);
         assert_eq!(t.exp_fixed(&tt, &e), Err(GroupError::WrongGroup));
         assert_eq!(g14.exp_fixed(&tt, &e), Err(GroupError::WrongGroup));
+    }
+
+    /// The lookup before audit F12, kept verbatim as the reference: a table
+    /// of `BigUint` rows indexed by the secret digit, skipping zero digits.
+    fn exp_fixed_indexed(g: &Group, base: &Element, e: &Exponent) -> Element {
+        let mut rows = Vec::new();
+        let mut power = base.value.clone();
+        for _ in 0..SHORT_EXPONENT_BITS.div_ceil(8) {
+            let mut row = vec![BigUint::one()];
+            let mut acc = BigUint::one();
+            for _ in 1..256 {
+                acc = (&acc * &power) % &g.p;
+                row.push(acc.clone());
+            }
+            power = (&acc * &power) % &g.p;
+            rows.push(row);
+        }
+        let digits = e.value.to_bytes_le();
+        let mut acc = BigUint::one();
+        for (row, &digit) in rows.iter().zip(digits.iter()) {
+            if digit != 0 {
+                acc = (&acc * &row[usize::from(digit)]) % &g.p;
+            }
+        }
+        g.element_from_result(acc).unwrap()
+    }
+
+    /// The masked scan gives what the indexed lookup gave, over random short
+    /// exponents, exponents with zero and 0xff windows, and short ones whose
+    /// high windows are all zero.
+    #[test]
+    fn masked_lookup_equals_indexed_lookup() {
+        let mut rng = StdRng::seed_from_u64(21);
+        let g14 = Group::modp2048();
+        let base = g14.hash_to_element(b"t", b"masked");
+        let table = g14.fixed_base(&base).unwrap();
+        let mut exps: Vec<Exponent> = (0..24).map(|_| Exponent::random_short(g14, &mut rng)).collect();
+        for bytes in [
+            vec![2u8],
+            vec![0xff, 0, 0xff],
+            vec![0x80; 28],
+            vec![0xff; 28],
+            vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            exps.push(Exponent { value: BigUint::from_bytes_be(&bytes), group: g14.fingerprint });
+        }
+        for e in &exps {
+            assert_eq!(g14.exp_fixed(&table, e).unwrap(), exp_fixed_indexed(g14, &base, e));
+        }
+        // The select itself: each digit of a row picks exactly its entry.
+        let mut out = vec![0u32; table.limbs];
+        for digit in [0u8, 1, 2, 127, 128, 254, 255] {
+            table.select(3, digit, &mut out);
+            let start = usize::from(digit) * table.limbs;
+            assert_eq!(out.as_slice(), &table.row(3)[start..start + table.limbs], "digit {digit}");
+        }
     }
 
     #[test]

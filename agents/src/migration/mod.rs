@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use dirbroker_proto::fault::Fault;
-pub use dirbroker_proto::migration::{CryptoError, DcSession, MigrationError, crypto, messages, operation, request};
+pub use dirbroker_proto::migration::{
+    CryptoError, DcSession, MigrationError, authorisation, crypto, messages, operation, request,
+};
 use dirbroker_proto::speke::{PreparedPassword, Speke};
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dirbroker::ca::Ca;
+use dirbroker::ca::{Ca, CertKind};
 use dirbroker_proto::api::machines::OtpVerifyReply;
 use dirbroker_proto::otp::Algorithm;
 use rustls_pki_types::UnixTime;
@@ -19,6 +19,7 @@ fn rng() -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+use super::authorisation::{Authoriser, UserAuthorisation};
 use super::crypto::{DcIdentity, Trust};
 use super::messages::*;
 use super::operation::*;
@@ -31,6 +32,8 @@ struct Pki {
     src: DcIdentity,
     dest: DcIdentity,
     src_serial: Vec<u8>,
+    broker: Authoriser,
+    broker_serial: Vec<u8>,
 }
 
 fn now() -> OffsetDateTime {
@@ -51,7 +54,21 @@ fn pki() -> Pki {
     let ca = Ca::init(&dir.path().join("ca.key"), &dir.path().join("ca.pem"), "test CA", now(), 1).unwrap();
     let (src, src_serial) = identity(&ca, "DC-SRC");
     let (dest, _) = identity(&ca, "DC-DEST");
-    Pki { _dir: dir, ca, src, dest, src_serial }
+    let (broker, broker_serial) = broker_signer(&ca);
+    Pki { _dir: dir, ca, src, dest, src_serial, broker, broker_serial }
+}
+
+/// The broker's signer of migration authorisations: its HTTPS key and certificate from `ca`.
+fn broker_signer(ca: &Ca) -> (Authoriser, Vec<u8>) {
+    use rustls_pki_types::pem::PemObject as _;
+    let issued = ca.issue(CertKind::Broker, "broker-1", &["127.0.0.1".into()], now(), 30).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+    (Authoriser::from_der(key.secret_der(), issued.cert_der).unwrap(), issued.serial)
+}
+
+/// The broker's authorisation, as `/v1/otp/verify` signs it for DC-SRC, of a fresh migration id.
+fn authorised(p: &Pki, uid: &str) -> UserAuthorisation {
+    p.broker.authorise(uid, "DC-SRC", &crypto::nonce(&mut rng()), t0()).unwrap()
 }
 
 fn trust(p: &Pki, revoked: &[Vec<u8>]) -> Trust {
@@ -81,9 +98,26 @@ fn t0() -> i64 {
     now().unix_timestamp()
 }
 
+/// The broker's accepting answer: for `uid` and migration `id`, with an
+/// authorisation (the source does not check its signature; the destination
+/// does, see `destination_requires_the_users_authorisation`).
+fn accepting_reply(uid: &str, id: [u8; 16]) -> OtpVerifyReply {
+    let authorisation = UserAuthorisation {
+        uid: uid.into(),
+        src_did: "DC-SRC".into(),
+        migration_id: id,
+        issued_at: t0(),
+        expires_at: t0() + 300,
+        broker_cert: Vec::new(),
+        signature: Vec::new(),
+    };
+    OtpVerifyReply { accepted: true, reason: None, authorisation: Some(authorisation) }
+}
+
 /// The broker's accepting answer for the user of `check`, then `Auth_Reply`.
 fn broker_accepts(check: OtpToCheck<'_>) -> Result<(AuthReply, AwaitingMigRequestAdmin<'_>), MigrationError> {
-    let consumed = OtpConsumed::from_reply(&check.uid, OtpVerifyReply { accepted: true, reason: None }).unwrap();
+    let reply = accepting_reply(&check.uid, check.migration_id);
+    let consumed = OtpConsumed::from_reply(&check.uid, &check.migration_id, reply).unwrap();
     check.accepted(consumed, &mut rng())
 }
 
@@ -91,15 +125,24 @@ fn broker_accepts(check: OtpToCheck<'_>) -> Result<(AuthReply, AwaitingMigReques
 /// a refusal gives no witness, and one for another user does not fit.
 #[test]
 fn auth_reply_needs_the_brokers_acceptance_for_this_user() {
-    let refused = OtpConsumed::from_reply("bob", OtpVerifyReply { accepted: false, reason: Some("spent".into()) });
+    let refused = OtpConsumed::from_reply(
+        "bob",
+        &[0; 16],
+        OtpVerifyReply { accepted: false, reason: Some("spent".into()), authorisation: None },
+    );
     assert_eq!(refused.unwrap_err(), "spent");
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
     let (req, _) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
-    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
-    let for_eve = OtpConsumed::from_reply("eve", OtpVerifyReply { accepted: true, reason: None }).unwrap();
-    let e = check.accepted(for_eve, &mut rng()).unwrap_err();
+    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0(), &mut rng()).unwrap();
+    let for_eve = OtpConsumed::from_reply("eve", &check.migration_id, accepting_reply("eve", check.migration_id));
+    let e = check.accepted(for_eve.unwrap(), &mut rng()).unwrap_err();
     assert!(e.to_string().contains("this request is \"bob\"'s"), "{e}");
+    // An acceptance without an authorisation, or one for another migration, is no witness.
+    let bare = OtpVerifyReply { accepted: true, reason: None, authorisation: None };
+    assert!(OtpConsumed::from_reply("bob", &[7; 16], bare).unwrap_err().contains("no authorisation"));
+    let other = OtpConsumed::from_reply("bob", &[7; 16], accepting_reply("bob", [8; 16]));
+    assert!(other.unwrap_err().contains("another user or migration"));
 }
 
 #[test]
@@ -107,7 +150,7 @@ fn request_module_honest_run() {
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
     let (req, waiting) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
-    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 1).unwrap();
+    let check = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 1, &mut rng()).unwrap();
     assert_eq!((check.uid.as_str(), check.otp.as_str(), check.admin()), ("bob", "123456", "alice"));
     let (reply, dc_waiting) = broker_accepts(check).unwrap();
     let (mig, admin_waiting) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
@@ -124,11 +167,12 @@ fn replayed_auth_request_is_refused() {
     let (keys, k1) = (store(), k1());
     let mut cache = ReplayCache::default();
     let (req, _) = start(&k1, &user("123456"), t0(), &mut rng()).unwrap();
-    receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0()).unwrap();
-    let e = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 10).unwrap_err();
+    receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0(), &mut rng()).unwrap();
+    let e = receive_auth_request(&keys, "DC-SRC", &req, &mut cache, t0() + 10, &mut rng()).unwrap_err();
     assert!(matches!(e, MigrationError::Replay { what: "Auth_Request", .. }), "{e}");
     // Replayed after the cache would have forgotten it: the timestamp is stale.
-    let e = receive_auth_request(&keys, "DC-SRC", &req, &mut ReplayCache::default(), t0() + 301).unwrap_err();
+    let e =
+        receive_auth_request(&keys, "DC-SRC", &req, &mut ReplayCache::default(), t0() + 301, &mut rng()).unwrap_err();
     assert!(e.to_string().contains("timestamp is 301 s away"), "{e}");
 }
 
@@ -139,20 +183,20 @@ fn auth_request_tampering_and_wrong_keys_are_refused() {
     for i in 0..req.sealed.len() {
         let mut bad = req.clone();
         bad.sealed[i] ^= 0x10;
-        let e = receive_auth_request(&keys, "DC-SRC", &bad, &mut ReplayCache::default(), t0()).unwrap_err();
+        let e = receive_auth_request(&keys, "DC-SRC", &bad, &mut ReplayCache::default(), t0(), &mut rng()).unwrap_err();
         assert!(matches!(e, MigrationError::Crypto(CryptoError::Tampered { .. })), "byte {i}: {e}");
     }
     // Claiming another admin for the same K1, or another K1, or another DC.
     let mut other = req.clone();
     other.admin = "mallory".into();
     assert!(matches!(
-        receive_auth_request(&keys, "DC-SRC", &other, &mut ReplayCache::default(), t0()),
+        receive_auth_request(&keys, "DC-SRC", &other, &mut ReplayCache::default(), t0(), &mut rng()),
         Err(MigrationError::Unknown { .. })
     ));
-    assert!(receive_auth_request(&keys, "DC-OTHER", &req, &mut ReplayCache::default(), t0()).is_err());
+    assert!(receive_auth_request(&keys, "DC-OTHER", &req, &mut ReplayCache::default(), t0(), &mut rng()).is_err());
     let wrong = K1::new("k1-alice-src", "alice", "DC-SRC", Zeroizing::new(vec![7u8; 32])).unwrap();
     let (forged, _) = start(&wrong, &user("123456"), t0(), &mut rng()).unwrap();
-    assert!(receive_auth_request(&keys, "DC-SRC", &forged, &mut ReplayCache::default(), t0()).is_err());
+    assert!(receive_auth_request(&keys, "DC-SRC", &forged, &mut ReplayCache::default(), t0(), &mut rng()).is_err());
 }
 
 #[test]
@@ -161,8 +205,9 @@ fn auth_reply_for_another_request_is_refused() {
     let (req1, waiting1) = start(&k1, &user("111111"), t0(), &mut rng()).unwrap();
     let (req2, _waiting2) = start(&k1, &user("222222"), t0(), &mut rng()).unwrap();
     let mut cache = ReplayCache::default();
-    receive_auth_request(&keys, "DC-SRC", &req1, &mut cache, t0()).unwrap();
-    let (reply2, _) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0()).unwrap()).unwrap();
+    receive_auth_request(&keys, "DC-SRC", &req1, &mut cache, t0(), &mut rng()).unwrap();
+    let (reply2, _) =
+        broker_accepts(receive_auth_request(&keys, "DC-SRC", &req2, &mut cache, t0(), &mut rng()).unwrap()).unwrap();
     // The reply to request 2 (a replay from another session) does not answer request 1.
     let e = waiting1.receive(&k1, &reply2, order(), "DC-DEST").unwrap_err();
     assert!(e.to_string().contains("answers another request"), "{e}");
@@ -174,7 +219,8 @@ fn mig_request_admin_replayed_into_another_session_is_refused() {
     let mut cache = ReplayCache::default();
     let run = |cache: &mut ReplayCache, otp: &str| {
         let (req, waiting) = start(&k1, &user(otp), t0(), &mut rng()).unwrap();
-        let (reply, dc) = broker_accepts(receive_auth_request(&keys, "DC-SRC", &req, cache, t0()).unwrap()).unwrap();
+        let (reply, dc) =
+            broker_accepts(receive_auth_request(&keys, "DC-SRC", &req, cache, t0(), &mut rng()).unwrap()).unwrap();
         let (mig, _) = waiting.receive(&k1, &reply, order(), "DC-DEST").unwrap();
         (mig, dc)
     };
@@ -189,7 +235,7 @@ fn dc_to_dc_request_and_signed_response() {
     let t = trust(&p, &[]);
     let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
     let dest_info = t.verify_dc(&p.dest.cert_der, Some("DC-DEST"), unix_now()).unwrap();
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     let mut cache = ReplayCache::default();
     let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64 + 5));
     let incoming = receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut cache, now).unwrap();
@@ -228,12 +274,12 @@ fn forged_or_revoked_certificates_are_refused() {
     // A request carrying a rogue Cert_Src is refused by the destination.
     let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
     let dest_info = t.verify_dc(&p.dest.cert_der, None, unix_now()).unwrap();
-    let (req, _) = mig_request_dc(&rogue, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req, _) = mig_request_dc(&rogue, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     let now = UnixTime::since_unix_epoch(Duration::from_secs(t0() as u64));
     let e = receive_mig_request_dc(&p.dest, &t, &req, &rogue.cert_der, &mut ReplayCache::default(), now).unwrap_err();
     assert!(matches!(e, MigrationError::Crypto(CryptoError::Certificate(_))), "{e}");
     // …and so is a revoked source, and a Cert_Src that is not the TLS peer's.
-    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     assert!(
         receive_mig_request_dc(&p.dest, &revoked, &req, &p.src.cert_der, &mut ReplayCache::default(), now).is_err()
     );
@@ -251,7 +297,7 @@ fn mig_response_dc_with_a_bad_signature_is_refused() {
     // A third data center, certified by the same CA, signs in DEST's name
     // but must attach DEST's certificate to pass the DID check.
     let (other, _) = identity(&p.ca, "DC-OTHER");
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     let incoming =
         receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let forged = incoming.respond(&other, Ack::Accepted).unwrap();
@@ -259,14 +305,14 @@ fn mig_response_dc_with_a_bad_signature_is_refused() {
     let e = waiting.receive(&p.src, &t, &forged, unix_now()).unwrap_err();
     assert!(matches!(e, MigrationError::Crypto(CryptoError::BadSignature { .. })), "{e}");
     // A signature for another request (same destination) is refused too.
-    let (req_a, waiting_a) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
-    let (req_b, _) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req_a, waiting_a) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
+    let (req_b, _) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     let _ = req_a;
     let inc_b = receive_mig_request_dc(&p.dest, &t, &req_b, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let resp_b = inc_b.respond(&p.dest, Ack::Accepted).unwrap();
     assert!(waiting_a.receive(&p.src, &t, &resp_b, unix_now()).is_err());
     // A refusal is reported as one.
-    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, t0(), &mut rng()).unwrap();
+    let (req, waiting) = mig_request_dc(&p.src, &dest_info, &admin_order, &authorised(&p, "bob"), t0()).unwrap();
     let inc = receive_mig_request_dc(&p.dest, &t, &req, &p.src.cert_der, &mut ReplayCache::default(), now).unwrap();
     let no = inc.respond(&p.dest, Ack::Refused("PS-9 is full".into())).unwrap();
     let e = waiting.receive(&p.src, &t, &no, unix_now()).unwrap_err();
@@ -489,3 +535,101 @@ async fn speke_out_of_range_and_non_subgroup_values_are_refused() {
 }
 
 use num_bigint as num_bigint_for_tests;
+
+/// Audit F11 (issue #13 item 19), played: the destination takes a migration
+/// only with the broker's signed authorisation of this user, from this
+/// source, for this migration id, in time. A compromised source (it holds
+/// its TLS key and can encrypt to the destination) builds `Mig_Request_DC`
+/// itself, with a missing, forged, borrowed or stale authorisation.
+#[test]
+fn destination_requires_the_users_authorisation() {
+    let p = pki();
+    let t = trust(&p, &[]);
+    let admin_order = MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() };
+    let dest_info = t.verify_dc(&p.dest.cert_der, Some("DC-DEST"), unix_now()).unwrap();
+    let at = |secs: i64| UnixTime::since_unix_epoch(Duration::from_secs(secs as u64));
+    let receive = |req: &MigRequestDc, trust: &Trust, cache: &mut ReplayCache| {
+        receive_mig_request_dc(&p.dest, trust, req, &p.src.cert_der, cache, at(t0() + 5))
+    };
+    let forge = |authorisation: Option<UserAuthorisation>, uid: &str, id: [u8; 16], vm: &str| {
+        let mut mig_rqst = order();
+        mig_rqst.vm = vm.into();
+        let body = MigRequestDcBody {
+            mig_rqst,
+            src_did: "DC-SRC".into(),
+            dest_did: "DC-DEST".into(),
+            uid: uid.into(),
+            migration_id: id,
+            timestamp: t0(),
+            authorisation,
+        };
+        let plain = body_bytes(&body, "Mig_Request_DC").unwrap();
+        let sealed = crypto::seal_to(&dest_info.public_point, "Mig_Request_DC", &plain).unwrap();
+        MigRequestDc { sealed, cert_src: p.src.cert_der.clone() }
+    };
+    let sign = |uid: &str, src: &str, id: u8, at: i64| p.broker.authorise(uid, src, &[id; 16], at).unwrap();
+    let refused = |req: &MigRequestDc| receive(req, &t, &mut ReplayCache::default()).unwrap_err();
+
+    // The honest path: the source's own request, with the broker's authorisation.
+    let good = authorised(&p, "bob");
+    let (req, _) = mig_request_dc(&p.src, &dest_info, &admin_order, &good, t0()).unwrap();
+    let incoming = receive(&req, &t, &mut ReplayCache::default()).unwrap();
+    assert_eq!((incoming.body.authorisation.as_ref(), incoming.body.migration_id), (Some(&good), good.migration_id));
+    // The forger's own honest-looking request goes through too (so the refusals below are the authorisation's).
+    receive(&forge(Some(sign("bob", "DC-SRC", 1, t0())), "bob", [1; 16], "vm1"), &t, &mut ReplayCache::default())
+        .unwrap();
+
+    // Missing.
+    let e = refused(&forge(None, "bob", [2; 16], "vm1"));
+    assert!(e.to_string().contains("no user authorisation"), "{e}");
+    // Forged: signed by the source with its own certified key (not the broker's certificate)…
+    let source_signer = Authoriser::from_der(&p.src.key_der, p.src.cert_der.clone()).unwrap();
+    let self_signed = source_signer.authorise("bob", "DC-SRC", &[3; 16], t0()).unwrap();
+    let e = refused(&forge(Some(self_signed), "bob", [3; 16], "vm1"));
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::Certificate(_))), "{e}");
+    // …by a "broker" of another CA…
+    let dir = tempfile::tempdir().unwrap();
+    let rogue_ca = Ca::init(&dir.path().join("k"), &dir.path().join("c"), "rogue", now(), 1).unwrap();
+    let (rogue_broker, _) = broker_signer(&rogue_ca);
+    let e =
+        refused(&forge(Some(rogue_broker.authorise("bob", "DC-SRC", &[4; 16], t0()).unwrap()), "bob", [4; 16], "vm1"));
+    assert!(e.to_string().contains("not issued by the broker CA"), "{e}");
+    // …or the broker's, altered after signing: the user swapped in, or the expiry pushed out.
+    let mut altered = sign("eve", "DC-SRC", 5, t0());
+    altered.uid = "bob".into();
+    let e = refused(&forge(Some(altered), "bob", [5; 16], "vm1"));
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::BadSignature { .. })), "{e}");
+    let mut prolonged = sign("bob", "DC-SRC", 6, t0() - 1000);
+    prolonged.expires_at = t0() + 1000;
+    let e = refused(&forge(Some(prolonged), "bob", [6; 16], "vm1"));
+    assert!(matches!(e, MigrationError::Crypto(CryptoError::BadSignature { .. })), "{e}");
+    // For another user: eve's OTP, bob's name in the request.
+    let e = refused(&forge(Some(sign("eve", "DC-SRC", 7, t0())), "bob", [7; 16], "vm1"));
+    assert!(e.to_string().contains("it is \"eve\"'s, the request names \"bob\""), "{e}");
+    // For another migration: an authorisation of id 8 on a request with id 9…
+    let e = refused(&forge(Some(sign("bob", "DC-SRC", 8, t0())), "bob", [9; 16], "vm1"));
+    assert!(e.to_string().contains("another migration id"), "{e}");
+    // …or one authorisation used for a second migration (another VM, the same id): the replay cache.
+    let once = sign("bob", "DC-SRC", 10, t0());
+    let mut cache = ReplayCache::default();
+    receive(&forge(Some(once.clone()), "bob", [10; 16], "vm1"), &t, &mut cache).unwrap();
+    let e = receive(&forge(Some(once), "bob", [10; 16], "vm2"), &t, &mut cache).unwrap_err();
+    assert!(matches!(e, MigrationError::Replay { .. }), "{e}");
+    // Given to another data center (the broker names the DC that asked).
+    let e = refused(&forge(Some(sign("bob", "DC-OTHER", 11, t0())), "bob", [11; 16], "vm1"));
+    assert!(e.to_string().contains("given to \"DC-OTHER\""), "{e}");
+    // Expired (accepted 400 s before: 100 s past its 300 s), or issued in the future.
+    let e = refused(&forge(Some(sign("bob", "DC-SRC", 12, t0() - 400)), "bob", [12; 16], "vm1"));
+    assert!(matches!(e, MigrationError::Replay { .. }) && e.to_string().contains("expired"), "{e}");
+    let e = refused(&forge(Some(sign("bob", "DC-SRC", 13, t0() + 1000)), "bob", [13; 16], "vm1"));
+    assert!(e.to_string().contains("in the future"), "{e}");
+    // Signed with a broker certificate revoked since.
+    let revoked = trust(&p, std::slice::from_ref(&p.broker_serial));
+    let e = receive(
+        &forge(Some(sign("bob", "DC-SRC", 14, t0())), "bob", [14; 16], "vm1"),
+        &revoked,
+        &mut ReplayCache::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("revoked"), "{e}");
+}

@@ -140,6 +140,9 @@ async fn pki_ca(State(st): State<AppState>) -> ApiResult {
 /// Check and consume a user's OTP for the data center that asks (step 3 of
 /// the migration request module). A decided verification is 200 either way:
 /// `accepted` says the outcome, `reason` why not; 4xx/5xx mean no decision.
+/// With a `migration_id`, an accepted code also gets the user's signed
+/// authorisation of that migration from this data center (audit F11), which
+/// the destination checks.
 async fn otp_verify(
     State(st): State<AppState>,
     Extension(peer): Extension<Peer>,
@@ -160,7 +163,20 @@ async fn otp_verify(
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
         return Ok(r);
     }
-    let refused = |reason: &str| Json(OtpVerifyReply { accepted: false, reason: Some(reason.into()) }).into_response();
+    // Decided before the code is looked at, so a code is never consumed for nothing.
+    let authoriser = match (req.migration_id, &st.authoriser) {
+        (None, _) => None,
+        (Some(id), Some(a)) => Some((id, a.clone())),
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this broker cannot sign migration authorisations: its [serve] key is not a P-256 key (see its log)",
+            ));
+        }
+    };
+    let refused = |reason: &str| {
+        Json(OtpVerifyReply { accepted: false, reason: Some(reason.into()), authorisation: None }).into_response()
+    };
     // One answer for an unknown user and a user without tokens: the caller
     // learns nothing about which uids exist.
     const NO_TOKEN: &str = "no enabled OTP token for this user";
@@ -188,7 +204,17 @@ async fn otp_verify(
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => {
             tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
-            Ok(Json(OtpVerifyReply { accepted: true, reason: None }).into_response())
+            let authorisation = match authoriser {
+                None => None,
+                Some((id, a)) => {
+                    let now = crate::clock::now().unix_timestamp();
+                    Some(a.authorise(&req.uid, &h.name, &id, now).map_err(|e| {
+                        tracing::error!(uid = %req.uid, "migration authorisation: {e}");
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the authorisation could not be signed")
+                    })?)
+                }
+            };
+            Ok(Json(OtpVerifyReply { accepted: true, reason: None, authorisation }).into_response())
         }
         Ok(Some((token, Outcome::Refused(r)))) => {
             if matches!(r, verify::Refusal::LockedNow { .. }) {

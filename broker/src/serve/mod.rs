@@ -60,6 +60,9 @@ pub struct AppState {
     pub sso: Option<Arc<sso_tickets::SsoState>>,
     /// SSO registration (stages 1–2): how to reach AMS/ANS; `None` when not configured.
     pub sso_register: Option<Arc<sso_register::Registrar>>,
+    /// Signs users' migration authorisations with our HTTPS key; `None` when that key is not
+    /// P-256 (then `/v1/otp/verify` refuses requests that name a migration).
+    pub authoriser: Option<Arc<dirbroker_proto::migration::authorisation::Authoriser>>,
 }
 
 /// A listening server, ready to run.
@@ -103,6 +106,13 @@ impl Server {
         let sso_register = sso_register::Registrar::from_config(config, &client_ca, crl.as_deref())?.map(Arc::new);
         let material = tls::Material::load(&cert_file, &key_file, client_ca)?;
         let current = tls::Current::new(material.acceptor(crl.as_deref())?);
+        let authoriser = match material.authoriser() {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                tracing::warn!("migration authorisations cannot be signed ([serve] key_file): {e}");
+                None
+            }
+        };
         let listener = TcpListener::bind(&s.listen)
             .await
             .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
@@ -117,6 +127,7 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(s.request_timeout_s),
             sso_register,
+            authoriser,
         };
         Ok(Server { listener, settings: s, material, current, crl, state })
     }

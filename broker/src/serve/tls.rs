@@ -52,6 +52,14 @@ impl Material {
         Ok(Material { chain, key, client_ca: CertificateDer::from(client_ca) })
     }
 
+    /// The signer of migration authorisations (`/v1/otp/verify` with a
+    /// `migration_id`): our own certificate's key, which must be P-256.
+    pub fn authoriser(&self) -> Result<dirbroker_proto::migration::authorisation::Authoriser, String> {
+        let cert = self.chain.first().ok_or("no certificate")?;
+        dirbroker_proto::migration::authorisation::Authoriser::from_der(self.key.secret_der(), cert.as_ref().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
     /// A rustls server config: our chain, client certificates optional but,
     /// when sent, verified against the CA and `crl`; ALPN h2 and http/1.1.
     pub fn acceptor(&self, crl: Option<&[u8]>) -> Result<TlsAcceptor, ServeError> {

@@ -382,11 +382,16 @@ async fn serve_answers_machines_over_mutual_tls() {
 
     // The account rule: a disabled user's good code is refused, with the
     // answer a user without a token gets, by the API and by the CLI; the
-    // same code is accepted once the user is enabled again.
+    // same code is accepted once the user is enabled again. This time the
+    // data center names a migration, so the acceptance carries the broker's
+    // signed authorisation of it (audit F11).
     let later = dirbroker::clock::now().unix_timestamp() + 30;
     let next = Command::new("oathtool").args(["--totp", SECRET_HEX, "-N", &format!("@{later}")]).output().unwrap();
     let code_next = String::from_utf8(next.stdout).unwrap().trim().to_string();
-    let body = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": code_next })).unwrap();
+    let migration_id = [0x19u8; 16];
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": code_next, "migration_id": migration_id }))
+            .unwrap();
     run(&["user", "disable", "alice"]);
     let (s, v) = post(&dc_a, &url, json, body.clone()).await;
     assert_eq!(s, StatusCode::OK);
@@ -396,8 +401,23 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert!(text(&o).contains("the account of alice is disabled"), "{}", text(&o));
     run(&["user", "enable", "alice"]);
     let (s, v) = post(&dc_a, &url, json, body).await;
-    assert_eq!((s, v.clone()), (StatusCode::OK, serde_json::json!({ "accepted": true })));
+    assert_eq!((s, v["accepted"].clone()), (StatusCode::OK, Value::Bool(true)), "{v}");
     assert!(serve.log().contains("OTP refused: the account is disabled"));
+    // The authorisation verifies with the CA and CRL the data centers fetch, for alice, for
+    // DC-A (the caller's certificate, not a value it sent), for this migration id only.
+    let reply: dirbroker_proto::api::machines::OtpVerifyReply = serde_json::from_value(v).unwrap();
+    let authorisation = reply.authorisation.expect("an authorisation with the acceptance");
+    let (_, pki) = get(&dc_a, &serve.https_url("/v1/pki/ca")).await;
+    let trust = dirbroker_proto::migration::crypto::Trust::from_pem(
+        pki["ca_pem"].as_str().unwrap().as_bytes(),
+        pki["crl_pem"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+    let at = dirbroker_proto::edge::unix_time();
+    authorisation.verify(&trust, "alice", "DC-A", &migration_id, at).unwrap();
+    assert!(authorisation.verify(&trust, "alice", "DC-B", &migration_id, at).is_err());
+    assert!(authorisation.verify(&trust, "mallory", "DC-A", &migration_id, at).is_err());
+    assert!(authorisation.verify(&trust, "alice", "DC-A", &[0; 16], at).is_err());
 
     // A client that connects and says nothing holds up no one.
     let silent = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();

@@ -30,6 +30,10 @@ pub struct OtpVerifyRequest {
     pub uid: String,
     /// The code they typed.
     pub code: String,
+    /// For a migration: the id the data center drew for it. When given and the code is
+    /// accepted, the reply carries the broker's signed [`OtpVerifyReply::authorisation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_id: Option<[u8; 16]>,
 }
 
 /// The answer to a decided verification (200 either way).
@@ -40,6 +44,10 @@ pub struct OtpVerifyReply {
     /// Why not, when refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When accepted for a `migration_id`: the broker's signature that this user authorised
+    /// that migration from the calling data center, for the destination to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorisation: Option<crate::migration::authorisation::UserAuthorisation>,
 }
 
 /// `GET /v1/dc/{did}`: a data center's public entry.
@@ -154,9 +162,11 @@ mod tests {
     /// The answers keep the shape the agents and earlier brokers read.
     #[test]
     fn wire_shapes() {
-        let refused = serde_json::to_value(OtpVerifyReply { accepted: false, reason: Some("spent".into()) }).ok();
+        let refused =
+            serde_json::to_value(OtpVerifyReply { accepted: false, reason: Some("spent".into()), authorisation: None })
+                .ok();
         assert_eq!(refused, Some(serde_json::json!({ "accepted": false, "reason": "spent" })));
-        let accepted = serde_json::to_value(OtpVerifyReply { accepted: true, reason: None }).ok();
+        let accepted = serde_json::to_value(OtpVerifyReply { accepted: true, reason: None, authorisation: None }).ok();
         assert_eq!(accepted, Some(serde_json::json!({ "accepted": true })));
         let parties = serde_json::to_value([Party::admin("alice"), Party::dc("DC-1"), Party::other("cn=x")]).ok();
         assert_eq!(

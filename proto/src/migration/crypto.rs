@@ -10,16 +10,17 @@
 //! | `E_OTP(UID)` | the OTP is *verified* (and consumed) by the broker, never a cipher key |
 //! | `E_Pb(x)`    | ECIES on P-256: ephemeral ECDH to the certified key, HKDF, AES-256-GCM |
 //! | `Sig_Pr(x)`  | ECDSA P-256 / SHA-256 with the certified key                          |
-//! | `E_TOTP(x)`  | AES-256-GCM under HKDF(full TOTP HMAC of the step, identities, nonces) |
+//! | `E_TOTP(x)`  | AES-256-GCM under HKDF(full TOTP HMAC of the step ‖ X25519 secret, identities, nonces, ephemeral keys) |
 //! | `E_SK(x)`    | per-direction [`Channel`]s and the streaming AEAD of `crate::stream` |
 //!
-//! All AEAD work uses aws-lc-rs; AEAD nonces and ephemeral keys come from its
-//! system RNG, the protocol's nonces from the caller's RNG ([`nonce`]).
+//! All AEAD work uses aws-lc-rs; AEAD nonces and ECIES ephemeral keys come
+//! from its system RNG, the protocol's nonces and the DC↔PS X25519 keys
+//! ([`Ephemeral`]) from the caller's RNG ([`nonce`]).
 
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey};
+use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey, X25519};
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -102,11 +103,61 @@ pub fn derive_key(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]
 /// migration id) from the caller's RNG, so the state transitions take their
 /// randomness as a parameter and tests can seed it. AEAD nonces and ECIES
 /// ephemeral keys stay with aws-lc-rs's system RNG: they are not protocol
-/// values, and a seeded RNG must never choose them.
+/// values, and a seeded RNG must never choose them. (The DC↔PS X25519 keys,
+/// [`Ephemeral`], are protocol values of the operation module and come from
+/// the caller's RNG, which in the daemons is the process CSPRNG.)
 pub fn nonce<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 16] {
     let mut b = [0u8; 16];
     rng.fill_bytes(&mut b);
     b
+}
+
+/// An X25519 key pair for one DC↔PS session (audit F3): its secret is drawn
+/// from the caller's RNG, like [`nonce`], so a seeded test replays a session
+/// exactly; the daemons pass their process CSPRNG. Used once, by
+/// [`Ephemeral::agree`], then dropped (aws-lc-rs frees and wipes the key).
+pub struct Ephemeral {
+    private: PrivateKey,
+    /// The public key sent to the peer.
+    pub public: [u8; 32],
+}
+
+impl std::fmt::Debug for Ephemeral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ephemeral").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl Ephemeral {
+    /// A fresh key pair; 32 bytes from `rng` are the X25519 scalar (RFC 7748 clamps it).
+    pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Result<Ephemeral, CryptoError> {
+        let mut scalar = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(scalar.as_mut_slice());
+        let private = PrivateKey::from_private_key(&X25519, scalar.as_slice())
+            .map_err(|_| CryptoError::Local("X25519 key setup failed".into()))?;
+        let public = private.compute_public_key().map_err(|_| CryptoError::Local("X25519 public key".into()))?;
+        let public = <[u8; 32]>::try_from(public.as_ref())
+            .map_err(|_| CryptoError::Local("X25519 public key is not 32 bytes".into()))?;
+        Ok(Ephemeral { private, public })
+    }
+
+    /// X25519 with the peer's public key; an all-zero result (a low-order
+    /// point from the peer) is refused as `what` tampered.
+    pub fn agree(self, peer: &[u8; 32], what: &'static str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        agreement::agree(
+            &self.private,
+            UnparsedPublicKey::new(&X25519, peer.as_slice()),
+            CryptoError::Tampered { what },
+            |z| {
+                let mut out = Zeroizing::new([0u8; 32]);
+                if z.len() != out.len() {
+                    return Err(CryptoError::Tampered { what });
+                }
+                out.copy_from_slice(z);
+                Ok(out)
+            },
+        )
+    }
 }
 
 /// Fresh random bytes from the system RNG.
@@ -402,6 +453,35 @@ impl Trust {
     /// it is valid now, not revoked by the CRL, and (when given) names the
     /// expected DID. Returns its subject and key.
     pub fn verify_dc(&self, der: &[u8], expected_did: Option<&str>, now: UnixTime) -> Result<CertInfo, CryptoError> {
+        self.verify_chain(der, webpki::KeyUsage::client_auth(), now)?;
+        let info = cert_info(der)?;
+        if info.organization != DC_ORGANIZATION {
+            return Err(CryptoError::Certificate(format!("{:?} is not a data-center certificate", info.common_name)));
+        }
+        if let Some(did) = expected_did
+            && info.common_name != did
+        {
+            return Err(CryptoError::Certificate(format!(
+                "the certificate names {:?}, expected {did:?}",
+                info.common_name
+            )));
+        }
+        Ok(info)
+    }
+
+    /// Accepts the broker's certificate (the signer of migration
+    /// authorisations) only if the broker CA issued it for a TLS server, it
+    /// is valid now, not revoked, and its O is the broker's.
+    pub fn verify_broker(&self, der: &[u8], now: UnixTime) -> Result<CertInfo, CryptoError> {
+        self.verify_chain(der, webpki::KeyUsage::server_auth(), now)?;
+        let info = cert_info(der)?;
+        if info.organization != super::authorisation::BROKER_ORGANIZATION {
+            return Err(CryptoError::Certificate(format!("{:?} is not the broker's certificate", info.common_name)));
+        }
+        Ok(info)
+    }
+
+    fn verify_chain(&self, der: &[u8], usage: webpki::KeyUsage, now: UnixTime) -> Result<(), CryptoError> {
         let anchor = webpki::anchor_from_trusted_cert(&self.ca)
             .map_err(|e| CryptoError::Local(format!("the CA certificate is unusable: {e:?}")))?;
         let crl = webpki::OwnedCertRevocationList::from_der(self.crl.as_ref())
@@ -417,21 +497,9 @@ impl Trust {
         let ee = webpki::EndEntityCert::try_from(&cert)
             .map_err(|e| CryptoError::Certificate(format!("not a certificate: {e:?}")))?;
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.all;
-        ee.verify_for_usage(algs, &[anchor], &[], now, webpki::KeyUsage::client_auth(), Some(revocation), None)
+        ee.verify_for_usage(algs, &[anchor], &[], now, usage, Some(revocation), None)
             .map_err(|e| CryptoError::Certificate(describe_webpki(&e)))?;
-        let info = cert_info(der)?;
-        if info.organization != DC_ORGANIZATION {
-            return Err(CryptoError::Certificate(format!("{:?} is not a data-center certificate", info.common_name)));
-        }
-        if let Some(did) = expected_did
-            && info.common_name != did
-        {
-            return Err(CryptoError::Certificate(format!(
-                "the certificate names {:?}, expected {did:?}",
-                info.common_name
-            )));
-        }
-        Ok(info)
+        Ok(())
     }
 }
 

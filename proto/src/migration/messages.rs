@@ -177,6 +177,9 @@ pub struct MigRequestDcBody {
     pub migration_id: [u8; 16],
     /// Unix seconds; the destination refuses requests outside its replay window.
     pub timestamp: i64,
+    /// The broker's signed statement that `uid` authorised this migration from `src_did`
+    /// (not in the paper; audit F11). The destination refuses a request without one.
+    pub authorisation: Option<super::authorisation::UserAuthorisation>,
 }
 
 /// The destination's answer inside the signature.
@@ -251,6 +254,9 @@ pub struct DcPsAuthRequestBody {
     pub pid: String,
     /// `nonce2`: the DC's fresh nonce; the response returns it and every later key binds it.
     pub nonce2: [u8; 16],
+    /// The DC's ephemeral X25519 public key for this session (not in the paper: forward
+    /// secrecy for SK, audit F3); authenticated by this seal, bound into every later key.
+    pub dc_ephemeral: [u8; 32],
 }
 
 /// `DC_PS_Auth_Response = E_TOTP(DID ‖ nonce2)`, physical server → DC.
@@ -258,6 +264,9 @@ pub struct DcPsAuthRequestBody {
 pub struct DcPsAuthResponse {
     /// The server's fresh nonce (clear; bound into every later key).
     pub nonce_ps: [u8; 16],
+    /// The server's ephemeral X25519 public key (clear; the seal's associated data binds it with
+    /// the DC's, and the X25519 secret of the two keys every later key).
+    pub ps_ephemeral: [u8; 32],
     /// [`DcPsAuthResponseBody`] sealed under the PS→DC response key.
     pub sealed: Vec<u8>,
 }

@@ -9,11 +9,14 @@
 //!   certificates and a signed acknowledgement), one type per waiting state;
 //! - [`operation`]: the DC↔PS TOTP mutual authentication and `E_TOTP(SK)`;
 //! - [`wire`]: the frame format, the messages' kind bytes and wire errors;
-//! - [`crypto`]: the sound constructions behind the paper's `E_…` and `Sig_…`.
+//! - [`crypto`]: the sound constructions behind the paper's `E_…` and `Sig_…`;
+//! - [`authorisation`]: the broker's signed statement that the user
+//!   authorised this migration, which the destination checks.
 //!
 //! docs/protocols/migration.md maps each paper message to this code and
 //! lists every deviation from the paper with its reason.
 
+pub mod authorisation;
 pub mod crypto;
 pub mod messages;
 pub mod operation;

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //!  admin                         source DC                       destination DC
-//!  start ── Auth_Request ──────► receive_auth_request
-//!                                 └ OTP verified + consumed by the broker
+//!  start ── Auth_Request ──────► receive_auth_request (draws migration_id)
+//!                                 └ OTP verified + consumed by the broker,
+//!                                   which signs the user's authorisation
 //!  AwaitingAuthReply ◄─ Auth_Reply ┘ OtpToCheck::accepted
 //!   └ Mig_Request_Admin ───────► AwaitingMigRequestAdmin
 //!                                 └ Mig_Request_DC ─────────────► receive_mig_request_dc
+//!                                   (+ the authorisation)          (checks it)
 //!                                AwaitingMigResponseDc ◄─ Mig_Response_DC ┘ IncomingMigration::respond
 //!  AwaitingMigrationDone ◄─ Migration_Done (after the operation module)
 //! ```
@@ -25,6 +27,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::MigrationError;
+use super::authorisation::UserAuthorisation;
 use super::crypto::{self, CertInfo, Channel, DcIdentity, Trust};
 use super::messages::*;
 use super::wire::Message;
@@ -209,12 +212,15 @@ impl K1Store {
 
 /// Step 3, first half: open `Auth_Request`; the OTP inside must now be
 /// verified (and consumed) by the broker before [`OtpToCheck::accepted`].
-pub fn receive_auth_request<'k>(
+/// The migration id is drawn here, so the broker can sign the user's
+/// authorisation of exactly this migration ([`super::authorisation`]).
+pub fn receive_auth_request<'k, R: CryptoRng + ?Sized>(
     keys: &'k K1Store,
     my_did: &str,
     req: &AuthRequest,
     replay: &mut ReplayCache,
     now: i64,
+    rng: &mut R,
 ) -> Result<OtpToCheck<'k>, MigrationError> {
     let k1 = keys
         .keys
@@ -224,26 +230,41 @@ pub fn receive_auth_request<'k>(
     let plain = crypto::open(&k1.single_key("admin->dc"), &k1.aad(AuthRequest::NAME), &req.sealed, AuthRequest::NAME)?;
     let body: AuthRequestBody = parse_body(&plain, AuthRequest::NAME)?;
     replay.check(AuthRequest::NAME, &body.nonce1, body.timestamp, now)?;
-    Ok(OtpToCheck { k1, uid: body.uid.clone(), otp: Zeroizing::new(body.otp.clone()), nonce1: body.nonce1 })
+    Ok(OtpToCheck {
+        k1,
+        uid: body.uid.clone(),
+        otp: Zeroizing::new(body.otp.clone()),
+        nonce1: body.nonce1,
+        migration_id: crypto::nonce(rng),
+    })
 }
 
 /// Proof that the broker verified and consumed the user's OTP (request
-/// module step 3). Only an accepting answer of `POST /v1/otp/verify` makes
-/// one ([`OtpConsumed::from_reply`]), and [`OtpToCheck::accepted`] takes it:
+/// module step 3), with its signed authorisation of the migration. Only an
+/// accepting answer of `POST /v1/otp/verify` makes one
+/// ([`OtpConsumed::from_reply`]), and [`OtpToCheck::accepted`] takes it:
 /// the source cannot send `Auth_Reply` for a user the broker did not accept.
 #[derive(Debug)]
 pub struct OtpConsumed {
     uid: String,
+    authorisation: UserAuthorisation,
 }
 
 impl OtpConsumed {
-    /// The broker's answer for `uid`: the witness when it accepted (and
-    /// consumed) the code, the broker's reason when it refused.
-    pub fn from_reply(uid: &str, reply: OtpVerifyReply) -> Result<OtpConsumed, String> {
-        if reply.accepted {
-            Ok(OtpConsumed { uid: uid.to_string() })
-        } else {
-            Err(reply.reason.unwrap_or_else(|| "refused".into()))
+    /// The broker's answer for `uid` and migration `migration_id`: the
+    /// witness when it accepted (and consumed) the code and signed the
+    /// authorisation of this migration, the broker's reason when it refused.
+    /// (The source does not check the signature; the destination does.)
+    pub fn from_reply(uid: &str, migration_id: &[u8; 16], reply: OtpVerifyReply) -> Result<OtpConsumed, String> {
+        if !reply.accepted {
+            return Err(reply.reason.unwrap_or_else(|| "refused".into()));
+        }
+        match reply.authorisation {
+            Some(a) if a.uid == uid && &a.migration_id == migration_id => {
+                Ok(OtpConsumed { uid: uid.to_string(), authorisation: a })
+            }
+            Some(_) => Err("the broker's authorisation is for another user or migration".into()),
+            None => Err("the broker accepted the code but signed no authorisation for the migration".into()),
         }
     }
 }
@@ -256,6 +277,9 @@ pub struct OtpToCheck<'k> {
     /// The OTP to hand to the broker; wiped on drop.
     pub otp: Zeroizing<String>,
     nonce1: [u8; 16],
+    /// The id of the migration this authentication is for, drawn by the source; the broker
+    /// signs it into the user's authorisation, and `Mig_Request_DC` carries it.
+    pub migration_id: [u8; 16],
 }
 
 impl std::fmt::Debug for OtpToCheck<'_> {
@@ -282,6 +306,12 @@ impl<'k> OtpToCheck<'k> {
                 detail: format!("the broker's acceptance is for {:?}, this request is {:?}'s", consumed.uid, self.uid),
             });
         }
+        if consumed.authorisation.migration_id != self.migration_id {
+            return Err(MigrationError::Mismatch {
+                what: "OTP check",
+                detail: "the broker's authorisation is for another migration".into(),
+            });
+        }
         let nonce_dc = crypto::nonce(rng);
         let body = AuthReplyBody { uid: self.uid.clone(), nonce1: self.nonce1, nonce_dc };
         let sealed = crypto::seal(
@@ -290,7 +320,8 @@ impl<'k> OtpToCheck<'k> {
             &body_bytes(&body, AuthReply::NAME)?,
         )?;
         let channel = self.k1.session(&self.nonce1, &nonce_dc, false)?;
-        Ok((AuthReply { sealed }, AwaitingMigRequestAdmin { k1: self.k1, uid: self.uid, channel }))
+        let authorisation = consumed.authorisation;
+        Ok((AuthReply { sealed }, AwaitingMigRequestAdmin { k1: self.k1, uid: self.uid, channel, authorisation }))
     }
 }
 
@@ -300,6 +331,7 @@ pub struct AwaitingMigRequestAdmin<'k> {
     k1: &'k K1,
     uid: String,
     channel: Channel,
+    authorisation: UserAuthorisation,
 }
 
 impl AwaitingMigRequestAdmin<'_> {
@@ -319,7 +351,7 @@ impl AwaitingMigRequestAdmin<'_> {
                 detail: "the destination is this data center".into(),
             });
         }
-        Ok((order, AdminSession { channel: self.channel }))
+        Ok((order, AdminSession { channel: self.channel, authorisation: self.authorisation }))
     }
 }
 
@@ -327,9 +359,15 @@ impl AwaitingMigRequestAdmin<'_> {
 #[derive(Debug)]
 pub struct AdminSession {
     channel: Channel,
+    authorisation: UserAuthorisation,
 }
 
 impl AdminSession {
+    /// The broker's signed authorisation of this session's migration, for [`mig_request_dc`].
+    pub fn authorisation(&self) -> &UserAuthorisation {
+        &self.authorisation
+    }
+
     /// `Migration_Done`: the last message to the admin, whatever the outcome.
     pub fn done(mut self, body: &MigrationDoneBody) -> Result<MigrationDone, MigrationError> {
         Ok(MigrationDone { sealed: self.channel.seal(MigrationDone::NAME, &body_bytes(body, MigrationDone::NAME)?)? })
@@ -367,13 +405,15 @@ pub fn response_signed_bytes(dest_did: &str, ack: &Ack, migration_id: &[u8; 16],
     m
 }
 
-/// Step 5, second half: `Mig_Request_DC` to the destination's certified key.
-pub fn mig_request_dc<R: CryptoRng + ?Sized>(
+/// Step 5, second half: `Mig_Request_DC` to the destination's certified key,
+/// with the broker's authorisation of the user's OTP
+/// ([`AdminSession::authorisation`]), whose migration id it takes.
+pub fn mig_request_dc(
     me: &DcIdentity,
     dest: &CertInfo,
     order: &MigRequestAdminBody,
+    authorisation: &UserAuthorisation,
     now: i64,
-    rng: &mut R,
 ) -> Result<(MigRequestDc, AwaitingMigResponseDc), MigrationError> {
     if dest.common_name != order.dest_did {
         return Err(MigrationError::Local(format!(
@@ -381,13 +421,17 @@ pub fn mig_request_dc<R: CryptoRng + ?Sized>(
             dest.common_name, order.dest_did
         )));
     }
+    if authorisation.uid != order.uid || authorisation.src_did != me.did {
+        return Err(MigrationError::Local("the user's authorisation is for another user or data center".into()));
+    }
     let body = MigRequestDcBody {
         mig_rqst: order.mig_rqst.clone(),
         src_did: me.did.clone(),
         dest_did: order.dest_did.clone(),
         uid: order.uid.clone(),
-        migration_id: crypto::nonce(rng),
+        migration_id: authorisation.migration_id,
         timestamp: now,
+        authorisation: Some(authorisation.clone()),
     };
     let plain = body_bytes(&body, MigRequestDc::NAME)?;
     let sealed = crypto::seal_to(&dest.public_point, E_PB_REQUEST, &plain)?;
@@ -492,6 +536,13 @@ pub fn receive_mig_request_dc(
             detail: format!("Src_DID {:?} is not the certificate's {:?}", body.src_did, src.common_name),
         });
     }
+    // The user's authorisation, signed by the broker when it accepted the OTP
+    // (audit F11): for this UID, this source and this migration id, in time.
+    let authorisation = body.authorisation.as_ref().ok_or_else(|| MigrationError::Mismatch {
+        what: MigRequestDc::NAME,
+        detail: "it carries no user authorisation from the broker".into(),
+    })?;
+    authorisation.verify(trust, &body.uid, &body.src_did, &body.migration_id, now)?;
     let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     replay.check(MigRequestDc::NAME, &body.migration_id, body.timestamp, secs)?;
     let digest = request_digest(&plain, &req.cert_src);
