@@ -11,6 +11,10 @@ root=$PWD
 data=$root/.dirbroker
 bed=$data/testbed
 
+# Keys, passwords and the service's log live under $data: no one else may
+# read them (the log names users and data centers).
+mkdir -p "$data" && chmod 0700 "$data"
+
 scripts/install-deps.sh
 echo "quickstart: building dirbroker (release; the first build takes a few minutes)"
 cargo build --release --locked -p dirbroker-cli -p dirbroker-agents
@@ -46,7 +50,7 @@ if [[ -f $data/serve.pid ]] && kill -0 "$(cat "$data/serve.pid")" 2>/dev/null; t
   echo "quickstart: dirbroker serve is already running (pid $(cat "$data/serve.pid"))"
 else
   rm -f "$data/serve.out"
-  nohup "$bin" serve >"$data/serve.out" 2>"$data/serve.log" </dev/null &
+  (umask 077 && exec nohup "$bin" serve >"$data/serve.out" 2>"$data/serve.log" </dev/null) &
   echo $! >"$data/serve.pid"
   for _ in $(seq 100); do grep -q '^listening on ' "$data/serve.out" 2>/dev/null && break; sleep 0.1; done
 fi

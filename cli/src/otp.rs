@@ -78,6 +78,13 @@ pub enum OtpCmd {
         A code is accepted once: the same code again, or the same code at the same\n\
         moment on another broker, is refused.")]
     Verify(VerifyArgs),
+    /// Show the RFC 2289 challenge of USER's S/KEY tokens (`otp-md5 99 ke1234`).
+    #[command(after_help = "Examples:\n  dirbroker otp challenge alice\n  \
+        dirbroker otp challenge alice --output json\n\n\
+        The user answers with the password of that number from their S/KEY calculator\n\
+        (e.g. `opiekey 99 ke1234`). `otp verify` shows the same challenge before it reads\n\
+        the answer when USER has an S/KEY token.")]
+    Challenge(VerifyArgs),
 }
 
 /// Code parameters shared by `enroll` and `import`.
@@ -269,6 +276,7 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
             outcome(ctx, &t, out)
         }
         OtpCmd::Verify(a) => verify_code(ctx, a).await,
+        OtpCmd::Challenge(a) => show_challenge(ctx, a).await,
     }
 }
 
@@ -301,8 +309,38 @@ async fn set_disabled(ctx: &Ctx, id: &str, disabled: bool) -> CliResult {
     Ok(())
 }
 
+/// The S/KEY challenges of `tokens`, as `(token id, challenge)`.
+fn challenges(tokens: &[OtpToken]) -> Vec<(String, String)> {
+    tokens
+        .iter()
+        .filter(|t| t.kind == TokenType::Skey)
+        .filter_map(|t| {
+            let alg = t.algorithm.as_deref().map_or(Some(SkeyAlgorithm::Md5), SkeyAlgorithm::parse)?;
+            let c = dirbroker::otp::skey::challenge(alg, t.skey_sequence?, t.skey_seed.as_deref()?)?;
+            Some((t.id.clone(), c))
+        })
+        .collect()
+}
+
+async fn show_challenge(ctx: &Ctx, a: VerifyArgs) -> CliResult {
+    let dir = ctx.directory().await?;
+    let user = super::existing_user(&dir, &a.user).await?;
+    let owner = user.dn(dir.layout())?;
+    let tokens: Vec<OtpToken> = tokens_of(&dir, &owner)
+        .await?
+        .into_iter()
+        .filter(|t| !t.disabled && a.token.as_ref().is_none_or(|id| *id == t.id))
+        .collect();
+    let list = challenges(&tokens);
+    if list.is_empty() {
+        return Err(Failure::new(Exit::Failed, format!("{} has no enabled S/KEY token with passwords left", a.user)));
+    }
+    let text = list.iter().map(|(id, c)| format!("{c}    ({id})")).collect::<Vec<_>>().join("\n");
+    ctx.report(json!(list.iter().map(|(id, c)| json!({ "token": id, "challenge": c })).collect::<Vec<_>>()), &text);
+    Ok(())
+}
+
 async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
-    let code = read_line("")?;
     let config = ctx.config()?;
     let ring = ctx.keyring()?;
     let dir = ctx.directory().await?;
@@ -325,6 +363,11 @@ async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     if candidates.is_empty() {
         return Err(Failure::new(Exit::Failed, format!("{} has no enabled token", a.user)));
     }
+    // RFC 2289 §5: the challenge comes before the response.
+    for (_, c) in challenges(&candidates) {
+        eprintln!("{c}");
+    }
+    let code = read_line("")?;
     let policy = config.otp_policy();
     match verify::verify_any(&dir, &ring, &candidates, &code, now(), &policy)
         .await

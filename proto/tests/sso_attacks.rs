@@ -640,6 +640,29 @@ fn replayed_authenticator_is_rejected() {
     assert_eq!(w.verifier.accept(&req, T0 + 3, &mut fresh, &mut w.rng).unwrap_err(), SsoError::Replay);
 }
 
+/// The replay cache holds an authenticator only while the skew check would
+/// let it in again (ctime + 300 s), not until the ticket expires: a client
+/// making many requests with one ticket cannot grow it for hours.
+#[test]
+fn replay_entries_last_as_long_as_the_skew_not_the_ticket() {
+    let mut w = world(37);
+    let session = w.waiting.receive(&w.reply, &w.issuer.jwks(), BROKER, T0).unwrap();
+    assert!(session.claims().exp >= T0 + 3600, "a ticket valid for an hour");
+    let mut cache = ReplayCache::new();
+    for i in 0..200 {
+        let (req, _) = session.request(b"x", T0 + i, &mut w.rng).unwrap();
+        w.verifier.accept(&req, T0 + i, &mut cache, &mut w.rng).unwrap();
+    }
+    assert_eq!(cache.len(), 200);
+    // The last one is still refused at the edge of the skew window …
+    let (last, _) = session.request(b"y", T0 + 1000, &mut w.rng).unwrap();
+    w.verifier.accept(&last, T0 + 1000, &mut cache, &mut w.rng).unwrap();
+    assert_eq!(w.verifier.accept(&last, T0 + 1300, &mut cache, &mut w.rng).unwrap_err(), SsoError::Replay);
+    // … and past it refused by the skew check, so the cache may forget it.
+    assert_eq!(w.verifier.accept(&last, T0 + 1301, &mut cache, &mut w.rng).unwrap_err(), SsoError::Skew(301));
+    assert_eq!(cache.len(), 1, "only the entry still inside its skew window is held");
+}
+
 #[test]
 fn ticket_validity_window_and_audience() {
     let mut w = world(18);
@@ -849,6 +872,15 @@ fn tgt_expired_and_tickets_never_outlive_it() {
         w.issuer.grant(&treq, &w.service_entry, 3600, exp + 301, &mut ReplayCache::new(), &mut w.rng).unwrap_err(),
         SsoError::Expired
     );
+    // Inside the skew past the TGT's end: still a valid TGT, but a ticket
+    // issued now would be born expired, so none is.
+    for late in [exp, exp + 200] {
+        let (treq, _) = w.session.request_ticket(SERVICE, late, &mut w.rng).unwrap();
+        assert_eq!(
+            w.issuer.grant(&treq, &w.service_entry, 3600, late, &mut ReplayCache::new(), &mut w.rng).unwrap_err(),
+            SsoError::Expired
+        );
+    }
     // Asked for 10 h near the end of the TGT: the ticket ends with it.
     let (treq, waiting) = w.session.request_ticket(SERVICE, exp - 10, &mut w.rng).unwrap();
     let reply = w.issuer.grant(&treq, &w.service_entry, 36_000, exp - 10, &mut ReplayCache::new(), &mut w.rng).unwrap();

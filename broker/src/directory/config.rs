@@ -82,6 +82,23 @@ impl DirectoryConfig {
         }
     }
 
+    /// Refuse to take `what` (e.g. host keys, which decide whom ssh trusts)
+    /// from another machine over an unauthenticated channel: plain
+    /// `ldap://` is fine to loopback only, elsewhere it takes ldaps://,
+    /// StartTLS or ldapi://. No switch turns this off.
+    pub fn check_authenticated_transport(&self, what: &str) -> Result<()> {
+        if self.tls.starttls {
+            return Ok(());
+        }
+        match self.uris.iter().find(|u| cleartext_remote(u)) {
+            Some(uri) => Err(DirError::Config(format!(
+                "{what} read over {uri} could be forged on the way; use ldaps://, ldapi:// or set \
+                 [directory.tls] starttls = true"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub fn new(uris: Vec<String>, base_dn: impl Into<String>, bind: Bind) -> Self {
         DirectoryConfig {
             uris,

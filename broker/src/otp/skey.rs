@@ -86,6 +86,13 @@ pub enum SkeyError {
 /// OTP(count) for this seed and pass-phrase: the initial step, then `count`
 /// applications of the folded hash (RFC 2289 §6.0).
 ///
+/// The RFC 2289 challenge for the next password of an S/KEY token whose
+/// next expected sequence number is `sequence`: `otp-md5 99 ke1234`.
+/// `None` when the sequence is used up.
+pub fn challenge(alg: SkeyAlgorithm, sequence: i64, seed: &str) -> Option<String> {
+    (sequence > 0).then(|| format!("otp-{} {} {seed}", alg.as_str(), sequence - 1))
+}
+
 /// The cost grows with `count` (one hash per step); callers choose sequence
 /// numbers, never the person at the prompt.
 pub fn skey(alg: SkeyAlgorithm, seed: &str, passphrase: &[u8], count: u32) -> Result<[u8; 8], SkeyError> {

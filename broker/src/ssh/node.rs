@@ -76,7 +76,12 @@ pub async fn authorized_keys(config: &Config, mut query: KeyQuery) -> Result<Vec
 
 /// known_hosts lines for `host` (a name, an address or `[host]:port`).
 pub async fn known_hosts(config: &Config, host: &str, port: Option<u16>) -> Result<Vec<String>, DirError> {
-    let dir = connect(config).await?;
+    let cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
+    if let Err(e) = cfg.check_authenticated_transport("host keys") {
+        syslog::send(Level::Warning, &format!("known-hosts {host}: {e}"));
+        return Err(e);
+    }
+    let dir = Directory::connect_once(cfg).await?;
     let (lines, skipped) = known_hosts::lookup(&dir, host, port).await?;
     for s in &skipped {
         eprintln!("dirbroker: known-hosts {host}: skipped {s}");

@@ -298,3 +298,40 @@ fn import_from_an_otpauth_uri() {
         assert!(text(&o).contains(want), "{bad}: {}", text(&o));
     }
 }
+
+/// An S/KEY user sees the RFC 2289 challenge (`otp-md5 99 seed`) before
+/// answering: from `otp challenge`, and on stderr when `otp verify` asks.
+/// The answer is computed from the challenge alone, as a calculator would
+/// (`skey` is checked against RFC 2289's vectors in its unit tests).
+#[test]
+fn skey_challenge_is_shown_before_the_response() {
+    use dirbroker::otp::skey::{self, SkeyAlgorithm};
+    let bed = Bed::up();
+    let pass = "This is a test.";
+    let enrolled = bed
+        .ok(&["--output", "json", "otp", "enroll", "alice", "--type", "skey", "--count", "100"], &format!("{pass}\n"));
+    let seed = serde_json::from_str::<serde_json::Value>(&enrolled).unwrap()["seed"].as_str().unwrap().to_string();
+    let shown = bed.ok(&["otp", "challenge", "alice"], "");
+    assert!(shown.starts_with(&format!("otp-md5 99 {seed}")), "{shown}");
+    let answer = |challenge: &str| {
+        let parts: Vec<&str> = challenge.split_whitespace().collect();
+        let (n, seed) = (parts[1].parse::<u32>().unwrap(), parts[2]);
+        skey::to_hex(skey::skey(SkeyAlgorithm::Md5, seed, pass.as_bytes(), n).unwrap())
+    };
+    let o = bed.run(&["otp", "verify", "alice"], &format!("{}\n", answer(&shown)));
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let prompt = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(prompt.starts_with(&format!("otp-md5 99 {seed}")), "{prompt}");
+    // The next challenge counts down; the spent answer is refused.
+    let json = bed.ok(&["--output", "json", "otp", "challenge", "alice"], "");
+    let next = serde_json::from_str::<serde_json::Value>(&json).unwrap()[0]["challenge"].as_str().unwrap().to_string();
+    assert_eq!(next, format!("otp-md5 98 {seed}"));
+    let o = bed.run(&["otp", "verify", "alice"], &format!("{}\n", answer(&shown)));
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    bed.ok(&["otp", "verify", "alice"], &format!("{}\n", answer(&next)));
+    // No S/KEY token: a clear error.
+    bed.ok(&["user", "add", "bob", "--name", "Bob"], "");
+    let o = bed.run(&["otp", "challenge", "bob"], "");
+    assert_eq!(code(&o), 1);
+    assert!(text(&o).contains("no enabled S/KEY token"), "{}", text(&o));
+}

@@ -262,6 +262,25 @@ async fn known_hosts_command_checks_the_server_key() {
     let o = ssh(sshd.port, &local.name, &refs(&strict(&key)), &[]);
     assert!(logged_in(&o), "{}\n{}", text(&o), sshd.log());
 
+    // Host keys from another machine over plain ldap:// could be forged on
+    // the way: refused before connecting (a TEST-NET address, never reached),
+    // the login fails; StartTLS, ldaps:// or loopback are needed.
+    let remote = w.install.public_file(
+        "remote-hosts.toml",
+        "[directory]\nuris = [\"ldap://192.0.2.7:389\"]\nbase_dn = \"dc=example,dc=org\"\n",
+    );
+    let o = Command::new(&w.install.node_bin)
+        .args(["--config", remote.to_str().unwrap(), "known-hosts", "testnode"])
+        .output()
+        .unwrap();
+    assert_eq!((o.status.code(), o.stdout.is_empty()), (Some(4), true), "{}", text(&o));
+    assert!(text(&o).contains("could be forged on the way"), "{}", text(&o));
+    let remote_khc =
+        format!("KnownHostsCommand={} --config {} known-hosts %H", w.install.node_bin.display(), remote.display());
+    let mut opts = strict(&key);
+    *opts.last_mut().unwrap() = remote_khc;
+    assert!(!logged_in(&ssh(sshd.port, &local.name, &refs(&opts), &[])), "host key taken over plain ldap://");
+
     // LDAP now holds another key: the real server looks like a man in the middle.
     let other = w.scratch.path().join("otherhost");
     std::fs::create_dir(&other).unwrap();

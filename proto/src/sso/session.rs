@@ -561,7 +561,9 @@ impl ServiceVerifier {
             .int(ctime)
             .part(&nonce)
             .hash();
-        cache.check_and_insert(replay_key, claims.exp.saturating_add(MAX_SKEW), now)?;
+        // Remembered only as long as the skew check would let it in again
+        // (RFC 4120 §3.2.3): not for the ticket's whole life.
+        cache.check_and_insert(replay_key, ctime.saturating_add(MAX_SKEW), now)?;
         Ok(Authorized {
             client: claims.sub,
             level: claims.level,

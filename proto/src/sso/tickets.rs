@@ -819,6 +819,11 @@ impl TicketIssuer {
     ) -> Result<TicketReply, SsoError> {
         // A ticket never outlives the TGT it came from (Kerberos).
         let exp = now.saturating_add(lifetime.clamp(1, MAX_LIFETIME)).min(tgt.exp);
+        // The TGT is still accepted for the clock skew past its end, but a
+        // ticket issued then would be born expired: refuse instead.
+        if exp <= now {
+            return Err(SsoError::Expired);
+        }
         let mut c_ck = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(c_ck.as_mut_slice());
         let mut claims = TicketClaims {
