@@ -223,7 +223,12 @@ async fn otp_verify(
             } else {
                 tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
             }
-            Ok(refused(&r.to_string()))
+            // What a malformed code should have looked like would tell the
+            // caller the token's type: the detail stays in the log.
+            match r {
+                verify::Refusal::Malformed(_) => Ok(refused("malformed code")),
+                r => Ok(refused(&r.to_string())),
+            }
         }
         Ok(None) => Ok(refused(NO_TOKEN)),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),

@@ -487,6 +487,10 @@ async fn serve_answers_machines_over_mutual_tls() {
     );
     let (_, v) = post(&dc_a, &url, json, bob("000000")).await;
     assert!(v["reason"].as_str().unwrap().starts_with("the token is locked after 10 failed attempts until "), "{v}");
+    // A malformed code gets one answer whatever the token's type.
+    let malformed = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": "12 words" })).unwrap();
+    let (_, v) = post(&dc_b, &url, json, malformed).await;
+    assert_eq!(v["reason"], "malformed code", "{v}");
 
     // Metrics: well-formed, and the counters move.
     let scrape = || async {
