@@ -4,6 +4,7 @@
 //! entries, and the check of a user's OTP.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use base64::Engine;
 use dirbroker_proto::api::machines::{
@@ -13,7 +14,7 @@ use dirbroker_proto::group::Group;
 use dirbroker_proto::otp::Algorithm;
 use dirbroker_proto::otp::{SecretFormat, parse_secret};
 use dirbroker_proto::speke::{PreparedPassword, Speke};
-use dirbroker_service::client::ApiClient;
+use dirbroker_service::client::{ApiClient, ClientError};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
@@ -141,8 +142,23 @@ impl Broker {
         migration_id: &[u8; 16],
     ) -> Result<Result<OtpConsumed, String>, MigrationError> {
         let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string(), migration_id: Some(*migration_id) };
-        let r: OtpVerifyReply =
-            self.api.post("/v1/otp/verify", &req).await.map_err(|e| local(format!("OTP check: {e}")))?;
+        // The broker keeps its decision for this migration id: when an
+        // answer is lost (timeout, cut connection, 503) the same request
+        // again gets it, so a code it accepted is not lost as "already used".
+        let mut waits = [Duration::from_millis(500), Duration::from_secs(2)].into_iter();
+        let r: OtpVerifyReply = loop {
+            match self.api.post("/v1/otp/verify", &req).await {
+                Ok(r) => break r,
+                Err(e) if e.is_retryable() || matches!(e, ClientError::Unreadable { .. }) => match waits.next() {
+                    Some(wait) => {
+                        tracing::warn!(uid, "OTP check: {e}; asking again");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(local(format!("OTP check: {e}"))),
+                },
+                Err(e) => return Err(local(format!("OTP check: {e}"))),
+            }
+        };
         Ok(OtpConsumed::from_reply(uid, migration_id, r))
     }
 }

@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod frame;
 pub mod holder;
+pub mod idempotent;
 pub mod metrics;
 pub mod rate;
 pub mod secret;

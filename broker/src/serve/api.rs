@@ -25,6 +25,7 @@ use crate::directory::{DirError, Dn, Filter, Scope};
 use crate::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey, Usable as _};
 use crate::otp::verify::{self, Outcome};
 use crate::seal::context;
+use dirbroker_proto::sso::primitives::Lp;
 
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
@@ -174,36 +175,38 @@ async fn otp_verify(
             ));
         }
     };
-    let refused = |reason: &str| {
-        Json(OtpVerifyReply { accepted: false, reason: Some(reason.into()), authorisation: None }).into_response()
+    // With a migration id the request has a key: a data center that lost
+    // the answer (timeout, cut connection) and asks again gets the
+    // acceptance that was made, even while it is still being made (issue #13
+    // item 10). Refusals consume nothing and are decided afresh (an admin
+    // may have enabled the user meanwhile).
+    let decided = match req.migration_id {
+        Some(id) => {
+            let key = Lp::new("otp-verify")
+                .part(h.name.as_bytes())
+                .part(&id)
+                .part(req.uid.as_bytes())
+                .part(req.code.as_bytes())
+                .hash();
+            let accepted = st
+                .otp_decisions
+                .decide(&key, Instant::now(), || async {
+                    match decide_otp(&st, &h.name, &dc, &req.uid, &req.code).await {
+                        Ok(OtpDecision::Accepted) => Ok(OtpDecision::Accepted),
+                        Ok(refused) => Err(Ok(refused)),
+                        Err(e) => Err(Err(e)),
+                    }
+                })
+                .await;
+            match accepted {
+                Ok(d) | Err(Ok(d)) => d,
+                Err(Err(e)) => return Err(e),
+            }
+        }
+        None => decide_otp(&st, &h.name, &dc, &req.uid, &req.code).await?,
     };
-    // One answer for an unknown user and a user without tokens: the caller
-    // learns nothing about which uids exist.
-    const NO_TOKEN: &str = "no enabled OTP token for this user";
-    let user = match st.dir.find_user(&req.uid).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Ok(refused(NO_TOKEN)),
-        Err(e) => return Err(st.dir_error(e)),
-    };
-    // The account rule, with the same answer as for no token: a disabled or
-    // expired user's codes are refused, and the caller cannot tell why.
-    if let Err(why) = user.usable_at(crate::clock::now()) {
-        tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP refused: the account is {why}");
-        return Ok(refused(NO_TOKEN));
-    }
-    // A user bound to some data centers: no other may verify (nor burn, nor
-    // lock) their codes; the same answer again, the reason in the log.
-    let dc_dn = dc.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    if !user.otp_verifiers.is_empty() && !user.otp_verifiers.iter().any(|v| same(v, &dc_dn)) {
-        tracing::warn!(dc = %h.name, uid = %req.uid, security = true, "OTP refused: this data center is not one of the user's verifiers");
-        return Ok(refused(NO_TOKEN));
-    }
-    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    let outcome =
-        st.otp_cache.verify_owner(&st.dir, &st.keyring, &owner, &req.code, crate::clock::now(), &st.otp_policy).await;
-    match outcome {
-        Ok(Some((_, Outcome::Accepted { .. }))) => {
-            tracing::info!(dc = %h.name, uid = %req.uid, "OTP accepted");
+    match decided {
+        OtpDecision::Accepted => {
             let authorisation = match authoriser {
                 None => None,
                 Some((id, a)) => {
@@ -216,24 +219,75 @@ async fn otp_verify(
             };
             Ok(Json(OtpVerifyReply { accepted: true, reason: None, authorisation }).into_response())
         }
+        OtpDecision::Refused(reason) => {
+            Ok(Json(OtpVerifyReply { accepted: false, reason: Some(reason), authorisation: None }).into_response())
+        }
+    }
+}
+
+/// What `/v1/otp/verify` decided about a code.
+#[derive(Clone, Debug)]
+pub(crate) enum OtpDecision {
+    Accepted,
+    Refused(String),
+}
+
+/// Decide (and consume, when right) `code` of `uid` for the data center `dc`.
+async fn decide_otp(
+    st: &AppState,
+    dc_name: &str,
+    dc: &DataCenter,
+    uid: &str,
+    code: &str,
+) -> Result<OtpDecision, ApiError> {
+    let refused = |reason: &str| Ok(OtpDecision::Refused(reason.to_string()));
+    // One answer for an unknown user and a user without tokens: the caller
+    // learns nothing about which uids exist.
+    const NO_TOKEN: &str = "no enabled OTP token for this user";
+    let user = match st.dir.find_user(uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return refused(NO_TOKEN),
+        Err(e) => return Err(st.dir_error(e)),
+    };
+    // The account rule, with the same answer as for no token: a disabled or
+    // expired user's codes are refused, and the caller cannot tell why.
+    if let Err(why) = user.usable_at(crate::clock::now()) {
+        tracing::warn!(dc = %dc_name, uid = %uid, security = true, "OTP refused: the account is {why}");
+        return refused(NO_TOKEN);
+    }
+    // A user bound to some data centers: no other may verify (nor burn, nor
+    // lock) their codes; the same answer again, the reason in the log.
+    let dc_dn = dc.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    if !user.otp_verifiers.is_empty() && !user.otp_verifiers.iter().any(|v| same(v, &dc_dn)) {
+        tracing::warn!(dc = %dc_name, uid = %uid, security = true, "OTP refused: this data center is not one of the user's verifiers");
+        return refused(NO_TOKEN);
+    }
+    let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
+    let outcome =
+        st.otp_cache.verify_owner(&st.dir, &st.keyring, &owner, code, crate::clock::now(), &st.otp_policy).await;
+    match outcome {
+        Ok(Some((_, Outcome::Accepted { .. }))) => {
+            tracing::info!(dc = %dc_name, uid = %uid, "OTP accepted");
+            Ok(OtpDecision::Accepted)
+        }
         Ok(Some((token, Outcome::Refused(r)))) => {
             if matches!(r, verify::Refusal::LockedNow { .. }) {
                 // Who locked a user out is a security event.
-                tracing::warn!(dc = %h.name, uid = %req.uid, token = %token.id, security = true, "OTP refused: {r}");
+                tracing::warn!(dc = %dc_name, uid = %uid, token = %token.id, security = true, "OTP refused: {r}");
             } else {
-                tracing::info!(dc = %h.name, uid = %req.uid, "OTP refused: {r}");
+                tracing::info!(dc = %dc_name, uid = %uid, "OTP refused: {r}");
             }
             // What a malformed code should have looked like would tell the
             // caller the token's type: the detail stays in the log.
             match r {
-                verify::Refusal::Malformed(_) => Ok(refused("malformed code")),
-                r => Ok(refused(&r.to_string())),
+                verify::Refusal::Malformed(_) => refused("malformed code"),
+                r => refused(&r.to_string()),
             }
         }
-        Ok(None) => Ok(refused(NO_TOKEN)),
+        Ok(None) => refused(NO_TOKEN),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
-            tracing::error!(uid = %req.uid, "OTP verification: {e}");
+            tracing::error!(uid = %uid, "OTP verification: {e}");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "this user's token cannot be checked (see the broker's log)",
@@ -245,6 +299,14 @@ async fn otp_verify(
 /// Verifications one data center may ask for one user per minute: a
 /// migration needs one, a typo a few more.
 pub const OTP_VERIFY_PER_MINUTE: u32 = 10;
+
+/// How long a decision of `/v1/otp/verify` with a migration id is kept for
+/// a data center asking again.
+pub const OTP_DECISION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+pub(crate) fn otp_decisions() -> dirbroker_service::idempotent::Decisions<[u8; 32], OtpDecision> {
+    dirbroker_service::idempotent::Decisions::new(OTP_DECISION_TTL, 100_000)
+}
 
 pub(crate) fn otp_verify_limit() -> dirbroker_service::rate::RateLimit<(String, String)> {
     dirbroker_service::rate::RateLimit::new(OTP_VERIFY_PER_MINUTE, std::time::Duration::from_secs(60), 100_000)

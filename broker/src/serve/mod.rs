@@ -54,6 +54,9 @@ pub struct AppState {
     /// `/v1/otp/verify` requests per (data center, uid): one data center
     /// cannot grind through a user's codes or lockouts.
     pub otp_verify_limit: Arc<dirbroker_service::rate::RateLimit<(String, String)>>,
+    /// Decisions of `/v1/otp/verify` by request key (data center, migration
+    /// id, uid, code), for a data center that lost the answer and asks again.
+    pub(crate) otp_decisions: Arc<dirbroker_service::idempotent::Decisions<[u8; 32], api::OtpDecision>>,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
     /// The SSO ticket machinery; `None` until `dirbroker sso init` made a signing key.
@@ -124,6 +127,7 @@ impl Server {
             otp_policy: config.otp_policy(),
             otp_cache: Arc::new(crate::otp::verify::TokenCache::new()),
             otp_verify_limit: Arc::new(api::otp_verify_limit()),
+            otp_decisions: Arc::new(api::otp_decisions()),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(s.request_timeout_s),
             sso_register,

@@ -487,6 +487,55 @@ async fn serve_answers_machines_over_mutual_tls() {
     );
     let (_, v) = post(&dc_a, &url, json, bob("000000")).await;
     assert!(v["reason"].as_str().unwrap().starts_with("the token is locked after 10 failed attempts until "), "{v}");
+    // A data center whose answer is lost (it timed out, the connection was
+    // cut) asks again with the same migration id and gets the decision that
+    // was made: the accepted code is not lost as "already used".
+    run(&["user", "add", "carol", "--name", "Carol"]);
+    run(&["otp", "import", "carol", "--type", "totp", "--secret-file", seed.to_str().unwrap(), "--id", "carol-totp"]);
+    let fresh = Command::new("oathtool").args(["--totp", SECRET_HEX]).output().unwrap();
+    let fresh = String::from_utf8(fresh.stdout).unwrap().trim().to_string();
+    let carol = |id: u8| {
+        serde_json::to_vec(&serde_json::json!({ "uid": "carol", "code": fresh, "migration_id": vec![id; 16] })).unwrap()
+    };
+    let accepted_before = serve.log().matches("OTP accepted").count();
+    {
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::AsyncWriteExt;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).unwrap()).unwrap();
+        let chain = vec![rustls_pki_types::CertificateDer::from_pem_file(t.join("dca/cert.pem")).unwrap()];
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(t.join("dca/key.pem")).unwrap();
+        let tls =
+            rustls::ClientConfig::builder().with_root_certificates(roots).with_client_auth_cert(chain, key).unwrap();
+        let tcp = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut conn = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp).await.unwrap();
+        let body = carol(7);
+        let head = format!(
+            "POST /v1/otp/verify HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body).await.unwrap();
+        conn.flush().await.unwrap();
+        // The broker decides (and consumes the code) …
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while serve.log().matches("OTP accepted").count() == accepted_before {
+            assert!(Instant::now() < deadline, "the request was not decided: {}", serve.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // … and the data center gives up without reading the answer.
+    }
+    let (s, v) = post(&dc_a, &url, json, carol(7)).await;
+    assert_eq!((s, v["accepted"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    assert!(v["authorisation"].is_object(), "{v}");
+    assert_eq!(serve.log().matches("OTP accepted").count(), accepted_before + 1, "decided once");
+    // Twice at once: one decision, both told.
+    let (a1, a2) = tokio::join!(post(&dc_a, &url, json, carol(7)), post(&dc_a, &url, json, carol(7)));
+    assert_eq!((a1.1["accepted"].as_bool(), a2.1["accepted"].as_bool()), (Some(true), Some(true)));
+    // Another migration, the same code: spent.
+    let (_, v) = post(&dc_a, &url, json, carol(8)).await;
+    assert_eq!(v["reason"], "this code was already used", "{v}");
     // A malformed code gets one answer whatever the token's type.
     let malformed = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": "12 words" })).unwrap();
     let (_, v) = post(&dc_b, &url, json, malformed).await;
