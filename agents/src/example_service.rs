@@ -22,8 +22,10 @@ use dirbroker_proto::sso::replay::ReplayCache;
 use dirbroker_proto::sso::service_frame::{FrameError, ServiceAnswer};
 use dirbroker_proto::sso::session::{ServiceRequest, ServiceVerifier};
 use dirbroker_proto::sso::tickets::{Jwks, ServiceKeyFile};
+use dirbroker_service::accept::{Limits, LogLimit, Sources};
 use dirbroker_service::frame;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// How the example service is started.
@@ -116,20 +118,38 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {addr}");
     tracing::info!(service = %opts.service_id, %addr, "example service up");
+    // The limits every server of ours keeps (docs/security.md item 1): a
+    // slot per connection, a share per source address, a deadline per
+    // connection (one request each), refusals logged at a bounded rate.
+    let limits = Limits::default();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Arc::new(Sources::default());
+    let log_limit = LogLimit::default();
+    let started = std::time::Instant::now();
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { break Ok(()) };
         let (sock, peer) = match listener.accept().await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Some(place) = sources.take(peer.ip(), limits.max_per_source) else {
+            if let Some(suppressed) = log_limit.allow(started.elapsed().as_secs()) {
+                tracing::info!(%peer, suppressed, "connection refused: too many from this address");
+            }
+            continue;
+        };
         let shared = shared.clone();
+        let deadline = limits.header_timeout;
         tokio::spawn(async move {
-            let r = tokio::time::timeout(std::time::Duration::from_secs(30), serve(sock, &shared)).await;
+            let r = tokio::time::timeout(deadline, serve(sock, &shared)).await;
             if let Ok(Err(e)) = r {
                 tracing::debug!(%peer, "connection: {e}");
             }
+            drop((place, slot));
         });
     }
 }

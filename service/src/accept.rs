@@ -75,16 +75,18 @@ impl Default for Limits {
 
 /// Connections per source address; a [`SourceSlot`] gives its place back when dropped.
 #[derive(Debug, Default)]
-struct Sources(Mutex<HashMap<IpAddr, usize>>);
+pub struct Sources(Mutex<HashMap<IpAddr, usize>>);
 
+/// One connection's place in [`Sources`].
 #[derive(Debug)]
-struct SourceSlot {
+pub struct SourceSlot {
     sources: Arc<Sources>,
     ip: IpAddr,
 }
 
 impl Sources {
-    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<SourceSlot> {
+    /// A place for one more connection from `ip`; `None` when it holds `cap`.
+    pub fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<SourceSlot> {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = map.entry(ip).or_insert(0);
         if *n >= cap {

@@ -449,3 +449,32 @@ async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
     refused(&login_with(None), "password proof does not verify");
     refused(&login_with(Some("gina-other.keys")), "password proof does not verify");
 }
+
+/// One address cannot fill the example service: its idle connections past
+/// the per-source share (64) are closed at once, and a ticket holder from
+/// another address is still served.
+#[tokio::test]
+async fn one_source_cannot_fill_the_example_service() {
+    let (_bed, s) = site().await;
+    ok(&s.login("cc-carol", "carol", "carol password", None));
+    ok(&s.cli("cc-carol", &["ticket", "get", "kv"]));
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(sock.connect(format!("127.0.0.1:{}", s.service_port).parse().unwrap()).await.unwrap());
+    }
+    // The service closes the ones over the share; the others wait for a request.
+    let mut closed = 0;
+    for conn in &mut idle {
+        use tokio::io::AsyncReadExt as _;
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(std::time::Duration::from_millis(100), conn.read(&mut byte)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 36, "100 connections, 64 kept");
+    assert!(ok(&s.call("cc-carol", "read motd")).contains("ok read by carol (level 1)"));
+    assert!(s.service.log().contains("too many from this address"), "{}", s.service.log());
+    drop(idle);
+}
