@@ -147,10 +147,7 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    dirbroker_service::logging::init("info");
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::ExampleService { key_file, service_id, broker, ca, listen, issuer, restart_window } => {

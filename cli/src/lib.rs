@@ -413,7 +413,5 @@ fn finish(ctx: &Ctx, result: CliResult) -> ExitCode {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRBROKER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    dirbroker_service::logging::init(default);
 }

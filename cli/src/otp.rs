@@ -14,7 +14,7 @@ use dirbroker::model::{DirEntry, OtpToken, TokenType};
 use dirbroker::otp::codes::{self, Algorithm};
 use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
 use dirbroker::otp::skey::SkeyAlgorithm;
-use dirbroker::otp::verify::{self, Outcome};
+use dirbroker::otp::verify::{self, Outcome, Refusal};
 use dirbroker::seal::context;
 
 use super::{CliResult, Ctx, Failure, Output, delete_named, load_named};
@@ -234,13 +234,31 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
                     v
                 }
             };
+            let policy = ctx.config()?.otp_policy();
+            let state = |t: &OtpToken| match verify::state_refusal(t, now(), &policy) {
+                None => ("enabled", None),
+                Some(Refusal::Disabled) => ("disabled", None),
+                Some(Refusal::NotYetValid) => ("not-yet-valid", None),
+                Some(Refusal::Expired) => ("expired", None),
+                Some(Refusal::LockedOut { until, .. }) => ("locked", until),
+                Some(_) => ("unusable", None),
+            };
             if ctx.output == Output::Json {
-                ctx.json(&serde_json::Value::Array(tokens.iter().map(token_json).collect()));
+                let list = tokens.iter().map(|t| {
+                    let mut j = token_json(t);
+                    let (s, until) = state(t);
+                    if let Some(o) = j.as_object_mut() {
+                        o.insert("state".into(), json!(s));
+                        o.insert("locked_until".into(), json!(until.map(|u| u.unix_timestamp())));
+                    }
+                    j
+                });
+                ctx.json(&serde_json::Value::Array(list.collect()));
             } else {
-                println!("{:<28} {:<5} {:<8} {:<9} OWNER", "ID", "TYPE", "FAILURES", "STATE");
+                println!("{:<28} {:<5} {:<8} {:<13} OWNER", "ID", "TYPE", "FAILURES", "STATE");
                 for t in &tokens {
-                    let state = if t.disabled { "disabled" } else { "enabled" };
-                    println!("{:<28} {:<5} {:<8} {:<9} {}", t.id, t.kind.as_str(), t.failure_count, state, t.owner);
+                    let (s, _) = state(t);
+                    println!("{:<28} {:<5} {:<8} {:<13} {}", t.id, t.kind.as_str(), t.failure_count, s, t.owner);
                 }
             }
             Ok(())

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod frame;
 pub mod holder;
 pub mod idempotent;
+pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod secret;

@@ -221,6 +221,13 @@ fn precheck(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Option<Refusa
     }
 }
 
+/// What a token's state alone says at `now`, before any code: usable
+/// (`None`), or the refusal every code would get (disabled, outside its
+/// validity, locked).
+pub fn state_refusal(t: &OtpToken, now: OffsetDateTime, policy: &Policy) -> Option<Refusal> {
+    precheck(t, now, policy)
+}
+
 /// Where a token stands with respect to its failed attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lock {

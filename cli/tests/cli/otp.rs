@@ -121,7 +121,15 @@ fn lockout_holds_across_processes_until_unlocked() {
     let o = bed.run(&["otp", "verify", "alice"], &good);
     assert_eq!(code(&o), 1);
     assert!(text(&o).contains("locked"), "{}", text(&o));
+    // The listing says so, and until when.
+    let row = |listing: String| listing.lines().find(|l| l.starts_with("lock ")).unwrap_or_default().to_string();
+    let listed = row(bed.ok(&["otp", "list", "alice"], ""));
+    assert_eq!(listed.split_whitespace().nth(3), Some("locked"), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&bed.ok(&["--output", "json", "otp", "list"], "")).unwrap();
+    assert_eq!((json[0]["state"].as_str(), json[0]["locked_until"].is_i64()), (Some("locked"), true), "{json}");
     bed.ok(&["otp", "unlock", "lock"], "");
+    let listed = row(bed.ok(&["otp", "list", "alice"], ""));
+    assert_eq!(listed.split_whitespace().nth(3), Some("enabled"), "{listed}");
     bed.ok(&["otp", "verify", "alice"], &good);
     let o = bed.run(&["otp", "verify", "alice"], &good);
     assert!(text(&o).contains("already used"), "{}", text(&o));

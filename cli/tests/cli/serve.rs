@@ -643,6 +643,7 @@ async fn serve_answers_machines_over_mutual_tls() {
     assert!(stopping.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopping.elapsed());
     let log = serve.log();
     assert!(log.contains("SIGTERM"), "{log}");
+    assert!(!log.contains('\u{1b}'), "a log file gets no colour codes: {log}");
     for secret in [SECRET_B32, SECRET_HEX, &code_now, &bundle_field(&t.join("k1-a.bundle"), "key_base64")] {
         assert!(!log.contains(secret), "a secret in the log: {log}");
     }
