@@ -3,7 +3,8 @@
 //! certificate ([`holder`], [`Peer`]), the service frames of seed 002's
 //! Kerberized services ([`frame`]), the JSON error answer and caller checks
 //! ([`api_error`]), the one HTTPS client ([`client`]), Prometheus metrics
-//! ([`metrics`]), secrets read from files and the terminal ([`secret`]), and the
+//! ([`metrics`]), the CA and the CRL in force
+//! ([`pki`]), secrets read from files and the terminal ([`secret`]), and the
 //! clock and RNG at the edge ([`clock`]). No LDAP: the agents link this, not
 //! the broker library.
 
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod frame;
 pub mod holder;
 pub mod metrics;
+pub mod pki;
 pub mod secret;
 
 use holder::Holder;

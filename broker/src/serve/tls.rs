@@ -53,7 +53,8 @@ impl Material {
     }
 
     /// A rustls server config: our chain, client certificates optional but,
-    /// when sent, verified against the CA and `crl`; ALPN h2 and http/1.1.
+    /// when sent, verified against the CA and `crl` (past its nextUpdate,
+    /// `crl` refuses every certificate); ALPN h2 and http/1.1.
     pub fn acceptor(&self, crl: Option<&[u8]>) -> Result<TlsAcceptor, ServeError> {
         let mut roots = RootCertStore::empty();
         roots.add(self.client_ca.clone()).map_err(|e| ServeError::Config(format!("client CA: {e}")))?;
@@ -61,6 +62,7 @@ impl Material {
             crl.map(|c| CertificateRevocationListDer::from(c.to_vec())).into_iter().collect();
         let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
             .with_crls(crls)
+            .enforce_revocation_expiration()
             .allow_unauthenticated()
             .build()
             .map_err(|e| ServeError::Config(format!("client verifier: {e}")))?;
