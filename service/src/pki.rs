@@ -329,3 +329,151 @@ impl ClientCertVerifier for ReloadingClientVerifier {
         self.pki.current().client.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+        Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    };
+    use std::time::Duration;
+    use time::OffsetDateTime;
+
+    /// The tests stand at T, a fixed instant (time is a parameter).
+    const T: i64 = 1_900_000_000;
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    fn unix(t: i64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(t).unwrap()))
+    }
+
+    struct Ca {
+        der: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn new_ca() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "test CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.not_before = at(T - 86_400);
+        p.not_after = at(T + 365 * 86_400);
+        let cert = p.self_signed(&key).unwrap();
+        Ca { der: cert.der().clone(), issuer: Issuer::new(p, key) }
+    }
+
+    /// A certificate of `kind` for the host `broker.test`, as `ca issue` makes them.
+    fn issue(ca: &Ca, kind: CertKind, serial: u8) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["broker.test".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, kind.as_str());
+        p.distinguished_name.push(DnType::OrganizationName, kind.organization());
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(SerialNumber::from_slice(&[serial]));
+        p.use_authority_key_identifier_extension = true;
+        p.not_before = at(T - 3600);
+        p.not_after = at(T + 30 * 86_400);
+        p.signed_by(&key, &ca.issuer).unwrap().der().clone()
+    }
+
+    /// A CRL listing `revoked`, valid from `this_update` to `next_update`.
+    fn crl(ca: &Ca, revoked: &[u8], this_update: i64, next_update: i64) -> CertificateRevocationListDer<'static> {
+        let p = CertificateRevocationListParams {
+            this_update: at(this_update),
+            next_update: at(next_update),
+            crl_number: SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&[*s]),
+                    revocation_time: at(this_update),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        p.signed_by(&ca.issuer).unwrap().der().clone()
+    }
+
+    fn dial(pki: &Arc<Pki>, kind: CertKind, fetching: bool, cert: &CertificateDer<'_>, now: i64) -> Result<(), String> {
+        let v = KindVerifier { pki: pki.clone(), kind, fetching };
+        let name = ServerName::try_from("broker.test").unwrap();
+        v.verify_server_cert(cert, &[], &name, &[], unix(now)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn accept(pki: &Arc<Pki>, cert: &CertificateDer<'_>, now: i64) -> Result<(), String> {
+        pki.client_verifier().verify_client_cert(cert, &[], unix(now)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_crl_put_in_force_judges_the_next_handshake_both_ways() {
+        let ca = new_ca();
+        let broker = issue(&ca, CertKind::Broker, 7);
+        let pki = Pki::new(ca.der.clone(), Some(crl(&ca, &[], T - 60, T + 86_400))).unwrap();
+        assert_eq!(dial(&pki, CertKind::Broker, false, &broker, T), Ok(()));
+        assert_eq!(accept(&pki, &broker, T), Ok(()));
+
+        // Revoked after the verifiers were made: the same verifiers refuse it.
+        let revoking = crl(&ca, &[7], T, T + 86_400);
+        assert!(pki.set_crl(revoking.clone()).unwrap());
+        let e = dial(&pki, CertKind::Broker, false, &broker, T).unwrap_err();
+        assert!(e.contains("Revoked"), "{e}");
+        assert!(dial(&pki, CertKind::Broker, true, &broker, T).unwrap_err().contains("Revoked"));
+        assert!(accept(&pki, &broker, T).unwrap_err().contains("Revoked"));
+        // The same CRL again changes nothing; one that does not parse is refused and the old one kept.
+        assert!(!pki.set_crl(revoking).unwrap());
+        assert!(pki.set_crl(CertificateRevocationListDer::from(vec![0x30, 0x00])).is_err());
+        assert!(accept(&pki, &broker, T).is_err());
+    }
+
+    #[test]
+    fn past_its_next_update_a_crl_refuses_every_certificate() {
+        let ca = new_ca();
+        let broker = issue(&ca, CertKind::Broker, 7);
+        let next = T + 3600;
+        let pki = Pki::new(ca.der.clone(), Some(crl(&ca, &[], T - 60, next))).unwrap();
+        assert_eq!(pki.freshness(next - 1), CrlFreshness::Fresh { next_update: Some(next) });
+        assert_eq!(dial(&pki, CertKind::Broker, false, &broker, next - 1), Ok(()));
+        assert_eq!(accept(&pki, &broker, next - 1), Ok(()));
+
+        assert_eq!(pki.freshness(next + 1), CrlFreshness::Stale { next_update: next });
+        assert_eq!(pki.warn_if_stale("test", next + 1), CrlFreshness::Stale { next_update: next });
+        let e = dial(&pki, CertKind::Broker, false, &broker, next + 1).unwrap_err();
+        assert!(e.contains("revocation list expired"), "{e}");
+        assert!(accept(&pki, &broker, next + 1).unwrap_err().contains("revocation list expired"));
+        // Fetching a new CRL still works (its revocations apply, not its date).
+        assert_eq!(dial(&pki, CertKind::Broker, true, &broker, next + 1), Ok(()));
+        // And the fresh one ends the refusal.
+        pki.set_crl(crl(&ca, &[], next, next + 86_400)).unwrap();
+        assert_eq!(dial(&pki, CertKind::Broker, false, &broker, next + 1), Ok(()));
+    }
+
+    #[test]
+    fn a_valid_certificate_of_another_kind_is_not_the_server_dialled() {
+        let ca = new_ca();
+        let pki = Pki::new(ca.der.clone(), Some(crl(&ca, &[], T - 60, T + 86_400))).unwrap();
+        for (kind, serial) in [(CertKind::Dc, 1), (CertKind::Ams, 2), (CertKind::Ans, 3), (CertKind::Service, 4)] {
+            let cert = issue(&ca, kind, serial);
+            // The same CA, the broker's host name, not revoked: refused as the broker.
+            let e = dial(&pki, CertKind::Broker, false, &cert, T).unwrap_err();
+            assert!(e.contains(&format!("a {kind} certificate, not a broker one")), "{e}");
+            assert!(dial(&pki, CertKind::Broker, true, &cert, T).is_err());
+            assert_eq!(dial(&pki, kind, false, &cert, T), Ok(()));
+        }
+        // Another CA's broker certificate (even under the same CA name):
+        // refused before its kind is read.
+        let other = new_ca();
+        let e = dial(&pki, CertKind::Broker, false, &issue(&other, CertKind::Broker, 9), T).unwrap_err();
+        assert!(e.contains("BadSignature"), "{e}");
+    }
+}
