@@ -71,6 +71,10 @@ impl Material {
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| ServeError::Config(format!("server certificate: {e}")))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // A resumed session skips the client certificate, and so the CRL
+        // (revoked since, or past its nextUpdate).
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }
