@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -40,6 +41,8 @@ pub struct AmsOptions {
     pub broker: String,
     /// Listen address.
     pub listen: String,
+    /// How often the CRL is read again from the broker.
+    pub crl_refresh: Duration,
 }
 
 #[derive(Debug)]
@@ -96,6 +99,7 @@ pub async fn run(opts: AmsOptions) -> Result<(), String> {
     let name = https::agent_name(&opts.bundle)?;
     let tls = https::Tls::load(&opts.bundle, &opts.broker).await?;
     let acceptor = tls.acceptor()?;
+    let _refresh = tls.keep_fresh("AMS", opts.crl_refresh);
     let listener = https::bind(&opts.listen).await?;
     tracing::info!(ams = %name, "AMS ready");
     https::serve(listener, acceptor, router(name)).await;

@@ -4,9 +4,11 @@
 //! ```text
 //!  broker ── POST /v1/mcode (mTLS, broker only): McodeToAns + level ──► ANS
 //!            Ans::receive_mcode: open M_code, recheck M_A, keep K, sign Userlevel
-//!            kept in memory, keyed by registration id, for PENDING_TTL
+//!            kept in memory, keyed by registration id, for STATE_LIFETIME_S;
+//!            at most --max-pending-per-user per ID_c (429), --max-pending in all (503)
 //!  client ── POST /v1/share (no certificate): ShareToAns + broker's state ──► ANS
 //!            AnsAwaitingShare::receive_share: G2 bound to K? ─► AnsToBroker (signed)
+//!            only a share that passes takes the registration out; a wrong one leaves it
 //!            ANS ── POST broker/v1/sso/userlevel (mTLS, ANS certificate) ──► broker
 //!  client ◄── the broker's answer (Published, or its error), status and body as they came
 //! ```
@@ -36,8 +38,14 @@ use dirbroker_service::holder::CertKind;
 use crate::ams::{MAX_BODY, sso_error, unix_now};
 use crate::https;
 
-/// Most registrations waiting for their share at once.
+/// Default: most registrations waiting for their share at once.
 pub const MAX_PENDING: usize = 10_000;
+
+/// Default: most registrations of one user (one invitation names one user)
+/// waiting for their share at once. The invitation is consumed only when a
+/// registration publishes, so without this bound one invited user could fill
+/// the whole table and stall everyone's registration.
+pub const MAX_PENDING_PER_USER: usize = 3;
 
 /// How `dirbroker-agents ans` was started.
 #[derive(Debug)]
@@ -48,13 +56,28 @@ pub struct AnsOptions {
     pub broker: String,
     /// Listen address.
     pub listen: String,
+    /// How often the CRL is read again from the broker.
+    pub crl_refresh: Duration,
+    /// Most registrations waiting for their share, in all.
+    pub max_pending: usize,
+    /// Most registrations of one user waiting for their share.
+    pub max_pending_per_user: usize,
+}
+
+/// A registration waiting for its share.
+struct Waiting {
+    /// Shared so the share is checked outside the table's lock.
+    awaiting: Arc<AnsAwaitingShare>,
+    expires: Instant,
 }
 
 struct AnsState {
     name: String,
     ans: Ans,
-    pending: Mutex<HashMap<Vec<u8>, (AnsAwaitingShare, Instant)>>,
+    pending: Mutex<HashMap<Vec<u8>, Waiting>>,
     ttl: Duration,
+    max_pending: usize,
+    max_pending_per_user: usize,
     broker: reqwest::Client,
     broker_url: String,
 }
@@ -66,7 +89,7 @@ impl std::fmt::Debug for AnsState {
 }
 
 impl AnsState {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (AnsAwaitingShare, Instant)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Waiting>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -85,20 +108,37 @@ async fn mcode(
     let req = body(req)?;
     let awaiting = st.ans.receive_mcode(&req.mcode, req.level, unix_now()).map_err(|e| sso_error(&e, "McodeToAns"))?;
     let id = req.mcode.registration_id.0.clone();
+    let uid = awaiting.id_c().to_string();
     {
         let mut pending = st.pending();
         let now = Instant::now();
-        pending.retain(|_, (_, expires)| *expires > now);
-        if pending.len() >= MAX_PENDING {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many registrations in progress; retry later",
-            ));
-        }
+        pending.retain(|_, w| w.expires > now);
         if pending.contains_key(&id) {
             return Err(ApiError::new(StatusCode::CONFLICT, "this registration id is pending already"));
         }
-        pending.insert(id.clone(), (awaiting, now + st.ttl));
+        let of_user = pending.values().filter(|w| w.awaiting.id_c() == uid).count();
+        if of_user >= st.max_pending_per_user {
+            tracing::warn!(uid = %uid, pending = of_user, "registration refused: the user's bound of pending registrations");
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{uid:?} has {of_user} registrations waiting for their share, the most one user may have; \
+                     finish one, or start again after {} s",
+                    st.ttl.as_secs()
+                ),
+            ));
+        }
+        if pending.len() >= st.max_pending {
+            tracing::warn!(pending = pending.len(), "registration refused: the ANS's bound of pending registrations");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{} registrations are waiting for their share at this ANS, its most; retry later",
+                    pending.len()
+                ),
+            ));
+        }
+        pending.insert(id.clone(), Waiting { awaiting: Arc::new(awaiting), expires: now + st.ttl });
     }
     tracing::info!(broker = %h.name, registration = %b64(&id), level = %req.level, "M_code opened, Userlevel signed");
     Ok(Json(serde_json::json!({ "accepted": true, "expires_in": st.ttl.as_secs() })).into_response())
@@ -111,19 +151,28 @@ async fn share(
 ) -> Result<Response, ApiError> {
     let req = body(req)?;
     let id = req.share.registration_id.0.clone();
-    let awaiting = {
-        let mut pending = st.pending();
-        match pending.remove(&id) {
-            Some((a, expires)) if expires > Instant::now() => a,
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no registration of that id is waiting for its share here (expired, used, or never started)",
-                ));
-            }
-        }
+    let not_waiting = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no registration of that id is waiting for its share here (expired, used, or never started)",
+        )
     };
-    let to_broker = awaiting.receive_share(&st.ans, &req.share).map_err(|e| sso_error(&e, "ShareToAns"))?;
+    // Check first, outside the lock; only a share that passes takes the
+    // registration out, so a wrong share (anyone may send one: the route
+    // takes no certificate) does not cancel it.
+    let awaiting = match st.pending().get(&id) {
+        Some(w) if w.expires > Instant::now() => w.awaiting.clone(),
+        _ => return Err(not_waiting()),
+    };
+    let to_broker = awaiting.receive_share(&st.ans, &req.share).map_err(|e| {
+        tracing::warn!(security = true, registration = %b64(&id), "share refused, the registration still waits: {e}");
+        sso_error(&e, "ShareToAns")
+    })?;
+    // Two right shares racing: the first takes it, the second finds it gone.
+    match st.pending().remove(&id) {
+        Some(w) if Arc::ptr_eq(&w.awaiting, &awaiting) => {}
+        _ => return Err(not_waiting()),
+    }
     let url = format!("{}/v1/sso/userlevel", st.broker_url);
     let resp = st
         .broker
@@ -165,9 +214,13 @@ pub async fn run(opts: AnsOptions) -> Result<(), String> {
         box_key: X25519KeyPair::from_secret(*box_secret).map_err(|e| format!("box.key: {e}"))?,
         signing_key: Ed25519Key::from_seed(*seed),
     };
+    if opts.max_pending == 0 || opts.max_pending_per_user == 0 {
+        return Err("--max-pending and --max-pending-per-user must be at least 1".into());
+    }
     let tls = https::Tls::load(&opts.bundle, &opts.broker).await?;
     let acceptor = tls.acceptor()?;
     let broker = tls.client()?;
+    let _refresh = tls.keep_fresh("ANS", opts.crl_refresh);
     let listener = https::bind(&opts.listen).await?;
     tracing::info!(ans = %name, "ANS ready");
     let state = AnsState {
@@ -175,6 +228,8 @@ pub async fn run(opts: AnsOptions) -> Result<(), String> {
         ans,
         pending: Mutex::new(HashMap::new()),
         ttl: Duration::from_secs(u64::try_from(STATE_LIFETIME_S).unwrap_or(600)),
+        max_pending: opts.max_pending,
+        max_pending_per_user: opts.max_pending_per_user,
         broker,
         broker_url: opts.broker.trim_end_matches('/').to_string(),
     };

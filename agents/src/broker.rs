@@ -2,6 +2,12 @@
 //! their own certificate: the CA and CRL, their own credentials and nothing
 //! else (the broker decides by the certificate), other data centers' public
 //! entries, and the check of a user's OTP.
+//!
+//! The client accepts only a broker certificate of the CA (not a data
+//! center's, an ANS's, … named like the broker's host), judged by the CRL
+//! the last [`Broker::trust`] read (the DC daemon reads it every
+//! `--refresh`); a CRL past its nextUpdate refuses the broker until a fresh
+//! one is read ([`dirbroker_service::pki`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +21,8 @@ use dirbroker_proto::otp::Algorithm;
 use dirbroker_proto::otp::{SecretFormat, parse_secret};
 use dirbroker_proto::speke::{PreparedPassword, Speke};
 use dirbroker_service::client::{ApiClient, ClientError};
+use dirbroker_service::holder::CertKind;
+use dirbroker_service::pki::Pki;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
@@ -27,6 +35,10 @@ use crate::migration::request::{K1, K1Store, OtpConsumed};
 #[derive(Debug, Clone)]
 pub struct Broker {
     api: ApiClient,
+    /// For `/v1/pki/ca` only: the CRL's revocations apply, its nextUpdate
+    /// does not, so a stale CRL can be replaced.
+    fetching: ApiClient,
+    pki: std::sync::Arc<Pki>,
 }
 
 fn local(e: impl std::fmt::Display) -> MigrationError {
@@ -58,24 +70,43 @@ pub struct DcPublic {
 }
 
 impl Broker {
-    /// A client presenting `me` and trusting only the broker CA.
+    /// A client presenting `me` and trusting only a broker certificate of
+    /// the broker CA (no CRL until [`Broker::trust`] reads one).
     pub fn new(base: &str, ca_pem: &[u8], me: &DcIdentity) -> Result<Broker, MigrationError> {
         use rustls_pki_types::pem::PemObject;
-        let ca = rustls_pki_types::CertificateDer::from_pem_slice(ca_pem).map_err(|e| local(format!("ca.pem: {e}")))?;
-        let tls = crate::tls::client_config(&ca, None, Some(me)).map_err(local)?;
-        let api = ApiClient::new(base, tls, std::time::Duration::from_secs(30)).map_err(local)?;
-        Ok(Broker { api })
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ca = CertificateDer::from_pem_slice(ca_pem).map_err(|e| local(format!("ca.pem: {e}")))?;
+        let pki = Pki::new(ca, None).map_err(local)?;
+        let identity = (
+            vec![CertificateDer::from(me.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(me.key_der.to_vec())),
+        );
+        let timeout = std::time::Duration::from_secs(30);
+        let tls = pki.client_config(CertKind::Broker, Some(identity)).map_err(local)?;
+        let api = ApiClient::new(base, tls, timeout).map_err(local)?;
+        // `/v1/pki/ca` is public: no certificate, so a broker that refuses
+        // ours (its CRL stale) still hands out the CRL.
+        let tls = pki.fetching_client_config(CertKind::Broker, None).map_err(local)?;
+        let fetching = ApiClient::new(base, tls, timeout).map_err(local)?;
+        Ok(Broker { api, fetching, pki })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, MigrationError> {
         self.api.get(path).await.map_err(local)
     }
 
-    /// The CA certificate and current CRL.
+    /// The CA certificate and current CRL; the CRL is put in force for
+    /// this client too (the next call to the broker is judged by it).
     pub async fn trust(&self) -> Result<Trust, MigrationError> {
-        let r: PkiCa = self.get("/v1/pki/ca").await?;
+        let r: PkiCa = self.fetching.get("/v1/pki/ca").await.map_err(local)?;
         let crl = r.crl_pem.ok_or_else(|| local("the broker publishes no CRL (run `dirbroker ca refresh-crl`)"))?;
-        Ok(Trust::from_pem(r.ca_pem.as_bytes(), crl.as_bytes())?)
+        let trust = Trust::from_pem(r.ca_pem.as_bytes(), crl.as_bytes())?;
+        if self.pki.set_crl(trust.crl_der().clone()).map_err(local)? {
+            tracing::debug!("the broker client judges the broker by the new CRL");
+        }
+        let now = i64::try_from(dirbroker_service::clock::unix_time().as_secs()).unwrap_or(i64::MAX);
+        self.pki.warn_if_stale("DC", now);
+        Ok(trust)
     }
 
     /// Our own credentials (the broker chooses them by our certificate).

@@ -65,20 +65,19 @@ fn clock_offset() -> i64 {
     }
 }
 
+/// The broker's JWKS, from a server that must hold a broker certificate of
+/// the CA (the keys that sign tickets: another kind's server for the
+/// broker's host name must not be able to hand out its own).
 async fn fetch_jwks(broker: &str, ca: &PathBuf) -> Result<Jwks, String> {
     let pem = std::fs::read(ca).map_err(|e| format!("--ca {}: {e}", ca.display()))?;
-    let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("--ca {}: {e}", ca.display()))?;
-    let http = reqwest::Client::builder()
-        .tls_certs_only([cert])
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("{}/.well-known/jwks.json", broker.trim_end_matches('/'));
-    let r = http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
-    if !r.status().is_success() {
-        return Err(format!("{url}: {}", r.status()));
-    }
-    r.json().await.map_err(|e| format!("{url}: {e}"))
+    let client = dirbroker_service::client::ApiClient::trusting(
+        broker,
+        &pem,
+        dirbroker_service::holder::CertKind::Broker,
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| format!("--ca {}: {e}", ca.display()))?;
+    client.get("/.well-known/jwks.json").await.map_err(|e| e.to_string())
 }
 
 /// Loads the key, fetches the JWKS, and serves until the process ends.

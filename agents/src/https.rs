@@ -1,12 +1,16 @@
 //! The HTTPS JSON server and client of the SSO agent services (AMS, ANS):
 //! axum over hyper over tokio-rustls, with the agent's own certificate from
 //! its bundle (`dirbroker agent add`), client certificates optional but,
-//! when sent, checked against the broker CA and the CRL fetched from the
-//! broker at start. The caller's identity reaches the handlers as the
-//! broker's own [`dirbroker_service::Peer`], so the same `require` checks apply.
+//! when sent, checked against the broker CA and the CRL in force. The CRL
+//! is read from the broker at start and again every `--crl-refresh`
+//! seconds; one past its nextUpdate refuses every certificate
+//! ([`dirbroker_service::pki`]). The agent's client to the broker accepts
+//! only a broker certificate. The caller's identity reaches the handlers as
+//! the broker's own [`dirbroker_service::Peer`], so the same `require` checks apply.
 //!
 //! ```text
-//!  start: bundle (key.pem, cert.pem, ca.pem) ─► GET broker/v1/pki/ca ─► CA + CRL
+//!  start: bundle (key.pem, cert.pem, ca.pem) ─► GET broker/v1/pki/ca ─► CA (= the bundle's) + CRL
+//!  every --crl-refresh s: GET broker/v1/pki/ca ─► CRL in force for the next handshakes
 //!  accept (the broker's loop) ─► spawn: TLS handshake (timeout) ─► Peer{kind,name,serial} ─► router
 //! ```
 
@@ -15,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
+use dirbroker_service::holder::CertKind;
+use dirbroker_service::pki::Pki;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -30,13 +34,13 @@ use dirbroker_service::metrics::Metrics;
 pub struct Tls {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    ca: CertificateDer<'static>,
-    crl: Option<CertificateRevocationListDer<'static>>,
+    pki: Arc<Pki>,
+    source: CrlSource,
 }
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("has_crl", &self.crl.is_some()).finish_non_exhaustive()
+        f.debug_struct("Tls").field("has_crl", &self.pki.crl().is_some()).finish_non_exhaustive()
     }
 }
 
@@ -48,6 +52,52 @@ struct PkiReply {
 
 fn file(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
+}
+
+/// Where the CRL comes from: the broker's `GET /v1/pki/ca` (public), read
+/// with a client that presents no certificate (a broker whose CRL is stale
+/// refuses ours) and checks the broker's (CA, kind, revocations) but not the
+/// CRL's nextUpdate, so a stale CRL can be replaced.
+#[derive(Clone)]
+struct CrlSource {
+    http: reqwest::Client,
+    url: String,
+    ca: CertificateDer<'static>,
+    pki: Arc<Pki>,
+}
+
+impl CrlSource {
+    /// Reads the CA and CRL and puts the CRL in force; `Ok(true)` when it is new.
+    async fn read(&self) -> Result<bool, String> {
+        let url = &self.url;
+        let resp = self.http.get(url).send().await.map_err(|e| format!("{url}: {}", chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: {}", resp.status()));
+        }
+        let pki: PkiReply = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+        let published = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
+        if published != self.ca {
+            return Err(format!("{url}: the broker publishes another CA than the bundle's ca.pem"));
+        }
+        let crl = pki.crl_pem.ok_or_else(|| format!("{url}: the broker publishes no CRL"))?;
+        let crl = CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).map_err(|e| format!("CRL: {e}"))?;
+        self.pki.set_crl(crl).map_err(|e| format!("{url}: {e}"))
+    }
+}
+
+/// An error and its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+fn now_unix() -> i64 {
+    i64::try_from(dirbroker_service::clock::unix_time().as_secs()).unwrap_or(i64::MAX)
 }
 
 impl Tls {
@@ -70,62 +120,70 @@ impl Tls {
             .map_err(|e| file(&cert_file, e))?;
         let ca_file = bundle.join("ca.pem");
         let ca = CertificateDer::from_pem_file(&ca_file).map_err(|e| file(&ca_file, e))?;
-        let mut tls = Tls { chain, key, ca, crl: None };
-        let http = tls.client()?;
-        let url = format!("{}/v1/pki/ca", broker.trim_end_matches('/'));
-        let resp = http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url}: {}", resp.status()));
-        }
-        let pki: PkiReply = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-        let published = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
-        if published != tls.ca {
-            return Err(format!("the broker publishes another CA than {}", ca_file.display()));
-        }
-        let crl = pki.crl_pem.ok_or_else(|| format!("{url}: the broker publishes no CRL"))?;
-        tls.crl = Some(CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).map_err(|e| format!("CRL: {e}"))?);
-        Ok(tls)
+        let pki = Pki::new(ca.clone(), None).map_err(|e| file(&ca_file, e))?;
+        let fetching = pki.fetching_client_config(CertKind::Broker, None).map_err(|e| e.to_string())?;
+        let source = CrlSource {
+            http: http_client(fetching)?,
+            url: format!("{}/v1/pki/ca", broker.trim_end_matches('/')),
+            ca,
+            pki: pki.clone(),
+        };
+        source.read().await?;
+        pki.warn_if_stale("start", now_unix());
+        Ok(Tls { chain, key, pki, source })
     }
 
-    fn roots(&self) -> Result<Arc<RootCertStore>, String> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone()).map_err(|e| format!("the CA certificate is unusable: {e}"))?;
-        Ok(Arc::new(roots))
+    /// Reads the CRL from the broker every `every` (the source it was read
+    /// from at start) and puts it in force; a failed read keeps the CRL in
+    /// force and is logged, and a CRL past its nextUpdate is logged at each
+    /// turn (every certificate is refused meanwhile).
+    pub fn keep_fresh(&self, who: &'static str, every: Duration) -> tokio::task::JoinHandle<()> {
+        let source = self.source.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match source.read().await {
+                    Ok(true) => tracing::info!("{who}: new CRL in force"),
+                    Ok(false) => tracing::debug!("{who}: CRL unchanged"),
+                    Err(e) => tracing::warn!("{who}: CRL refresh failed, keeping the CRL in force: {e}"),
+                }
+                source.pki.warn_if_stale(who, now_unix());
+            }
+        })
     }
 
     /// The server side: our certificate; client certificates optional, and
-    /// checked against the CA and CRL when sent.
+    /// checked against the CA and the CRL in force when sent.
     pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
-        let verifier = WebPkiClientVerifier::builder(self.roots()?)
-            .with_crls(self.crl.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| format!("client verifier: {e}"))?;
-        let mut config = rustls::ServerConfig::builder()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| format!("server certificate: {e}"))?;
+        let mut config = self.pki.server_config(self.chain.clone(), self.key.clone_key()).map_err(|e| e.to_string())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
-    /// An HTTPS client presenting our certificate and trusting only the CA
-    /// (and its CRL once fetched).
+    /// An HTTPS client of the broker: presents our certificate, accepts
+    /// only a broker certificate of the CA not revoked by the CRL in force.
     pub fn client(&self) -> Result<reqwest::Client, String> {
-        let verifier = rustls::client::WebPkiServerVerifier::builder(self.roots()?)
-            .with_crls(self.crl.clone())
-            .build()
-            .map_err(|e| format!("server verifier: {e}"))?;
-        let config = rustls::ClientConfig::builder()
-            .with_webpki_verifier(verifier)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| format!("client certificate: {e}"))?;
-        reqwest::Client::builder()
-            .use_preconfigured_tls(config)
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| format!("HTTPS client: {e}"))
+        let config = self
+            .pki
+            .client_config(CertKind::Broker, Some((self.chain.clone(), self.key.clone_key())))
+            .map_err(|e| e.to_string())?;
+        http_client(config)
     }
+}
+
+/// A reqwest client that keeps no connection (HTTP/1.1, no idle pool):
+/// every request dials and is judged by the CRL in force then.
+fn http_client(config: rustls::ClientConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .pool_max_idle_per_host(0)
+        .http1_only()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| format!("HTTPS client: {e}"))
 }
 
 /// Binds `listen` and prints `listening on ADDR` on stdout (what scripts and

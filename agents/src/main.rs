@@ -103,11 +103,15 @@ enum Cmd {
     Ams {
         #[arg(long)]
         bundle: PathBuf,
-        /// The broker's base URL (CA and CRL at start).
+        /// The broker's base URL (CA and CRL at start and every --crl-refresh seconds).
         #[arg(long)]
         broker: String,
         #[arg(long, default_value = "127.0.0.1:9443")]
         listen: String,
+        /// Seconds between reads of the CRL from the broker.
+        #[arg(long, default_value_t = dirbroker_service::pki::DEFAULT_CRL_REFRESH_S,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        crl_refresh: u64,
     },
     /// Run the Agent Name Server of the SSO (seed 002): signs user levels, forwards shares to the broker.
     #[command(
@@ -118,11 +122,23 @@ enum Cmd {
     Ans {
         #[arg(long)]
         bundle: PathBuf,
-        /// The broker's base URL (CA and CRL at start; AnsToBroker goes there).
+        /// The broker's base URL (CA and CRL at start and every --crl-refresh seconds; AnsToBroker goes there).
         #[arg(long)]
         broker: String,
         #[arg(long, default_value = "127.0.0.1:9444")]
         listen: String,
+        /// Seconds between reads of the CRL from the broker.
+        #[arg(long, default_value_t = dirbroker_service::pki::DEFAULT_CRL_REFRESH_S,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        crl_refresh: u64,
+        /// Most registrations waiting for their share at once, in all (then 503).
+        #[arg(long, default_value_t = ans::MAX_PENDING,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_pending: usize,
+        /// Most registrations of one user (one invitation) waiting for their share at once (then 429).
+        #[arg(long, default_value_t = ans::MAX_PENDING_PER_USER,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+        max_pending_per_user: usize,
     },
     /// Migrate a VM image (the admin console); asks for the user's OTP.
     #[command(
@@ -184,14 +200,25 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
-        Cmd::Ams { bundle, broker, listen } => ams::run(ams::AmsOptions { bundle, broker, listen })
+        Cmd::Ams { bundle, broker, listen, crl_refresh } => {
+            ams::run(ams::AmsOptions { bundle, broker, listen, crl_refresh: Duration::from_secs(crl_refresh) })
+                .await
+                .map(|()| None)
+                .map_err(dirbroker_agents::migration::MigrationError::Local)
+        }
+        Cmd::Ans { bundle, broker, listen, crl_refresh, max_pending, max_pending_per_user } => {
+            ans::run(ans::AnsOptions {
+                bundle,
+                broker,
+                listen,
+                crl_refresh: Duration::from_secs(crl_refresh),
+                max_pending,
+                max_pending_per_user,
+            })
             .await
             .map(|()| None)
-            .map_err(dirbroker_agents::migration::MigrationError::Local),
-        Cmd::Ans { bundle, broker, listen } => ans::run(ans::AnsOptions { bundle, broker, listen })
-            .await
-            .map(|()| None)
-            .map_err(dirbroker_agents::migration::MigrationError::Local),
+            .map_err(dirbroker_agents::migration::MigrationError::Local)
+        }
         Cmd::Migrate { migration, ca, endpoint, json } => match console::run(migration, ca, endpoint, json).await {
             Ok(line) => Ok(Some(line)),
             Err(console::ConsoleError::Usage(e)) => {

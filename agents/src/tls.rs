@@ -2,7 +2,8 @@
 //! the broker CA issued them (mutual TLS between data centers, as the paper
 //! has certificates there); the admin console checks the data center's
 //! certificate. Every peer certificate is judged by the broker CA and, where
-//! we have it, its CRL.
+//! we have it, its CRL, whose nextUpdate is enforced (a stale CRL refuses
+//! every certificate; the DC daemon rebuilds these with each CRL it reads).
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ fn key_of(me: &DcIdentity) -> PrivateKeyDer<'static> {
 pub fn dc_server(me: &DcIdentity, trust: &Trust) -> Result<TlsAcceptor, String> {
     let verifier = WebPkiClientVerifier::builder(roots(trust.ca_der())?)
         .with_crls([trust.crl_der().clone()])
+        .enforce_revocation_expiration()
         .allow_unauthenticated()
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
@@ -55,7 +57,7 @@ pub fn client_config(
 ) -> Result<ClientConfig, String> {
     let mut verifier = WebPkiServerVerifier::builder(roots(ca)?);
     if let Some(t) = crl {
-        verifier = verifier.with_crls([t.crl_der().clone()]);
+        verifier = verifier.with_crls([t.crl_der().clone()]).enforce_revocation_expiration();
     }
     let verifier = verifier.build().map_err(|e| format!("server verifier: {e}"))?;
     let builder = ClientConfig::builder().with_webpki_verifier(verifier);

@@ -17,6 +17,7 @@ use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::session::{CachedLogin, CachedTicket, ClientCredential};
 use dirbroker_proto::sso::tickets::{Jwks, LoginReply};
+use dirbroker_service::holder::CertKind;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -163,7 +164,7 @@ pub(crate) fn sso_err(what: &str) -> impl Fn(dirbroker_proto::sso::error::SsoErr
 pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     let started = std::time::Instant::now();
     let mut kdf_ms = 0.0;
-    let client = crate::https_client(&a.broker, &a.ca, std::time::Duration::from_secs(30))?;
+    let client = crate::https_client(&a.broker, &a.ca, CertKind::Broker, std::time::Duration::from_secs(30))?;
     let jwks: Jwks = client.get("/.well-known/jwks.json").await?;
     let path = ccache_path(&a.cc)?;
     let (cred, issuer, otp) = if a.anonymous {

@@ -22,6 +22,7 @@ use dirbroker_proto::api::sso::{ParamsReply, RegisterReply, RegisterRequest, Sha
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::{Published, client_start_registration};
+use dirbroker_service::holder::CertKind;
 
 use super::{CliResult, Ctx, Failure};
 use crate::exit::Exit;
@@ -91,7 +92,7 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         None => password.expose().as_bytes().to_vec(),
     });
     let timeout = std::time::Duration::from_secs(60);
-    let broker = crate::https_client(&a.broker, &a.ca, timeout)?;
+    let broker = crate::https_client(&a.broker, &a.ca, CertKind::Broker, timeout)?;
     let params: ParamsReply = broker.get("/v1/sso/params").await?;
     if !params.kdf.meets_minimum() && !a.allow_weak_kdf {
         return Err(Failure::new(
@@ -115,7 +116,7 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
     };
     let reply: RegisterReply = broker.post("/v1/sso/register", &body).await?;
     let share = awaiting.receive_agent(&reply.agent).map_err(sso_failure)?;
-    let ans = crate::https_client(&reply.ans_url, &a.ca, timeout)?;
+    let ans = crate::https_client(&reply.ans_url, &a.ca, CertKind::Ans, timeout)?;
     let published: Published = ans.post("/v1/share", &ShareRequest { share, state: reply.state }).await?;
     // The broker published P_c = G1·G2; check it is g^pw for our password.
     let pw = derive_pw(&input, salt.as_slice(), &params.kdf).map_err(sso_failure)?;

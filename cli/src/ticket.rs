@@ -3,6 +3,7 @@
 //! (stages 5–7 against a Kerberized service). See docs/protocols/sso.md.
 
 use dirbroker::secret::write_private_file;
+use dirbroker_service::holder::CertKind;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -107,7 +108,7 @@ async fn get_ticket(path: &Path, cc: &mut Ccache, service: &str) -> Result<Clien
     if session.claims().exp < now() {
         return Err(Failure::new(Exit::Failed, "the TGT has expired: run `dirbroker login` again"));
     }
-    let client = crate::https_client(&cc.broker, &cc.ca_file, std::time::Duration::from_secs(30))?;
+    let client = crate::https_client(&cc.broker, &cc.ca_file, CertKind::Broker, std::time::Duration::from_secs(30))?;
     let (req, waiting) =
         session.request_ticket(service, now(), &mut dirbroker::clock::rng()).map_err(sso_err("ticket request"))?;
     let body = serde_json::to_value(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;

@@ -46,30 +46,35 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client of `base` (`https://host:port`) with this TLS configuration
-    /// (roots, and a client certificate where the peer asks for one).
+    /// (roots, and a client certificate where the peer asks for one). No
+    /// connection is kept (HTTP/1.1, no idle pool; an HTTP/2 connection would
+    /// be shared on): every call dials and is judged by the CRL in force then
+    /// ([`crate::pki`]), not by the one of an older handshake.
     pub fn new(base: &str, tls: rustls::ClientConfig, timeout: Duration) -> Result<ApiClient, ClientError> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .pool_max_idle_per_host(0)
+            .http1_only()
             .timeout(timeout)
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(ApiClient { http, base: base.trim_end_matches('/').to_string() })
     }
 
-    /// A client trusting only the CA certificates in `ca_pem`, without a certificate of its own.
-    pub fn trusting(base: &str, ca_pem: &[u8], timeout: Duration) -> Result<ApiClient, ClientError> {
+    /// A client trusting only the CA certificate in `ca_pem` and only a
+    /// server certificate of `kind` from it, without a certificate of its own.
+    pub fn trusting(
+        base: &str,
+        ca_pem: &[u8],
+        kind: crate::holder::CertKind,
+        timeout: Duration,
+    ) -> Result<ApiClient, ClientError> {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
-        crate::install_crypto_provider();
-        let mut roots = rustls::RootCertStore::empty();
-        for der in CertificateDer::pem_slice_iter(ca_pem) {
-            let der = der.map_err(|e| ClientError::Setup(format!("CA certificate: {e}")))?;
-            roots.add(der).map_err(|e| ClientError::Setup(format!("CA certificate: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(ClientError::Setup("no CA certificate in the PEM file".into()));
-        }
-        let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let ca =
+            CertificateDer::from_pem_slice(ca_pem).map_err(|e| ClientError::Setup(format!("CA certificate: {e}")))?;
+        let pki = crate::pki::Pki::new(ca, None).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let tls = pki.client_config(kind, None).map_err(|e| ClientError::Setup(e.to_string()))?;
         ApiClient::new(base, tls, timeout)
     }
 

@@ -3,7 +3,8 @@
 //! certificate ([`holder`], [`Peer`]), the service frames of seed 002's
 //! Kerberized services ([`frame`]), the JSON error answer and caller checks
 //! ([`api_error`]), the one HTTPS client ([`client`]), Prometheus metrics
-//! ([`metrics`]), secrets read from files and the terminal ([`secret`]), and the
+//! ([`metrics`]), the CA and the CRL in force
+//! ([`pki`]), secrets read from files and the terminal ([`secret`]), and the
 //! clock and RNG at the edge ([`clock`]). No LDAP: the agents link this, not
 //! the broker library.
 
@@ -16,6 +17,7 @@ pub mod holder;
 pub mod idempotent;
 pub mod logging;
 pub mod metrics;
+pub mod pki;
 pub mod rate;
 pub mod secret;
 

@@ -195,4 +195,29 @@ async fn a_qcow2_image_migrates_between_data_centers_once_per_otp() {
     assert!(text(&o).contains("revoked"), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
     assert!(!s.t.join("images-dest/vm2.qcow2").exists());
     assert!(s.broker.log().contains("OTP refused"), "{}", s.broker.log());
+
+    // The broker's own certificate revoked while the data center runs (issue
+    // #13 item 12: the DC's broker client used to check no CRL): the source
+    // DC takes the new CRL at its next refresh and then refuses the broker,
+    // so no migration is authorised through it.
+    dirbroker(&s.cfg, &["ca", "revoke", "--cert", &s.p("broker/cert.pem")]);
+    let start = std::time::Instant::now();
+    while !s.dc_src.log().contains("refresh failed, keeping the previous credentials: broker: cannot reach") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "--- dc-src\n{}", s.dc_src.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let o = s.migrate("vm2.qcow2", &oathtool(2));
+    assert_eq!(o.status.code(), Some(1), "{}\n--- dc-src\n{}", text(&o), s.dc_src.log());
+    // The DC answers the console before it logs why.
+    let start = std::time::Instant::now();
+    while !s
+        .dc_src
+        .log()
+        .lines()
+        .any(|l| l.contains("OTP check: cannot reach") && l.contains("invalid peer certificate: Revoked"))
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "--- dc-src\n{}", s.dc_src.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!s.t.join("images-dest/vm2.qcow2").exists());
 }

@@ -8,6 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,6 +42,12 @@ fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
 }
 
 async fn site() -> Site {
+    site_with(&[]).await
+}
+
+/// The site with `ans_args` added to the ANS's command line. Every process
+/// reads the CRL again each second (`--crl-refresh 1`, `crl_refresh_s = 1`).
+async fn site_with(ans_args: &[&str]) -> Site {
     let bed = start().await;
     let tmp = scratch_dir();
     let t = tmp.path().to_path_buf();
@@ -66,7 +73,7 @@ async fn site() -> Site {
         ),
     );
     toml.push_str(&format!(
-        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
+        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\ncrl_refresh_s = 1\n",
         p("broker/cert.pem"),
         p("broker/key.pem"),
     ));
@@ -77,13 +84,14 @@ async fn site() -> Site {
         "debug",
     );
     let url = format!("https://{}", broker.addr);
-    let agent = |role: &str, port: u16| {
+    let agent = |role: &str, port: u16, extra: &[&str]| {
         let mut cmd = Command::new(agents_bin());
         cmd.args([role, "--bundle", &p(role), "--broker", &url, "--listen", &format!("127.0.0.1:{port}")]);
+        cmd.args(["--crl-refresh", "1"]).args(extra);
         Daemon::start_at(&mut cmd, t.join(format!("{role}.log")), "debug")
     };
-    let ans = agent("ans", ans_port);
-    let ams = agent("ams", ams_port);
+    let ans = agent("ans", ans_port, ans_args);
+    let ams = agent("ams", ams_port, &[]);
     Site { bed, _tmp: tmp, t, cfg, broker, ams, ans }
 }
 
@@ -194,6 +202,39 @@ async fn register_in_process(s: &Site, uid: &str, invite: &Path, tamper: impl Fn
     finish(s, b, tamper).await
 }
 
+/// Stage 1 as a client would start it: the broker's status and answer.
+async fn try_register(s: &Site, uid: &str, invite: &Path) -> (u16, Value) {
+    let http = s.http(None);
+    let params: ParamsReply =
+        http.get(format!("{}/v1/sso/params", s.broker_url())).send().await.unwrap().json().await.unwrap();
+    let (request, _) =
+        client_start_registration(uid, PASSWORD.as_bytes(), params.kdf, &mut dirbroker::clock::rng()).unwrap();
+    let code = std::fs::read_to_string(invite).unwrap().trim().to_string();
+    let body = RegisterRequest { registration: request, invitation: code, keystroke_hardening: false };
+    let r = http.post(format!("{}/v1/sso/register", s.broker_url())).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Polls `ok` every 100 ms until it holds: how long that took, or `None`
+/// when it did not within `limit`.
+async fn within<F: std::future::Future<Output = bool>>(limit: Duration, mut ok: impl FnMut() -> F) -> Option<Duration> {
+    let start = Instant::now();
+    while !ok().await {
+        if start.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(start.elapsed())
+}
+
+impl Site {
+    /// The three daemons' logs, for a failure message.
+    fn logs(&self) -> String {
+        format!("--- serve\n{}\n--- ams\n{}\n--- ans\n{}", self.broker.log(), self.ams.log(), self.ans.log())
+    }
+}
+
 async fn begin(s: &Site, uid: &str, invite: &Path) -> Begun {
     let http = s.http(None);
     let mut bodies = Vec::new();
@@ -232,6 +273,29 @@ async fn finish(s: &Site, b: Begun, tamper: impl FnOnce(&mut String)) -> Capture
     bodies.push(body.clone());
     let r = http
         .post(format!("{}/v1/share", reply.ans_url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let share_status = r.status().as_u16();
+    let t = r.text().await.unwrap();
+    bodies.push(t.clone());
+    Captured { bodies, share_status, share_body: serde_json::from_str(&t).unwrap() }
+}
+
+/// Sends `b`'s share with its binder altered (one bit), keeping `b` for the real one.
+async fn wrong_share(s: &Site, b: &Begun) -> Captured {
+    let mut share = b.share.clone();
+    if let Some(x) = share.binder.0.first_mut() {
+        *x ^= 1;
+    }
+    let mut bodies = Vec::new();
+    let http = s.http(None);
+    let body = serde_json::to_string(&ShareRequest { share, state: b.reply.state.clone() }).unwrap();
+    bodies.push(body.clone());
+    let r = http
+        .post(format!("{}/v1/share", b.reply.ans_url))
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -451,4 +515,193 @@ async fn sso_register_refuses_tampered_state_wrong_certificates_and_bad_json() {
     }
     assert!(s.user("alice").await.public_value.is_none());
     assert!(s.user("bob").await.public_value.is_none());
+}
+
+/// A client with the bundle `who` reaches `url`'s route: the TLS handshake
+/// passes (whatever the route then answers).
+async fn handshake_passes(s: &Site, who: &str, url: &str) -> bool {
+    s.http(Some(who)).post(url).json(&serde_json::json!({})).send().await.is_ok()
+}
+
+/// Issue #13 item 12: AMS and ANS read the CRL again (`--crl-refresh`), and
+/// the broker's client to them does too (`crl_refresh_s`): a certificate
+/// revoked after they started is refused within the interval.
+#[tokio::test]
+async fn sso_agents_and_the_broker_refuse_certificates_revoked_after_they_started() {
+    let s = site().await;
+    dirbroker(&s.cfg, &["ca", "issue", "broker", "broker-2", "--ip", "127.0.0.1", "--out", &s.p("broker2")]);
+    let ams = format!("https://{}/v1/agents", s.ams.addr);
+    let ans = format!("https://{}/v1/mcode", s.ans.addr);
+    // Before: both take broker-2's certificate (the empty body is what they refuse).
+    for url in [&ams, &ans] {
+        let r = s.http(Some("broker2")).post(url.as_str()).json(&serde_json::json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{url}");
+    }
+    let invite = s.invite("alice", &[]);
+    let c = register_in_process(&s, "alice", &invite, |_| {}).await;
+    assert_eq!(c.share_status, 200, "{}", c.share_body);
+
+    // Revoked while AMS and ANS run: refused by both within a few refreshes.
+    dirbroker(&s.cfg, &["ca", "revoke", "--cert", &s.p("broker2/cert.pem")]);
+    within(Duration::from_secs(10), || async {
+        !handshake_passes(&s, "broker2", &ams).await && !handshake_passes(&s, "broker2", &ans).await
+    })
+    .await
+    .unwrap_or_else(|| panic!("AMS and ANS still take the revoked certificate after 10 s\n{}", s.logs()));
+    assert!(s.ams.log().contains("new CRL in force"), "{}", s.ams.log());
+    assert!(s.ans.log().contains("new CRL in force"), "{}", s.ans.log());
+    // The broker's own certificate is not revoked: registration still works.
+    let invite = s.invite("bob", &[]);
+    let c = register_in_process(&s, "bob", &invite, |_| {}).await;
+    assert_eq!(c.share_status, 200, "{}", c.share_body);
+
+    // The AMS's certificate revoked while the broker runs: the broker's
+    // client to the AMS refuses it within a few refreshes.
+    dirbroker(&s.cfg, &["ca", "revoke", "--cert", &s.p("ams/cert.pem")]);
+    let invite = s.invite("carol", &[]);
+    let start = Instant::now();
+    let last = loop {
+        let (status, body) = try_register(&s, "carol", &invite).await;
+        if status == 502 {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the broker still takes the revoked AMS: {status} {body}\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let err = last["error"].as_str().unwrap();
+    assert!(err.contains("AMS") && err.contains("Revoked"), "{err}");
+    assert!(s.user("carol").await.public_value.is_none());
+}
+
+/// Issue #13 item 12: a CRL past its nextUpdate refuses every certificate
+/// (fail closed, logged), and a fresh CRL read the usual way ends that.
+#[tokio::test]
+async fn sso_agents_refuse_every_certificate_while_the_crl_is_past_next_update() {
+    let s = site().await;
+    dirbroker(&s.cfg, &["ca", "issue", "broker", "broker-2", "--ip", "127.0.0.1", "--out", &s.p("broker2")]);
+    let ams = format!("https://{}/v1/agents", s.ams.addr);
+    let ans = format!("https://{}/v1/mcode", s.ans.addr);
+    assert!(handshake_passes(&s, "broker2", &ams).await && handshake_passes(&s, "broker2", &ans).await);
+
+    // A CRL the CA signed eight days ago (valid seven): no serial in it, but stale.
+    let config = dirbroker::config::Config::load(&s.cfg).unwrap();
+    let ca = dirbroker::ca::Ca::load(&config.ca.key_file, &config.ca.cert_file).unwrap();
+    let dir = s.admin().await;
+    let dn = dir.layout().pki.child("cn", "ca").unwrap();
+    let attr = "certificateRevocationList;binary";
+    let current = dir.read(&dn, &[attr]).await.unwrap();
+    let der = dirbroker::serve::tls::binary(&current, attr).unwrap();
+    let (number, revoked) = dirbroker::ca::parse_crl(&der).unwrap();
+    let stale = ca.crl(&revoked, number + 1, dirbroker::clock::now() - time::Duration::days(8)).unwrap();
+    dir.modify(&dn, vec![Change::Replace(attr.as_bytes().to_vec(), [stale].into_iter().collect())]).await.unwrap();
+
+    within(Duration::from_secs(10), || async {
+        !handshake_passes(&s, "broker2", &ams).await && !handshake_passes(&s, "broker2", &ans).await
+    })
+    .await
+    .unwrap_or_else(|| panic!("AMS and ANS still take a certificate under a stale CRL\n{}", s.logs()));
+    for (name, log) in [("ams", s.ams.log()), ("ans", s.ans.log()), ("serve", s.broker.log())] {
+        assert!(log.contains("past its nextUpdate"), "{name}: {log}");
+    }
+    // Registration needs the broker and its agents to accept each other: refused.
+    let invite = s.invite("alice", &[]);
+    let (status, body) = try_register(&s, "alice", &invite).await;
+    assert_eq!(status, 502, "{body}");
+
+    // A fresh CRL (the cron job's `ca refresh-crl`) is read although the
+    // one in force is stale, and ends the refusal.
+    dirbroker(&s.cfg, &["ca", "refresh-crl"]);
+    within(Duration::from_secs(10), || async {
+        handshake_passes(&s, "broker2", &ams).await && handshake_passes(&s, "broker2", &ans).await
+    })
+    .await
+    .unwrap_or_else(|| panic!("AMS and ANS still refuse under a fresh CRL\n{}", s.logs()));
+    let c = register_in_process(&s, "alice", &invite, |_| {}).await;
+    assert_eq!(c.share_status, 200, "{}", c.share_body);
+}
+
+/// Issue #13 item 12 (S1): clients take "the broker" by kind, not only by CA
+/// and host name. The ANS's certificate is valid, from the same CA, for the
+/// same address: the registration client, an AMS and a data center that are
+/// pointed at it as their broker refuse it.
+#[tokio::test]
+async fn a_valid_certificate_of_another_kind_is_not_taken_for_the_broker() {
+    let s = site().await;
+    let impostor = format!("https://{}", s.ans.addr);
+
+    let invite = s.invite("alice", &[]);
+    let mut cmd = Command::new(dirbroker_bin());
+    cmd.args(["register", "alice", "--broker", &impostor, "--ca", &s.p("broker/ca.pem")]).args([
+        "--invite-file",
+        invite.to_str().unwrap(),
+        "--allow-weak-kdf",
+    ]);
+    let o = run_with_stdin(&mut cmd, &format!("{PASSWORD}\n"));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ans certificate, not a broker one"), "{}", text(&o));
+
+    let o = Command::new(agents_bin())
+        .args(["ams", "--bundle", &s.p("ams"), "--broker", &impostor, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("ans certificate, not a broker one"), "{}", text(&o));
+
+    dirbroker(&s.cfg, &["dc", "add", "DC-TEST-1", "--endpoint", "127.0.0.1:1", "--out", &s.p("dc")]);
+    let o = Command::new(agents_bin())
+        .args(["dc", "--bundle", &s.p("dc"), "--broker", &impostor, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("ans certificate, not a broker one"), "{}", text(&o));
+
+    // The real broker, same CA and address: taken.
+    let o = s.register("alice", &invite, None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Issue #13 item 13: ANS checks the share before it lets the registration
+/// go, and bounds the registrations waiting for a share, per user (one
+/// invitation names one user) and in all.
+#[tokio::test]
+async fn ans_keeps_a_registration_through_a_wrong_share_and_bounds_pending_ones() {
+    let s = site_with(&["--max-pending-per-user", "2", "--max-pending", "3"]).await;
+    let alice_invite = s.invite("alice", &[]);
+    let first = begin(&s, "alice", &alice_invite).await;
+    let _second = begin(&s, "alice", &alice_invite).await;
+
+    // One invitation cannot hold more than its bound: a clear refusal, 429.
+    let (status, body) = try_register(&s, "alice", &alice_invite).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("waiting for their share"), "{body}");
+
+    // Another invitation still works while alice is at her bound.
+    let bob_invite = s.invite("bob", &[]);
+    let bob = begin(&s, "bob", &bob_invite).await;
+
+    // The ANS's bound in all: 503, retry later.
+    let carol_invite = s.invite("carol", &[]);
+    let (status, body) = try_register(&s, "carol", &carol_invite).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("registrations are waiting"), "{body}");
+
+    // A wrong share (one bit of the binder) is refused and consumes nothing:
+    // the right share afterwards publishes.
+    let wrong = wrong_share(&s, &first).await;
+    assert_eq!(wrong.share_status, 403, "{}", wrong.share_body);
+    assert!(s.ans.log().contains("the registration still waits"), "{}", s.ans.log());
+    let right = finish(&s, first, |_| {}).await;
+    assert_eq!(right.share_status, 200, "{}", right.share_body);
+    assert!(s.user("alice").await.public_value.is_some());
+    let right = finish(&s, bob, |_| {}).await;
+    assert_eq!(right.share_status, 200, "{}", right.share_body);
+
+    // Published registrations free their places: carol gets in now.
+    let carol = begin(&s, "carol", &carol_invite).await;
+    let c = finish(&s, carol, |_| {}).await;
+    assert_eq!(c.share_status, 200, "{}", c.share_body);
 }

@@ -6,7 +6,8 @@
 //!  accept ─► permit (max_connections) ─► spawn: TLS handshake (timeout)
 //!         client cert? ─► broker CA + CRL (WebPKI) ─► Peer{kind,name,serial}
 //!         ─► hyper connection ─► router (per-request timeout, metrics)
-//!  every crl_refresh_s: CRL from LDAP ─► new acceptor for new connections
+//!  every crl_refresh_s: CRL from LDAP ─► new acceptor for new connections,
+//!                       and in force for the client to AMS/ANS; past nextUpdate: logged, refused
 //!  SIGTERM/SIGINT: stop accepting ─► graceful close ─► wait ≤ grace ─► exit 0
 //! ```
 //!
@@ -149,6 +150,7 @@ impl Server {
             state.dir.clone(),
             material,
             current.clone(),
+            state.sso_register.as_ref().map(|r| r.pki().clone()),
             crl,
             Duration::from_secs(settings.crl_refresh_s),
             state.metrics.clone(),
@@ -168,11 +170,14 @@ impl Server {
 }
 
 /// Re-read the CRL every `every`; a changed CRL gives new connections a new
-/// acceptor. A failed read keeps the CRL in force and is counted.
+/// acceptor and is put in force for the client to AMS/ANS (`agents`). A
+/// failed read keeps the CRL in force and is counted; a CRL past its
+/// nextUpdate is logged at each turn (certificates are refused meanwhile).
 async fn refresh_crl(
     dir: Directory,
     material: tls::Material,
     current: tls::Current,
+    agents: Option<Arc<dirbroker_service::pki::Pki>>,
     mut last: Option<Vec<u8>>,
     every: Duration,
     metrics: Arc<Metrics>,
@@ -191,7 +196,25 @@ async fn refresh_crl(
                 continue;
             }
         };
+        if let Some(der) = &crl
+            && let Ok(Some(next_update)) = dirbroker_service::pki::crl_next_update(der)
+            && next_update <= crate::clock::now().unix_timestamp()
+        {
+            tracing::warn!(
+                security = true,
+                next_update,
+                "the CRL in LDAP is past its nextUpdate; every client certificate is refused until \
+                 `dirbroker ca refresh-crl` publishes a fresh one"
+            );
+        }
         if crl == last {
+            continue;
+        }
+        if let (Some(pki), Some(der)) = (&agents, &crl)
+            && let Err(e) = pki.set_crl(rustls_pki_types::CertificateRevocationListDer::from(der.clone()))
+        {
+            inc(&metrics.crl_refresh_failures);
+            tracing::warn!("CRL refresh (client to AMS/ANS): {e}");
             continue;
         }
         match material.acceptor(crl.as_deref()) {

@@ -81,9 +81,13 @@ fn seal_context(uid: &str, registration_id: &[u8]) -> String {
 // ---------------------------------------------------------------------------
 
 /// How the broker reaches AMS and ANS: their URLs and an HTTPS client
-/// presenting the broker's certificate and trusting only the broker CA.
+/// presenting the broker's certificate, trusting only the broker CA, judging
+/// by the CRL in force (`dirbroker serve` puts each new CRL from LDAP in
+/// force, see [`Registrar::pki`]) and accepting only an AMS certificate from
+/// the AMS and an ANS certificate from the ANS.
 #[derive(Debug)]
 pub struct Registrar {
+    pki: Arc<dirbroker_service::pki::Pki>,
     ams: ApiClient,
     ans: ApiClient,
     ans_url: String,
@@ -99,6 +103,7 @@ impl Registrar {
     /// From `[sso]` (ams_url, ans_url, client identity, KDF) and the CA (and
     /// CRL) the broker trusts; `None` when ams_url / ans_url are not set.
     pub fn from_config(config: &Config, ca_der: &[u8], crl: Option<&[u8]>) -> Result<Option<Registrar>, ServeError> {
+        use dirbroker_service::pki::Pki;
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
         use std::os::unix::fs::PermissionsExt;
@@ -125,28 +130,30 @@ impl Registrar {
             .collect::<Result<_, _>>()
             .map_err(|e| file_error(&cert_file, e))?;
         let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| file_error(&key_file, e))?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from(ca_der.to_vec())).map_err(|e| ServeError::Config(format!("CA: {e}")))?;
-        let crls: Vec<CertificateRevocationListDer<'static>> =
-            crl.map(|c| CertificateRevocationListDer::from(c.to_vec())).into_iter().collect();
-        let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
-            .with_crls(crls)
-            .build()
+        let crl = crl.map(|c| CertificateRevocationListDer::from(c.to_vec()));
+        let pki = Pki::new(CertificateDer::from(ca_der.to_vec()), crl)
             .map_err(|e| ServeError::Config(format!("agent server verifier: {e}")))?;
-        let tls = rustls::ClientConfig::builder()
-            .with_webpki_verifier(verifier)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| ServeError::Config(format!("[sso] client certificate: {e}")))?;
         let timeout = std::time::Duration::from_secs(15);
-        let client =
-            |url: &str| ApiClient::new(url, tls.clone(), timeout).map_err(|e| ServeError::Config(e.to_string()));
+        let client = |url: &str, kind: CertKind| {
+            let tls = pki
+                .client_config(kind, Some((chain.clone(), key.clone_key())))
+                .map_err(|e| ServeError::Config(format!("[sso] client certificate: {e}")))?;
+            ApiClient::new(url, tls, timeout).map_err(|e| ServeError::Config(e.to_string()))
+        };
         Ok(Some(Registrar {
-            ams: client(ams)?,
-            ans: client(ans)?,
+            ams: client(ams, CertKind::Ams)?,
+            ans: client(ans, CertKind::Ans)?,
+            pki: pki.clone(),
             ans_url: ans.trim_end_matches('/').to_string(),
             broker_id: s.issuer.clone(),
             kdf,
         }))
+    }
+
+    /// The CA and CRL the clients to AMS and ANS judge by; a new CRL put in
+    /// force here judges the next call.
+    pub fn pki(&self) -> &Arc<dirbroker_service::pki::Pki> {
+        &self.pki
     }
 
     /// POST `body` to an agent; its JSON answer, or a 502 that says which
@@ -159,7 +166,17 @@ impl Registrar {
     ) -> Result<R, ApiError> {
         agent.post(path, body).await.map_err(|e| {
             tracing::warn!("{who}: {e}");
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("the {who} failed: {e}"))
+            match &e {
+                // A bound of the agent (ANS: pending registrations): its
+                // refusal and status, so the client knows to wait.
+                dirbroker_service::client::ClientError::Refused { status: s @ (429 | 503), message, .. } => {
+                    ApiError::new(
+                        StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+                        format!("the {who} refused: {message}"),
+                    )
+                }
+                _ => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {who} failed: {e}")),
+            }
         })
     }
 }

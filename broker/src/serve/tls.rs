@@ -61,7 +61,8 @@ impl Material {
     }
 
     /// A rustls server config: our chain, client certificates optional but,
-    /// when sent, verified against the CA and `crl`; ALPN h2 and http/1.1.
+    /// when sent, verified against the CA and `crl` (past its nextUpdate,
+    /// `crl` refuses every certificate); ALPN h2 and http/1.1.
     pub fn acceptor(&self, crl: Option<&[u8]>) -> Result<TlsAcceptor, ServeError> {
         let mut roots = RootCertStore::empty();
         roots.add(self.client_ca.clone()).map_err(|e| ServeError::Config(format!("client CA: {e}")))?;
@@ -69,6 +70,7 @@ impl Material {
             crl.map(|c| CertificateRevocationListDer::from(c.to_vec())).into_iter().collect();
         let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
             .with_crls(crls)
+            .enforce_revocation_expiration()
             .allow_unauthenticated()
             .build()
             .map_err(|e| ServeError::Config(format!("client verifier: {e}")))?;
@@ -77,6 +79,10 @@ impl Material {
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| ServeError::Config(format!("server certificate: {e}")))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // A resumed session skips the client certificate, and so the CRL
+        // (revoked since, or past its nextUpdate).
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

@@ -661,8 +661,10 @@ impl Ans {
 
 impl AnsAwaitingShare {
     /// Stage 2 ②: checks the client's share is bound to this agent's K and
-    /// sends Userlevel with G2 to the broker, signed.
-    pub fn receive_share(self, ans: &Ans, share: &ShareToAns) -> Result<AnsToBroker, SsoError> {
+    /// sends Userlevel with G2 to the broker, signed. A share that fails the
+    /// check leaves the state as it was, so a wrong share sent by anyone who
+    /// knows the registration id does not cancel the registration.
+    pub fn receive_share(&self, ans: &Ans, share: &ShareToAns) -> Result<AnsToBroker, SsoError> {
         if share.registration_id.as_slice() != self.registration_id.as_slice() || share.id_c != self.id_c {
             return Err(SsoError::WrongRegistration);
         }
@@ -685,6 +687,11 @@ impl AnsAwaitingShare {
     /// The signed Userlevel.
     pub fn user_level(&self) -> &UserLevel {
         &self.user_level
+    }
+
+    /// ID_c, as M_info named it (ANS bounds the registrations it keeps per user).
+    pub fn id_c(&self) -> &str {
+        &self.id_c
     }
 }
 
