@@ -241,7 +241,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
         }
         let key = st
             .keyring
-            .open(&context::psk(&p.id), &p.secret)
+            .open(&context::psk(&p), &p.secret)
             .map_err(|e| internal(&format!("pre-shared key {}", p.id), &e))?;
         psks.push(PskCredential {
             id: p.id.clone(),
@@ -262,7 +262,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
         let Some(sealed) = ps.totp_secret.as_ref() else { continue };
         let secret = st
             .keyring
-            .open(&context::server_totp(&ps.id), sealed)
+            .open(&context::server_totp(&ps), sealed)
             .map_err(|e| internal(&format!("the TOTP secret of {}", ps.id), &e))?;
         servers.push(ServerCredential {
             id: ps.id.clone(),
