@@ -110,7 +110,7 @@ pub async fn import(
                 journal.commit(index, count)?;
             } else {
                 if opts.upsert {
-                    upsert(dir, &mut plan).await?;
+                    upsert(dir, &mut plan, opts.keyring.as_deref()).await?;
                 }
                 if opts.dry_run {
                     for p in &plan {

@@ -127,6 +127,8 @@ pub enum ImportError {
          entries; if the changes are there, append the line 'batch {batch} 0' to the journal; then run again"
     )]
     Undecidable { batch: usize, first: usize, last: usize },
+    #[error("{dn}: {reason}")]
+    Reseal { dn: String, reason: String },
     #[error(transparent)]
     Directory(#[from] DirError),
 }
