@@ -27,7 +27,7 @@ pub enum SecretsCmd {
     Rotate,
     /// Re-seal every value still in the v1 sealing format as v2, bound to its
     /// entry's owner, parties or data center as they are now.
-    #[command(after_help = "Example:\n  dirbroker secrets upgrade\n  dirbroker secrets upgrade --output json\n\n\
+    #[command(after_help = "Examples:\n  dirbroker secrets upgrade\n  dirbroker secrets upgrade --output json\n\n\
         Run it once, right after upgrading every broker to a version that seals v2: until\n\
         then OTP verification, data-center credentials and SSO second factors refuse v1\n\
         values. The keyring file is not changed. A v1 value bound only its entry id, so\n\
