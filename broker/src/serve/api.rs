@@ -180,7 +180,8 @@ async fn otp_verify(
         Ok(None) => Ok(refused(NO_TOKEN)),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
-            tracing::error!(uid = %req.uid, "OTP verification: {e}");
+            let security = matches!(e, verify::VerifyError::Seal { source: crate::seal::SealError::Tampered, .. });
+            tracing::error!(security, uid = %req.uid, "OTP verification: {e}");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "this user's token cannot be checked (see the broker's log)",
@@ -225,8 +226,11 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
     let layout = st.dir.layout();
     let dn = dc.dn(layout).map_err(|e| st.dir_error(e))?;
     let now = crate::clock::now();
-    let internal = |what: &str, e: &dyn std::fmt::Display| {
-        tracing::error!("{what}: {e}");
+    let internal = |what: &str, e: &crate::seal::SealError| {
+        // A value that does not open for its entry was altered or re-pointed
+        // in LDAP (audit F8): a security event, not only an error.
+        let security = matches!(e, crate::seal::SealError::Tampered);
+        tracing::error!(security, "{what}: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} cannot be opened (see the broker's log)"))
     };
 

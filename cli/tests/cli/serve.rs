@@ -624,7 +624,13 @@ async fn re_pointed_secrets_are_refused_over_https() {
     let (s, b) = get(&dc_b, &serve.https_url("/v1/dc/credentials")).await;
     assert!(!b.to_string().contains(&ps_secret), "DC-B got PS-A1's secret: {b}");
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
-    assert!(serve.log().contains("does not open"), "the broker says why");
+    let log = serve.log();
+    for what in ["token mal-totp", "pre-shared key k1-a", "the TOTP secret of PS-A1"] {
+        assert!(
+            log.lines().any(|l| l.contains(what) && l.contains("does not open") && l.contains("security")),
+            "the broker says why, as a security event: {what}: {log}"
+        );
+    }
     // With the party removed again, K1 is DC-A's once more.
     let (s, a) = get(&dc_a, &serve.https_url("/v1/dc/credentials")).await;
     assert_eq!((s, ids(&a, "psks")), (StatusCode::OK, vec!["k1-a".to_string()]), "{a}");
