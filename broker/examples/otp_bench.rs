@@ -32,7 +32,7 @@ async fn main() {
     // entryCSN-guarded write), each consuming one code.
     let owner = dir.create(&User::new("bench", "Bench").unwrap()).await.unwrap();
     let mut t = OtpToken::new("bench-hotp", owner.clone(), TokenType::Hotp).unwrap();
-    t.secret = Some(ring.seal(&context::otp_token("bench-hotp"), secret).unwrap());
+    t.secret = Some(ring.seal(&context::otp_token(&t), secret).unwrap());
     t.hotp_counter = Some(0);
     dir.create(&t).await.unwrap();
     let policy = Policy::default();

@@ -495,8 +495,6 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
     };
     t.algorithm = Some(alg.as_str().into());
     t.digits = Some(a.params.digits);
-    t.secret =
-        Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
     let counter = i64::try_from(counter).unwrap_or(0);
     match kind {
         TokenType::Totp => {
@@ -506,6 +504,9 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         }
         _ => t.hotp_counter = Some(counter + 1),
     }
+    // Sealed for the owner and parameters just set.
+    t.secret =
+        Some(ring.seal(&context::otp_token(&t), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
     dir.create(&t).await?;
     ctx.report(json!({ "token": id, "type": kind.as_str(), "active": true }), &format!("token {id} is active"));
     Ok(())
@@ -535,8 +536,6 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
     let id = t.id.clone();
     t.algorithm = Some(alg.as_str().into());
     t.digits = Some(digits);
-    t.secret =
-        Some(ring.seal(&context::otp_token(&id), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
     match kind {
         TokenType::Totp => {
             t.period = Some(period);
@@ -545,6 +544,9 @@ async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
         }
         _ => t.hotp_counter = Some(i64::try_from(counter).map_err(|_| Failure::usage("counter too large"))?),
     }
+    // Sealed for the owner and parameters just set.
+    t.secret =
+        Some(ring.seal(&context::otp_token(&t), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
     dir.create(&t).await?;
     ctx.report(json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
     Ok(())

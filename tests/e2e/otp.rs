@@ -7,7 +7,7 @@ use dirbroker::directory::{Change, DirError, Directory};
 use dirbroker::model::{DirEntry, OtpToken, Sealed, TokenType, User};
 use dirbroker::otp::skey::{self, SkeyAlgorithm};
 use dirbroker::otp::verify::{self, Outcome, Policy, Refusal, TokenCache, VerifyError};
-use dirbroker::seal::{Keyring, context};
+use dirbroker::seal::{Keyring, SealError, context};
 use dirbroker_testbed::Identity;
 use dirbroker_testbed::harness::{Bed, start};
 use time::OffsetDateTime;
@@ -51,13 +51,14 @@ impl Setup {
     async fn token(&self, id: &str, kind: TokenType, secret_hex: &str, f: impl FnOnce(&mut OtpToken)) -> OtpToken {
         let owner = self.dir.layout().people.child("uid", "alice").unwrap();
         let mut t = OtpToken::new(id, owner, kind).unwrap();
-        t.secret = Some(self.ring.seal(&context::otp_token(id), &unhex(secret_hex)).unwrap());
         match kind {
             TokenType::Totp => t.totp_watermark = Some(0),
             TokenType::Hotp => t.hotp_counter = Some(0),
             TokenType::Skey => {}
         }
         f(&mut t);
+        // Sealed for the owner and parameters as `f` left them.
+        t.secret = Some(self.ring.seal(&context::otp_token(&t), &unhex(secret_hex)).unwrap());
         self.dir.create(&t).await.unwrap();
         t
     }
@@ -474,7 +475,7 @@ async fn a_cached_token_sees_every_change_made_elsewhere() {
     admin.modify(&dn, vec![replace("dirbrokerDisabled", b"FALSE".to_vec())]).await.unwrap();
     assert_eq!(check(code(3)).await, Outcome::Accepted { counter: 3 });
     // Re-enrolled with a new secret: the old secret's codes stop working.
-    let new_secret = s.ring.seal(&context::otp_token("cc"), &unhex(RFC_SHA256)).unwrap();
+    let new_secret = s.ring.seal(&context::otp_token(&s.fresh("cc").await), &unhex(RFC_SHA256)).unwrap();
     admin.modify(&dn, vec![replace("dirbrokerOtpSecret", new_secret.0)]).await.unwrap();
     assert_eq!(check(code(4)).await, Outcome::Refused(Refusal::WrongCode));
     let new_code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA256]);
@@ -537,4 +538,81 @@ async fn cached_owner_verification_follows_enrolment() {
     assert_eq!(t.id, "o2");
     assert!(matches!(o, Outcome::Refused(Refusal::WrongCode)), "{o:?}");
     assert_eq!(s.fresh("o1").await.hotp_counter, Some(2));
+}
+
+/// Audit F8: the directory admin (LDAP write, no keyring) re-points
+/// mallory's token at alice. Before sealing v2 her codes then passed as
+/// alice's at `/v1/otp/verify` (this is the call the route makes). Now the
+/// seal binds the owner and the OTP parameters: the moved token opens for
+/// no one, and works again only once moved back.
+#[tokio::test]
+async fn a_token_re_pointed_at_another_user_opens_for_no_one() {
+    let s = setup().await;
+    s.dir.create(&User::new("mallory", "Mallory").unwrap()).await.unwrap();
+    let people = &s.dir.layout().people;
+    let (alice, mallory) = (people.child("uid", "alice").unwrap(), people.child("uid", "mallory").unwrap());
+    let mut t = OtpToken::new("mal-1", mallory.clone(), TokenType::Hotp).unwrap();
+    t.hotp_counter = Some(0);
+    t.secret = Some(s.ring.seal(&context::otp_token(&t), &unhex(RFC_SHA1)).unwrap());
+    let dn = s.dir.create(&t).await.unwrap();
+    let code = |c: u64| oathtool(&["-c", &c.to_string(), RFC_SHA1]);
+    let cache = TokenCache::new();
+    let verify_as = |owner: dirbroker::directory::Dn, code: String| {
+        let (dir, ring, cache) = (&s.dir, &s.ring, &cache);
+        async move { cache.verify_owner(dir, ring, &owner, &code, at(0), &Policy::default()).await }
+    };
+    let accepted =
+        |r: &Result<Option<(OtpToken, Outcome)>, VerifyError>| matches!(r, Ok(Some((_, Outcome::Accepted { .. }))));
+    let unopenable = |r: &Result<Option<(OtpToken, Outcome)>, VerifyError>| matches!(r, Err(VerifyError::Seal { token, source: SealError::Tampered }) if token == "mal-1");
+    // Mallory's own code works for mallory, and alice has no token.
+    assert!(accepted(&verify_as(mallory.clone(), code(0)).await));
+    assert!(matches!(verify_as(alice.clone(), code(1)).await, Ok(None)));
+
+    let ldapmodify = |change: String| {
+        let o = s.bed.ldap_tool_admin("ldapmodify", &[], &format!("dn: {dn}\nchangetype: modify\n{change}"));
+        assert!(o.status.success(), "{}", dirbroker_testbed::harness::text(&o));
+    };
+    ldapmodify(format!("replace: dirbrokerTokenOwner\ndirbrokerTokenOwner: {alice}\n"));
+    // Alice's verification finds the token and refuses mallory's next code.
+    let r = verify_as(alice.clone(), code(1)).await;
+    assert!(unopenable(&r), "the moved token must not verify as alice: {r:?}");
+    // Mallory no longer owns it; by id (the cache's other path) it does not open either.
+    assert!(matches!(verify_as(mallory.clone(), code(1)).await, Ok(None)));
+    let r = cache.verify(&s.dir, &s.ring, "mal-1", &code(1), at(0), &Policy::default()).await;
+    assert!(matches!(r, Err(VerifyError::Seal { source: SealError::Tampered, .. })), "{r:?}");
+    assert_eq!(s.fresh("mal-1").await.hotp_counter, Some(1), "nothing was consumed");
+
+    // Moved back: the binding was the only obstacle.
+    ldapmodify(format!("replace: dirbrokerTokenOwner\ndirbrokerTokenOwner: {mallory}\n"));
+    assert!(accepted(&verify_as(mallory.clone(), code(1)).await));
+
+    // The parameters are bound too: other digits, another algorithm or type
+    // make the token unopenable (a 6-digit token turned into an 8-digit one
+    // would otherwise take codes mallory computes from the secret she knows).
+    let eight = oathtool(&["-d", "8", "-c", "2", RFC_SHA1]);
+    for (change, undo, code) in [
+        (
+            "replace: dirbrokerOtpDigits\ndirbrokerOtpDigits: 8\n",
+            "replace: dirbrokerOtpDigits\ndirbrokerOtpDigits: 6\n",
+            &eight,
+        ),
+        (
+            "replace: dirbrokerOtpAlgorithm\ndirbrokerOtpAlgorithm: sha256\n",
+            "delete: dirbrokerOtpAlgorithm\n",
+            &code(2),
+        ),
+        (
+            "replace: dirbrokerTokenType\ndirbrokerTokenType: totp\n",
+            "replace: dirbrokerTokenType\ndirbrokerTokenType: hotp\n",
+            &code(2),
+        ),
+    ] {
+        ldapmodify(change.to_string());
+        let r = verify_as(mallory.clone(), code.clone()).await;
+        assert!(unopenable(&r), "{change}: {r:?}");
+        ldapmodify(undo.to_string());
+    }
+    // Undone (digits 6 written out equals the default): the token works again.
+    let r = verify_as(mallory, code(2)).await;
+    assert!(accepted(&r), "{r:?}");
 }

@@ -39,8 +39,9 @@ pub async fn add(dir: &Directory, ring: &Keyring, spec: &NewServer<'_>, out: &Pa
     ps.digits = Some(spec.digits);
     ps.period = Some(spec.period);
     ps.totp_watermark = Some(0);
+    // Sealed for the server's final data center and parameters (set above).
     ps.totp_secret =
-        Some(ring.seal(&context::server_totp(spec.id), &secret).map_err(|e| AdminError::Failed(e.to_string()))?);
+        Some(ring.seal(&context::server_totp(&ps), &secret).map_err(|e| AdminError::Failed(e.to_string()))?);
     let mut file = bundle::create_new(out)?;
     let dn = match dir.create(&ps).await {
         Ok(dn) => dn,
@@ -63,7 +64,7 @@ pub async fn rotate(dir: &Directory, ring: &Keyring, id: &str, out: &Path) -> Re
     let ps = load_named::<PhysicalServer>(dir, id, "physical server").await?;
     let old = ps.totp_secret.clone().ok_or_else(|| AdminError::Refused(format!("{id} has no secret")))?;
     let secret = enroll::generate_secret().map_err(|e| AdminError::Failed(e.to_string()))?;
-    let sealed = ring.seal(&context::server_totp(id), &secret).map_err(|e| AdminError::Failed(e.to_string()))?;
+    let sealed = ring.seal(&context::server_totp(&ps), &secret).map_err(|e| AdminError::Failed(e.to_string()))?;
     let did = ps.datacenter.first_rdn().map(|(_, v)| v).unwrap_or_default();
     let text = bundle_text(&ps, &did, &secret);
     bundle::replace_sealed(dir, &ps.dn(dir.layout())?, "dirbrokerServerTotpSecret", old, sealed, Some((out, &text)))

@@ -37,14 +37,16 @@ pub async fn create(dir: &Directory, ring: &Keyring, id: &str, parties: &Parties
     }
     crate::directory::dn::check_value("psk id", id)?;
     let key = random_key()?;
-    let psk = PreSharedKey {
+    let mut psk = PreSharedKey {
         id: id.to_string(),
         parties: members,
-        secret: ring.seal(&context::psk(id), &key).map_err(|e| AdminError::Failed(e.to_string()))?,
+        secret: crate::model::Sealed(Vec::new()),
         not_before: None,
         not_after: None,
         disabled: false,
     };
+    // Sealed for exactly these parties.
+    psk.secret = ring.seal(&context::psk(&psk), &key).map_err(|e| AdminError::Failed(e.to_string()))?;
     let out = match parties {
         Parties::Admin { uid, did, bundle } => Some((*bundle, *uid, *did)),
         Parties::DataCenters(..) => None,
@@ -77,7 +79,7 @@ pub async fn create(dir: &Directory, ring: &Keyring, id: &str, parties: &Parties
 pub async fn rotate(dir: &Directory, ring: &Keyring, id: &str, out: Option<&Path>) -> Result<(), AdminError> {
     let psk = load_named::<PreSharedKey>(dir, id, "pre-shared key").await?;
     let key = random_key()?;
-    let sealed = ring.seal(&context::psk(id), &key).map_err(|e| AdminError::Failed(e.to_string()))?;
+    let sealed = ring.seal(&context::psk(&psk), &key).map_err(|e| AdminError::Failed(e.to_string()))?;
     let layout = dir.layout();
     let name = |within: &Dn| {
         psk.parties.iter().find(|d| d.is_within(within)).and_then(|d| d.first_rdn()).map(|(_, v)| v).unwrap_or_default()

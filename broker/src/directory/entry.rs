@@ -33,6 +33,16 @@ impl Entry {
         Entry { dn, attrs }
     }
 
+    /// An entry as an add record would create it (for checks before writing).
+    pub(crate) fn from_attrs(dn: Dn, attrs: &super::Attrs) -> Entry {
+        let mut out: BTreeMap<String, (String, Vec<Vec<u8>>)> = BTreeMap::new();
+        for (name, vals) in attrs {
+            let slot = out.entry(name.to_ascii_lowercase()).or_insert_with(|| (name.clone(), Vec::new()));
+            slot.1.extend(vals.iter().cloned());
+        }
+        Entry { dn, attrs: out }
+    }
+
     pub(crate) fn from_search(se: SearchEntry) -> Result<Entry> {
         let dn = Dn::parse(&se.dn).map_err(|e| DirError::MalformedEntry {
             dn: se.dn.clone(),

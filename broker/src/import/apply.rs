@@ -71,8 +71,8 @@ pub async fn import(
                 continue;
             }
             let Ok(mut op) = op_of(record) else { continue };
-            if let WriteOp::Add(_, attrs) = &mut op
-                && seal_secrets(attrs, opts.keyring.as_deref(), true).is_err()
+            if let WriteOp::Add(dn, attrs) = &mut op
+                && seal_secrets(dn, attrs, opts.keyring.as_deref(), true).is_err()
             {
                 continue; // reported by the check
             }
@@ -110,7 +110,7 @@ pub async fn import(
                 journal.commit(index, count)?;
             } else {
                 if opts.upsert {
-                    upsert(dir, &mut plan).await?;
+                    upsert(dir, &mut plan, opts.keyring.as_deref()).await?;
                 }
                 if opts.dry_run {
                     for p in &plan {

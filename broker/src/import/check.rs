@@ -9,8 +9,8 @@ use dirbroker_ldif::LdifReader;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Checked, ImportError, ImportOptions, Problem, SECRETS, dn_key, file_err, in_directory, op_of, options, renamed_dn,
-    seal_secrets,
+    BOUND, Checked, ImportError, ImportOptions, Problem, SECRETS, dn_key, file_err, in_directory, op_of, options,
+    renamed_dn, seal_secrets,
 };
 use crate::directory::{Attrs, Change, Directory, Dn, WriteOp};
 
@@ -119,7 +119,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             };
             match &mut op {
                 WriteOp::Add(dn, attrs) => {
-                    if let Err(reason) = seal_secrets(attrs, opts.keyring.as_deref(), false) {
+                    if let Err(reason) = seal_secrets(dn, attrs, opts.keyring.as_deref(), false) {
                         out.note(bad(reason));
                     }
                     if !schema.is_empty() {
@@ -154,10 +154,21 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     }
                     let values = change_values(changes);
                     if let Some((secret, _)) =
-                        values.iter().find(|(n, _)| SECRETS.iter().any(|(s, _, _)| n.eq_ignore_ascii_case(s)))
+                        values.iter().find(|(n, _)| SECRETS.iter().any(|s| n.eq_ignore_ascii_case(s)))
                     {
                         out.note(bad(format!(
                             "{secret} can only be provisioned in an add record (it is sealed to the entry's id)"
+                        )));
+                    }
+                    // The owner, parties, data center and OTP parameters are
+                    // bound into the sealed secret beside them: changed alone,
+                    // the secret would no longer open.
+                    if let Some((attr, _)) =
+                        values.iter().find(|(n, _)| BOUND.iter().any(|b| n.eq_ignore_ascii_case(b)))
+                    {
+                        out.note(bad(format!(
+                            "{attr} is bound into the entry's sealed secret and cannot be changed by a modify: \
+                             delete the entry and add it again with its secret (or enrol it again)"
                         )));
                     }
                     for reason in schema.check_changes(&values) {

@@ -127,6 +127,8 @@ pub enum ImportError {
          entries; if the changes are there, append the line 'batch {batch} 0' to the journal; then run again"
     )]
     Undecidable { batch: usize, first: usize, last: usize },
+    #[error("{dn}: {reason}")]
+    Reseal { dn: String, reason: String },
     #[error(transparent)]
     Directory(#[from] DirError),
 }
@@ -215,38 +217,63 @@ fn renamed_dn(dn: &Dn, new_rdn: &str, new_superior: Option<&Dn>) -> Option<Dn> {
     Dn::parse(&text).ok()
 }
 
-/// A secret attribute, the attribute naming its owner, and the seal context.
-type SecretKind = (&'static str, &'static str, fn(&str) -> String);
+/// The sealed attributes (lower case).
+const SECRETS: [&str; 3] = ["dirbrokerotpsecret", "dirbrokerservertotpsecret", "dirbrokerpsksecret"];
 
-const SECRETS: [SecretKind; 3] = [
-    ("dirbrokerotpsecret", "dirbrokerTokenId", crate::seal::context::otp_token),
-    ("dirbrokerservertotpsecret", "dirbrokerServerId", crate::seal::context::server_totp),
-    ("dirbrokerpsksecret", "dirbrokerPskId", crate::seal::context::psk),
+/// Attributes bound into the seal of their entry's secret (lower case): a
+/// modify that changes one would leave the secret unopenable.
+const BOUND: [&str; 7] = [
+    "dirbrokertokenowner",
+    "dirbrokerdatacenter",
+    "dirbrokertokentype",
+    "dirbrokerotpalgorithm",
+    "dirbrokerotpdigits",
+    "dirbrokerotpperiod",
+    "dirbrokerpskparty",
 ];
 
-/// Seal secrets given in clear (the hook for provisioning files); values
-/// already sealed must open with the keyring. `seal == false` only checks.
-fn seal_secrets(attrs: &mut Attrs, keyring: Option<&crate::seal::Keyring>, seal: bool) -> Result<(), String> {
-    for (secret_attr, id_attr, context_of) in SECRETS {
+/// The seal context of the entry an add record creates: its id and the
+/// attributes that decide whom the secret serves, as the file gives them.
+fn seal_context(secret_attr: &str, entry: &crate::directory::Entry) -> Result<crate::seal::Context, String> {
+    use crate::model::{DirEntry, OtpToken, PhysicalServer, PreSharedKey};
+    use crate::seal::context;
+    match secret_attr {
+        "dirbrokerotpsecret" => OtpToken::from_entry(entry).map(|t| context::otp_token(&t)),
+        "dirbrokerservertotpsecret" => PhysicalServer::from_entry(entry).map(|p| context::server_totp(&p)),
+        _ => PreSharedKey::from_entry(entry).map(|p| context::psk(&p)),
+    }
+    .map_err(|e| format!("cannot seal {secret_attr}: {e}"))
+}
+
+/// Seal secrets given in clear (the hook for provisioning files), for the
+/// entry's owner, parties or data center as the file gives them. Values
+/// already sealed must open for them; a v1 value (an export from before
+/// sealing v2) is re-sealed as v2. `seal == false` only checks.
+fn seal_secrets(dn: &Dn, attrs: &mut Attrs, keyring: Option<&crate::seal::Keyring>, seal: bool) -> Result<(), String> {
+    use crate::seal::Format;
+    for secret_attr in SECRETS {
         let Some(idx) = attrs.iter().position(|(n, _)| n.eq_ignore_ascii_case(secret_attr)) else { continue };
-        let id = attrs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(id_attr))
-            .and_then(|(_, v)| v.first())
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .ok_or_else(|| format!("{id_attr} is needed to seal {secret_attr}"))?
-            .to_string();
-        let context = context_of(&id);
         let Some(keyring) = keyring else {
-            return Err(format!("{id_attr} {id}: a secret needs the broker keyring ([secrets] keyring_file)"));
+            return Err(format!("{secret_attr}: a secret needs the broker keyring ([secrets] keyring_file)"));
         };
+        let context = seal_context(secret_attr, &crate::directory::Entry::from_attrs(dn.clone(), attrs))?;
         let Some((_, values)) = attrs.get_mut(idx) else { continue };
         for v in values.iter_mut() {
             let sealed = crate::model::Sealed(v.clone());
-            if v.starts_with(b"DBS1") {
-                keyring.open(&context, &sealed).map_err(|e| format!("{id_attr} {id}: {e}"))?;
-            } else if seal {
-                *v = keyring.seal(&context, v).map_err(|e| e.to_string())?.0;
+            match Format::of(&sealed) {
+                Some(Format::V2) => {
+                    keyring.open(&context, &sealed).map_err(|e| format!("{secret_attr} of {context}: {e}"))?;
+                }
+                Some(Format::V1) => {
+                    let (plain, _) = keyring
+                        .open_for_upgrade(&context, &sealed)
+                        .map_err(|e| format!("{secret_attr} of {context}: {e}"))?;
+                    if seal {
+                        *v = keyring.seal(&context, &plain).map_err(|e| e.to_string())?.0;
+                    }
+                }
+                None if seal => *v = keyring.seal(&context, v).map_err(|e| e.to_string())?.0,
+                None => {}
             }
         }
     }

@@ -3,13 +3,18 @@
 use std::collections::HashSet;
 
 use super::apply::Planned;
-use super::{ImportError, dn_key, renamed_dn};
-use crate::directory::{Attrs, Change, DirError, Directory, WriteOp};
+use super::{ImportError, SECRETS, dn_key, renamed_dn, seal_context};
+use crate::directory::{Attrs, Change, DirError, Directory, Dn, Entry, WriteOp};
+use crate::seal::Keyring;
 
 /// `--upsert`: an add whose entry exists becomes the minimal modify that
 /// turns the entry into the file's version (or nothing, if it is already).
 /// Adds of DNs an earlier record of the same batch touches stay adds.
-pub(super) async fn upsert(dir: &Directory, plan: &mut [Planned]) -> Result<(), ImportError> {
+pub(super) async fn upsert(
+    dir: &Directory,
+    plan: &mut [Planned],
+    keyring: Option<&Keyring>,
+) -> Result<(), ImportError> {
     let mut touched: HashSet<[u8; 16]> = HashSet::new();
     let mut candidates = Vec::new();
     for (i, p) in plan.iter().enumerate() {
@@ -36,12 +41,53 @@ pub(super) async fn upsert(dir: &Directory, plan: &mut [Planned]) -> Result<(), 
             };
             let Some(p) = plan.get_mut(i) else { continue };
             let WriteOp::Add(dn, attrs) = &p.op else { continue };
-            let changes = minimal_modify(&existing, attrs);
+            let mut changes = minimal_modify(&existing, attrs);
+            changes.extend(reseal_kept_secrets(dn, &existing, attrs, keyring)?);
             p.unchanged = changes.is_empty();
             p.op = WriteOp::Modify(dn.clone(), changes);
         }
     }
     Ok(())
+}
+
+/// A secret the file leaves out stays (see [`minimal_modify`]); if the file
+/// changes what it is bound to (owner, parties, data center, OTP
+/// parameters), it is sealed again for the file's version, in the same
+/// modify (the old value deleted by value, so a concurrent change makes the
+/// modify fail rather than be overwritten).
+fn reseal_kept_secrets(
+    dn: &Dn,
+    existing: &Entry,
+    wanted: &Attrs,
+    keyring: Option<&Keyring>,
+) -> Result<Vec<Change>, ImportError> {
+    let mut changes = Vec::new();
+    for secret in SECRETS {
+        let [old] = existing.values(secret) else { continue };
+        if wanted.iter().any(|(n, _)| n.eq_ignore_ascii_case(secret)) {
+            continue; // the file's own value, checked against the file's attributes
+        }
+        let bad = |reason: String| ImportError::Reseal { dn: dn.to_string(), reason };
+        let mut after = wanted.clone();
+        after.push((secret.to_string(), vec![old.clone()]));
+        let before_ctx = seal_context(secret, existing).map_err(bad)?;
+        let after_ctx = seal_context(secret, &Entry::from_attrs(dn.clone(), &after)).map_err(bad)?;
+        if before_ctx == after_ctx {
+            continue;
+        }
+        let Some(keyring) = keyring else {
+            return Err(bad(format!(
+                "the file changes what {secret} is sealed to: re-sealing it needs the broker keyring ([secrets] \
+                 keyring_file)"
+            )));
+        };
+        let sealed = crate::model::Sealed(old.clone());
+        let (plain, _) = keyring.open_for_upgrade(&before_ctx, &sealed).map_err(|e| bad(format!("{secret}: {e}")))?;
+        let fresh = keyring.seal(&after_ctx, &plain).map_err(|e| bad(e.to_string()))?;
+        changes.push(Change::Delete(secret.as_bytes().to_vec(), [old.clone()].into_iter().collect()));
+        changes.push(Change::Add(secret.as_bytes().to_vec(), [fresh.0].into_iter().collect()));
+    }
+    Ok(changes)
 }
 
 /// The changes turning `existing` into an entry with exactly `wanted`'s

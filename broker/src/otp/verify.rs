@@ -189,7 +189,7 @@ fn secret(keyring: &Keyring, t: &OtpToken) -> Result<Zeroizing<Vec<u8>>, VerifyE
         .secret
         .as_ref()
         .ok_or_else(|| VerifyError::Misconfigured { token: t.id.clone(), reason: "no secret".into() })?;
-    keyring.open(&context::otp_token(&t.id), sealed).map_err(|source| VerifyError::Seal { token: t.id.clone(), source })
+    keyring.open(&context::otp_token(t), sealed).map_err(|source| VerifyError::Seal { token: t.id.clone(), source })
 }
 
 fn unix(now: OffsetDateTime) -> u64 {
@@ -606,9 +606,10 @@ pub async fn unlock(dir: &Directory, t: &OtpToken) -> Result<(), DirError> {
     dir.modify(&t.dn(dir.layout())?, vec![replace("dirbrokerOtpFailureCount", int_value(0))]).await
 }
 
-/// Seal a new secret for token `id`.
-pub fn seal_secret(keyring: &Keyring, id: &str, secret: &[u8]) -> Result<Sealed, SealError> {
-    keyring.seal(&context::otp_token(id), secret)
+/// Seal a new secret for the token `t`, bound to its owner and parameters:
+/// set them before sealing.
+pub fn seal_secret(keyring: &Keyring, t: &OtpToken, secret: &[u8]) -> Result<Sealed, SealError> {
+    keyring.seal(&context::otp_token(t), secret)
 }
 
 /// Attributes read with a token: its own and its change sequence number.
@@ -669,9 +670,12 @@ impl TokenCache {
         }
     }
 
+    /// The remembered tokens of `owner` that are still theirs as last seen: a
+    /// token read since under another owner is not offered for this one.
     fn owner_tokens(&self, owner: &Dn) -> Vec<Known> {
-        let ids = self.owners.lock().ok().and_then(|m| m.get(&owner.normalized()).cloned()).unwrap_or_default();
-        ids.iter().filter_map(|id| self.get(id)).collect()
+        let key = owner.normalized();
+        let ids = self.owners.lock().ok().and_then(|m| m.get(&key).cloned()).unwrap_or_default();
+        ids.iter().filter_map(|id| self.get(id)).filter(|k| k.token.owner.normalized() == key).collect()
     }
 
     fn put_owner(&self, owner: &Dn, known: &[Known]) {
@@ -697,8 +701,10 @@ impl TokenCache {
         now: OffsetDateTime,
         policy: &Policy,
     ) -> Result<Outcome, VerifyError> {
+        // Remembered state may only accept; anything else (a refusal, or a
+        // seal that does not open) is decided again on fresh state.
         if let Some(known) = self.get(id)
-            && let Decision::Accept { counter, changes } = decide(keyring, &known.token, code, now, policy)?
+            && let Ok(Decision::Accept { counter, changes }) = decide(keyring, &known.token, code, now, policy)
             && let Some(outcome) = self.commit(dir, &known, counter, changes).await?
         {
             return Ok(outcome);
@@ -732,7 +738,7 @@ impl TokenCache {
         policy: &Policy,
     ) -> Result<Option<(OtpToken, Outcome)>, VerifyError> {
         for known in self.owner_tokens(owner) {
-            if let Decision::Accept { counter, changes } = decide(keyring, &known.token, code, now, policy)?
+            if let Ok(Decision::Accept { counter, changes }) = decide(keyring, &known.token, code, now, policy)
                 && let Some(outcome) = self.commit(dir, &known, counter, changes).await?
             {
                 return Ok(Some((known.token, outcome)));

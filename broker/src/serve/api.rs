@@ -287,7 +287,8 @@ async fn decide_otp(
         Ok(None) => refused(NO_TOKEN),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
-            tracing::error!(uid = %uid, "OTP verification: {e}");
+            let security = matches!(e, verify::VerifyError::Seal { source: crate::seal::SealError::Tampered, .. });
+            tracing::error!(security, uid = %uid, "OTP verification: {e}");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "this user's token cannot be checked (see the broker's log)",
@@ -348,8 +349,11 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
     let layout = st.dir.layout();
     let dn = dc.dn(layout).map_err(|e| st.dir_error(e))?;
     let now = crate::clock::now();
-    let internal = |what: &str, e: &dyn std::fmt::Display| {
-        tracing::error!("{what}: {e}");
+    let internal = |what: &str, e: &crate::seal::SealError| {
+        // A value that does not open for its entry was altered or re-pointed
+        // in LDAP (audit F8): a security event, not only an error.
+        let security = matches!(e, crate::seal::SealError::Tampered);
+        tracing::error!(security, "{what}: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} cannot be opened (see the broker's log)"))
     };
 
@@ -364,7 +368,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
         }
         let key = st
             .keyring
-            .open(&context::psk(&p.id), &p.secret)
+            .open(&context::psk(&p), &p.secret)
             .map_err(|e| internal(&format!("pre-shared key {}", p.id), &e))?;
         psks.push(PskCredential {
             id: p.id.clone(),
@@ -385,7 +389,7 @@ async fn dc_credentials(State(st): State<AppState>, Extension(peer): Extension<P
         let Some(sealed) = ps.totp_secret.as_ref() else { continue };
         let secret = st
             .keyring
-            .open(&context::server_totp(&ps.id), sealed)
+            .open(&context::server_totp(&ps), sealed)
             .map_err(|e| internal(&format!("the TOTP secret of {}", ps.id), &e))?;
         servers.push(ServerCredential {
             id: ps.id.clone(),

@@ -72,8 +72,8 @@ struct Pending {
     expires: i64,
 }
 
-fn seal_context(uid: &str, registration_id: &[u8]) -> String {
-    format!("sso-registration:{uid}:{}", b64(registration_id))
+fn seal_context(uid: &str, registration_id: &[u8]) -> crate::seal::Context {
+    crate::seal::context::sso_registration(uid, &b64(registration_id))
 }
 
 // ---------------------------------------------------------------------------

@@ -207,7 +207,8 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
         Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "OTP refused: wrong code")),
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
-            tracing::error!(uid = %user.uid, "OTP verification: {e}");
+            let security = matches!(e, verify::VerifyError::Seal { source: crate::seal::SealError::Tampered, .. });
+            tracing::error!(security, uid = %user.uid, "OTP verification: {e}");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "this user's token cannot be checked (see the broker's log)",

@@ -159,7 +159,7 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
     let ring = Keyring::load(&config.keyring_path()).unwrap();
     let dir = dirbroker::directory::Directory::connect(config.directory_config().unwrap()).await.unwrap();
     let ps = dir.load::<PhysicalServer>("PS-1").await.unwrap();
-    let opened = ring.open(&context::server_totp("PS-1"), ps.totp_secret.as_ref().unwrap()).unwrap();
+    let opened = ring.open(&context::server_totp(&ps), ps.totp_secret.as_ref().unwrap()).unwrap();
     assert_eq!(totp_rs::Secret::new(opened.to_vec().into_boxed_slice()).to_base32(), secret_b32);
     // … and oathtool makes the same code from the bundle as from the opened secret.
     let hex: String = opened.iter().map(|b| format!("{b:02x}")).collect();
@@ -173,7 +173,7 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
     let new_b32 = field(&std::fs::read_to_string(&bundle2).unwrap(), "secret_base32");
     assert_ne!(new_b32, secret_b32);
     let ps = dir.load::<PhysicalServer>("PS-1").await.unwrap();
-    let opened = ring.open(&context::server_totp("PS-1"), ps.totp_secret.as_ref().unwrap()).unwrap();
+    let opened = ring.open(&context::server_totp(&ps), ps.totp_secret.as_ref().unwrap()).unwrap();
     assert_eq!(totp_rs::Secret::new(opened.to_vec().into_boxed_slice()).to_base32(), new_b32);
 
     // K1 between the admin console and the data center.
@@ -188,7 +188,7 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
     assert_eq!(std::fs::metadata(&k1).unwrap().permissions().mode() & 0o777, 0o600);
     let kb = std::fs::read_to_string(&k1).unwrap();
     let psk = dir.load::<PreSharedKey>("k1").await.unwrap();
-    let opened = ring.open(&context::psk("k1"), &psk.secret).unwrap();
+    let opened = ring.open(&context::psk(&psk), &psk.secret).unwrap();
     use base64::Engine;
     assert_eq!(base64::engine::general_purpose::STANDARD.encode(opened.as_slice()), field(&kb, "key_base64"));
     assert_eq!(psk.parties.len(), 2);

@@ -222,6 +222,36 @@ fn clear_secrets_in_a_provisioning_file_are_sealed_on_import() {
     assert!(out.contains("dirbrokerOtpSecret::"), "{out}");
     assert!(!out.contains(&secret_b64), "the seed is in LDAP in clear");
 
+    // The owner is bound into the sealed seed (audit F8): a modify record
+    // that changes it alone is refused before anything is written…
+    assert_eq!(code(&dirbroker(&["user", "add", "gus", "--name", "Gus"], Some(&cfg), "")), 0);
+    let repoint = tmp.path().join("repoint.ldif");
+    std::fs::write(
+        &repoint,
+        "dn: dirbrokerTokenId=fay-hotp,ou=otp,dc=example,dc=org\nchangetype: modify\n\
+         replace: dirbrokerTokenOwner\ndirbrokerTokenOwner: uid=gus,ou=people,dc=example,dc=org\n-\n\n",
+    )
+    .unwrap();
+    let o = dirbroker(&["import", repoint.to_str().unwrap()], Some(&cfg), "");
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("bound into the entry's sealed secret"), "{}", text(&o));
+    // … while an upsert that moves the token (its file leaves the seed out,
+    // as an export does) re-seals the seed for the new owner in the same modify.
+    let moved = tmp.path().join("moved.ldif");
+    std::fs::write(
+        &moved,
+        "dn: dirbrokerTokenId=fay-hotp,ou=otp,dc=example,dc=org\nobjectClass: dirbrokerOtpToken\n\
+         dirbrokerTokenId: fay-hotp\ndirbrokerTokenOwner: uid=gus,ou=people,dc=example,dc=org\n\
+         dirbrokerTokenType: hotp\ndirbrokerHotpCounter: 1\ndirbrokerOtpFailureCount: 0\n\n",
+    )
+    .unwrap();
+    let o = dirbroker(&["import", "--upsert", moved.to_str().unwrap()], Some(&cfg), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let code1 =
+        Command::new("oathtool").args(["-c", "1", "3132333435363738393031323334353637383930"]).output().unwrap();
+    let v = dirbroker(&["otp", "verify", "gus"], Some(&cfg), &stdout(&code1));
+    assert_eq!(code(&v), 0, "{}", text(&v));
+
     // Without a keyring, such a file is refused before anything is written.
     let nokeys = tmp.path().join("nokeys.toml");
     let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace("master.keys", "missing.keys");

@@ -265,10 +265,10 @@ async fn rotating_the_master_key_reseals_everything() {
     let new_ring = Keyring::load(&keys).unwrap();
     let dir = dirbroker::directory::Directory::connect(config.directory_config().unwrap()).await.unwrap();
     let token = dir.load::<OtpToken>("rot").await.unwrap();
+    let ctx = dirbroker::seal::context::otp_token(&token);
     let sealed = token.secret.unwrap();
-    assert!(!new_ring.is_stale(&sealed), "still under the old key");
+    assert!(!new_ring.needs_reseal(&sealed), "still under the old key");
     // The old keyring alone no longer opens it; the new one does.
-    let ctx = dirbroker::seal::context::otp_token("rot");
     assert!(Keyring::load(&old_copy).unwrap().open(&ctx, &sealed).is_err());
     assert_eq!(new_ring.open(&ctx, &sealed).unwrap().as_slice(), b"12345678901234567890");
     // Codes go on verifying, and the counter was not disturbed.
@@ -278,6 +278,123 @@ async fn rotating_the_master_key_reseals_everything() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["resealed"], 1, "{out}");
     bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "2", SECRET_HEX]));
+}
+
+/// Sealing v1 → v2 (audits F8, F14): a directory written before v2 (the
+/// keyring and the sealed values of tests/fixtures/seal-v1, in the v1
+/// format) is refused on the normal paths with the command to run; `secrets
+/// upgrade` re-seals every value as v2 for its entry, names what each is now
+/// bound to, and codes verify again with the counter undisturbed; an LDIF
+/// carrying a v1 value (an export from before v2) is re-sealed on import.
+#[tokio::test]
+async fn upgrading_v1_sealed_values_keeps_them_working() {
+    use dirbroker::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey, Sealed, TokenType};
+    use dirbroker::seal::{Format, Keyring, context};
+    use std::os::unix::fs::PermissionsExt;
+
+    let bed = Bed::up();
+    let config = dirbroker::config::Config::load(&bed.config).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seal-v1");
+    let keys = config.keyring_path();
+    std::fs::copy(fixtures.join("master.keys"), &keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let unhex = |h: &str| -> Vec<u8> {
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    };
+    let fixture = std::fs::read_to_string(fixtures.join("values.txt")).unwrap();
+    let v1 = |ctx: &str| -> (Vec<u8>, Sealed) {
+        let line = fixture.lines().find(|l| l.starts_with(&format!("{ctx} "))).unwrap();
+        let parts: Vec<&str> = line.split(' ').collect();
+        (unhex(parts[1]), Sealed(unhex(parts[2])))
+    };
+
+    // What a broker before v2 left in the directory.
+    bed.ok(&["ca", "init"], "");
+    bed.ok(&["dc", "add", "DC-A", "--endpoint", "127.0.0.1:7443", "--out", bed.dir.join("dca").to_str().unwrap()], "");
+    bed.ok(&["user", "add", "admin1", "--name", "Admin One", "--level", "4"], "");
+    let dir = dirbroker::directory::Directory::connect(config.directory_config().unwrap()).await.unwrap();
+    let layout = dir.layout().clone();
+    let alice = layout.people.child("uid", "alice").unwrap();
+    let dc_a = dir.load::<DataCenter>("DC-A").await.unwrap().dn(&layout).unwrap();
+    let mut t = OtpToken::new("legacy-hotp", alice.clone(), TokenType::Hotp).unwrap();
+    t.hotp_counter = Some(0);
+    t.secret = Some(v1("otp-token:legacy-hotp").1);
+    dir.create(&t).await.unwrap();
+    let mut ps = PhysicalServer::new("PS-LEGACY", dc_a.clone()).unwrap();
+    ps.totp_secret = Some(v1("server-totp:PS-LEGACY").1);
+    dir.create(&ps).await.unwrap();
+    let psk = PreSharedKey {
+        id: "legacy-k1".into(),
+        parties: vec![layout.people.child("uid", "admin1").unwrap(), dc_a.clone()],
+        secret: v1("psk:legacy-k1").1,
+        not_before: None,
+        not_after: None,
+        disabled: false,
+    };
+    dir.create(&psk).await.unwrap();
+
+    // The new broker refuses v1 values and says what to run; nothing is consumed.
+    let o = bed.run(&["otp", "verify", "alice"], &oathtool(&["-c", "0", SECRET_HEX]));
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("dirbroker secrets upgrade"), "{}", text(&o));
+    let ring = Keyring::load(&keys).unwrap();
+    for (sealed, ctx) in
+        [(&ps.totp_secret.clone().unwrap(), context::server_totp(&ps)), (&psk.secret, context::psk(&psk))]
+    {
+        let e = ring.open(&ctx, sealed).unwrap_err();
+        assert!(e.to_string().contains("dirbroker secrets upgrade"), "{e}");
+    }
+
+    let out = bed.ok(&["--output", "json", "secrets", "upgrade"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["resealed"], 3, "{out}");
+    assert_eq!(v["key_id"], "5eed5eed00000001", "upgrading does not rotate: {out}");
+    let upgraded: Vec<&str> = v["upgraded"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    assert_eq!(upgraded.len(), 3, "{out}");
+    assert!(upgraded.iter().any(|u| u.contains("legacy-hotp") && u.contains("uid=alice,ou=people")), "{out}");
+    let dc = dc_a.normalized();
+    assert!(upgraded.iter().any(|u| u.contains("PS-LEGACY") && u.contains(&dc)), "{out}");
+
+    // Codes verify again, from counter 0 (the refused attempt consumed nothing).
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "0", SECRET_HEX]));
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "1", SECRET_HEX]));
+    let t = dir.load::<OtpToken>("legacy-hotp").await.unwrap();
+    assert_eq!(Format::of(t.secret.as_ref().unwrap()), Some(Format::V2));
+    assert_eq!(t.failure_count, 0);
+    // The machine secrets open, as v2, to what v1 held.
+    let ring = Keyring::load(&keys).unwrap();
+    let ps = dir.load::<PhysicalServer>("PS-LEGACY").await.unwrap();
+    let opened = ring.open(&context::server_totp(&ps), ps.totp_secret.as_ref().unwrap()).unwrap();
+    assert_eq!(opened.as_slice(), v1("server-totp:PS-LEGACY").0.as_slice());
+    let psk = dir.load::<PreSharedKey>("legacy-k1").await.unwrap();
+    assert_eq!(ring.open(&context::psk(&psk), &psk.secret).unwrap().as_slice(), v1("psk:legacy-k1").0.as_slice());
+    // Once is enough.
+    let out = bed.ok(&["--output", "json", "secrets", "upgrade"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["resealed"].as_u64(), v["upgraded"].as_array().map(Vec::len)), (Some(0), Some(0)), "{out}");
+
+    // An export from before v2, imported now: its v1 value is sealed again as v2.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&v1("otp-token:legacy-import").1.0);
+    let ldif = bed.dir.join("old-export.ldif");
+    std::fs::write(
+        &ldif,
+        format!(
+            "dn: dirbrokerTokenId=legacy-import,ou=otp,dc=example,dc=org\nobjectClass: dirbrokerOtpToken\n\
+             dirbrokerTokenId: legacy-import\ndirbrokerTokenOwner: {alice}\ndirbrokerTokenType: hotp\n\
+             dirbrokerHotpCounter: 5\ndirbrokerOtpFailureCount: 0\ndirbrokerOtpSecret:: {b64}\n\n"
+        ),
+    )
+    .unwrap();
+    bed.ok(&["import", ldif.to_str().unwrap()], "");
+    let t = dir.load::<OtpToken>("legacy-import").await.unwrap();
+    assert_eq!(Format::of(t.secret.as_ref().unwrap()), Some(Format::V2));
+    assert_eq!(
+        ring.open(&context::otp_token(&t), t.secret.as_ref().unwrap()).unwrap().as_slice(),
+        v1("otp-token:legacy-import").0.as_slice()
+    );
+    // Counter 14 is beyond legacy-hotp's look-ahead: only the imported token takes it.
+    bed.ok(&["otp", "verify", "alice"], &oathtool(&["-c", "14", SECRET_HEX]));
 }
 
 /// An otpauth URI exported from elsewhere imports with its parameters.

@@ -648,3 +648,101 @@ async fn serve_answers_machines_over_mutual_tls() {
         assert!(!log.contains(secret), "a secret in the log: {log}");
     }
 }
+
+/// Audit F8 over HTTPS: someone with LDAP write access but no keyring
+/// re-points sealed secrets (mallory's TOTP token at alice, DC-B added as a
+/// party of K1 between admin1 and DC-A, DC-A's server moved to DC-B). None
+/// of them is then handed out or accepted: the seal binds the owner, the
+/// parties and the data center.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_pointed_secrets_are_refused_over_https() {
+    use dirbroker::directory::Change;
+    use dirbroker::model::{DataCenter, DirEntry, OtpToken, PhysicalServer, PreSharedKey};
+
+    dirbroker::install_crypto_provider();
+    let tmp = scratch_dir();
+    let t = tmp.path();
+    let bed = t.join("bed");
+    let _down = testbed_up(&bed);
+    let cfg = bed.join("dirbroker.toml");
+    let run = |args: &[&str]| {
+        let o = dirbroker(args, Some(&cfg), "");
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o));
+        o
+    };
+    let p = |name: &str| t.join(name).to_str().unwrap().to_string();
+    run(&["ca", "init"]);
+    run(&["ca", "issue", "broker", "broker-1", "--dns", "localhost", "--ip", "127.0.0.1", "--out", &p("broker")]);
+    run(&["dc", "add", "DC-A", "--endpoint", "127.0.0.1:7443", "--out", &p("dca")]);
+    run(&["dc", "add", "DC-B", "--endpoint", "127.0.0.1:7444", "--out", &p("dcb")]);
+    run(&["user", "add", "admin1", "--name", "Admin One", "--level", "4"]);
+    run(&["user", "add", "alice", "--name", "Alice"]);
+    run(&["user", "add", "mallory", "--name", "Mallory"]);
+    run(&["psk", "add", "k1-a", "--admin", "admin1", "--dc", "DC-A", "--out", &p("k1-a.bundle")]);
+    run(&["ps", "add", "PS-A1", "--dc", "DC-A", "--out", &p("ps-a1.bundle")]);
+    let seed = secret_file(t, "mallory.b32", SECRET_B32, 0o600);
+    run(&["otp", "import", "mallory", "--type", "totp", "--secret-file", seed.to_str().unwrap(), "--id", "mal-totp"]);
+
+    let mut toml = std::fs::read_to_string(&cfg).unwrap();
+    toml.push_str(&format!(
+        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
+        p("broker/cert.pem"),
+        p("broker/key.pem"),
+    ));
+    std::fs::write(&cfg, toml).unwrap();
+    let serve = Daemon::start(Command::new(BIN).arg("serve").env("DIRBROKER_CONFIG", &cfg), t.join("serve.log"));
+    let ca = std::fs::read(t.join("broker/ca.pem")).unwrap();
+    let (dc_a, dc_b) = (client(&ca, Some(&t.join("dca"))), client(&ca, Some(&t.join("dcb"))));
+    let ids = |v: &Value, list: &str| -> Vec<String> {
+        v[list].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (s, b) = get(&dc_b, &serve.https_url("/v1/dc/credentials")).await;
+    assert_eq!((s, ids(&b, "psks"), ids(&b, "servers")), (StatusCode::OK, vec![], vec![]), "{b}");
+
+    // The attacker: the broker's own LDAP identity, without the keyring.
+    let config = dirbroker::config::Config::load(&cfg).unwrap();
+    let dir = dirbroker::directory::Directory::connect(config.directory_config().unwrap()).await.unwrap();
+    let layout = dir.layout().clone();
+    let alice = layout.people.child("uid", "alice").unwrap();
+    let dc_b_dn = dir.load::<DataCenter>("DC-B").await.unwrap().dn(&layout).unwrap();
+    let replace = |attr: &str, v: &str| Change::Replace(attr.as_bytes().to_vec(), [v.as_bytes().to_vec()].into());
+    let add = |attr: &str, v: &str| Change::Add(attr.as_bytes().to_vec(), [v.as_bytes().to_vec()].into());
+    let token = dir.load::<OtpToken>("mal-totp").await.unwrap().dn(&layout).unwrap();
+    dir.modify(&token, vec![replace("dirbrokerTokenOwner", alice.as_str())]).await.unwrap();
+    let k1 = dir.load::<PreSharedKey>("k1-a").await.unwrap().dn(&layout).unwrap();
+    dir.modify(&k1, vec![add("dirbrokerPskParty", dc_b_dn.as_str())]).await.unwrap();
+
+    // Mallory's code, presented as alice's: not accepted.
+    let now = Command::new("oathtool").args(["--totp", SECRET_HEX]).output().unwrap();
+    let code_now = String::from_utf8(now.stdout).unwrap().trim().to_string();
+    let body = serde_json::to_vec(&serde_json::json!({ "uid": "alice", "code": code_now })).unwrap();
+    let (s, v) = post(&dc_a, &serve.https_url("/v1/otp/verify"), Some("application/json"), body).await;
+    assert_ne!(v["accepted"], Value::Bool(true), "{s} {v}");
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    // DC-B, now listed as a party of K1, does not get the key.
+    let k1_key = bundle_field(&t.join("k1-a.bundle"), "key_base64");
+    let (s, b) = get(&dc_b, &serve.https_url("/v1/dc/credentials")).await;
+    assert!(!b.to_string().contains(&k1_key), "DC-B got K1: {b}");
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
+    // The data-center move: DC-B does not get PS-A1's TOTP secret.
+    dir.modify(&k1, vec![Change::Delete(b"dirbrokerPskParty".to_vec(), [dc_b_dn.as_str().as_bytes().to_vec()].into())])
+        .await
+        .unwrap();
+    let ps = dir.load::<PhysicalServer>("PS-A1").await.unwrap().dn(&layout).unwrap();
+    dir.modify(&ps, vec![replace("dirbrokerDataCenter", dc_b_dn.as_str())]).await.unwrap();
+    let ps_secret = bundle_field(&t.join("ps-a1.bundle"), "secret_base32");
+    let (s, b) = get(&dc_b, &serve.https_url("/v1/dc/credentials")).await;
+    assert!(!b.to_string().contains(&ps_secret), "DC-B got PS-A1's secret: {b}");
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
+    let log = serve.log();
+    for what in ["token mal-totp", "pre-shared key k1-a", "the TOTP secret of PS-A1"] {
+        assert!(
+            log.lines().any(|l| l.contains(what) && l.contains("does not open") && l.contains("security")),
+            "the broker says why, as a security event: {what}: {log}"
+        );
+    }
+    // With the party removed again, K1 is DC-A's once more.
+    let (s, a) = get(&dc_a, &serve.https_url("/v1/dc/credentials")).await;
+    assert_eq!((s, ids(&a, "psks")), (StatusCode::OK, vec!["k1-a".to_string()]), "{a}");
+    assert!(a.to_string().contains(&k1_key));
+}
