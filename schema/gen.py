@@ -55,6 +55,7 @@ attrs = [
  (41, "dirbrokerInvitation", "One-time SSO registration invitation: version, level, expiry and SHA-256 of the code; consumed by deleting this exact value", OCT, S),
  (42, "dirbrokerOtpLastFailure", "When the last failed OTP verification of this token was counted; the lockout back-off runs from it", TIME, S),
  (43, "dirbrokerOtpVerifier", "Data center (DN) that may verify the OTP codes of this user for a migration; none listed: any enabled data center", DN, M),
+ (44, "dirbrokerAllowAnonymous", "TRUE when the broker issues tickets for this service to anonymous (pseudonymous) users", BOOL, S),
 ]
 classes = [
  (1, "dirbrokerUser", "AUXILIARY", "A dirbroker user (with inetOrgPerson and ldapPublicKey)", [],
@@ -77,7 +78,7 @@ classes = [
     "dirbrokerOtpDigits", "dirbrokerOtpPeriod", "dirbrokerTotpWatermark", "dirbrokerDisabled"]),
  (6, "dirbrokerService", "STRUCTURAL", "A Kerberized service that trusts dirbroker tickets", ["dirbrokerServiceId"],
    ["cn", "description", "dirbrokerEndpoint", "dirbrokerPublicValue", "dirbrokerPublicValueTime",
-    "dirbrokerMinLevel", "dirbrokerDisabled"]),
+    "dirbrokerMinLevel", "dirbrokerAllowAnonymous", "dirbrokerDisabled"]),
  (7, "dirbrokerAgent", "STRUCTURAL", "An agent service (AMS or ANS) with its public keys (with pkiUser)",
    ["cn", "dirbrokerAgentRole"],
    ["description", "dirbrokerEndpoint", "dirbrokerSigningKey", "dirbrokerEncryptionKey", "dirbrokerDisabled"]),

@@ -275,6 +275,19 @@ pub struct SsoSection {
     pub kdf_memory_kib: u32,
     #[serde(default = "default_kdf_iterations")]
     pub kdf_iterations: u32,
+    /// Anonymous login (paper §5: a broker-assigned pseudonym at level 1).
+    /// Off by default; with it on, an anonymous user still gets tickets only
+    /// for services added with `--allow-anonymous`.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// Failed SSO logins (wrong password or OTP, unknown user) a user id may
+    /// have per minute before further attempts are refused (429) for the
+    /// rest of that minute.
+    #[serde(default = "default_login_failures_per_user")]
+    pub login_failures_per_user: u32,
+    /// The same per source address (an IPv6 /64 counts as one source).
+    #[serde(default = "default_login_failures_per_source")]
+    pub login_failures_per_source: u32,
 }
 
 impl Default for SsoSection {
@@ -289,6 +302,9 @@ impl Default for SsoSection {
             client_key_file: None,
             kdf_memory_kib: default_kdf_memory_kib(),
             kdf_iterations: default_kdf_iterations(),
+            allow_anonymous: false,
+            login_failures_per_user: default_login_failures_per_user(),
+            login_failures_per_source: default_login_failures_per_source(),
         }
     }
 }
@@ -304,6 +320,12 @@ fn default_kdf_memory_kib() -> u32 {
 }
 fn default_kdf_iterations() -> u32 {
     3
+}
+fn default_login_failures_per_user() -> u32 {
+    5
+}
+fn default_login_failures_per_source() -> u32 {
+    30
 }
 
 /// Where the broker master keys live (see `dirbroker secrets`).

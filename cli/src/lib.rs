@@ -153,7 +153,11 @@ enum Command {
     Service(service::ServiceCmd),
     /// SSO login: prove the password to the broker, store the TGT in the credential cache.
     #[command(after_help = format!("Examples:\n  dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw\n  \
-        dirbroker login --anonymous --broker https://broker:8443 --ca ca.pem\n\n{EXIT_HELP}"))]
+        dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw --otp-file code\n  \
+        dirbroker login --anonymous --broker https://broker:8443 --ca ca.pem\n\n\
+        The broker answers a wrong password and a missing or wrong OTP code alike. On a terminal the\n\
+        code is asked after the password (empty if you have no token); without one, pass --otp-file.\n\
+        Anonymous login works only on a broker with [sso] allow_anonymous = true.\n\n{EXIT_HELP}"))]
     Login(login::LoginArgs),
     /// List the credential cache, like klist.
     #[command(after_help = format!("Examples:\n  dirbroker tickets\n  dirbroker tickets --output json\n\n{EXIT_HELP}"))]

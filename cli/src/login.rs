@@ -54,10 +54,13 @@ pub struct LoginArgs {
     /// registered with keystroke hardening (seed 004): the same input `dirbroker register` used.
     #[arg(long, value_name = "FILE")]
     keystroke_file: Option<PathBuf>,
-    /// Read the OTP code from FILE; default: asked on the terminal when the user has a token.
+    /// Read the OTP code from FILE. Default: asked on the terminal together with the password
+    /// (leave it empty if you have no token); without a terminal, no code is sent.
     #[arg(long, value_name = "FILE")]
     otp_file: Option<PathBuf>,
-    /// Log in anonymously: a broker-assigned pseudonym at level 1 (paper §5).
+    /// Log in anonymously: a broker-assigned pseudonym at level 1 (paper §5). Only when the
+    /// broker has `[sso] allow_anonymous = true`, and only services added with
+    /// `--allow-anonymous` issue tickets to it.
     #[arg(long, conflicts_with_all = ["user", "password_file", "otp_file", "keystroke_file"])]
     anonymous: bool,
     #[command(flatten)]
@@ -201,10 +204,19 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
             ),
             None => read_line_secret(&format!("Password for {uid}: "))?,
         };
+        // The broker answers a wrong password and a missing or wrong OTP code
+        // alike (it does not tell whether the password was right), so the
+        // code is asked up front, optional, as sssd/FreeIPA ask for a
+        // "Second Factor (optional)": once, on the terminal.
         let otp = match &a.otp_file {
             Some(f) => Some(Zeroizing::new(
                 read_secret_file(f).map_err(|e| Failure::new(Exit::Usage, e.to_string()))?.expose().trim().to_string(),
             )),
+            None if std::io::stdin().is_terminal() => {
+                let code = dirbroker::secret::read_line("OTP code (empty if you have no token): ")
+                    .map_err(|e| Failure::new(Exit::Usage, format!("reading standard input: {e}")))?;
+                Some(code).filter(|c| !c.trim().is_empty())
+            }
             None => None,
         };
         let hardened = match &a.keystroke_file {
@@ -238,19 +250,14 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
         }
         body
     };
-    let mut answer: Result<LoginAnswer, Failure> =
+    let answer: Result<LoginAnswer, Failure> =
         client.post("/v1/sso/login", &attempt(otp.as_deref().map(|s| s.as_str()))).await.map_err(Failure::from);
-    if let Err(f) = &answer
-        && otp.is_none()
-        && f.message.contains("an OTP code is required")
-    {
-        if !std::io::stdin().is_terminal() {
-            return Err(Failure::new(Exit::Failed, format!("{}; pass --otp-file FILE", f.message)));
+    let answer = answer.map_err(|mut f| {
+        if otp.is_none() && !a.anonymous && f.message.contains("wrong password or OTP code") {
+            f.message.push_str("; if this user has an OTP token, pass --otp-file FILE");
         }
-        let code = read_line_secret("OTP code: ")?;
-        answer = client.post("/v1/sso/login", &attempt(Some(code.as_str()))).await.map_err(Failure::from);
-    }
-    let answer = answer?;
+        f
+    })?;
     let session = cred.open_login(&answer.reply, &jwks, &issuer, now()).map_err(sso_err("the broker's answer"))?;
     let ca_file = std::fs::canonicalize(&a.ca).unwrap_or(a.ca.clone());
     let cc = Ccache {

@@ -19,9 +19,11 @@ use crate::exit::Exit;
 pub enum ServiceCmd {
     /// Register a Kerberized service: draws r_k into FILE (0600), publishes P_k = g^r_k in LDAP.
     #[command(
-        after_help = "Example:\n  dirbroker service add wiki --endpoint wiki.example.org:7000 --min-level 1 --out /etc/wiki/sso.key\n\n\
+        after_help = "Examples:\n  dirbroker service add wiki --endpoint wiki.example.org:7000 --min-level 2 --out /etc/wiki/sso.key\n  \
+        dirbroker service add motd --min-level 1 --allow-anonymous --out /etc/motd/sso.key\n\n\
         The key file stays with the service (`dirbroker-agents example-service --key-file …`);\n\
-        r_k never goes to LDAP."
+        r_k never goes to LDAP. Anonymous users (when the broker has [sso] allow_anonymous = true)\n\
+        get tickets only for services added with --allow-anonymous."
     )]
     Add(AddArgs),
     /// List the registered services.
@@ -43,6 +45,9 @@ pub struct AddArgs {
     /// The lowest user level the broker issues tickets for it to (1–4).
     #[arg(long, default_value_t = 1)]
     min_level: i64,
+    /// Let the broker issue tickets for this service to anonymous users (level 1 pseudonyms).
+    #[arg(long)]
+    allow_anonymous: bool,
     /// The service's key file to write (mode 0600; never overwritten).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -54,6 +59,7 @@ fn show(s: &Service) -> serde_json::Value {
         "id": s.id,
         "endpoint": s.endpoint,
         "min_level": s.min_level.map(Level::number),
+        "allow_anonymous": s.allow_anonymous,
         "registered": s.public_value_time.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
         "has_p_k": s.public_value.is_some(),
         "disabled": s.disabled,
@@ -81,6 +87,7 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
             svc.public_value = Some(key.public().to_bytes());
             svc.public_value_time = Some(dirbroker::clock::now());
             svc.min_level = Some(level);
+            svc.allow_anonymous = a.allow_anonymous;
             if let Err(e) = dir.create(&svc).await {
                 let _ = std::fs::remove_file(&a.out);
                 return Err(e.into());
@@ -88,9 +95,10 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
             ctx.report(
                 show(&svc),
                 &format!(
-                    "service {} registered (P_k published, min level {}); its key is in {} (0600)",
+                    "service {} registered (P_k published, min level {}{}); its key is in {} (0600)",
                     a.id,
                     level.number(),
+                    if a.allow_anonymous { ", admits anonymous users" } else { "" },
                     a.out.display()
                 ),
             );
@@ -104,7 +112,7 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
             } else if all.is_empty() {
                 println!("no services (add one with `dirbroker service add`)");
             } else {
-                println!("{:<24} {:<28} {:>9}  STATUS", "SERVICE", "ENDPOINT", "MIN-LEVEL");
+                println!("{:<24} {:<28} {:>9} {:>5}  STATUS", "SERVICE", "ENDPOINT", "MIN-LEVEL", "ANON");
                 for s in &all {
                     let status = if s.disabled {
                         "disabled"
@@ -114,10 +122,11 @@ pub async fn run(ctx: &Ctx, cmd: ServiceCmd) -> CliResult {
                         "active"
                     };
                     println!(
-                        "{:<24} {:<28} {:>9}  {status}",
+                        "{:<24} {:<28} {:>9} {:>5}  {status}",
                         s.id,
                         s.endpoint.as_deref().unwrap_or("-"),
-                        s.min_level.map(Level::number).unwrap_or(1)
+                        s.min_level.map(Level::number).unwrap_or(1),
+                        if s.allow_anonymous { "yes" } else { "no" }
                     );
                 }
             }

@@ -9,7 +9,7 @@ use dirbroker_proto::sso::epoch::EPOCH_SECONDS;
 use dirbroker_proto::sso::error::SsoError;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_proto::sso::level::{Level, require_level};
-use dirbroker_proto::sso::preauth::verify_pw_proof;
+use dirbroker_proto::sso::preauth::{remember_proof, verify_pw_proof};
 use dirbroker_proto::sso::primitives::{Bytes, Ed25519Key, Lp, X25519KeyPair, aead_open, generator, group, hkdf32};
 use dirbroker_proto::sso::registration::*;
 use dirbroker_proto::sso::replay::ReplayCache;
@@ -983,6 +983,36 @@ fn anonymous_login_gets_a_pseudonym_at_level_1() {
     let mut stolen = thief.login_request(BROKER, T0, &mut w.rng).unwrap();
     stolen.p_anon = lreq.p_anon.clone();
     assert_eq!(w.issuer.check_anonymous_login(&stolen, T0, &mut cache).unwrap_err(), SsoError::ProofInvalid);
+}
+
+#[test]
+fn a_bogus_login_replayed_is_refused_as_a_replay_before_any_exponentiation() {
+    // Audit F1: one bogus anonymous login body (s flipped), sent again and
+    // again within the skew window. The first copy costs a verification;
+    // every later copy is refused by the replay cache, which the proof
+    // entered before it was checked.
+    let mut w = world(37);
+    let anon = ClientCredential::anonymous(&mut w.rng).unwrap();
+    let mut bogus = anon.login_request(BROKER, T0, &mut w.rng).unwrap();
+    let last = bogus.proof.s.0.len() - 1;
+    bogus.proof.s.0[last] ^= 1;
+    let mut cache = ReplayCache::new();
+    assert_eq!(w.issuer.check_anonymous_login(&bogus, T0, &mut cache).unwrap_err(), SsoError::ProofInvalid);
+    for i in 1..=50 {
+        assert_eq!(w.issuer.check_anonymous_login(&bogus, T0 + i, &mut cache).unwrap_err(), SsoError::Replay);
+    }
+    // The same for a named login with a wrong password, through the split
+    // API a server uses (cheap checks, the cache under its lock, the proof outside).
+    let wrong = ClientCredential::derive("alice", b"wrong", w.reg.published.salt.as_slice(), &KDF).unwrap();
+    let bad = wrong.login_request(BROKER, T0, &mut w.rng).unwrap();
+    w.issuer.precheck_login(&bad, T0).unwrap();
+    remember_proof(&bad.proof, T0, &mut cache).unwrap();
+    assert_eq!(w.issuer.verify_login(&w.client_entry.p_c, &bad).unwrap_err(), SsoError::ProofInvalid);
+    assert_eq!(remember_proof(&bad.proof, T0 + 1, &mut cache).unwrap_err(), SsoError::Replay);
+    // Another nonce is another proof (and costs a verification again: the
+    // broker's per-source and per-user limits bound those).
+    let fresh = anon.login_request(BROKER, T0, &mut w.rng).unwrap();
+    assert!(w.issuer.check_anonymous_login(&fresh, T0, &mut cache).is_ok());
 }
 
 #[test]

@@ -340,18 +340,22 @@ impl Connection {
         }
         let activity = Arc::new(Activity::new());
         let track = activity.clone();
-        let app =
-            shared.app.clone().layer(axum::Extension(Peer(peer))).layer(axum::middleware::from_fn(catch_panic)).layer(
-                axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    track.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let guard = InFlight(track.clone());
-                    async move {
-                        let response = next.run(req).await;
-                        drop(guard);
-                        response
-                    }
-                }),
-            );
+        // The source address, for per-source limits (`ConnectInfo<SocketAddr>`).
+        let app = shared
+            .app
+            .clone()
+            .layer(axum::Extension(Peer(peer)))
+            .layer(axum::Extension(axum::extract::ConnectInfo(addr)))
+            .layer(axum::middleware::from_fn(catch_panic))
+            .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                track.in_flight.fetch_add(1, Ordering::Relaxed);
+                let guard = InFlight(track.clone());
+                async move {
+                    let response = next.run(req).await;
+                    drop(guard);
+                    response
+                }
+            }));
         let svc = TowerToHyperService::new(app);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.limits.header_timeout);

@@ -48,6 +48,16 @@ impl<K: Eq + Hash + Clone> RateLimit<K> {
         Ok(())
     }
 
+    /// Give back one event of `key` counted by [`Self::check`]: for limits on
+    /// failures, where every attempt is counted up front (so attempts in
+    /// flight count too) and a success returns its slot.
+    pub fn refund(&self, key: &K) {
+        let Ok(mut seen) = self.seen.lock() else { return };
+        if let Some(slot) = seen.get_mut(key) {
+            slot.1 = slot.1.saturating_sub(1);
+        }
+    }
+
     /// Keys currently remembered (for tests and metrics).
     pub fn len(&self) -> usize {
         self.seen.lock().map_or(0, |s| s.len())
@@ -72,6 +82,20 @@ mod tests {
         assert_eq!(limit.check(&"a", t0 + Duration::from_secs(20)), Err(Duration::from_secs(40)));
         assert_eq!(limit.check(&"b", t0 + Duration::from_secs(20)), Ok(()), "another key is not limited");
         assert_eq!(limit.check(&"a", t0 + Duration::from_secs(60)), Ok(()), "a new window");
+    }
+
+    #[test]
+    fn a_refunded_event_does_not_count() {
+        let limit = RateLimit::new(2, Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(limit.check(&"a", t0), Ok(()));
+            limit.refund(&"a");
+        }
+        assert_eq!(limit.check(&"a", t0), Ok(()));
+        assert_eq!(limit.check(&"a", t0), Ok(()));
+        assert!(limit.check(&"a", t0).is_err());
+        limit.refund(&"never seen");
     }
 
     #[test]

@@ -13,11 +13,14 @@ use std::process::{Command, Output, Stdio};
 use dirbroker::model::{Level, User};
 use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
+use dirbroker_proto::sso::session::ClientCredential;
 use dirbroker_testbed::Identity;
 use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const LIFETIME: i64 = 600;
+/// The broker's one answer to a wrong password or a missing or wrong OTP code.
+const LOGIN_REFUSED: &str = "login refused: wrong password or OTP code";
 
 fn oathtool(counter: u64) -> String {
     let o = Command::new("oathtool").args(["--hotp", "-b", SECRET_B32, "-c", &counter.to_string()]).output().unwrap();
@@ -202,8 +205,13 @@ async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
 }
 
 fn example_service(t: &Path, broker: &str, port: u16, clock_offset: i64, log: &str) -> Daemon {
+    example_service_for(t, "kv", broker, port, clock_offset, log)
+}
+
+fn example_service_for(t: &Path, id: &str, broker: &str, port: u16, clock_offset: i64, log: &str) -> Daemon {
     let mut cmd = Command::new(agents_bin());
-    cmd.args(["example-service", "--key-file", t.join("kv.key").to_str().unwrap(), "--service-id", "kv"])
+    let key = t.join(format!("{id}.key"));
+    cmd.args(["example-service", "--key-file", key.to_str().unwrap(), "--service-id", id])
         .args(["--broker", &format!("https://{broker}"), "--ca", t.join("broker/ca.pem").to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("DIRBROKER_INSECURE_TEST_CLOCK_OFFSET_S", clock_offset.to_string());
@@ -229,9 +237,12 @@ async fn login_tickets_levels_replay_and_expiry() {
     assert!(out.contains("logged in as alice (level 2)"), "{out}");
     let cc = s.t.join("cc-alice");
     assert_eq!(mode(&cc), 0o600);
-    refused(&s.login("cc-x", "alice", "alice password", Some(&oathtool(0))), "OTP refused");
-    refused(&s.login("cc-x", "alice", "not the password", Some(&oathtool(1))), "password proof does not verify");
-    refused(&s.login("cc-x", "alice", "alice password", None), "OTP code is required");
+    // A used code, a wrong password, no code: one answer (audit F5).
+    refused(&s.login("cc-x", "alice", "alice password", Some(&oathtool(0))), LOGIN_REFUSED);
+    refused(&s.login("cc-x", "alice", "not the password", Some(&oathtool(1))), LOGIN_REFUSED);
+    let no_code = s.login("cc-x", "alice", "alice password", None);
+    refused(&no_code, LOGIN_REFUSED);
+    assert!(text(&no_code).contains("pass --otp-file FILE"), "{}", text(&no_code));
     refused(&s.login("cc-x", "erin", "erin password", None), "not registered");
     refused(&s.login("cc-x", "nobody", "x", None), "not registered");
     assert!(!s.t.join("cc-x").exists());
@@ -273,11 +284,13 @@ async fn login_tickets_levels_replay_and_expiry() {
     ok(&s.login("cc-dave", "dave", "dave password", None));
     assert!(ok(&s.call("cc-dave", "admin stats")).contains("ok admin by dave (level 4): 1 keys"));
 
-    // Anonymous: a pseudonym at level 1.
-    let anon = ok(&s.cli("cc-anon", &["login", "--anonymous", "--broker", &s.url(), "--ca", &s.p("broker/ca.pem")]));
-    assert!(anon.contains("logged in as anon-") && anon.contains("(level 1)"), "{anon}");
-    assert!(ok(&s.call("cc-anon", "read motd")).contains("(level 1): motd = hello"));
-    refused(&s.call("cc-anon", "write motd x"), "level 1 is below the required level 2");
+    // Anonymous login is off unless the operator turns it on (audit F2;
+    // the test below turns it on).
+    refused(
+        &s.cli("cc-anon", &["login", "--anonymous", "--broker", &s.url(), "--ca", &s.p("broker/ca.pem")]),
+        "anonymous login is off on this broker",
+    );
+    assert!(!s.t.join("cc-anon").exists());
 
     // A captured ServiceRequest sent again, byte for byte, is refused.
     let dump = s.p("captured.frame");
@@ -412,7 +425,7 @@ async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
     // Stages 3–7: the published P_c and KDF record are what login uses.
     let out = ok(&s.login("cc-frank", "frank", "frank's password", None));
     assert!(out.contains("logged in as frank (level 3)"), "{out}");
-    refused(&s.login("cc-y", "frank", "not frank's password", None), "password proof does not verify");
+    refused(&s.login("cc-y", "frank", "not frank's password", None), LOGIN_REFUSED);
     assert!(ok(&s.call("cc-frank", "write motd from-frank")).contains("ok write by frank (level 3)"));
     refused(&s.call("cc-frank", "admin stats"), "level 3 is below the required level 4");
 
@@ -446,8 +459,202 @@ async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
         s.cli("cc-gina", &args)
     };
     assert!(ok(&login_with(Some("gina-jitter.keys"))).contains("logged in as gina"));
-    refused(&login_with(None), "password proof does not verify");
-    refused(&login_with(Some("gina-other.keys")), "password proof does not verify");
+    refused(&login_with(None), LOGIN_REFUSED);
+    refused(&login_with(Some("gina-other.keys")), LOGIN_REFUSED);
+}
+
+impl Site {
+    /// An HTTPS client trusting the broker CA, without a client certificate
+    /// (what anyone on the network has).
+    fn http(&self) -> reqwest::Client {
+        use rustls_pki_types::pem::PemObject;
+        dirbroker::install_crypto_provider();
+        let ca = rustls_pki_types::CertificateDer::from_pem_file(self.p("broker/ca.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+    }
+
+    /// POSTs a login body to `broker` as raw bytes: (status, body) as sent back.
+    async fn post_login(&self, broker: &str, body: &[u8]) -> (u16, String) {
+        let r = self
+            .http()
+            .post(format!("https://{broker}/v1/sso/login"))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The broker's count of login proofs it computed (`GET /metrics`).
+    async fn proofs_verified(&self, broker: &str) -> u64 {
+        let text = self.http().get(format!("https://{broker}/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = text.lines().find(|l| l.starts_with("dirbroker_sso_login_proofs_verified_total ")).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// A second `dirbroker serve` on the same directory and keys, with
+    /// `settings` added to its [sso] section.
+    fn broker_with(&self, settings: &str, name: &str) -> Daemon {
+        let toml = std::fs::read_to_string(&self.cfg).unwrap().replace("[sso]\n", &format!("[sso]\n{settings}\n"));
+        let cfg = self.t.join(format!("{name}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        Daemon::start(
+            Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg),
+            self.t.join(format!("{name}.log")),
+        )
+    }
+}
+
+/// A login body made in-process for `uid` (as `register` published it),
+/// with `password` and, if given, an OTP code: the bytes a client sends.
+fn login_body(uid: &str, password: &str, otp: Option<&str>) -> Vec<u8> {
+    let salt = dirbroker_proto::sso::primitives::sha256(uid.as_bytes());
+    let cred = ClientCredential::derive(uid, password.as_bytes(), &salt[..16], &KdfParams::MINIMUM).unwrap();
+    let now = dirbroker::clock::now().unix_timestamp();
+    let req = cred.login_request("dirbroker", now, &mut dirbroker::clock::rng()).unwrap();
+    let mut v = serde_json::to_value(req).unwrap();
+    if let Some(code) = otp {
+        v["otp"] = code.into();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Issue #13 item 2 (audit F1, F5): a captured login replayed costs no
+/// proof verification; failures back off per user while others log in; a
+/// right password without the OTP reads exactly like a wrong password.
+#[tokio::test]
+async fn login_replays_guessing_and_the_second_factor() {
+    let (bed, s) = site().await;
+    let broker = s.broker.addr.clone();
+    register(&bed, "ivan", "ivan password", Level::Normal, true).await;
+    register(&bed, "judy", "judy password", Level::Normal, true).await;
+
+    // One bogus login for alice (wrong password), captured and sent 20
+    // times: the first is checked and refused, the rest are replays, and
+    // the broker computed one proof for all 20.
+    let before = s.proofs_verified(&broker).await;
+    let bogus = login_body("alice", "not alice's password", None);
+    let (status, first) = s.post_login(&broker, &bogus).await;
+    assert_eq!(status, 401, "{first}");
+    assert!(first.contains(LOGIN_REFUSED), "{first}");
+    for _ in 0..19 {
+        let (status, again) = s.post_login(&broker, &bogus).await;
+        assert_eq!((status, again.as_str()), (401, r#"{"error":"login refused: replayed message"}"#));
+    }
+    assert_eq!(s.proofs_verified(&broker).await, before + 1, "replays cost no proof verification");
+
+    // alice has an OTP token. Her right password without a code, or with a
+    // wrong code, gets byte for byte the answer of a wrong password.
+    let wrong_password = s.post_login(&broker, &login_body("alice", "not alice's password", None)).await;
+    let right_no_code = s.post_login(&broker, &login_body("alice", "alice password", None)).await;
+    let right_bad_code = s.post_login(&broker, &login_body("alice", "alice password", Some("000000"))).await;
+    assert_eq!(wrong_password.0, 401);
+    assert_eq!(right_no_code, wrong_password);
+    assert_eq!(right_bad_code, wrong_password);
+    assert!(s.broker.log().contains("the user has an OTP token and sent no code"), "{}", s.broker.log());
+
+    // Per-user back-off: 5 wrong passwords for ivan in a minute; the 6th
+    // attempt, even with the right password, is refused before its proof
+    // is checked, while judy (same source) logs in.
+    for _ in 0..5 {
+        let (status, body) = s.post_login(&broker, &login_body("ivan", "guess", None)).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let verified = s.proofs_verified(&broker).await;
+    let (status, body) = s.post_login(&broker, &login_body("ivan", "ivan password", None)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too many failed logins; try again in"), "{body}");
+    assert_eq!(s.proofs_verified(&broker).await, verified, "a backed-off attempt costs no proof verification");
+    refused(&s.login("cc-ivan", "ivan", "ivan password", None), "too many failed logins");
+    assert!(ok(&s.login("cc-judy", "judy", "judy password", None)).contains("logged in as judy"));
+    // alice, with her code, still logs in: her failures above were 4.
+    assert!(ok(&s.login("cc-alice", "alice", "alice password", Some(&oathtool(0)))).contains("logged in as alice"));
+}
+
+/// Issue #13 item 5 (audit F2): anonymous login is off by default; turned
+/// on, an anonymous TGT gets tickets only for services that admit anonymous
+/// users.
+#[tokio::test]
+async fn anonymous_login_is_opt_in_for_the_broker_and_for_each_service() {
+    let (_bed, s) = site().await;
+    let anon_login = |broker: &str| {
+        s.cli(
+            "cc-anon",
+            &["login", "--anonymous", "--broker", &format!("https://{broker}"), "--ca", &s.p("broker/ca.pem")],
+        )
+    };
+    // A fresh broker: refused, and a bogus anonymous body costs nothing.
+    refused(&anon_login(&s.broker.addr), "anonymous login is off on this broker");
+    let anon = ClientCredential::anonymous(&mut dirbroker::clock::rng()).unwrap();
+    let now = dirbroker::clock::now().unix_timestamp();
+    let body =
+        serde_json::to_vec(&anon.login_request("dirbroker", now, &mut dirbroker::clock::rng()).unwrap()).unwrap();
+    let (status, answer) = s.post_login(&s.broker.addr, &body).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("[sso] allow_anonymous = true"), "{answer}");
+
+    // Turned on: a pseudonym at level 1, but no ticket for kv (added with
+    // the default, no --allow-anonymous).
+    let open = s.broker_with("allow_anonymous = true", "serve-anon");
+    let out = ok(&anon_login(&open.addr));
+    assert!(out.contains("logged in as anon-") && out.contains("(level 1)"), "{out}");
+    refused(&s.cli("cc-anon", &["ticket", "get", "kv"]), "service \"kv\" does not admit anonymous users");
+    // A replayed bogus anonymous body: one proof computed for all copies.
+    let mut bogus: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut s_bytes = dirbroker_proto::sso::primitives::unb64(bogus["proof"]["s"].as_str().unwrap()).unwrap();
+    *s_bytes.last_mut().unwrap() ^= 1;
+    let flipped = dirbroker_proto::sso::primitives::b64(&s_bytes);
+    bogus["proof"]["s"] = flipped.into();
+    let bogus = serde_json::to_vec(&bogus).unwrap();
+    let before = s.proofs_verified(&open.addr).await;
+    let (status, first) = s.post_login(&open.addr, &bogus).await;
+    assert_eq!(status, 401, "{first}");
+    for _ in 0..10 {
+        let (status, again) = s.post_login(&open.addr, &bogus).await;
+        assert_eq!((status, again.as_str()), (401, r#"{"error":"anonymous login refused: replayed message"}"#));
+    }
+    assert_eq!(s.proofs_verified(&open.addr).await, before + 1);
+
+    // A service that admits anonymous users: ticket and call, level 1 reads only.
+    let port = free_port();
+    let o = dirbroker(
+        &s.cfg,
+        &[
+            "service",
+            "add",
+            "pub",
+            "--endpoint",
+            &format!("127.0.0.1:{port}"),
+            "--allow-anonymous",
+            "--out",
+            &s.p("pub.key"),
+        ],
+    );
+    assert!(o.status.success() && text(&o).contains("admits anonymous users"), "{}", text(&o));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&dirbroker(&s.cfg, &["--output", "json", "service", "list"]))).unwrap();
+    let flags: Vec<(&str, bool)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["id"].as_str().unwrap(), v["allow_anonymous"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(flags, [("kv", false), ("pub", true)]);
+    assert!(ok(&s.cli("cc-anon", &["ticket", "get", "pub"])).contains("ticket for pub as anon-"));
+    // The same anonymous TGT at the broker that has anonymous login off: no ticket.
+    let mut cc: serde_json::Value = serde_json::from_slice(&std::fs::read(s.t.join("cc-anon")).unwrap()).unwrap();
+    cc["broker"] = s.url().into();
+    private(&s.t.join("cc-anon-closed"), &serde_json::to_string(&cc).unwrap());
+    refused(&s.cli("cc-anon-closed", &["ticket", "get", "pub"]), "anonymous login is off on this broker");
+    let _pub = example_service_for(&s.t, "pub", &open.addr, port, 0, "pub.log");
+    let endpoint = format!("127.0.0.1:{port}");
+    let use_pub = |req: &str| s.cli("cc-anon", &["ticket", "use", "pub", "--endpoint", &endpoint, "--request", req]);
+    assert!(ok(&use_pub("read motd")).contains("(level 1): motd = (unset)"));
+    refused(&use_pub("write motd x"), "level 1 is below the required level 2");
 }
 
 /// One address cannot fill the example service: its idle connections past

@@ -315,6 +315,7 @@ impl DirEntry for Service {
         b.opt_bytes("dirbrokerPublicValue", self.public_value.as_deref());
         b.opt_time("dirbrokerPublicValueTime", self.public_value_time);
         b.opt_int("dirbrokerMinLevel", self.min_level.map(Level::number));
+        b.flag("dirbrokerAllowAnonymous", self.allow_anonymous);
         b.flag("dirbrokerDisabled", self.disabled);
         b.done()
     }
@@ -334,6 +335,7 @@ impl DirEntry for Service {
             public_value: e.bytes("dirbrokerPublicValue")?.map(<[u8]>::to_vec),
             public_value_time: e.time("dirbrokerPublicValueTime")?,
             min_level,
+            allow_anonymous: flag(e, "dirbrokerAllowAnonymous")?,
             disabled: flag(e, "dirbrokerDisabled")?,
         })
     }

@@ -13,6 +13,9 @@ pub struct Service {
     pub public_value: Option<Vec<u8>>,
     pub public_value_time: Option<OffsetDateTime>,
     pub min_level: Option<Level>,
+    /// Whether the broker issues tickets for it to anonymous users (paper
+    /// §5); off unless the service was added with `--allow-anonymous`.
+    pub allow_anonymous: bool,
     pub disabled: bool,
 }
 
@@ -25,6 +28,7 @@ impl Service {
             public_value: None,
             public_value_time: None,
             min_level: None,
+            allow_anonymous: false,
             disabled: false,
         })
     }

@@ -119,7 +119,19 @@ async fn healthz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let mut r = st.metrics.render().into_response();
+    let mut text = st.metrics.render();
+    if let Some(sso) = &st.sso {
+        use std::fmt::Write as _;
+        let _ = write!(
+            text,
+            "# HELP dirbroker_sso_login_proofs_verified_total SSO login proofs whose Schnorr equation was computed \
+             (replayed and backed-off logins cost none).\n\
+             # TYPE dirbroker_sso_login_proofs_verified_total counter\n\
+             dirbroker_sso_login_proofs_verified_total {}\n",
+            sso.gate.verifications()
+        );
+    }
+    let mut r = text.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }

@@ -16,15 +16,17 @@
 //! authenticator replayed to another replica only yields an answer sealed
 //! for the original client).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use dirbroker_proto::sso::error::{Fault, SsoError};
 use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::level::Level;
@@ -37,6 +39,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::api::{ApiError, body};
+use super::sso_login::{AnonymousRefusal, LoginGate, Refusal, source_of};
 use crate::config::SsoSection;
 use crate::directory::DirError;
 use crate::model::Usable as _;
@@ -53,13 +56,20 @@ pub struct SsoState {
     pub issuer: TicketIssuer,
     pub lifetime: i64,
     pub kdf: KdfParams,
-    login_cache: Mutex<ReplayCache>,
+    /// `[sso] allow_anonymous`.
+    pub allow_anonymous: bool,
+    /// Login proofs seen, failures per user and per source.
+    pub gate: LoginGate,
     tgs_cache: Mutex<ReplayCache>,
 }
 
 impl std::fmt::Debug for SsoState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SsoState").field("issuer", &self.issuer).field("lifetime", &self.lifetime).finish()
+        f.debug_struct("SsoState")
+            .field("issuer", &self.issuer)
+            .field("lifetime", &self.lifetime)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,12 +103,16 @@ impl SsoState {
         let issuer = TicketIssuer::new(&cfg.issuer, key, master.as_slice()).map_err(|e| e.to_string())?;
         let lifetime = i64::try_from(cfg.ticket_lifetime_s).unwrap_or(i64::MAX).clamp(1, 10 * 3600);
         let kdf = KdfParams { m_cost_kib: cfg.kdf_memory_kib, t_cost: cfg.kdf_iterations, p_cost: 1 };
-        tracing::info!(issuer = %cfg.issuer, kid = %issuer.signer().kid(), "SSO tickets on");
+        tracing::info!(
+            issuer = %cfg.issuer, kid = %issuer.signer().kid(), allow_anonymous = cfg.allow_anonymous,
+            "SSO tickets on"
+        );
         Ok(Some(SsoState {
             issuer,
             lifetime,
             kdf,
-            login_cache: Mutex::new(ReplayCache::new()),
+            allow_anonymous: cfg.allow_anonymous,
+            gate: LoginGate::new(cfg.login_failures_per_user, cfg.login_failures_per_source),
             tgs_cache: Mutex::new(ReplayCache::new()),
         }))
     }
@@ -151,6 +165,9 @@ async fn jwks(State(st): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(s.issuer.jwks()).into_response())
 }
 
+const ANONYMOUS_OFF: &str =
+    "anonymous login is off on this broker (the operator may turn it on with [sso] allow_anonymous = true)";
+
 const NOT_REGISTERED: &str = "this user is not registered for SSO (no published P_c): run `dirbroker register` first";
 
 /// The published KDF record of `uid`. Unknown or unregistered users get a
@@ -188,23 +205,60 @@ struct LoginBody {
     otp: Option<String>,
 }
 
-/// Checks and consumes the user's OTP if they have an enabled token.
+/// The one answer to a named login that failed a factor: a wrong password,
+/// and for a user with an OTP token a missing or wrong code, read the same
+/// (audit F5), so the answer does not tell an attacker that a guessed
+/// password was right.
+pub const LOGIN_REFUSED: &str =
+    "login refused: wrong password or OTP code (a user with an OTP token sends the current code with the password)";
+
+fn login_refused() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, LOGIN_REFUSED)
+}
+
+/// An attempt the gate turned away before any proof check.
+fn gate_refused(r: Refusal, what: &str) -> ApiError {
+    match r {
+        Refusal::Replay => {
+            tracing::warn!(security = true, "{what} refused: replayed proof");
+            ApiError::new(StatusCode::UNAUTHORIZED, format!("{what} refused: {}", SsoError::Replay))
+        }
+        Refusal::Backoff(wait) => {
+            tracing::warn!(security = true, "{what} refused: too many failed logins");
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{what} refused: too many failed logins; try again in {} s", wait.as_secs().max(1)),
+            )
+        }
+        Refusal::Internal => {
+            tracing::error!("{what}: the login replay cache is poisoned");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed (see the broker's log)"))
+        }
+    }
+}
+
+/// Checks and consumes the user's OTP if they have an enabled token. A
+/// missing or refused code is [`LOGIN_REFUSED`]; why is only logged.
 async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(), ApiError> {
     let tokens = super::api::enabled_tokens(st, user).await?;
     if tokens.is_empty() {
         return Ok(());
     }
     let Some(code) = code else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this user has an OTP token: an OTP code is required"));
+        tracing::info!(uid = %user.uid, "SSO login refused: the user has an OTP token and sent no code");
+        return Err(login_refused());
     };
     let outcome = verify::verify_any(&st.dir, &st.keyring, &tokens, code, crate::clock::now(), &st.otp_policy).await;
     match outcome {
         Ok(Some((_, Outcome::Accepted { .. }))) => Ok(()),
         Ok(Some((_, Outcome::Refused(r)))) => {
             tracing::warn!(security = true, uid = %user.uid, "SSO login: OTP refused: {r}");
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("OTP refused: {r}")))
+            Err(login_refused())
         }
-        Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "OTP refused: wrong code")),
+        Ok(None) => {
+            tracing::warn!(security = true, uid = %user.uid, "SSO login: OTP refused: wrong code");
+            Err(login_refused())
+        }
         Err(verify::VerifyError::Directory(e)) => Err(st.dir_error(e)),
         Err(e) => {
             let security = matches!(e, verify::VerifyError::Seal { source: crate::seal::SealError::Tampered, .. });
@@ -218,25 +272,44 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
 }
 
 /// Stage 4a (AS exchange): pre-authentication proof (+ OTP) → TGT and SK
-/// sealed under K_c. An anonymous login gets a pseudonym at level 1.
-async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
+/// sealed under K_c. An anonymous login (when `[sso] allow_anonymous`) gets
+/// a pseudonym at level 1. In front of the proof: the cheap checks, the
+/// replay cache and the failure limits ([`LoginGate`]); the proof itself is
+/// verified outside any lock.
+async fn login(
+    State(st): State<AppState>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
+    req: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let s = sso(&st)?;
     let req = body(req)?;
     let now = unix_now();
+    let source = source_of(source.map(|Extension(ConnectInfo(a))| a));
     let entry = if req.request.p_anon.is_some() {
-        let s2 = s.clone();
-        let r = req.request.clone();
-        run_blocking(move || {
-            let mut cache = s2.login_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
-            s2.issuer.check_anonymous_login(&r, now, &mut cache)
-        })
-        .await
-        .map_err(|e| refused(&e, "anonymous login"))?
+        if !s.allow_anonymous {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, ANONYMOUS_OFF));
+        }
+        let (s2, r) = (s.clone(), req.request.clone());
+        let clock = Instant::now();
+        let entry = tokio::task::spawn_blocking(move || s2.gate.anonymous_login(&s2.issuer, &r, source, now, clock))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "anonymous login failed (worker task)"))?;
+        match entry {
+            Ok(e) => e,
+            Err(AnonymousRefusal::Gate(r)) => return Err(gate_refused(r, "anonymous login")),
+            Err(AnonymousRefusal::Proof(e)) => return Err(refused(&e, "anonymous login")),
+        }
     } else {
         let uid = req.request.proof.id_c.clone();
         if crate::directory::dn::check_value("uid", &uid).is_err() {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "not a valid uid"));
         }
+        s.issuer.precheck_login(&req.request, now).map_err(|e| refused(&e, "login"))?;
+        // Counted from here: an unknown or disabled user is a failure too.
+        let admission = s
+            .gate
+            .admit(&req.request.proof, source, Some(&uid), now, Instant::now())
+            .map_err(|r| gate_refused(r, "login"))?;
         let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
         let Some((user, p_c)) = user.and_then(|u| u.public_value.clone().map(|p| (u, p))) else {
             return Err(ApiError::new(StatusCode::FORBIDDEN, NOT_REGISTERED));
@@ -252,13 +325,17 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
         let entry = ClientEntry { id_c: uid.clone(), p_c, level: user.level };
         // The proof first: nobody without the password can burn OTP codes.
         let (s2, e2, r) = (s.clone(), entry.clone(), req.request.clone());
-        run_blocking(move || {
-            let mut cache = s2.login_cache.lock().map_err(|_| SsoError::Internal("replay cache"))?;
-            s2.issuer.check_login(&e2.p_c, &r, now, &mut cache)
-        })
-        .await
-        .map_err(|e| refused(&e, "login"))?;
+        s.gate.verifying();
+        match run_blocking(move || s2.issuer.verify_login(&e2.p_c, &r)).await {
+            Ok(()) => {}
+            Err(SsoError::ProofInvalid) => {
+                tracing::warn!(security = true, uid = %uid, "SSO login refused: password proof does not verify");
+                return Err(login_refused());
+            }
+            Err(e) => return Err(refused(&e, "login")),
+        }
         check_otp(&st, &user, req.otp.as_deref()).await?;
+        s.gate.succeeded(&admission);
         entry
     };
     let (s2, e2, lifetime) = (s.clone(), entry.clone(), s.lifetime);
@@ -271,8 +348,8 @@ async fn login(State(st): State<AppState>, req: Result<Json<LoginBody>, JsonReje
 
 /// The TGT holder `sub` may still get tickets at `level`: an existing user
 /// must be usable now and hold at least `level`; a broker-assigned anonymous
-/// identity has no entry.
-async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<(), ApiError> {
+/// identity has no entry. `Ok(true)` for an anonymous holder.
+async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<bool, ApiError> {
     const REFUSED: &str = "this account is disabled or expired, or its level changed: log in again";
     let user = if crate::directory::dn::check_value("uid", sub).is_ok() {
         st.dir.find_user(sub).await.map_err(|e| st.dir_error(e))?
@@ -289,9 +366,9 @@ async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<(), ApiE
                 tracing::info!(uid = %sub, "ticket refused: level {} in the TGT, {} now", level, u.level);
                 return Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED));
             }
-            Ok(())
+            Ok(false)
         }
-        None if dirbroker_proto::sso::anon::is_pseudonym(sub) && level == Level::Temporary => Ok(()),
+        None if dirbroker_proto::sso::anon::is_pseudonym(sub) && level == Level::Temporary => Ok(true),
         None => {
             tracing::info!(uid = %sub, "ticket refused: no such user any more");
             Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED))
@@ -345,7 +422,21 @@ async fn ticket(
             .await
             .map_err(|e| refused(&e, "ticket request"))?
     };
-    check_holder(&st, &holder.sub, holder.level).await?;
+    let anonymous = check_holder(&st, &holder.sub, holder.level).await?;
+    // Anonymous holders: only while this broker allows anonymous login (a
+    // TGT from before it was turned off, or from a replica that allows it,
+    // gets nothing), and only for a service that admits them (audit F2).
+    if anonymous && !s.allow_anonymous {
+        tracing::info!(principal = %holder.sub, "ticket refused: anonymous login is off");
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ANONYMOUS_OFF));
+    }
+    if anonymous && !svc.allow_anonymous {
+        tracing::info!(principal = %holder.sub, service = %svc.id, "ticket refused: the service does not admit anonymous users");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("service {:?} does not admit anonymous users (dirbroker service add --allow-anonymous)", svc.id),
+        ));
+    }
     let min_level = svc.min_level.unwrap_or(Level::Temporary);
     let entry = ServiceEntry { id_k: svc.id.clone(), p_k, min_level };
     let (s2, lifetime) = (s.clone(), s.lifetime);

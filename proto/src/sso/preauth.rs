@@ -8,7 +8,8 @@
 //!                              leak pw through lattice attacks on s)
 //! e = H(domain ‖ P_c ‖ ID_c ‖ R ‖ timestamp ‖ nonce ‖ service)   (256 bits)
 //! s = k + e·pw mod q
-//! broker: g^s == R · P_c^e, |now − timestamp| ≤ 300 s, (ID_c, nonce, timestamp) unseen
+//! broker: |now − timestamp| ≤ 300 s, (ID_c, nonce, timestamp) unseen (then
+//!         remembered, valid or not), g^s == R · P_c^e
 //! ```
 
 use crate::group::Element;
@@ -80,14 +81,34 @@ pub fn prove_pw<R: CryptoRng + ?Sized>(
     })
 }
 
-/// Broker: checks the skew, the proof against the published P_c of
-/// `proof.id_c`, then the replay cache (only valid proofs enter it).
-pub fn verify_pw_proof(p_c: &Element, proof: &PreAuthProof, now: i64, cache: &mut ReplayCache) -> Result<(), SsoError> {
+/// The replay-cache key of a proof: (ID_c, nonce, timestamp).
+pub fn replay_key(proof: &PreAuthProof) -> [u8; 32] {
+    Lp::new("pre-auth replay").part(proof.id_c.as_bytes()).part(proof.nonce.as_slice()).int(proof.timestamp).hash()
+}
+
+/// Broker, before any group operation: the skew and the widths of the
+/// nonce and of s. Cheap, so a request that fails them costs nothing.
+pub fn check_proof_shape(proof: &PreAuthProof, now: i64) -> Result<(), SsoError> {
     check_skew(proof.timestamp, now)?;
     fixed::<16>(proof.nonce.as_slice(), "nonce")?;
     if proof.s.as_slice().len() != group().element_len() {
         return Err(SsoError::Malformed("s width"));
     }
+    Ok(())
+}
+
+/// Broker: records the proof in the replay cache until its timestamp leaves
+/// the skew window. Every proof enters it *before* it is verified, valid or
+/// not, so the same bytes sent again (a captured login, or a bogus one
+/// replayed to burn the broker's CPU) are refused without an exponentiation.
+pub fn remember_proof(proof: &PreAuthProof, now: i64, cache: &mut ReplayCache) -> Result<(), SsoError> {
+    Ok(cache.check_and_insert(replay_key(proof), proof.timestamp.saturating_add(MAX_SKEW), now)?)
+}
+
+/// Broker: the Schnorr equation g^s == R · P_c^e (two full-length
+/// exponentiations). No clock and no cache: callers run it outside any lock,
+/// after [`check_proof_shape`] and [`remember_proof`].
+pub fn verify_schnorr(p_c: &Element, proof: &PreAuthProof) -> Result<(), SsoError> {
     let r = decode_element(&proof.r)?;
     let s = Scalar::from_canonical(proof.s.as_slice())?;
     let e = challenge(p_c, &proof.id_c, proof.r.as_slice(), proof.timestamp, proof.nonce.as_slice(), &proof.service)?;
@@ -96,7 +117,14 @@ pub fn verify_pw_proof(p_c: &Element, proof: &PreAuthProof, now: i64, cache: &mu
     if lhs != rhs {
         return Err(SsoError::ProofInvalid);
     }
-    let key =
-        Lp::new("pre-auth replay").part(proof.id_c.as_bytes()).part(proof.nonce.as_slice()).int(proof.timestamp).hash();
-    Ok(cache.check_and_insert(key, proof.timestamp.saturating_add(MAX_SKEW), now)?)
+    Ok(())
+}
+
+/// Broker, in one call: the shape, then the replay cache (every proof
+/// enters it, verified or not), then the proof against the published P_c of
+/// `proof.id_c`.
+pub fn verify_pw_proof(p_c: &Element, proof: &PreAuthProof, now: i64, cache: &mut ReplayCache) -> Result<(), SsoError> {
+    check_proof_shape(proof, now)?;
+    remember_proof(proof, now, cache)?;
+    verify_schnorr(p_c, proof)
 }

@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 use crate::sso::epoch::{BrokerSecrets, EpochKeys, epoch_of};
 use crate::sso::error::SsoError;
 use crate::sso::level::Level;
-use crate::sso::preauth::{PreAuthProof, verify_pw_proof};
+use crate::sso::preauth::{PreAuthProof, check_proof_shape, verify_pw_proof, verify_schnorr};
 use crate::sso::primitives::{
     Bytes, Ed25519Key, Lp, Scalar, aead_open, aead_seal, b64, decode_element, fixed, generator, group, hkdf_expand32,
     hkdf32, sha256, split_lp, unb64,
@@ -638,8 +638,12 @@ impl TicketIssuer {
         self.secrets.anon()
     }
 
-    /// Stage 4a, first half: checks a login proof for `p_c` (skew, Schnorr
-    /// proof, replay). The proof must be addressed to this broker.
+    /// Stage 4a, first half: checks a login proof for `p_c` (skew, replay,
+    /// Schnorr proof) in one call. The proof must be addressed to this
+    /// broker. A server that shares `cache` between requests should rather
+    /// call [`Self::precheck_login`], then
+    /// [`crate::sso::preauth::remember_proof`] under its lock, then
+    /// [`Self::verify_login`] outside it.
     pub fn check_login(
         &self,
         p_c: &Element,
@@ -653,22 +657,53 @@ impl TicketIssuer {
         verify_pw_proof(p_c, &req.proof, now, cache)
     }
 
-    /// An anonymous login (paper §5): checks the proof of knowledge of x
-    /// for g^x and returns the pseudonymous entry (level 1) to log in.
+    /// The cheap checks of a login, before any exponentiation: addressed to
+    /// this broker, within the skew, fields of the right widths.
+    pub fn precheck_login(&self, req: &LoginRequest, now: i64) -> Result<(), SsoError> {
+        if req.proof.service != self.issuer() {
+            return Err(SsoError::WrongAudience);
+        }
+        check_proof_shape(&req.proof, now)
+    }
+
+    /// The expensive check of a login (two full-length exponentiations),
+    /// with no clock and no cache: run it outside any lock, after
+    /// [`Self::precheck_login`] and the replay cache.
+    pub fn verify_login(&self, p_c: &Element, req: &LoginRequest) -> Result<(), SsoError> {
+        verify_schnorr(p_c, &req.proof)
+    }
+
+    /// The cheap checks of an anonymous login ([`Self::precheck_login`],
+    /// plus the subject and the public value g^x, which is returned).
+    pub fn precheck_anonymous_login(&self, req: &LoginRequest, now: i64) -> Result<Element, SsoError> {
+        let p = req.p_anon.as_ref().ok_or(SsoError::Malformed("anonymous login without a public value"))?;
+        let p_anon = decode_element(p)?;
+        if req.proof.id_c != ANONYMOUS {
+            return Err(SsoError::WrongSubject);
+        }
+        self.precheck_login(req, now)?;
+        Ok(p_anon)
+    }
+
+    /// The expensive check of an anonymous login (the proof of knowledge of
+    /// x for `p_anon`), and the pseudonymous entry (level 1) to log in.
+    pub fn verify_anonymous_login(&self, p_anon: &Element, req: &LoginRequest) -> Result<ClientEntry, SsoError> {
+        self.verify_login(p_anon, req)?;
+        let id = crate::sso::anon::anonymous_id(self.secrets.anon(), p_anon.as_bytes())?;
+        Ok(ClientEntry { id_c: id.id, p_c: p_anon.clone(), level: id.level })
+    }
+
+    /// An anonymous login (paper §5) in one call: checks the proof of
+    /// knowledge of x for g^x and returns the pseudonymous entry (level 1).
     pub fn check_anonymous_login(
         &self,
         req: &LoginRequest,
         now: i64,
         cache: &mut ReplayCache,
     ) -> Result<ClientEntry, SsoError> {
-        let p = req.p_anon.as_ref().ok_or(SsoError::Malformed("anonymous login without a public value"))?;
-        let p_anon = decode_element(p)?;
-        if req.proof.id_c != ANONYMOUS {
-            return Err(SsoError::WrongSubject);
-        }
-        self.check_login(&p_anon, req, now, cache)?;
-        let id = crate::sso::anon::anonymous_id(self.secrets.anon(), p.as_slice())?;
-        Ok(ClientEntry { id_c: id.id, p_c: p_anon, level: id.level })
+        let p_anon = self.precheck_anonymous_login(req, now)?;
+        crate::sso::preauth::remember_proof(&req.proof, now, cache)?;
+        self.verify_anonymous_login(&p_anon, req)
     }
 
     /// Stage 4a, second half: the TGT and the login session key SK sealed
