@@ -243,8 +243,12 @@ async fn login_tickets_levels_replay_and_expiry() {
     let no_code = s.login("cc-x", "alice", "alice password", None);
     refused(&no_code, LOGIN_REFUSED);
     assert!(text(&no_code).contains("pass --otp-file FILE"), "{}", text(&no_code));
-    refused(&s.login("cc-x", "erin", "erin password", None), "not registered");
-    refused(&s.login("cc-x", "nobody", "x", None), "not registered");
+    // Unregistered and unknown users get the answer of a wrong password.
+    let wrong = s.login("cc-x", "alice", "not the password", None);
+    for o in [s.login("cc-x", "erin", "erin password", None), s.login("cc-x", "nobody", "x", None)] {
+        refused(&o, "wrong password or OTP code");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&wrong.stderr));
+    }
     assert!(!s.t.join("cc-x").exists());
 
     // The ccache holds the TGT and SK, never the password or pw.
@@ -333,7 +337,9 @@ async fn login_tickets_levels_replay_and_expiry() {
     ok(&dirbroker(&s.cfg, &["user", "disable", "carol"]));
     const AGAIN: &str = "log in again";
     refused(&s.cli("cc-carol", &["ticket", "get", "kv"]), AGAIN);
-    refused(&s.login("cc-x", "carol", "carol password", None), "disabled or expired");
+    // Disabled: the right password gets the answer of a wrong one.
+    refused(&s.login("cc-x", "carol", "carol password", None), "wrong password or OTP code");
+    assert!(s.broker.log().contains("SSO login refused: the account is disabled"), "{}", s.broker.log());
     assert!(ok(&dirbroker(&s.cfg, &["user", "enable", "carol"])).contains("carol enabled"));
     assert!(ok(&s.cli("cc-carol", &["ticket", "get", "kv"])).contains("ticket for kv as carol (level 1)"));
     set("alice", "dirbrokerNotBefore", "20991231000000Z".into()).await;

@@ -168,11 +168,12 @@ async fn jwks(State(st): State<AppState>) -> Result<Response, ApiError> {
 const ANONYMOUS_OFF: &str =
     "anonymous login is off on this broker (the operator may turn it on with [sso] allow_anonymous = true)";
 
-const NOT_REGISTERED: &str = "this user is not registered for SSO (no published P_c): run `dirbroker register` first";
+/// Logged (never answered) for a login of a user without a published P_c.
+const NOT_REGISTERED: &str = "the user is unknown or not registered for SSO (no published P_c)";
 
 /// The published KDF record of `uid`. Unknown or unregistered users get a
 /// stable made-up salt with the default parameters, so this route does not
-/// tell who exists (the login answers "not registered" for both).
+/// tell who exists (the login gives them the answer of a wrong password).
 async fn params(State(st): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<Response, ApiError> {
     let s = sso(&st)?;
     if crate::directory::dn::check_value("uid", &uid).is_err() {
@@ -311,29 +312,41 @@ async fn login(
             .admit(&req.request.proof, source, Some(&uid), now, Instant::now())
             .map_err(|r| gate_refused(r, "login"))?;
         let user = st.dir.find_user(&uid).await.map_err(|e| st.dir_error(e))?;
-        let Some((user, p_c)) = user.and_then(|u| u.public_value.clone().map(|p| (u, p))) else {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, NOT_REGISTERED));
+        // An unknown or unregistered user is checked against a made-up P_c
+        // (no one knows its logarithm), a disabled or expired one against
+        // theirs: every failure costs the same proof and gets the one answer
+        // (audit F16: the login does not tell who exists or is disabled).
+        let (user, p_c) = match user.and_then(|u| u.public_value.clone().map(|p| (u, p))) {
+            Some((user, p_c)) => {
+                let p_c = decode_element(&p_c.into()).map_err(|e| {
+                    tracing::error!(uid = %uid, "published P_c is invalid: {e}");
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this user's published P_c is invalid")
+                })?;
+                (Some(user), p_c)
+            }
+            None => (None, s.issuer.unregistered_p_c(&uid)),
         };
-        if let Err(why) = user.usable_at(crate::clock::now()) {
-            tracing::info!(uid = %uid, "SSO login refused: the account is {why}");
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "this account is disabled or expired"));
-        }
-        let p_c = decode_element(&p_c.into()).map_err(|e| {
-            tracing::error!(uid = %uid, "published P_c is invalid: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this user's published P_c is invalid")
-        })?;
-        let entry = ClientEntry { id_c: uid.clone(), p_c, level: user.level };
         // The proof first: nobody without the password can burn OTP codes.
-        let (s2, e2, r) = (s.clone(), entry.clone(), req.request.clone());
+        let (s2, r, p2) = (s.clone(), req.request.clone(), p_c.clone());
         s.gate.verifying();
-        match run_blocking(move || s2.issuer.verify_login(&e2.p_c, &r)).await {
+        match run_blocking(move || s2.issuer.verify_login(&p2, &r)).await {
             Ok(()) => {}
             Err(SsoError::ProofInvalid) => {
-                tracing::warn!(security = true, uid = %uid, "SSO login refused: password proof does not verify");
+                let why = if user.is_some() { "password proof does not verify" } else { NOT_REGISTERED };
+                tracing::warn!(security = true, uid = %uid, "SSO login refused: {why}");
                 return Err(login_refused());
             }
             Err(e) => return Err(refused(&e, "login")),
         }
+        let Some(user) = user else {
+            tracing::error!(security = true, uid = %uid, "SSO login: a proof verified against the made-up P_c");
+            return Err(login_refused());
+        };
+        if let Err(why) = user.usable_at(crate::clock::now()) {
+            tracing::warn!(security = true, uid = %uid, "SSO login refused: the account is {why}");
+            return Err(login_refused());
+        }
+        let entry = ClientEntry { id_c: uid.clone(), p_c, level: user.level };
         check_otp(&st, &user, req.otp.as_deref()).await?;
         s.gate.succeeded(&admission);
         entry

@@ -35,7 +35,7 @@ use std::collections::HashSet;
 
 use std::fmt;
 
-use crate::group::Element;
+use crate::group::{Element, Group};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use ed25519_dalek::VerifyingKey;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -664,6 +664,15 @@ impl TicketIssuer {
             return Err(SsoError::WrongAudience);
         }
         check_proof_shape(&req.proof, now)
+    }
+
+    /// A stand-in P_c for `id_c` when no user publishes one: an element no
+    /// one knows the logarithm of, stable per id, so a login for an unknown
+    /// user costs the broker and tells the caller what a wrong password does.
+    pub fn unregistered_p_c(&self, id_c: &str) -> Element {
+        let mut input = self.anonymous_secret().to_vec();
+        input.extend_from_slice(id_c.as_bytes());
+        Group::modp2048().hash_to_element(b"dirbroker unregistered P_c", &input)
     }
 
     /// The expensive check of a login (two full-length exponentiations),
