@@ -233,21 +233,34 @@ impl Group {
     /// for every session with that peer.
     pub fn fixed_base(&self, base: &Element) -> Result<FixedBase, GroupError> {
         self.check_element(base)?;
-        let limbs = self.element_len.div_ceil(4);
+        let mont = Montgomery::new(&self.p);
+        let limbs = mont.p.len();
+        // Entries in Montgomery form (x·R mod p), so that exp_fixed multiplies
+        // with fixed-width, branch-free Montgomery products.
+        let r = BigUint::one() << (64 * limbs);
         let mut table = Zeroizing::new(Vec::with_capacity(SHORT_EXPONENT_BYTES * 256 * limbs));
-        let mut power = base.value.clone(); // base^(256^i)
+        let mut scratch = Zeroizing::new(vec![0u64; limbs + 2]);
+        let mut one_r = &r % &self.p;
+        let mut converted = (&base.value * &r) % &self.p;
+        // base^(256^i)·R, then each entry from the one before: all in Montgomery form.
+        let mut power = Zeroizing::new(vec![0u64; limbs]);
+        let mut entry = Zeroizing::new(vec![0u64; limbs]);
+        let mut next = Zeroizing::new(vec![0u64; limbs]);
+        set_limbs(&mut power, &converted);
         for _ in 0..SHORT_EXPONENT_BYTES {
-            let mut acc = BigUint::one();
-            push_limbs(&mut table, &acc, limbs);
+            set_limbs(&mut entry, &one_r);
+            table.extend_from_slice(&entry);
             for _ in 1..256 {
-                acc = (&acc * &power) % &self.p;
-                push_limbs(&mut table, &acc, limbs);
+                mont.mul(&entry, &power, &mut next, &mut scratch);
+                entry.copy_from_slice(&next);
+                table.extend_from_slice(&entry);
             }
-            power = (&acc * &power) % &self.p; // base^(256^(i+1))
-            wipe_biguint(&mut acc);
+            mont.mul(&entry, &power, &mut next, &mut scratch); // base^(256^(i+1))·R
+            power.copy_from_slice(&next);
         }
-        wipe_biguint(&mut power);
-        Ok(FixedBase { table, limbs, group: self.fingerprint })
+        wipe_biguint(&mut one_r);
+        wipe_biguint(&mut converted);
+        Ok(FixedBase { table, limbs, mont, group: self.fingerprint })
     }
 
     /// base^e with a [`FixedBase`] table; e must be a short exponent
@@ -259,8 +272,11 @@ impl Group {
     /// (digit 0 picks base⁰ = 1), so neither the memory addresses touched
     /// nor the number of multiplications tell the digits (audit F12: the
     /// cache lines of an indexed lookup gave x away, and with it the pair's
-    /// SPEKE generator). The multiplications themselves are `num-bigint`'s,
-    /// which is not constant time (neither is [`Group::exp`]).
+    /// SPEKE generator). The multiplications are fixed-width Montgomery
+    /// products without branches on the values ([`Montgomery::mul`]; the
+    /// entries are stored in Montgomery form), so they do not tell the
+    /// digits either. [`Group::exp`] (num-bigint's `modpow`) is not constant
+    /// time.
     pub fn exp_fixed(&self, table: &FixedBase, e: &Exponent) -> Result<Element, GroupError> {
         self.check_exponent(e)?;
         if table.group != self.fingerprint {
@@ -275,15 +291,28 @@ impl Group {
         for (d, s) in digits.iter_mut().zip(le.iter()) {
             *d = *s;
         }
-        let mut picked = Zeroizing::new(vec![0u32; table.limbs]);
-        let mut acc = BigUint::one();
+        let mont = &table.mont;
+        let mut picked = Zeroizing::new(vec![0u64; table.limbs]);
+        // 1 in Montgomery form is window 0's entry for digit 0 (R mod p).
+        let mut acc = Zeroizing::new(table.row(0).get(..table.limbs).unwrap_or(&[]).to_vec());
+        let mut product = Zeroizing::new(vec![0u64; table.limbs]);
+        let mut scratch = Zeroizing::new(vec![0u64; table.limbs + 2]);
         for (window, &digit) in digits.iter().enumerate() {
             table.select(window, digit, &mut picked);
-            let mut power = BigUint::from_slice(&picked);
-            acc = (&acc * &power) % &self.p;
-            wipe_biguint(&mut power);
+            mont.mul(&acc, &picked, &mut product, &mut scratch);
+            acc.copy_from_slice(&product);
         }
-        self.element_from_result(acc)
+        // Out of Montgomery form: acc·1·R⁻¹.
+        let mut one = vec![0u64; table.limbs];
+        if let Some(first) = one.first_mut() {
+            *first = 1;
+        }
+        mont.mul(&acc, &one, &mut product, &mut scratch);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(8 * table.limbs));
+        for limb in product.iter() {
+            bytes.extend_from_slice(&limb.to_le_bytes());
+        }
+        self.element_from_result(BigUint::from_bytes_le(&bytes))
     }
 
     /// a·b mod p; fails with [`GroupError::Identity`] when b = a⁻¹.
@@ -419,9 +448,89 @@ impl Zeroize for Element {
 /// `table[(i·256 + d)·limbs ..][..limbs]`: fixed-width entries, so a row can
 /// be scanned with masks.
 pub struct FixedBase {
-    table: Zeroizing<Vec<u32>>,
+    table: Zeroizing<Vec<u64>>,
     limbs: usize,
+    mont: Montgomery,
     group: [u8; 8],
+}
+
+/// Montgomery multiplication modulo an odd p of `limbs` 64-bit words, in
+/// fixed width and without branches on the values (CIOS, the final
+/// subtraction chosen by a mask), so [`Group::exp_fixed`]'s products take
+/// the same time whatever the secret digits picked.
+#[derive(Clone, Debug)]
+struct Montgomery {
+    /// p, little-endian words.
+    p: Vec<u64>,
+    /// −p⁻¹ mod 2⁶⁴.
+    n0: u64,
+}
+
+impl Montgomery {
+    fn new(p: &BigUint) -> Montgomery {
+        let p = p.to_u64_digits();
+        let p0 = p.first().copied().unwrap_or(1);
+        // Newton's iteration doubles the correct low bits each step: 1 → 64.
+        let mut inv: u64 = 1;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(p0.wrapping_mul(inv)));
+        }
+        Montgomery { p, n0: inv.wrapping_neg() }
+    }
+
+    /// `out` = a·b·R⁻¹ mod p for a, b < p (R = 2^(64·limbs)); `t` is
+    /// scratch of limbs + 2 words.
+    fn mul(&self, a: &[u64], b: &[u64], out: &mut [u64], t: &mut [u64]) {
+        let n = self.p.len();
+        t.fill(0);
+        for &bi in b.iter().take(n) {
+            // t += a·bᵢ
+            let mut carry: u64 = 0;
+            for (tj, &aj) in t.iter_mut().zip(a.iter()).take(n) {
+                let s = u128::from(*tj) + u128::from(aj) * u128::from(bi) + u128::from(carry);
+                *tj = s as u64;
+                carry = (s >> 64) as u64;
+            }
+            let s = u128::from(t.get(n).copied().unwrap_or(0)) + u128::from(carry);
+            if let Some([tn, tn1]) = t.get_mut(n..n + 2) {
+                (*tn, *tn1) = (s as u64, (s >> 64) as u64);
+            }
+            // t = (t + m·p) / 2⁶⁴, m chosen so the low word vanishes.
+            let m = t.first().copied().unwrap_or(0).wrapping_mul(self.n0);
+            let s = u128::from(t.first().copied().unwrap_or(0))
+                + u128::from(m) * u128::from(self.p.first().copied().unwrap_or(0));
+            let mut carry = (s >> 64) as u64;
+            for j in 1..n {
+                let s = u128::from(t.get(j).copied().unwrap_or(0))
+                    + u128::from(m) * u128::from(self.p.get(j).copied().unwrap_or(0))
+                    + u128::from(carry);
+                if let Some(prev) = t.get_mut(j - 1) {
+                    *prev = s as u64;
+                }
+                carry = (s >> 64) as u64;
+            }
+            let s = u128::from(t.get(n).copied().unwrap_or(0)) + u128::from(carry);
+            let top = t.get(n + 1).copied().unwrap_or(0) + (s >> 64) as u64;
+            if let Some([prev, tn]) = t.get_mut(n - 1..n + 1) {
+                (*prev, *tn) = (s as u64, top);
+            }
+        }
+        // t < 2p: subtract p once if t ≥ p, chosen by mask.
+        let mut borrow: u64 = 0;
+        for (o, (&tj, &pj)) in out.iter_mut().zip(t.iter().zip(self.p.iter())) {
+            let (d1, b1) = tj.overflowing_sub(pj);
+            let (d2, b2) = d1.overflowing_sub(borrow);
+            *o = d2;
+            borrow = u64::from(b1 | b2);
+        }
+        // Keep t when the subtraction borrowed past t's top word (t < p).
+        let top = t.get(n).copied().unwrap_or(0);
+        let keep_t = u64::from(borrow > top).wrapping_neg();
+        for (o, &tj) in out.iter_mut().zip(t.iter()) {
+            *o = (tj & keep_t) | (*o & !keep_t);
+        }
+        t.zeroize();
+    }
 }
 
 impl fmt::Debug for FixedBase {
@@ -432,7 +541,7 @@ impl fmt::Debug for FixedBase {
 
 impl FixedBase {
     /// The entries of window `window`, one per digit 0..=255.
-    fn row(&self, window: usize) -> &[u32] {
+    fn row(&self, window: usize) -> &[u64] {
         let len = 256 * self.limbs;
         self.table.get(window * len..(window + 1) * len).unwrap_or(&[])
     }
@@ -441,11 +550,11 @@ impl FixedBase {
     /// branching on `digit` or indexing by it: every entry of the row is
     /// read, and a mask built with `subtle` (all ones for the matching digit,
     /// zero otherwise) decides which one is kept.
-    fn select(&self, window: usize, digit: u8, out: &mut [u32]) {
+    fn select(&self, window: usize, digit: u8, out: &mut [u64]) {
         out.fill(0);
         for (d, entry) in (0u8..=255).zip(self.row(window).chunks_exact(self.limbs)) {
-            // 0xffff_ffff for the matching digit, 0 for the others (`subtle`'s comparison).
-            let mask = 0u32.wrapping_sub(u32::from(d.ct_eq(&digit).unwrap_u8()));
+            // All ones for the matching digit, 0 for the others (`subtle`'s comparison).
+            let mask = 0u64.wrapping_sub(u64::from(d.ct_eq(&digit).unwrap_u8()));
             for (o, v) in out.iter_mut().zip(entry) {
                 *o |= v & mask;
             }
@@ -453,11 +562,13 @@ impl FixedBase {
     }
 }
 
-/// Appends `v`'s `u32` digits, little-endian, zero-padded to `limbs`.
-fn push_limbs(table: &mut Vec<u32>, v: &BigUint, limbs: usize) {
-    let mut digits = v.to_u32_digits();
-    digits.resize(limbs, 0);
-    table.extend_from_slice(&digits);
+/// `out` = `v`'s `u64` digits, little-endian, zero-padded to its length.
+fn set_limbs(out: &mut [u64], v: &BigUint) {
+    let mut digits = v.to_u64_digits();
+    out.fill(0);
+    for (o, d) in out.iter_mut().zip(digits.iter()) {
+        *o = *d;
+    }
     digits.zeroize();
 }
 
@@ -614,7 +725,7 @@ fn is_probable_prime(n: &BigUint) -> bool {
 mod tests {
     use super::*;
     use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand::{Rng, RngCore, SeedableRng};
 
     fn toy() -> Group {
         Group::new_safe_prime(BigUint::from(23u32)).unwrap()
@@ -886,11 +997,41 @@ mod tests {
             assert_eq!(g14.exp_fixed(&table, e).unwrap(), exp_fixed_indexed(g14, &base, e));
         }
         // The select itself: each digit of a row picks exactly its entry.
-        let mut out = vec![0u32; table.limbs];
+        let mut out = vec![0u64; table.limbs];
         for digit in [0u8, 1, 2, 127, 128, 254, 255] {
             table.select(3, digit, &mut out);
             let start = usize::from(digit) * table.limbs;
             assert_eq!(out.as_slice(), &table.row(3)[start..start + table.limbs], "digit {digit}");
+        }
+    }
+
+    /// Montgomery products equal a·b·R⁻¹ mod p computed with num-bigint,
+    /// at the edges (0, 1, p − 1, values with every word full) and at random.
+    #[test]
+    fn montgomery_products_match_bigint() {
+        let mut rng = StdRng::seed_from_u64(44);
+        for g in [Group::modp2048(), &toy()] {
+            let mont = Montgomery::new(g.p());
+            let n = mont.p.len();
+            let r_inv = (BigUint::one() << (64 * n)).modpow(&(g.p() - 2u32), g.p());
+            let limbs = |v: &BigUint| {
+                let mut out = vec![0u64; n];
+                set_limbs(&mut out, v);
+                out
+            };
+            let mut values = vec![BigUint::zero(), BigUint::one(), g.p() - 1u32, g.p() - 2u32];
+            for _ in 0..40 {
+                let mut bytes = vec![0u8; g.element_len()];
+                rng.fill_bytes(&mut bytes);
+                values.push(BigUint::from_bytes_be(&bytes) % g.p());
+            }
+            let (mut out, mut scratch) = (vec![0u64; n], vec![0u64; n + 2]);
+            for a in &values {
+                for b in values.iter().take(8) {
+                    mont.mul(&limbs(a), &limbs(b), &mut out, &mut scratch);
+                    assert_eq!(out, limbs(&(a * b * &r_inv % g.p())), "{a} · {b}");
+                }
+            }
         }
     }
 
