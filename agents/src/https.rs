@@ -70,7 +70,8 @@ impl CrlSource {
     /// Reads the CA and CRL and puts the CRL in force; `Ok(true)` when it is new.
     async fn read(&self) -> Result<bool, String> {
         let url = &self.url;
-        let resp = self.http.get(url).send().await.map_err(|e| format!("{url}: {}", chain(&e)))?;
+        let resp =
+            self.http.get(url).send().await.map_err(|e| format!("{url}: {}", dirbroker_service::client::chain(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{url}: {}", resp.status()));
         }
@@ -83,17 +84,6 @@ impl CrlSource {
         let crl = CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).map_err(|e| format!("CRL: {e}"))?;
         self.pki.set_crl(crl).map_err(|e| format!("{url}: {e}"))
     }
-}
-
-/// An error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    msg
 }
 
 fn now_unix() -> i64 {

@@ -128,7 +128,7 @@ impl ApiClient {
 }
 
 /// An error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
