@@ -48,7 +48,7 @@ const EXIT_HELP: &str = exit::HELP;
     about = "LDAP-backed identity and SSO broker",
     long_about = "dirbroker keeps users, OTP seeds, SSH keys, data-center certificates and \
                   server TOTP secrets in OpenLDAP, and issues Kerberos-style tickets.",
-    after_help = "Examples:\n  dirbroker testbed up                      # private slapd in ./.dirbroker/testbed\n  dirbroker --config .dirbroker/testbed/dirbroker.toml check\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  dirbroker user show alice --output json\n\n"
+    after_help = format!("Examples:\n  dirbroker testbed up                      # private slapd in ./.dirbroker/testbed\n  dirbroker --config .dirbroker/testbed/dirbroker.toml check\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  dirbroker user show alice --output json\n\n{EXIT_HELP}")
 )]
 pub struct Cli {
     /// Configuration file.

@@ -37,3 +37,20 @@ fn export_refuses_output_json_instead_of_writing_ldif() {
     assert_eq!(docs[0]["exit_code"], 2);
     assert!(docs[0]["error"].as_str().unwrap().contains("--output json is not supported"), "{out}");
 }
+
+#[test]
+fn help_lists_exit_codes_and_service_examples() {
+    let top = dirbroker(&["--help"], None, "");
+    assert_eq!(code(&top), 0);
+    let top = stdout(&top);
+    assert!(top.contains("Exit codes: 0 success"), "{top}");
+    assert!(top.contains("5 access denied by the directory"), "{top}");
+    for (cmd, example) in [
+        ("list", "dirbroker service list\n  dirbroker service list --output json"),
+        ("remove", "dirbroker service remove wiki"),
+    ] {
+        let o = dirbroker(&["service", cmd, "--help"], None, "");
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains(&format!("Examples:\n  {example}")), "{}", stdout(&o));
+    }
+}
