@@ -137,6 +137,11 @@ mod tests {
         refuse(&mut a, Fault::User, "OTP already used").await;
         let e = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
         assert_eq!(e.to_string(), "peer refused: OTP already used");
+        // A refusal relayed from a further peer says "peer refused" once.
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        refuse(&mut a, Fault::User, &e).await;
+        let relayed = recv::<Ping, _>(&mut b, names, T).await.unwrap_err();
+        assert_eq!(relayed.to_string(), "peer refused: OTP already used");
     }
 
     /// Our own trouble reaches the peer as its fault class only, never as

@@ -419,6 +419,9 @@ const EXPORT_PAGE: i32 = 500;
 /// entries that have children (`hasSubordinates`), never the result.
 pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
     use dirbroker::directory::{Dn, Filter, Scope};
+    if ctx.output == Output::Json {
+        return Err(Failure::usage("export writes LDIF; --output json is not supported (leave it out)"));
+    }
     let dir = ctx.directory().await?;
     let base = match &a.base {
         Some(b) => Dn::parse(b).map_err(|e| Failure::usage(format!("--base: {e}")))?,

@@ -48,7 +48,7 @@ const EXIT_HELP: &str = exit::HELP;
     about = "LDAP-backed identity and SSO broker",
     long_about = "dirbroker keeps users, OTP seeds, SSH keys, data-center certificates and \
                   server TOTP secrets in OpenLDAP, and issues Kerberos-style tickets.",
-    after_help = "Examples:\n  dirbroker testbed up                      # private slapd in ./.dirbroker/testbed\n  dirbroker --config .dirbroker/testbed/dirbroker.toml check\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  dirbroker user show alice --output json\n\n"
+    after_help = format!("Examples:\n  dirbroker testbed up                      # private slapd in ./.dirbroker/testbed\n  dirbroker --config .dirbroker/testbed/dirbroker.toml check\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  dirbroker user show alice --output json\n\n{EXIT_HELP}")
 )]
 pub struct Cli {
     /// Configuration file.
@@ -241,6 +241,9 @@ pub type CliResult = Result<(), Failure>;
 pub struct Ctx {
     pub config_path: PathBuf,
     pub output: Output,
+    /// A JSON document went to stdout already: a refusal after it is told on
+    /// stderr only, so stdout holds exactly one document.
+    json_printed: std::cell::Cell<bool>,
 }
 
 impl Ctx {
@@ -263,6 +266,7 @@ impl Ctx {
 
     /// Print a JSON value (for `--output json`).
     pub fn json(&self, value: &serde_json::Value) {
+        self.json_printed.set(true);
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
     }
 
@@ -354,7 +358,7 @@ pub fn main() -> ExitCode {
     // sshd runs `ssh authorized-keys` on every login: for its plain argument
     // form, skip building the whole command tree and the log subscriber.
     if let Some((config_path, args)) = ssh::fast_authorized_keys_args(std::env::args_os().skip(1)) {
-        let ctx = Ctx { config_path, output: Output::Text };
+        let ctx = Ctx { config_path, output: Output::Text, json_printed: Default::default() };
         let result = block_on(ssh::authorized_keys(&ctx, args));
         return finish(&ctx, result);
     }
@@ -362,13 +366,17 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
+            if code == Exit::Usage && wants_json(std::env::args_os().skip(1)) {
+                let message = first_line(&e.to_string());
+                println!("{}", serde_json::json!({ "error": message, "exit_code": code.code() }));
+            }
             let _ = e.print();
             return code.into();
         }
     };
     // The daemon and the migration console log progress at info, as `dirbroker-agents` does.
     init_logging(if matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) { "info" } else { "warn" });
-    let ctx = Ctx { config_path: cli.config, output: cli.output };
+    let ctx = Ctx { config_path: cli.config, output: cli.output, json_printed: Default::default() };
     let command = match cli.command {
         Command::Serve(args) => return finish(&ctx, serve::run(&ctx, args)),
         other => other,
@@ -414,13 +422,32 @@ fn finish(ctx: &Ctx, result: CliResult) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if ctx.output == Output::Json {
+            if ctx.output == Output::Json && !ctx.json_printed.get() {
                 println!("{}", serde_json::json!({ "error": f.message, "exit_code": f.code.code() }));
             }
             eprintln!("dirbroker: {}", f.message);
             f.code.into()
         }
     }
+}
+
+/// `--output json` (or `--output=json`) among arguments clap refused.
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut prev_output = false;
+    for a in args {
+        let a = a.to_string_lossy().into_owned();
+        if a == "--output=json" || (prev_output && a == "json") {
+            return true;
+        }
+        prev_output = a == "--output";
+    }
+    false
+}
+
+/// The first line of clap's message, without its "error: " prefix.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 fn init_logging(default: &str) {

@@ -104,10 +104,16 @@ pub async fn run_ps(ctx: &Ctx, cmd: PsCmd) -> CliResult {
                 .filter(|p| filter_dc.as_ref().is_none_or(|d| p.datacenter.is_within(d) && d.is_within(&p.datacenter)))
                 .collect();
             servers.sort_by(|a, b| a.id.cmp(&b.id));
+            // The data center by its id, as `dc list` shows it (the DN's first RDN value).
+            let dc_id =
+                |p: &PhysicalServer| p.datacenter.first_rdn().map_or_else(|| p.datacenter.to_string(), |(_, v)| v);
             ctx.list(
                 &servers,
-                |p| json!({ "id": p.id, "datacenter": p.datacenter.as_str(), "endpoint": p.endpoint, "disabled": p.disabled }),
-                |p| format!("{:<16} {:<40} {}", p.id, p.datacenter, p.endpoint.as_deref().unwrap_or("-")),
+                |p| {
+                    json!({ "id": p.id, "datacenter": dc_id(p), "datacenter_dn": p.datacenter.as_str(),
+                            "endpoint": p.endpoint, "disabled": p.disabled })
+                },
+                |p| format!("{:<16} {:<16} {}", p.id, dc_id(p), p.endpoint.as_deref().unwrap_or("-")),
             );
             Ok(())
         }

@@ -27,8 +27,11 @@ pub enum ServiceCmd {
     )]
     Add(AddArgs),
     /// List the registered services.
+    #[command(after_help = "Examples:\n  dirbroker service list\n  dirbroker service list --output json")]
     List,
     /// Remove a service (its tickets stop being issued at once).
+    #[command(after_help = "Examples:\n  dirbroker service remove wiki\n\n\
+        Tickets already issued for it stay valid until they expire; the service's key file can be deleted.")]
     Remove {
         /// The service id (ID_k).
         id: String,

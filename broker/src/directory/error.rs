@@ -28,6 +28,22 @@ pub mod rc {
     pub const SERVER_DOWN: u32 = 81;
     pub const TIMEOUT: u32 = 85;
     pub const CONNECT_ERROR: u32 = 91;
+
+    /// The RFC 4511 name of a result code a write can be refused with, in
+    /// words ("object class violation"), so a refusal says which rule it broke.
+    pub fn name(rc: u32) -> &'static str {
+        match rc {
+            NO_SUCH_ATTRIBUTE => "no such attribute",
+            UNDEFINED_ATTRIBUTE_TYPE => "undefined attribute type",
+            CONSTRAINT_VIOLATION => "constraint violation",
+            ATTRIBUTE_OR_VALUE_EXISTS => "attribute or value exists",
+            INVALID_ATTRIBUTE_SYNTAX => "invalid attribute syntax",
+            OBJECT_CLASS_VIOLATION => "object class violation",
+            NOT_ALLOWED_ON_NON_LEAF => "not allowed on non-leaf",
+            ASSERTION_FAILED => "assertion failed",
+            _ => "refused by the directory",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +59,7 @@ pub enum DirError {
     /// The directory refused the change because of its schema or a value
     /// constraint; `rc` is the LDAP result code. `noSuchAttribute` (16) on a
     /// delete-old/add-new modify means somebody else changed the value first.
-    #[error("constraint violation on {dn} (LDAP result {rc}): {message}")]
+    #[error("{} on {dn} (LDAP result {rc}): {message}", rc::name(*rc))]
     ConstraintViolation { dn: String, rc: u32, message: String },
 
     /// The bound identity may not do this.
@@ -171,3 +187,24 @@ impl DirError {
 }
 
 pub type Result<T, E = DirError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_refusals_are_named_and_stale_values_unchanged() {
+        let e = DirError::from_result_code(rc::OBJECT_CLASS_VIOLATION, "no objectClass".into(), "uid=a");
+        assert_eq!(e.to_string(), "object class violation on uid=a (LDAP result 65): no objectClass");
+        assert!(!e.is_stale_value());
+        let e = DirError::from_result_code(rc::INVALID_ATTRIBUTE_SYNTAX, "bad".into(), "uid=a");
+        assert!(e.to_string().starts_with("invalid attribute syntax on uid=a (LDAP result 21)"), "{e}");
+        assert!(!e.is_stale_value());
+        for code in [rc::NO_SUCH_ATTRIBUTE, rc::ATTRIBUTE_OR_VALUE_EXISTS, rc::ASSERTION_FAILED] {
+            assert!(DirError::from_result_code(code, String::new(), "uid=a").is_stale_value(), "{code}");
+        }
+        let e = DirError::from_result_code(rc::CONSTRAINT_VIOLATION, "x".into(), "uid=a");
+        assert!(e.to_string().starts_with("constraint violation on"), "{e}");
+        assert!(!e.is_stale_value());
+    }
+}

@@ -146,6 +146,10 @@ async fn machine_credentials_are_bundled_once_and_stored_sealed() {
     assert_eq!(code(&o), 2, "an existing bundle is never overwritten: {}", text(&o));
     let listed: serde_json::Value = serde_json::from_slice(&run(&["ps", "list", "--output", "json"]).stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "PS-2 must not exist");
+    assert_eq!(listed[0]["datacenter"], "DC-1", "ps list names the data center by id, as dc list does: {listed}");
+    let o = run(&["ps", "list"]);
+    let line = stdout(&o);
+    assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["PS-1", "DC-1", "10.2.0.1:7444"], "{line}");
 
     let field = |text: &str, key: &str| -> String {
         text.lines().find_map(|l| l.strip_prefix(&format!("{key} = "))).unwrap().trim_matches('"').to_string()

@@ -7,6 +7,7 @@ mod ca;
 mod flow;
 mod ldif;
 mod otp;
+mod output;
 mod serve;
 mod ssh;
 mod support;

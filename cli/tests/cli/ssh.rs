@@ -221,6 +221,24 @@ async fn entry_written_by_ldapadd_works() {
     assert!(text(&node).contains("has the same uid"), "{}", text(&node));
 }
 
+/// An entry another tool wrote without dirbroker's object class: a write the
+/// schema refuses names the rule it broke, not a generic "constraint violation".
+#[tokio::test]
+async fn schema_refusal_names_the_ldap_result() {
+    let w = World::new("").await;
+    let ldif = "dn: uid=plain,ou=people,dc=example,dc=org\nobjectClass: account\nuid: plain\n";
+    let o = ldapadd(&w.bed, ldif);
+    assert!(o.status.success(), "ldapadd: {}", text(&o));
+    let o = dirbroker(&["user", "allow", "plain", "--from", "10.0.0.0/8"], Some(&w.admin_cfg), "");
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let said = text(&o);
+    assert!(
+        said.contains("object class violation on uid=plain,ou=people,dc=example,dc=org (LDAP result 65)"),
+        "{said}"
+    );
+    assert!(!said.contains("constraint violation"), "{said}");
+}
+
 #[tokio::test]
 async fn known_hosts_command_checks_the_server_key() {
     let w = World::new("").await;

@@ -171,7 +171,13 @@ pub fn decode<M: Message>(payload: &[u8], names: KindNames) -> Result<M, WireErr
     if kind == Refusal::KIND && M::KIND != Refusal::KIND {
         let r: Refusal = postcard::from_bytes(body)
             .map_err(|e| WireError::Malformed { what: Refusal::NAME, reason: e.to_string() })?;
-        return Err(WireError::Refused { fault: Fault::from_code(r.code), reason: r.reason });
+        // A peer relaying a refusal it got (a data center passing on a
+        // server's) sends "peer refused: …" as its reason: say it once.
+        let mut reason = r.reason.as_str();
+        while let Some(rest) = reason.strip_prefix("peer refused: ") {
+            reason = rest;
+        }
+        return Err(WireError::Refused { fault: Fault::from_code(r.code), reason: reason.to_string() });
     }
     if kind != M::KIND {
         return Err(WireError::Unexpected { expected: M::NAME, got: describe(kind, names) });
