@@ -171,7 +171,8 @@ impl Directory {
     /// Run `op` on a pooled connection. A connection whose operation failed
     /// with a transport error is taken out of the pool; `retry` allows one
     /// more attempt on a fresh connection (for reads: a pooled connection may
-    /// have been closed by the server since its last use).
+    /// have been closed by the server since its last use), but not after a
+    /// timeout: the caller waits at most one operation timeout per server.
     ///
     /// `op` gets its own handle on the connection (ldap3 multiplexes handles),
     /// carrying the operation timeout.
@@ -189,11 +190,18 @@ impl Directory {
             match op(handle).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
+                    // A server that let the operation time out is hung, not a
+                    // pooled connection it closed: asking it again would only
+                    // double the wait (sshd pays it on every login).
+                    let timed_out = matches!(e, ldap3::LdapError::Timeout { .. });
                     let err = DirError::from_ldap(e, dn);
                     if !err.is_retryable() {
                         return Err(err);
                     }
                     conn.discard().await;
+                    if timed_out {
+                        return Err(err);
+                    }
                     last = Some(err);
                 }
             }
