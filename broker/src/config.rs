@@ -3,6 +3,7 @@
 //! ```toml
 //! [directory]
 //! uris = ["ldaps://ldap1.example.org", "ldaps://ldap2.example.org"]
+//! writer = "ldaps://ldap1.example.org"   # default: the first URI; writes always try it first
 //! base_dn = "dc=example,dc=org"
 //! bind_dn = "cn=broker,ou=system,dc=example,dc=org"
 //! bind_password_file = "/etc/dirbroker/bind.pw"   # or env DIRBROKER_BIND_PASSWORD_FILE
@@ -110,6 +111,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DirectorySection {
     pub uris: Vec<String>,
+    /// The provider that takes writes (one of `uris`; default the first).
+    #[serde(default)]
+    pub writer: Option<String>,
     pub base_dn: String,
     #[serde(default)]
     pub bind_dn: Option<String>,
@@ -495,6 +499,7 @@ impl Config {
             }
         };
         let mut cfg = DirectoryConfig::new(d.uris.clone(), d.base_dn.clone(), bind);
+        cfg.writer = d.writer.clone();
         cfg.tls = d.tls.clone();
         cfg.connect_timeout = Duration::from_millis(d.connect_timeout_ms);
         cfg.op_timeout = Duration::from_millis(d.op_timeout_ms);

@@ -13,6 +13,7 @@
 //!
 //! Each instance picks a free port, so test binaries run in parallel.
 
+pub mod cluster;
 pub mod harness;
 
 use std::io::Write;
@@ -82,6 +83,10 @@ pub struct TestbedOptions {
     pub tls: bool,
     /// Leave slapd running (in its own session) when the handle is dropped.
     pub detach: bool,
+    /// Add the base entries, service identities and keyring. Off for a
+    /// provider that joins a replicated cluster empty and is filled by
+    /// replication (a second seeded copy would have other entryUUIDs).
+    pub seed: bool,
 }
 
 impl TestbedOptions {
@@ -93,6 +98,7 @@ impl TestbedOptions {
             dirbroker_schema: true,
             tls: false,
             detach: false,
+            seed: true,
         }
     }
 }
@@ -413,6 +419,9 @@ impl Testbed {
             let path = self.dir.join("schema").join(name);
             std::fs::write(&path, text).map_err(io_err(&path))?;
             self.ldap_tool(if add { "ldapadd" } else { "ldapmodify" }, &path, ldapi)?;
+        }
+        if !opts.seed {
+            return Ok(());
         }
         let admin = Directory::connect(self.directory_config(Identity::Admin)?).await?;
         let (attr, value) = self.suffix.first_rdn().ok_or_else(|| TestbedError::Refused("empty suffix".into()))?;

@@ -40,6 +40,9 @@ pub struct TlsSettings {
 #[derive(Clone, Debug)]
 pub struct DirectoryConfig {
     pub uris: Vec<String>,
+    /// The URI of the provider that takes writes (one of `uris`); `None`:
+    /// the first. Writes always try it first (docs/replication.md).
+    pub writer: Option<String>,
     pub base_dn: String,
     pub bind: Bind,
     pub tls: TlsSettings,
@@ -102,6 +105,7 @@ impl DirectoryConfig {
     pub fn new(uris: Vec<String>, base_dn: impl Into<String>, bind: Bind) -> Self {
         DirectoryConfig {
             uris,
+            writer: None,
             base_dn: base_dn.into(),
             bind,
             tls: TlsSettings::default(),
@@ -110,6 +114,11 @@ impl DirectoryConfig {
             pool_size: 4,
             allow_cleartext_bind: false,
         }
+    }
+
+    /// The index in `uris` of the writer.
+    pub(crate) fn writer_index(&self) -> usize {
+        self.writer.as_ref().and_then(|w| self.uris.iter().position(|u| u == w)).unwrap_or(0)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -124,6 +133,11 @@ impl DirectoryConfig {
                     return Err(DirError::Config(format!("{uri:?} is not an ldap://, ldaps:// or ldapi:// URI")));
                 }
             }
+        }
+        if let Some(w) = &self.writer
+            && !self.uris.iter().any(|u| u == w)
+        {
+            return Err(DirError::Config(format!("writer {w:?} is not one of the directory URIs")));
         }
         if self.pool_size == 0 {
             return Err(DirError::Config("pool_size must be at least 1".into()));

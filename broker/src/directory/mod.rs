@@ -9,7 +9,9 @@
 //!
 //! Connections are bound once with the service identity and reused; a
 //! connection that broke is dropped and the next one dials the URIs in
-//! order, starting with the one that answered last. Filters and DNs are built
+//! order: for reads starting with the one that answered last, for writes
+//! always with the writer (the first URI or `writer`), so that with
+//! replicated providers every broker writes to the same one. Filters and DNs are built
 //! only with [`Filter`] and [`Dn`], which escape input (RFC 4515 / RFC 4514).
 
 pub mod config;
@@ -34,6 +36,7 @@ pub use entry::Entry;
 pub use error::{DirError, Result};
 pub use filter::Filter;
 pub use layout::Layout;
+pub use pool::SKIP_FAILED_FOR;
 
 use crate::secret::SecretString;
 
@@ -113,10 +116,17 @@ impl WriteOp {
 }
 
 /// A pooled, bound connection set to one directory (several URIs).
+///
+/// Reads go to any server (starting with the one that answered last);
+/// writes always try the writer first ([`pool::Route::Write`]). With one URI
+/// both are the same connections. [`Directory::primary`] sends reads to the
+/// writer too, for a read that a consume-once write depends on.
 #[derive(Clone)]
 pub struct Directory {
     conns: pool::Conns,
     dialer: Arc<pool::Dialer>,
+    writes: pool::Conns,
+    write_dialer: Arc<pool::Dialer>,
     layout: Layout,
     op_timeout: Duration,
 }
@@ -154,10 +164,38 @@ impl Directory {
         let base = Dn::parse(&cfg.base_dn).map_err(|e| DirError::Config(format!("base_dn: {e}")))?;
         let layout = Layout::new(base)?;
         let op_timeout = cfg.op_timeout;
-        let dialer = Arc::new(pool::Dialer::new(cfg)?);
-        let conns =
-            if pooled { pool::Conns::Pool(pool::build(dialer.clone())?) } else { pool::Conns::single(dialer.clone()) };
-        Ok(Directory { conns, dialer, layout, op_timeout })
+        let replicated = cfg.uris.len() > 1;
+        let conns_for = |dialer: &Arc<pool::Dialer>| -> Result<pool::Conns> {
+            Ok(if pooled {
+                pool::Conns::Pool(pool::build(dialer.clone())?)
+            } else {
+                pool::Conns::single(dialer.clone())
+            })
+        };
+        let write_dialer = Arc::new(pool::Dialer::new(cfg.clone(), pool::Route::Write)?);
+        let writes = conns_for(&write_dialer)?;
+        let (dialer, conns) = if replicated {
+            let dialer = Arc::new(pool::Dialer::new(cfg, pool::Route::Read)?);
+            let conns = conns_for(&dialer)?;
+            (dialer, conns)
+        } else {
+            (write_dialer.clone(), writes.clone())
+        };
+        Ok(Directory { conns, dialer, writes, write_dialer, layout, op_timeout })
+    }
+
+    /// The same directory with reads sent to the writer as well: for reads
+    /// that a consume-once or counted write is based on (an OTP counter, an
+    /// invitation, the next free id), which a replica may not have yet.
+    pub fn primary(&self) -> Directory {
+        Directory {
+            conns: self.writes.clone(),
+            dialer: self.write_dialer.clone(),
+            writes: self.writes.clone(),
+            write_dialer: self.write_dialer.clone(),
+            layout: self.layout.clone(),
+            op_timeout: self.op_timeout,
+        }
     }
 
     pub fn layout(&self) -> &Layout {
@@ -166,6 +204,10 @@ impl Directory {
 
     async fn conn(&self) -> Result<pool::Lease> {
         self.conns.get(self.op_timeout).await
+    }
+
+    async fn write_conn(&self) -> Result<pool::Lease> {
+        self.writes.get(self.op_timeout).await
     }
 
     /// Run `op` on a pooled connection. A connection whose operation failed
@@ -203,6 +245,49 @@ impl Directory {
                         return Err(err);
                     }
                     last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or(DirError::Unavailable { detail: "no attempt made".into() }))
+    }
+
+    /// Run the write `op` on a connection to the writer. A write is never
+    /// sent twice to one server (it may have been applied), but a server that
+    /// refused it as read-only (`unwillingToPerform`, olcReadOnly) or could
+    /// not be reached is skipped and the next URI is asked, so the write
+    /// lands on the one writable provider.
+    async fn run_write<T, F, Fut>(&self, dn: &str, op: F) -> Result<T>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ldap3::LdapError>>,
+    {
+        let attempts = self.write_dialer.uris().len().max(1);
+        let mut last = None;
+        for _ in 0..attempts {
+            let conn = self.write_conn().await?;
+            let mut handle: Ldap = (*conn).clone();
+            handle.with_timeout(self.op_timeout);
+            match op(handle).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let read_only = matches!(&e, ldap3::LdapError::LdapResult { result }
+                        if result.rc == error::rc::UNWILLING_TO_PERFORM);
+                    let err = DirError::from_ldap(e, dn);
+                    if read_only && attempts > 1 {
+                        self.write_dialer.mark_failed(conn.uri());
+                        conn.discard().await;
+                        last = Some(DirError::Unavailable {
+                            detail: format!("no writable provider among the {attempts} directory URIs (last: {err})"),
+                        });
+                        continue;
+                    }
+                    if err.is_retryable() {
+                        // Maybe applied, maybe not: not sent again, but the
+                        // next write starts on another server for a while.
+                        self.write_dialer.mark_failed(conn.uri());
+                        conn.discard().await;
+                    }
+                    return Err(err);
                 }
             }
         }
@@ -288,7 +373,7 @@ impl Directory {
             .filter(|(_, v)| !v.is_empty())
             .map(|(name, values)| (name.into_bytes(), values.into_iter().collect()))
             .collect();
-        self.run(dn.as_str(), false, |mut l: Ldap| {
+        self.run_write(dn.as_str(), |mut l: Ldap| {
             let attrs = attrs.clone();
             async move { l.add(dn.as_str(), attrs).await?.success() }
         })
@@ -314,7 +399,7 @@ impl Directory {
         const SPEC: &str = "1.3.6.1.1.21.2";
         const END: &str = "1.3.6.1.1.21.3";
         let label = ops.first().map(|op| op.dn().to_string()).unwrap_or_default();
-        let conn = self.conn().await?;
+        let conn = self.write_conn().await?;
         let mut l: Ldap = (*conn).clone();
         let fail = |e: ldap3::LdapError| DirError::from_ldap(e, &label);
         l.with_timeout(self.op_timeout);
@@ -416,7 +501,7 @@ impl Directory {
 
     /// Apply one operation on its own (outside any transaction).
     pub async fn apply(&self, op: &WriteOp) -> Result<()> {
-        self.run(op.dn().as_str(), false, |mut l: Ldap| async move { op.send(&mut l).await?.success() }).await.map(drop)
+        self.run_write(op.dn().as_str(), |mut l: Ldap| async move { op.send(&mut l).await?.success() }).await.map(drop)
     }
 
     /// Search page by page (RFC 2696 simple paged results, `page_size`
@@ -466,7 +551,7 @@ impl Directory {
 
     /// Apply `changes` to `dn` in one modify operation: all or nothing.
     pub async fn modify(&self, dn: &Dn, changes: Vec<Change>) -> Result<()> {
-        self.run(dn.as_str(), false, |mut l: Ldap| {
+        self.run_write(dn.as_str(), |mut l: Ldap| {
             let changes = changes.clone();
             async move { l.modify(dn.as_str(), changes).await?.success() }
         })
@@ -489,7 +574,7 @@ impl Directory {
         use ldap3::controls::{Assertion, Control, ControlType, PostRead, PostReadResp, RawControl};
         let assertion = assertion.to_string();
         let result = self
-            .run(dn.as_str(), false, |mut l: Ldap| {
+            .run_write(dn.as_str(), |mut l: Ldap| {
                 let changes = changes.clone();
                 // Both critical: a server that does not know them must refuse
                 // the write rather than apply it unguarded.
@@ -513,9 +598,7 @@ impl Directory {
     }
 
     pub async fn delete(&self, dn: &Dn) -> Result<()> {
-        self.run(dn.as_str(), false, |mut l: Ldap| async move { l.delete(dn.as_str()).await?.success() })
-            .await
-            .map(drop)
+        self.run_write(dn.as_str(), |mut l: Ldap| async move { l.delete(dn.as_str()).await?.success() }).await.map(drop)
     }
 
     /// The authorization identity of the pooled connections (RFC 4532), e.g.
@@ -534,7 +617,7 @@ impl Directory {
     /// (RFC 3062), so slapd hashes it with its configured scheme.
     pub async fn set_password(&self, dn: &Dn, password: &SecretString) -> Result<()> {
         check_password_input(password)?;
-        self.run(dn.as_str(), false, |mut l: Ldap| async move {
+        self.run_write(dn.as_str(), |mut l: Ldap| async move {
             l.extended(PasswordModify { user_id: Some(dn.as_str()), old_pass: None, new_pass: Some(password.expose()) })
                 .await?
                 .success()
@@ -568,6 +651,7 @@ impl Directory {
     /// Close every idle connection (e.g. before the process exits).
     pub fn close(&self) {
         self.conns.close();
+        self.writes.close();
     }
 }
 

@@ -2,8 +2,8 @@
 //! of a one-shot command.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use deadpool::Runtime;
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
@@ -12,18 +12,54 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 use super::config::{Bind, DirectoryConfig};
 use super::error::{DirError, Result};
 
+/// How long a URI that timed out, could not be reached or refused a write as
+/// read-only is skipped before the write dialer tries it first again.
+pub const SKIP_FAILED_FOR: Duration = Duration::from_secs(2);
+
+/// Which operations a [`Dialer`] opens connections for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Any server will do: start at the URI that answered last (sticky).
+    Read,
+    /// Always the writer first (not sticky): with several writable providers,
+    /// two brokers writing to two of them would each accept the same OTP
+    /// code (docs/replication.md). A URI that failed or answered
+    /// `unwillingToPerform` (a read-only provider) is skipped for
+    /// [`SKIP_FAILED_FOR`], then tried first again.
+    Write,
+}
+
+/// A bound connection and the index of the URI it went to.
+pub(crate) struct Bound {
+    pub(crate) ldap: Ldap,
+    pub(crate) uri: usize,
+}
+
 /// Opens bound connections, trying each URI in turn.
 pub(crate) struct Dialer {
     cfg: DirectoryConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Index of the URI that answered last; dialling starts there.
+    route: Route,
+    /// The URIs (indices into `cfg.uris`) in the order they are tried.
+    order: Vec<usize>,
+    /// Reads: the position in `order` that answered last; dialling starts there.
     preferred: AtomicUsize,
+    /// Per URI: until when (ms since `epoch`) the write dialer skips it.
+    skip_until: Vec<AtomicU64>,
+    epoch: Instant,
 }
 
 impl Dialer {
-    pub(crate) fn new(cfg: DirectoryConfig) -> Result<Dialer> {
+    pub(crate) fn new(cfg: DirectoryConfig, route: Route) -> Result<Dialer> {
         let tls = cfg.rustls_config()?;
-        Ok(Dialer { cfg, tls, preferred: AtomicUsize::new(0) })
+        let writer = cfg.writer_index();
+        let mut order: Vec<usize> = (0..cfg.uris.len()).collect();
+        if route == Route::Write {
+            order.retain(|&i| i != writer);
+            order.insert(0, writer);
+        }
+        let skip_until = (0..cfg.uris.len()).map(|_| AtomicU64::new(0)).collect();
+        Ok(Dialer { cfg, tls, route, order, preferred: AtomicUsize::new(0), skip_until, epoch: Instant::now() })
     }
 
     pub(crate) fn config(&self) -> &DirectoryConfig {
@@ -34,22 +70,72 @@ impl Dialer {
         &self.cfg.uris
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Skip URI `uri` for a while (writes only; reads rotate by stickiness).
+    pub(crate) fn mark_failed(&self, uri: usize) {
+        if self.route == Route::Write
+            && let Some(slot) = self.skip_until.get(uri)
+        {
+            let until = self.now_ms().saturating_add(u64::try_from(SKIP_FAILED_FOR.as_millis()).unwrap_or(u64::MAX));
+            slot.store(until, Ordering::Relaxed);
+        }
+    }
+
+    fn skipped(&self, uri: usize) -> bool {
+        self.skip_until.get(uri).is_some_and(|s| s.load(Ordering::Relaxed) > self.now_ms())
+    }
+
+    /// The URI a new write connection would go to first: the writer unless it
+    /// is being skipped. A pooled write connection elsewhere is given up as
+    /// soon as this changes, so every broker writes to the same server.
+    pub(crate) fn first_choice(&self) -> Option<usize> {
+        self.order.iter().copied().find(|&i| !self.skipped(i)).or_else(|| self.order.first().copied())
+    }
+
+    /// The URIs in the order this dial tries them.
+    fn candidates(&self) -> Vec<usize> {
+        let n = self.order.len();
+        match self.route {
+            Route::Read => {
+                let start = self.preferred.load(Ordering::Relaxed) % n.max(1);
+                (0..n).filter_map(|k| self.order.get((start + k) % n).copied()).collect()
+            }
+            Route::Write => {
+                // Skipped URIs last, not never: when every server failed a
+                // moment ago, trying them again beats giving up.
+                let (fresh, skipped): (Vec<usize>, Vec<usize>) =
+                    self.order.iter().copied().partition(|&i| !self.skipped(i));
+                fresh.into_iter().chain(skipped).collect()
+            }
+        }
+    }
+
     /// Connect and bind as `bind`. Unreachable servers are skipped; a bind
     /// the server refuses is returned as is (another replica would refuse it too).
     pub(crate) async fn dial(&self, bind: &Bind) -> Result<Ldap> {
-        let n = self.cfg.uris.len();
-        let start = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        self.dial_bound(bind).await.map(|b| b.ldap)
+    }
+
+    pub(crate) async fn dial_bound(&self, bind: &Bind) -> Result<Bound> {
         let mut failures = Vec::new();
-        for i in (0..n).map(|k| (start + k) % n) {
+        for i in self.candidates() {
             let Some(uri) = self.cfg.uris.get(i) else {
                 continue;
             };
             match self.dial_one(uri, bind).await {
                 Ok(ldap) => {
-                    self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(ldap);
+                    if let Some(pos) = self.order.iter().position(|&o| o == i) {
+                        self.preferred.store(pos, Ordering::Relaxed);
+                    }
+                    return Ok(Bound { ldap, uri: i });
                 }
-                Err(e) if e.is_retryable() => failures.push(format!("{uri}: {e}")),
+                Err(e) if e.is_retryable() => {
+                    self.mark_failed(i);
+                    failures.push(format!("{uri}: {e}"));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -94,15 +180,21 @@ pub(crate) struct Manager {
 }
 
 impl managed::Manager for Manager {
-    type Type = Ldap;
+    type Type = Bound;
     type Error = DirError;
 
-    async fn create(&self) -> Result<Ldap> {
-        self.dialer.dial(&self.dialer.cfg.bind).await
+    async fn create(&self) -> Result<Bound> {
+        self.dialer.dial_bound(&self.dialer.cfg.bind).await
     }
 
-    async fn recycle(&self, conn: &mut Ldap, _: &Metrics) -> RecycleResult<DirError> {
-        if conn.is_closed() { Err(RecycleError::message("connection closed")) } else { Ok(()) }
+    async fn recycle(&self, conn: &mut Bound, _: &Metrics) -> RecycleResult<DirError> {
+        if conn.ldap.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        if self.dialer.route == Route::Write && self.dialer.first_choice().is_some_and(|first| first != conn.uri) {
+            return Err(RecycleError::message("not the writer's connection"));
+        }
+        Ok(())
     }
 }
 
@@ -136,31 +228,39 @@ pub(crate) enum Conns {
 
 pub(crate) struct Single {
     dialer: Arc<Dialer>,
-    slot: tokio::sync::Mutex<Option<Ldap>>,
+    slot: tokio::sync::Mutex<Option<(Ldap, usize)>>,
 }
 
 /// A connection lent to one operation.
 pub(crate) enum Lease {
     Pooled(Object<Manager>),
-    Single(Ldap, Arc<Single>),
+    Single(Ldap, usize, Arc<Single>),
 }
 
 impl std::ops::Deref for Lease {
     type Target = Ldap;
     fn deref(&self) -> &Ldap {
         match self {
-            Lease::Pooled(o) => o,
-            Lease::Single(l, _) => l,
+            Lease::Pooled(o) => &o.ldap,
+            Lease::Single(l, _, _) => l,
         }
     }
 }
 
 impl Lease {
+    /// The index of the URI this connection went to.
+    pub(crate) fn uri(&self) -> usize {
+        match self {
+            Lease::Pooled(o) => o.uri,
+            Lease::Single(_, uri, _) => *uri,
+        }
+    }
+
     /// Give up a connection that broke, so the next operation dials afresh.
     pub(crate) async fn discard(self) {
         match self {
             Lease::Pooled(o) => drop(Object::take(o)),
-            Lease::Single(_, single) => *single.slot.lock().await = None,
+            Lease::Single(_, _, single) => *single.slot.lock().await = None,
         }
     }
 }
@@ -181,14 +281,14 @@ impl Conns {
             }),
             Conns::Single(single) => {
                 let mut slot = single.slot.lock().await;
-                if let Some(l) = slot.as_mut()
+                if let Some((l, uri)) = slot.as_mut()
                     && !l.is_closed()
                 {
-                    return Ok(Lease::Single(l.clone(), single.clone()));
+                    return Ok(Lease::Single(l.clone(), *uri, single.clone()));
                 }
-                let ldap = single.dialer.dial(&single.dialer.cfg.bind).await?;
-                *slot = Some(ldap.clone());
-                Ok(Lease::Single(ldap, single.clone()))
+                let bound = single.dialer.dial_bound(&single.dialer.cfg.bind).await?;
+                *slot = Some((bound.ldap.clone(), bound.uri));
+                Ok(Lease::Single(bound.ldap, bound.uri, single.clone()))
             }
         }
     }
