@@ -261,7 +261,9 @@ impl Ctx {
 
     pub async fn directory(&self) -> Result<Directory, Failure> {
         let cfg = self.config()?.directory_config()?;
-        Ok(Directory::connect(cfg).await?)
+        // Admin commands read and write on the writer: one consistent view,
+        // and no admin edit made on a replica (docs/replication.md).
+        Ok(Directory::connect(cfg).await?.primary())
     }
 
     /// Print a JSON value (for `--output json`).

@@ -1,9 +1,11 @@
-//! `dirbroker testbed up|down|status`: a private slapd under a data directory.
+//! `dirbroker testbed up|down|status`: a private slapd under a data
+//! directory, or several replicating providers (`up --providers N`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use dirbroker_testbed::cluster::{self, Cluster, ClusterOptions};
 use dirbroker_testbed::{self as testbed, Identity, Testbed, TestbedError, TestbedOptions};
 
 use super::{CliResult, Ctx, Failure, Output};
@@ -15,11 +17,16 @@ const DEFAULT_DIR: &str = ".dirbroker/testbed";
 pub enum TestbedCmd {
     /// Create and start a fresh slapd (schema, ACLs, identities, base entries).
     #[command(
-        after_help = "Examples:\n  dirbroker testbed up\n  dirbroker testbed up --dir /srv/dirbroker-lab --port 3389 --tls\n\n\
+        after_help = "Examples:\n  dirbroker testbed up\n  dirbroker testbed up --dir /srv/dirbroker-lab --port 3389 --tls\n  \
+        dirbroker testbed up --providers 3\n\n\
         Writes DIR/dirbroker.toml (bound as the broker), DIR/node-reader.toml (bound as\n\
         the read-only node identity) and the identities' passwords in DIR/*.pw (mode\n\
         0600). With --tls both configs use ldaps:// and pin DIR/tls/ca.pem. An\n\
-        instance already running in DIR is refused."
+        instance already running in DIR is refused.\n\n\
+        --providers N starts N slapd providers replicating with OpenLDAP's multi-provider\n\
+        syncrepl (DIR/p1 … DIR/pN): p1 is seeded and the only writer, the others start\n\
+        empty, are filled by replication and refuse client writes (olcReadOnly). The\n\
+        configs in DIR list every provider; writes go to p1 (docs/replication.md)."
     )]
     Up(UpArgs),
     /// Stop the slapd and remove its data directory.
@@ -48,8 +55,11 @@ pub struct UpArgs {
     #[arg(long, default_value = "dc=example,dc=org", value_name = "DN")]
     suffix: String,
     /// Also serve ldaps:// with a fresh CA (DIR/tls/ca.pem), and use it in dirbroker.toml.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "providers")]
     tls: bool,
+    /// Start N replicating providers (1 to 9) instead of one slapd.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=9), conflicts_with = "port")]
+    providers: Option<u8>,
 }
 
 fn failure(e: TestbedError) -> Failure {
@@ -66,7 +76,11 @@ pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
         TestbedCmd::Up(args) => up(ctx, args).await,
         TestbedCmd::Down(args) => {
             let dir = std::path::absolute(&args.dir).map_err(|e| Failure::usage(e.to_string()))?;
-            let was_running = testbed::stop_dir(&dir).map_err(failure)?;
+            let was_running = if cluster::is_cluster_dir(&dir) {
+                cluster::stop_cluster_dir(&dir).map_err(failure)? > 0
+            } else {
+                testbed::stop_dir(&dir).map_err(failure)?
+            };
             if ctx.output == Output::Json {
                 ctx.json(&serde_json::json!({ "dir": dir, "stopped": was_running }));
             } else if was_running {
@@ -78,6 +92,9 @@ pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
         }
         TestbedCmd::Status(args) => {
             let dir = std::path::absolute(&args.dir).map_err(|e| Failure::usage(e.to_string()))?;
+            if cluster::is_cluster_dir(&dir) {
+                return cluster_status(ctx, &dir);
+            }
             let pid = testbed::running_pid(&dir);
             if ctx.output == Output::Json {
                 ctx.json(&serde_json::json!({ "dir": dir, "running": pid.is_some(), "pid": pid }));
@@ -92,7 +109,69 @@ pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
     }
 }
 
+fn cluster_status(ctx: &Ctx, dir: &std::path::Path) -> CliResult {
+    let pids: Vec<Option<i32>> = cluster::provider_dirs(dir).iter().map(|d| testbed::running_pid(d)).collect();
+    if ctx.output == Output::Json {
+        let providers: Vec<serde_json::Value> = pids
+            .iter()
+            .enumerate()
+            .map(|(k, pid)| serde_json::json!({ "provider": k + 1, "running": pid.is_some(), "pid": pid }))
+            .collect();
+        ctx.json(&serde_json::json!({ "dir": dir, "providers": providers }));
+    } else {
+        for (k, pid) in pids.iter().enumerate() {
+            match pid {
+                Some(p) => println!("p{}: slapd running, pid {p}", k + 1),
+                None => println!("p{}: not running", k + 1),
+            }
+        }
+        println!("config: {}", dir.join("dirbroker.toml").display());
+    }
+    let down = pids.iter().filter(|p| p.is_none()).count();
+    if down == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(Exit::Failed, format!("{down} of {} providers not running", pids.len())))
+    }
+}
+
+async fn up_cluster(ctx: &Ctx, args: UpArgs, providers: u8) -> CliResult {
+    if args.suffix != "dc=example,dc=org" {
+        return Err(Failure::usage("--providers works with the default suffix only"));
+    }
+    let mut opts = ClusterOptions::new(args.dir.dir, usize::from(providers));
+    opts.detach = true;
+    let c = Cluster::start(opts).await.map_err(failure)?;
+    let config = c.dir().join("dirbroker.toml");
+    if ctx.output == Output::Json {
+        let nodes: Vec<serde_json::Value> = (0..c.len())
+            .filter_map(|k| c.provider(k).map(|p| (k, p)))
+            .map(|(k, p)| {
+                serde_json::json!({
+                    "provider": k + 1, "pid": p.pid(), "uri": p.uri(), "ldapi_uri": p.ldapi_uri(),
+                    "writer": k == 0, "dir": p.dir(),
+                })
+            })
+            .collect();
+        ctx.json(&serde_json::json!({ "dir": c.dir(), "providers": nodes, "config": config }));
+    } else {
+        for k in 0..c.len() {
+            if let Some(p) = c.provider(k) {
+                let role = if k == 0 { "writer" } else { "read-only" };
+                println!("p{}: slapd pid {} at {} ({role})", k + 1, p.pid(), p.uri());
+            }
+        }
+        println!("  config:  {}  (binds as the broker; lists every provider)", config.display());
+        println!("           {}  (binds as the read-only node identity)", c.dir().join("node-reader.toml").display());
+        println!("next:      export DIRBROKER_CONFIG={}; dirbroker check", config.display());
+    }
+    Ok(())
+}
+
 async fn up(ctx: &Ctx, args: UpArgs) -> CliResult {
+    if let Some(n) = args.providers {
+        return up_cluster(ctx, args, n).await;
+    }
     let mut opts = TestbedOptions::new(args.dir.dir);
     opts.port = args.port;
     opts.suffix = args.suffix;

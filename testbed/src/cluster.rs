@@ -27,7 +27,12 @@ use dirbroker::directory::{DirError, Directory, DirectoryConfig, Dn, Filter, Sco
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 use nix::sys::signal::Signal;
 
-use crate::{DATABASE_DN, Identity, Result, Testbed, TestbedError, TestbedOptions, io_err, run, service_hash, tool};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::{
+    DATABASE_DN, Identity, MARKER, Result, Testbed, TestbedError, TestbedOptions, io_err, remove_dir, run, running_pid,
+    service_hash, stop_dir, tool,
+};
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -67,7 +72,17 @@ impl Cluster {
             return Err(TestbedError::Refused(format!("providers must be 1 to 9, not {}", opts.providers)));
         }
         let dir = std::path::absolute(&opts.dir).map_err(io_err(&opts.dir))?;
+        if let Some(pid) = provider_dirs(&dir).iter().find_map(|d| running_pid(d)) {
+            return Err(TestbedError::Refused(format!(
+                "a provider of a testbed (pid {pid}) already runs in {}; stop it with: dirbroker testbed down --dir {}",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        remove_dir(&dir)?;
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
+        std::fs::write(dir.join(MARKER), b"made by dirbroker testbed (replicated)\n").map_err(io_err(&dir))?;
         let pw = dir.join(REPLICATOR_PW);
         write_private_file(&pw, SecretString::generate(24).expose().as_bytes()).map_err(io_err(&pw))?;
         let mut first = TestbedOptions::new(dir.join("p1"));
@@ -355,6 +370,40 @@ impl Cluster {
             .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
             .is_some_and(|state| matches!(state, Some('R' | 'S' | 'D')))
     }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Each provider stops (unless detached) as its handle drops; then the
+        // cluster's own files go.
+        self.nodes.clear();
+        if !self.detach {
+            let _ = remove_dir(&self.dir);
+        }
+    }
+}
+
+/// The provider directories (`p1`, `p2`, …) of a cluster made in `dir`.
+pub fn provider_dirs(dir: &Path) -> Vec<PathBuf> {
+    (1..=9).map(|k| dir.join(format!("p{k}"))).take_while(|d| d.join(MARKER).exists()).collect()
+}
+
+/// Whether `dir` holds a cluster (rather than one testbed slapd).
+pub fn is_cluster_dir(dir: &Path) -> bool {
+    !provider_dirs(dir).is_empty()
+}
+
+/// Stop every provider of a detached cluster in `dir` and remove it;
+/// returns how many were running.
+pub fn stop_cluster_dir(dir: &Path) -> Result<usize> {
+    let mut stopped = 0;
+    for d in provider_dirs(dir) {
+        if stop_dir(&d)? {
+            stopped += 1;
+        }
+    }
+    remove_dir(dir)?;
+    Ok(stopped)
 }
 
 fn hex_or_text(v: &[u8]) -> String {

@@ -280,6 +280,8 @@ pub async fn verify(
     now: OffsetDateTime,
     policy: &Policy,
 ) -> Result<Outcome, VerifyError> {
+    // Consume-once: read and write on the writer (replicas may lag).
+    let dir = &dir.primary();
     let decision = decide(keyring, token, code, now, policy)?;
     apply(dir, token, decision, now, policy).await
 }
@@ -296,6 +298,8 @@ pub async fn verify_any(
     now: OffsetDateTime,
     policy: &Policy,
 ) -> Result<Option<(usize, Outcome)>, VerifyError> {
+    // Consume-once: read and write on the writer (replicas may lag).
+    let dir = &dir.primary();
     let mut refused = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         match decide(keyring, t, code, now, policy)? {
@@ -556,6 +560,8 @@ pub async fn resync(
     now: OffsetDateTime,
     policy: &Policy,
 ) -> Result<Outcome, VerifyError> {
+    // Consume-once: read and write on the writer (replicas may lag).
+    let dir = &dir.primary();
     if let Some(r) = precheck(t, now, policy) {
         return Ok(Outcome::Refused(r));
     }
@@ -701,6 +707,8 @@ impl TokenCache {
         now: OffsetDateTime,
         policy: &Policy,
     ) -> Result<Outcome, VerifyError> {
+        // Consume-once: read and write on the writer (replicas may lag).
+        let dir = &dir.primary();
         // Remembered state may only accept; anything else (a refusal, or a
         // seal that does not open) is decided again on fresh state.
         if let Some(known) = self.get(id)
@@ -737,6 +745,8 @@ impl TokenCache {
         now: OffsetDateTime,
         policy: &Policy,
     ) -> Result<Option<(OtpToken, Outcome)>, VerifyError> {
+        // Consume-once: read and write on the writer (replicas may lag).
+        let dir = &dir.primary();
         for known in self.owner_tokens(owner) {
             if let Ok(Decision::Accept { counter, changes }) = decide(keyring, &known.token, code, now, policy)
                 && let Some(outcome) = self.commit(dir, &known, counter, changes).await?

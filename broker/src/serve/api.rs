@@ -328,7 +328,8 @@ pub(crate) fn otp_verify_limit() -> dirbroker_service::rate::RateLimit<(String, 
 /// A user's enabled OTP tokens, in a stable order (by id).
 pub(crate) async fn enabled_tokens(st: &AppState, user: &crate::model::User) -> Result<Vec<OtpToken>, ApiError> {
     let owner = user.dn(st.dir.layout()).map_err(|e| st.dir_error(e))?;
-    let entries = st.dir.owner_token_entries(&owner, &["*"]).await.map_err(|e| st.dir_error(e))?;
+    // Read on the writer: a replica's copy may hold a counter already consumed.
+    let entries = st.dir.primary().owner_token_entries(&owner, &["*"]).await.map_err(|e| st.dir_error(e))?;
     let mut tokens: Vec<OtpToken> =
         entries.iter().filter_map(|e| OtpToken::from_entry(e).ok()).filter(|t| !t.disabled).collect();
     tokens.sort_by(|a, b| a.id.cmp(&b.id));

@@ -222,3 +222,72 @@ fn tls_testbed_and_the_read_only_node_identity() {
     assert_ne!(code(&o), 0);
     assert!(text(&o).to_lowercase().contains("cert"), "{}", text(&o));
 }
+
+/// `testbed up --providers 3`: three replicating slapds, one writer; the
+/// CLI writes through the config that lists all three, and the entry is on
+/// every provider; the read-only ones refuse a client's write themselves.
+#[test]
+fn replicated_testbed_through_the_cli() {
+    let tmp = tempfile::Builder::new().prefix("dbr").tempdir_in("/tmp").unwrap();
+    let dir = tmp.path().join("cluster");
+    let up =
+        dirbroker(&["testbed", "up", "--providers", "3", "--dir", dir.to_str().unwrap(), "--output", "json"], None, "");
+    let _down = Down(dir.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let info: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let providers = info["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 3);
+    assert_eq!(providers.iter().filter(|p| p["writer"] == true).count(), 1);
+    let config = PathBuf::from(info["config"].as_str().unwrap());
+
+    let status = dirbroker(&["testbed", "status", "--dir", dir.to_str().unwrap(), "--output", "json"], None, "");
+    assert_eq!(code(&status), 0, "{}", text(&status));
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["providers"].as_array().unwrap().iter().filter(|p| p["running"] == true).count(), 3);
+
+    let add = dirbroker(&["user", "add", "carol", "--name", "Carol"], Some(&config), "");
+    assert_eq!(code(&add), 0, "{}", text(&add));
+    // Every provider has her (ldapsearch as each provider's own rootdn).
+    for (k, p) in providers.iter().enumerate() {
+        let uri = p["uri"].as_str().unwrap();
+        let pw = dir.join(format!("p{}", k + 1)).join("admin.pw");
+        let mut found = false;
+        for _ in 0..100 {
+            let o = std::process::Command::new("ldapsearch")
+                .args(["-x", "-LLL", "-H", uri, "-D", "cn=admin,dc=example,dc=org", "-y"])
+                .arg(&pw)
+                .args(["-b", "ou=people,dc=example,dc=org", "(uid=carol)", "uid"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&o.stdout).contains("uid: carol") {
+                found = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(found, "carol did not reach p{}", k + 1);
+    }
+    // A client writing straight to a read-only provider is refused by slapd.
+    let p2 = providers[1]["uri"].as_str().unwrap();
+    let o = std::process::Command::new("ldapmodify")
+        .args(["-x", "-H", p2, "-D", "cn=admin,dc=example,dc=org", "-y"])
+        .arg(dir.join("p2").join("admin.pw"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(
+                b"dn: uid=carol,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: cn\ncn: Mallory\n",
+            )?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Server is unwilling to perform"), "{}", text(&o));
+
+    let down = dirbroker(&["testbed", "down", "--dir", dir.to_str().unwrap()], None, "");
+    assert_eq!(code(&down), 0, "{}", text(&down));
+    assert!(!dir.exists());
+}
