@@ -263,7 +263,7 @@ fn replicated_testbed_through_the_cli() {
                 found = true;
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            dirbroker::clock::sleep(std::time::Duration::from_millis(50));
         }
         assert!(found, "carol did not reach p{}", k + 1);
     }
