@@ -227,3 +227,90 @@ async fn writes_return_to_the_writer_after_it_hung_and_every_broker_agrees() {
     assert_eq!(written_by(&fresh, &dn("after-long")).await, "001");
     assert_converged(&c).await;
 }
+
+/// `dirbroker-ssh authorized-keys` on a node whose config lists three
+/// providers, run as sshd runs it (a new process per call).
+fn node_lookup(config: &std::path::Path, user: &str) -> (std::process::Output, Duration) {
+    let bin = dirbroker_testbed::harness::dirbroker_bin().with_file_name("dirbroker-ssh");
+    let started = std::time::Instant::now();
+    let o = std::process::Command::new(bin)
+        .args(["--config", config.to_str().unwrap(), "authorized-keys", user])
+        .output()
+        .unwrap();
+    (o, started.elapsed())
+}
+
+fn node_config(c: &Cluster, dir: &std::path::Path, cache: Option<&std::path::Path>) -> std::path::PathBuf {
+    let p1 = c.provider(0).unwrap();
+    let mut text = format!(
+        "[directory]\nuris = {:?}\nbase_dn = \"dc=example,dc=org\"\nbind_dn = \"cn=node-reader,ou=system,dc=example,dc=org\"\n\
+         bind_password_file = {:?}\nconnect_timeout_ms = 2000\nop_timeout_ms = 2000\n",
+        c.uris(),
+        p1.password_file(Identity::NodeReader).unwrap().display().to_string(),
+    );
+    if let Some(cache) = cache {
+        text.push_str(&format!("\n[ssh]\ncache_dir = {:?}\n", cache.display().to_string()));
+    }
+    let path = dir.join(if cache.is_some() { "node-cached.toml" } else { "node.toml" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
+
+/// A hung first provider costs the first lookup one operation timeout; the
+/// node remembers it (in its cache directory) and the next lookups go to the
+/// others at once; a killed one costs nothing; with every provider down a
+/// fresh cached answer is served, and without a cache the lookup fails
+/// (exit 3) within one timeout per provider.
+#[tokio::test]
+async fn node_lookups_survive_hung_and_dead_providers() {
+    let (c, scratch) = cluster(3, true).await;
+    let dir = broker(&c, c.uris()).await;
+    let mut alice = User::new("alice", "Alice").unwrap();
+    alice.ssh_public_keys = vec![KEY.into()];
+    dir.create(&alice).await.unwrap();
+    assert_converged(&c).await;
+    let cache = scratch.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let cached = node_config(&c, scratch.path(), Some(&cache));
+    let plain = node_config(&c, scratch.path(), None);
+    let (o, _) = node_lookup(&cached, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+
+    c.signal(0, Signal::SIGSTOP).unwrap();
+    while c.is_running(0) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (o, first) = node_lookup(&cached, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+    let (o, next) = node_lookup(&cached, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+    // The first waited for p1's 2 s timeout, the next did not ask p1 at all
+    // (bounds far apart so a loaded machine does not decide the outcome).
+    assert!(first >= Duration::from_millis(1900), "first lookup took {first:?}");
+    assert!(next < Duration::from_millis(1500), "the next lookup took {next:?}: p1 asked again?");
+
+    c.signal(0, Signal::SIGKILL).unwrap();
+    let (o, dead) = node_lookup(&plain, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+    assert!(dead < Duration::from_millis(1500), "a dead provider cost {dead:?}");
+
+    // Everyone down: the cached node answers from its cache, the other
+    // fails closed (exit 3) after one timeout per provider at most.
+    for k in [1, 2] {
+        c.signal(k, Signal::SIGSTOP).unwrap();
+    }
+    let (o, _) = node_lookup(&cached, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+    let (o, at_once) = node_lookup(&cached, "alice");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), KEY, "{o:?}");
+    assert!(at_once < Duration::from_millis(1500), "with every provider remembered down it took {at_once:?}");
+    let (o, failed) = node_lookup(&plain, "alice");
+    assert_eq!((o.status.code(), o.stdout.is_empty()), (Some(3), true), "{o:?}");
+    assert!(failed < Duration::from_secs(3 * 2 + 5), "{failed:?}");
+    for k in [1, 2] {
+        c.signal(k, Signal::SIGCONT).unwrap();
+    }
+}

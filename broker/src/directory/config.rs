@@ -43,6 +43,9 @@ pub struct DirectoryConfig {
     /// The URI of the provider that takes writes (one of `uris`); `None`:
     /// the first. Writes always try it first (docs/replication.md).
     pub writer: Option<String>,
+    /// URIs to try only after the others: ones an earlier process found
+    /// hung or unreachable moments ago (the node's short-lived lookups).
+    pub try_last: Vec<String>,
     pub base_dn: String,
     pub bind: Bind,
     pub tls: TlsSettings,
@@ -106,6 +109,7 @@ impl DirectoryConfig {
         DirectoryConfig {
             uris,
             writer: None,
+            try_last: Vec::new(),
             base_dn: base_dn.into(),
             bind,
             tls: TlsSettings::default(),

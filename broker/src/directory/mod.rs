@@ -234,14 +234,16 @@ impl Directory {
                 Err(e) => {
                     // A server that let the operation time out is hung, not a
                     // pooled connection it closed: asking it again would only
-                    // double the wait (sshd pays it on every login).
+                    // double the wait (sshd pays it on every login); another
+                    // server is asked instead, if there is one.
                     let timed_out = matches!(e, ldap3::LdapError::Timeout { .. });
                     let err = DirError::from_ldap(e, dn);
                     if !err.is_retryable() {
                         return Err(err);
                     }
+                    self.dialer.mark_failed(conn.uri());
                     conn.discard().await;
-                    if timed_out {
+                    if timed_out && self.dialer.uris().len() < 2 {
                         return Err(err);
                     }
                     last = Some(err);
@@ -646,6 +648,19 @@ impl Directory {
         let mut cfg = self.dialer.config().clone();
         cfg.bind = bind;
         Self::lazy(cfg)
+    }
+
+    /// The URIs that failed within the last [`SKIP_FAILED_FOR`] (timed out,
+    /// unreachable, or refused a write as read-only), for a short-lived
+    /// process to hand to the next one ([`DirectoryConfig::try_last`]).
+    pub fn failed_uris(&self) -> Vec<String> {
+        let mut uris = self.dialer.failed_uris();
+        for u in self.write_dialer.failed_uris() {
+            if !uris.contains(&u) {
+                uris.push(u);
+            }
+        }
+        uris
     }
 
     /// Close every idle connection (e.g. before the process exits).

@@ -13,7 +13,8 @@ use super::config::{Bind, DirectoryConfig};
 use super::error::{DirError, Result};
 
 /// How long a URI that timed out, could not be reached or refused a write as
-/// read-only is skipped before the write dialer tries it first again.
+/// read-only is tried last (reads and writes) before it is tried in its
+/// place again.
 pub const SKIP_FAILED_FOR: Duration = Duration::from_secs(2);
 
 /// Which operations a [`Dialer`] opens connections for.
@@ -59,7 +60,20 @@ impl Dialer {
             order.insert(0, writer);
         }
         let skip_until = (0..cfg.uris.len()).map(|_| AtomicU64::new(0)).collect();
-        Ok(Dialer { cfg, tls, route, order, preferred: AtomicUsize::new(0), skip_until, epoch: Instant::now() })
+        let dialer =
+            Dialer { cfg, tls, route, order, preferred: AtomicUsize::new(0), skip_until, epoch: Instant::now() };
+        for (i, uri) in dialer.cfg.uris.iter().enumerate() {
+            if dialer.cfg.try_last.contains(uri) {
+                dialer.mark_failed(i);
+            }
+        }
+        Ok(dialer)
+    }
+
+    /// The URIs that failed (or were handed in as `try_last`) within the
+    /// last [`SKIP_FAILED_FOR`].
+    pub(crate) fn failed_uris(&self) -> Vec<String> {
+        self.cfg.uris.iter().enumerate().filter(|(i, _)| self.skipped(*i)).map(|(_, u)| u.clone()).collect()
     }
 
     pub(crate) fn config(&self) -> &DirectoryConfig {
@@ -74,11 +88,9 @@ impl Dialer {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Skip URI `uri` for a while (writes only; reads rotate by stickiness).
+    /// Try URI `uri` last for a while.
     pub(crate) fn mark_failed(&self, uri: usize) {
-        if self.route == Route::Write
-            && let Some(slot) = self.skip_until.get(uri)
-        {
+        if let Some(slot) = self.skip_until.get(uri) {
             let until = self.now_ms().saturating_add(u64::try_from(SKIP_FAILED_FOR.as_millis()).unwrap_or(u64::MAX));
             slot.store(until, Ordering::Relaxed);
         }
@@ -101,7 +113,9 @@ impl Dialer {
         match self.route {
             Route::Read => {
                 let start = self.preferred.load(Ordering::Relaxed) % n.max(1);
-                (0..n).filter_map(|k| self.order.get((start + k) % n).copied()).collect()
+                let (fresh, skipped): (Vec<usize>, Vec<usize>) =
+                    (0..n).filter_map(|k| self.order.get((start + k) % n).copied()).partition(|&i| !self.skipped(i));
+                fresh.into_iter().chain(skipped).collect()
             }
             Route::Write => {
                 // Skipped URIs last, not never: when every server failed a

@@ -20,6 +20,12 @@ use crate::secret::write_private_file;
 
 const MAGIC: &str = "dirbroker-keys-cache v1";
 
+/// The entry that lists unreachable directory URIs (no user name has a NUL).
+const UNREACHABLE_KEY: &str = "\0unreachable";
+
+/// How long a node tries a hung or unreachable directory server last.
+pub const UNREACHABLE_FOR: time::Duration = time::Duration::seconds(30);
+
 #[derive(Clone, Debug)]
 pub struct KeyCache {
     dir: PathBuf,
@@ -105,6 +111,39 @@ impl KeyCache {
             return None;
         }
         Some(lines.map(str::to_string).collect())
+    }
+
+    /// The directory URIs an earlier lookup found hung or unreachable less
+    /// than [`UNREACHABLE_FOR`] ago, each with when it was found so.
+    pub fn unreachable(&self, now: OffsetDateTime) -> Vec<(String, OffsetDateTime)> {
+        if self.untrusted_dir().is_some() {
+            return Vec::new();
+        }
+        let Some(text) = self.read_trusted(UNREACHABLE_KEY) else {
+            return Vec::new();
+        };
+        let mut lines = text.lines();
+        if lines.next().is_none_or(|h| !h.starts_with(MAGIC)) {
+            return Vec::new();
+        }
+        lines
+            .filter_map(|l| {
+                let (uri, ts) = l.rsplit_once(' ')?;
+                let at = OffsetDateTime::from_unix_timestamp(ts.parse().ok()?).ok()?;
+                let age = now - at;
+                (!age.is_negative() && age <= UNREACHABLE_FOR).then(|| (uri.to_string(), at))
+            })
+            .collect()
+    }
+
+    /// Remember which URIs failed, and since when (an empty list forgets).
+    pub fn remember_unreachable(&self, uris: &[(String, OffsetDateTime)], now: OffsetDateTime) -> std::io::Result<()> {
+        if uris.is_empty() {
+            self.forget(UNREACHABLE_KEY);
+            return Ok(());
+        }
+        let lines: Vec<String> = uris.iter().map(|(u, at)| format!("{u} {}", at.unix_timestamp())).collect();
+        self.store(UNREACHABLE_KEY, &lines, now)
     }
 
     /// Drop what is stored for `user` (e.g. the user was removed).

@@ -16,10 +16,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::authorized::{self, KeyQuery};
-use super::cache::KeyCache;
+use super::cache::{KeyCache, UNREACHABLE_FOR};
 use super::known_hosts;
 use crate::config::Config;
-use crate::directory::{DirError, Directory};
+use crate::directory::{DirError, Directory, DirectoryConfig};
 use crate::syslog::{self, Level};
 
 /// The authorized_keys lines sshd may accept for `query.user`: from the
@@ -31,9 +31,29 @@ pub async fn authorized_keys(config: &Config, mut query: KeyQuery) -> Result<Vec
     }
     let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
     let now = crate::clock::now();
-    let looked_up = match connect(config).await {
-        Ok(dir) => authorized::lookup(&dir, &query, now).await,
+    let looked_up = match Servers::new(config, cache.as_ref(), now) {
         Err(e) => Err(e),
+        // Every server failed moments ago: a fresh cached answer at once,
+        // rather than waiting for each to time out again.
+        Ok(servers)
+            if servers.all_unreachable()
+                && cache.as_ref().is_some_and(|c| c.load_fresh(&query.user, now).is_some()) =>
+        {
+            Err(DirError::Unavailable {
+                detail: format!("every directory server failed less than {UNREACHABLE_FOR} ago"),
+            })
+        }
+        Ok(servers) => match servers.connect().await {
+            Ok(dir) => {
+                let r = authorized::lookup(&dir, &query, now).await;
+                servers.remember(Some(&dir));
+                r
+            }
+            Err(e) => {
+                servers.remember(None);
+                Err(e)
+            }
+        },
     };
     match looked_up {
         Ok(answer) => {
@@ -81,18 +101,78 @@ pub async fn known_hosts(config: &Config, host: &str, port: Option<u16>) -> Resu
         syslog::send(Level::Warning, &format!("known-hosts {host}: {e}"));
         return Err(e);
     }
-    let dir = Directory::connect_once(cfg).await?;
-    let (lines, skipped) = known_hosts::lookup(&dir, host, port).await?;
+    let cache = config.ssh.cache_dir.as_ref().map(|d| KeyCache::new(d, Duration::from_secs(config.ssh.cache_ttl_s)));
+    let servers = Servers::with(cfg, cache.as_ref(), crate::clock::now());
+    let dir = match servers.connect().await {
+        Ok(dir) => dir,
+        Err(e) => {
+            servers.remember(None);
+            return Err(e);
+        }
+    };
+    let looked_up = known_hosts::lookup(&dir, host, port).await;
+    servers.remember(Some(&dir));
+    let (lines, skipped) = looked_up?;
     for s in &skipped {
         eprintln!("dirbroker: known-hosts {host}: skipped {s}");
     }
     Ok(lines)
 }
 
-/// One connection, bound as the node identity (no pool: one lookup, then exit).
-async fn connect(config: &Config) -> Result<Directory, DirError> {
-    let cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
-    Directory::connect_once(cfg).await
+/// The directory servers of one lookup, and what the node remembers of them
+/// between lookups: a server that hung or could not be reached is tried last
+/// for [`UNREACHABLE_FOR`] (in `[ssh] cache_dir`), so only the first lookup
+/// after a server hangs waits for its timeout.
+struct Servers<'a> {
+    cfg: DirectoryConfig,
+    cache: Option<&'a KeyCache>,
+    known: Vec<(String, time::OffsetDateTime)>,
+    now: time::OffsetDateTime,
+}
+
+impl<'a> Servers<'a> {
+    fn new(config: &Config, cache: Option<&'a KeyCache>, now: time::OffsetDateTime) -> Result<Self, DirError> {
+        let cfg = config.directory_config().map_err(|e| DirError::Config(e.to_string()))?;
+        Ok(Self::with(cfg, cache, now))
+    }
+
+    fn with(mut cfg: DirectoryConfig, cache: Option<&'a KeyCache>, now: time::OffsetDateTime) -> Self {
+        let known = cache.map(|c| c.unreachable(now)).unwrap_or_default();
+        cfg.try_last = known.iter().map(|(u, _)| u.clone()).filter(|u| cfg.uris.contains(u)).collect();
+        Servers { cfg, cache, known, now }
+    }
+
+    fn all_unreachable(&self) -> bool {
+        self.cfg.uris.iter().all(|u| self.cfg.try_last.contains(u))
+    }
+
+    /// One connection, bound as the node identity (no pool: one lookup, then exit).
+    async fn connect(&self) -> Result<Directory, DirError> {
+        Directory::connect_once(self.cfg.clone()).await
+    }
+
+    /// Write down which servers failed: those `dir` saw fail (newly: since
+    /// now; remembered ones keep their time), or every one when none answered.
+    fn remember(&self, dir: Option<&Directory>) {
+        let Some(cache) = self.cache else { return };
+        let failed = match dir {
+            Some(d) => d.failed_uris(),
+            None => self.cfg.uris.clone(),
+        };
+        let list: Vec<(String, time::OffsetDateTime)> = failed
+            .into_iter()
+            .map(|u| {
+                let since = self.known.iter().find(|(k, _)| *k == u).map_or(self.now, |(_, at)| *at);
+                (u, since)
+            })
+            .collect();
+        if list.is_empty() && self.known.is_empty() {
+            return;
+        }
+        if let Err(e) = cache.remember_unreachable(&list, self.now) {
+            eprintln!("dirbroker: cannot write the key cache in {}: {e}", cache.dir().display());
+        }
+    }
 }
 
 /// Write lines to stdout; a reader that went away (EPIPE) is not an error.
