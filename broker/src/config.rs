@@ -65,7 +65,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::directory::{Bind, DirectoryConfig, TlsSettings};
 use crate::secret::read_secret_file;
@@ -102,9 +102,30 @@ pub struct Config {
     pub serve: ServeSection,
     #[serde(default)]
     pub sso: SsoSection,
+    #[serde(default)]
+    pub cluster: ClusterSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// The replicated providers, for `dirbroker cluster …` (docs/replication.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ClusterProvider>,
+}
+
+/// One provider: its data URI (as in `[directory] uris`) and where its
+/// cn=config answers to SASL EXTERNAL (ldapi:// on that machine as root, or
+/// TLS with a client certificate).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterProvider {
+    pub uri: String,
+    #[serde(default)]
+    pub config_uri: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -9,6 +9,7 @@ pub mod node;
 mod agent;
 mod ca;
 mod check;
+mod cluster;
 mod dc;
 mod host;
 mod ldif;
@@ -74,6 +75,9 @@ enum Command {
     /// A private slapd for trying dirbroker out and for tests.
     #[command(subcommand, after_help = EXIT_HELP)]
     Testbed(testbed::TestbedCmd),
+    /// Replicated providers: which one writes, compare them, change the writer.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Cluster(cluster::ClusterCmd),
     /// Check that the directory answers and holds the dirbroker schema.
     #[command(after_help = format!("Examples:\n  dirbroker check\n  dirbroker check --output json\n\n{EXIT_HELP}"))]
     Check,
@@ -388,6 +392,7 @@ pub fn main() -> ExitCode {
             Command::Serve(_) => Err(Failure::new(Exit::Failed, "serve runs on its own runtime")),
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
             Command::Check => check::run(&ctx).await,
+            Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,

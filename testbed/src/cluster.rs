@@ -258,6 +258,14 @@ impl Cluster {
         Ok(cfg)
     }
 
+    /// The providers as `[[cluster.provider]]` lists them (cn=config over ldapi).
+    pub fn cluster_providers(&self) -> Vec<dirbroker::config::ClusterProvider> {
+        self.nodes
+            .iter()
+            .map(|n| dirbroker::config::ClusterProvider { uri: n.uri(), config_uri: Some(n.ldapi_uri()) })
+            .collect()
+    }
+
     /// Signal provider `k` (SIGSTOP plays a hung server, SIGKILL a crash).
     pub fn signal(&self, k: usize, sig: Signal) -> Result<()> {
         self.node(k)?.signal(sig)
@@ -266,12 +274,29 @@ impl Cluster {
     /// `DIR/dirbroker.toml` and `DIR/node-reader.toml`: p1's files with every provider's URI.
     fn write_client_config(&self) -> Result<()> {
         let uris = format!("uris = {:?}\n", self.uris());
+        // Before [sso], which stays last (tests append keys to it).
+        let mut cluster = String::new();
+        for node in &self.nodes {
+            cluster.push_str(&format!(
+                "[[cluster.provider]]\nuri = {:?}\nconfig_uri = {:?}\n\n",
+                node.uri(),
+                node.ldapi_uri()
+            ));
+        }
         for file in ["dirbroker.toml", "node-reader.toml"] {
             let src = self.node(0)?.dir().join(file);
             let text = std::fs::read_to_string(&src).map_err(io_err(&src))?;
             let text: String = text
                 .lines()
-                .map(|l| if l.starts_with("uris = ") { uris.trim_end().to_string() } else { l.to_string() })
+                .map(|l| {
+                    if l.starts_with("uris = ") {
+                        uris.trim_end().to_string()
+                    } else if l == "[sso]" && file == "dirbroker.toml" {
+                        format!("{cluster}{l}")
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             let dst = self.dir.join(file);

@@ -314,3 +314,69 @@ async fn node_lookups_survive_hung_and_dead_providers() {
         c.signal(k, Signal::SIGCONT).unwrap();
     }
 }
+
+/// Consume every token once through `dir`, retrying while no provider takes
+/// writes; returns the tokens this broker was told it consumed.
+async fn consume_all(dir: Arc<Directory>, dns: Arc<Vec<Dn>>) -> Vec<usize> {
+    let mut mine = Vec::new();
+    for (i, dn) in dns.iter().enumerate() {
+        loop {
+            match dir.modify(dn, consume(0)).await {
+                Ok(()) => {
+                    mine.push(i);
+                    break;
+                }
+                Err(e) if e.is_stale_value() => break,
+                Err(DirError::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    mine
+}
+
+/// A planned switchover while two brokers consume codes: no code is
+/// accepted twice, none acknowledged is lost, and the new writer takes the
+/// writes afterwards.
+#[tokio::test]
+async fn a_planned_switchover_loses_and_double_accepts_nothing() {
+    let (c, _scratch) = cluster(3, true).await;
+    let uris = c.uris();
+    let a = Arc::new(broker(&c, uris.clone()).await);
+    let b = Arc::new(broker(&c, vec![uris[2].clone(), uris[0].clone(), uris[1].clone()]).await);
+    let owner = User::new("racer", "Racer").unwrap();
+    a.create(&owner).await.unwrap();
+    let dns = Arc::new(tokens(&a, &owner.dn(a.layout()).unwrap(), 150).await);
+    assert_converged(&c).await;
+
+    let ta = tokio::spawn(consume_all(a.clone(), dns.clone()));
+    let tb = tokio::spawn(consume_all(b.clone(), dns.clone()));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let providers = c.cluster_providers();
+    let base = c.directory_config(Identity::Broker).unwrap();
+    let done =
+        dirbroker::admin::cluster::switchover(&base, &providers, &providers[0], &providers[1], CONVERGE).await.unwrap();
+    assert_eq!(done.to, uris[1]);
+    let (mine_a, mine_b) = (ta.await.unwrap(), tb.await.unwrap());
+    let both: Vec<&usize> = mine_a.iter().filter(|i| mine_b.contains(i)).collect();
+    assert!(both.is_empty(), "accepted twice: {both:?}");
+    assert_eq!(mine_a.len() + mine_b.len(), dns.len(), "a code was neither accepted nor refused as used");
+    assert_converged(&c).await;
+    // Every acknowledged consumption is on every provider.
+    for k in 0..3 {
+        let p = Directory::connect(c.provider(k).unwrap().directory_config(Identity::Admin).unwrap()).await.unwrap();
+        for dn in dns.iter() {
+            let e = p.read(dn, &["dirbrokerHotpCounter"]).await.unwrap();
+            assert_eq!(e.int("dirbrokerHotpCounter").unwrap(), Some(1), "{dn} on p{}", k + 1);
+        }
+    }
+    // The next write lands on p2, the new writer.
+    let dn = a.layout().hosts.child("cn", "after").unwrap();
+    a.add(&dn, host_entry("after")).await.unwrap();
+    assert_eq!(written_by(&a, &dn).await, "002");
+    let states = dirbroker::admin::cluster::status(&base, &providers).await;
+    assert_eq!(
+        states.iter().filter(|s| s.is_writer()).map(|s| s.uri.clone()).collect::<Vec<_>>(),
+        vec![uris[1].clone()]
+    );
+}

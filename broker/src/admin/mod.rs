@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod ca;
+pub mod cluster;
 pub mod dc;
 pub mod ps;
 pub mod psk;
