@@ -10,6 +10,7 @@ mod agent;
 mod ca;
 mod check;
 mod dc;
+mod group;
 mod host;
 mod ldif;
 mod login;
@@ -80,6 +81,9 @@ enum Command {
     /// Manage users and their SSH keys.
     #[command(subcommand, after_help = EXIT_HELP)]
     User(user::UserCmd),
+    /// Unix groups (posixGroup, memberUid) for the nodes' NSS.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Group(group::GroupCmd),
     /// Manage hosts: names, addresses, host keys, allowed-from lists.
     #[command(subcommand, after_help = EXIT_HELP)]
     Host(host::HostCmd),
@@ -387,6 +391,7 @@ pub fn main() -> ExitCode {
             Command::Testbed(cmd) => testbed::run(&ctx, cmd).await,
             Command::Check => check::run(&ctx).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
+            Command::Group(cmd) => group::run(&ctx, cmd).await,
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
