@@ -41,7 +41,7 @@ pub enum UserCmd {
         dirbroker user modify legacy --posix                # an ldapadd-written user gets a Unix login\n  \
         dirbroker user modify legacy --posix --uid-number 20010 --gid-number 100\n\n\
         Every modify also adds ldapPublicKey and dirbrokerUser when the entry lacks them\n\
-        (user key add, user allow and user disable do the same), so entries written by\n\
+        (user key add and user allow do the same), so entries written by\n\
         other tools take keys and allowed-from lists. --posix makes the user a POSIX\n\
         account as user add would (ids from the counter, user-private group)."
     )]

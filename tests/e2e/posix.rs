@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use dirbroker::admin::AdminError;
 use dirbroker::admin::posix::{self, PosixRequest, UserModify};
 use dirbroker::config::PosixSection;
-use dirbroker::directory::{Bind, Change, DirError, Directory};
+use dirbroker::directory::{Bind, Change, DirError, Directory, WriteOp};
 use dirbroker::model::{DirEntry, Group, Posix, User};
 use dirbroker::secret::SecretString;
 use dirbroker_testbed::Identity;
@@ -138,6 +138,18 @@ async fn slapd_refuses_duplicate_ids_from_any_writer() {
         Err(DirError::ConstraintViolation { message, .. }) => assert!(message.contains("non-unique"), "{message}"),
         other => panic!("duplicate gidNumber accepted: {other:?}"),
     }
+    // Inside an LDAP transaction (as user add writes a user with its private group) too.
+    let g = Group::new("ops", 10600).unwrap();
+    let u = posix_user("trent", 10500, 10600);
+    let r = dir
+        .apply_in_transaction(vec![
+            WriteOp::Add(g.dn(dir.layout()).unwrap(), g.to_attrs()),
+            WriteOp::Add(u.dn(dir.layout()).unwrap(), u.to_attrs()),
+        ])
+        .await;
+    assert!(matches!(r, Err(DirError::ConstraintViolation { .. })), "{r:?}");
+    assert!(dir.find_user("trent").await.unwrap().is_none());
+    assert!(matches!(dir.load::<Group>("ops").await, Err(DirError::NotFound { .. })));
     // The same gid as a user's primary group is of course fine.
     dir.create(&posix_user("bob", 10501, 10600)).await.unwrap();
     assert!(dir.find_user("mallory").await.unwrap().is_none());
