@@ -422,11 +422,6 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         (None, Some(_)) => Some(SecretString::generate(20)),
         (None, None) => None,
     };
-    if let Some(path) = &args.generate_password
-        && path.exists()
-    {
-        return Err(Failure::usage(format!("{} exists already; nothing written", path.display())));
-    }
     let cfg = ctx.config()?;
     let dir = ctx.directory().await?;
     let made = posix::create_user(&dir, &cfg.posix, user, posix.as_ref(), password.as_ref()).await?;
