@@ -278,8 +278,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         UserCmd::Show(a) => {
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;
+            let groups = posix::groups_of(&dir, &u.uid).await?;
             if ctx.output == Output::Json {
-                ctx.json(&user_json(&dir, &u));
+                let mut v = user_json(&dir, &u);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("groups".into(), json!(groups));
+                }
+                ctx.json(&v);
             } else {
                 println!("uid:      {}", u.uid);
                 println!("dn:       {}", u.dn(dir.layout())?);
@@ -295,6 +300,9 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 if let Some(p) = &u.posix {
                     println!("posix:    uid {} gid {} home {}", p.uid_number, p.gid_number, p.home_directory);
                     println!("shell:    {}", p.login_shell.as_deref().unwrap_or("-"));
+                }
+                if !groups.is_empty() {
+                    println!("groups:   {}", groups.join(" "));
                 }
                 println!("ssh keys: {}", u.ssh_public_keys.len());
             }

@@ -451,7 +451,10 @@ pub async fn update_user(dir: &Directory, cfg: &PosixSection, uid: &str, m: &Use
         }
     }
     if changes.is_empty() {
-        return Err(AdminError::Usage("nothing to change: name at least one attribute".into()));
+        return Err(AdminError::Usage(match m.posix && is_posix {
+            true => format!("{uid} is a POSIX account already; nothing to change"),
+            false => "nothing to change: name at least one attribute".into(),
+        }));
     }
     match &group {
         Some(g) => {
@@ -516,6 +519,21 @@ pub async fn primary_members(dir: &Directory, gid: u32) -> Result<Vec<String>, A
         found.iter().filter_map(|e| e.strs("uid").ok()?.first().map(|s| s.to_string())).collect();
     uids.sort();
     Ok(uids)
+}
+
+/// The names of the groups listing `uid` as a member (`memberUid`), sorted.
+pub async fn groups_of(dir: &Directory, uid: &str) -> Result<Vec<String>, AdminError> {
+    crate::directory::dn::check_value("uid", uid)?;
+    let filter = Filter::and([Filter::object_class("posixGroup"), Filter::eq("memberUid", uid.to_string())]);
+    let found = match dir.search(&dir.layout().groups, Scope::Subtree, &filter, &["1.1"]).await {
+        Ok(found) => found,
+        // An identity that may not see ou=groups sees no memberships.
+        Err(DirError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names: Vec<String> = found.iter().filter_map(|e| e.dn.first_rdn().map(|(_, v)| v)).collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Deletes the group `name`; a group that is still some account's primary

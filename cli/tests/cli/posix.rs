@@ -185,6 +185,9 @@ fn an_ldapadd_user_takes_keys_allowed_from_and_a_unix_login() {
     assert_eq!(u["name"], "Legacy Person");
     let o = dirbroker(&["user", "modify", "legacy"], Some(&cfg), "");
     assert_eq!(code(&o), 2, "{}", text(&o));
+    let o = dirbroker(&["user", "modify", "legacy", "--posix"], Some(&cfg), "");
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("POSIX account already"), "{}", text(&o));
 }
 
 #[test]
@@ -204,6 +207,8 @@ fn group_commands() {
     let o = dirbroker(&["group", "add-member", "devs", "zed"], Some(&cfg), "");
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(text(&o).contains("no user with uid \"zed\""), "{}", text(&o));
+    let shown = ok(&["user", "show", "bob"], &cfg);
+    assert_eq!(shown["groups"], serde_json::json!(["devs"]));
     let g = ok(&["group", "remove-member", "devs", "bob"], &cfg);
     assert_eq!(g["members"], serde_json::json!(["alice"]));
     let o = dirbroker(&["group", "remove-member", "devs", "bob"], Some(&cfg), "");
