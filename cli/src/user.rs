@@ -24,7 +24,7 @@ pub enum UserCmd {
     #[command(after_help = "Examples:\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  \
         printf '%s' \"$PW\" | dirbroker user add bob --name Bob --password-file -\n  \
         dirbroker user add carol --name Carol --level 4 --generate-password carol.pw\n  \
-        dirbroker user add dave --name Dave --uid-number 20001 --gid-number 100 --home /srv/dave --shell /bin/zsh\n  \
+        dirbroker user add dave --name Dave --uid-number 20001 --gid-number 100 --shell /bin/zsh\n  \
         dirbroker user add robot --name 'Web robot' --no-posix\n\n\
         uidNumber comes from the directory's id counter ([posix] uid_min..uid_max) unless\n\
         --uid-number gives one; gidNumber is [posix] default_gid when configured, else a\n\
