@@ -56,6 +56,7 @@ attrs = [
  (42, "dirbrokerOtpLastFailure", "When the last failed OTP verification of this token was counted; the lockout back-off runs from it", TIME, S),
  (43, "dirbrokerOtpVerifier", "Data center (DN) that may verify the OTP codes of this user for a migration; none listed: any enabled data center", DN, M),
  (44, "dirbrokerAllowAnonymous", "TRUE when the broker issues tickets for this service to anonymous (pseudonymous) users", BOOL, S),
+ (45, "dirbrokerNextId", "Lowest POSIX id (uidNumber or gidNumber) the allocator may hand out next; updated by delete-old/add-new in one modify", INT, S),
 ]
 classes = [
  (1, "dirbrokerUser", "AUXILIARY", "A dirbroker user (with inetOrgPerson and ldapPublicKey)", [],
@@ -85,6 +86,8 @@ classes = [
  (8, "dirbrokerPreSharedKey", "STRUCTURAL", "A pre-shared key between named parties",
    ["dirbrokerPskId", "dirbrokerPskParty", "dirbrokerPskSecret"],
    ["description", "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerDisabled"]),
+ (9, "dirbrokerIdCounter", "STRUCTURAL", "The POSIX id allocator counter (cn=posix-ids under ou=system)",
+   ["cn", "dirbrokerNextId"], ["description"]),
 ]
 names = {a[1] for a in attrs}
 for c in classes:

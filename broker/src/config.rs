@@ -104,6 +104,8 @@ pub struct Config {
     pub sso: SsoSection,
     #[serde(default)]
     pub cluster: ClusterSection,
+    #[serde(default)]
+    pub posix: PosixSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -353,6 +355,78 @@ fn default_login_failures_per_source() -> u32 {
     30
 }
 
+/// POSIX account defaults for `user add` (issue #14, part 1).
+///
+/// uidNumbers are drawn from `[uid_min, uid_max]`; 0, 65534 (nobody) and
+/// 4294967295 (-1) are never handed out. When `default_gid` is unset a
+/// user's gidNumber is its uidNumber (a user-private group id); the group
+/// entries themselves come with the groups part of issue #14.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosixSection {
+    #[serde(default = "default_uid_min")]
+    pub uid_min: u32,
+    #[serde(default = "default_uid_max")]
+    pub uid_max: u32,
+    #[serde(default = "default_home_base")]
+    pub home_base: String,
+    #[serde(default = "default_shell")]
+    pub default_shell: String,
+    #[serde(default)]
+    pub default_gid: Option<u32>,
+}
+
+impl Default for PosixSection {
+    fn default() -> Self {
+        PosixSection {
+            uid_min: default_uid_min(),
+            uid_max: default_uid_max(),
+            home_base: default_home_base(),
+            default_shell: default_shell(),
+            default_gid: None,
+        }
+    }
+}
+
+/// Ids no allocator may hand out and no `--uid-number` may ask for.
+pub const RESERVED_IDS: [u32; 3] = [0, 65534, u32::MAX];
+
+impl PosixSection {
+    /// Whether `id` is one of the reserved ids (root, nobody, -1).
+    pub fn is_reserved(id: u32) -> bool {
+        RESERVED_IDS.contains(&id)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.uid_min == 0 || self.uid_min > self.uid_max {
+            return Err(format!(
+                "[posix] needs 0 < uid_min <= uid_max (got uid_min = {}, uid_max = {})",
+                self.uid_min, self.uid_max
+            ));
+        }
+        if let Some(g) = self.default_gid.filter(|g| Self::is_reserved(*g)) {
+            return Err(format!("[posix] default_gid = {g} is a reserved id"));
+        }
+        if !self.home_base.starts_with('/') {
+            return Err(format!("[posix] home_base must be an absolute path (got {:?})", self.home_base));
+        }
+        Ok(())
+    }
+}
+
+fn default_uid_min() -> u32 {
+    10000
+}
+fn default_uid_max() -> u32 {
+    60000
+}
+fn default_home_base() -> String {
+    "/home".into()
+}
+fn default_shell() -> String {
+    "/bin/bash".into()
+}
+
 /// Where the broker master keys live (see `dirbroker secrets`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -495,6 +569,7 @@ impl Config {
         let mut cfg: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
         cfg.path = path.to_path_buf();
+        cfg.posix.check().map_err(|message| ConfigError::Invalid { path: shown, message })?;
         Ok(cfg)
     }
 
@@ -544,6 +619,23 @@ mod tests {
         assert!(err.contains("x.toml") && err.contains("bind_pw"), "{err}");
         let err = Config::parse("[directory]\nuris = \"ldap://a\"\nbase_dn = \"dc=x\"\n", p).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn posix_defaults_and_bad_ranges() {
+        let p = Path::new("p.toml");
+        let base = "[directory]\nuris = [\"ldap://a\"]\nbase_dn = \"dc=x\"\n";
+        let cfg = Config::parse(base, p).unwrap();
+        assert_eq!((cfg.posix.uid_min, cfg.posix.uid_max), (10000, 60000));
+        assert_eq!((cfg.posix.home_base.as_str(), cfg.posix.default_shell.as_str()), ("/home", "/bin/bash"));
+        assert_eq!(cfg.posix.default_gid, None);
+        let err = Config::parse(&format!("{base}[posix]\nuid_min = 500\nuid_max = 100\n"), p).unwrap_err().to_string();
+        assert!(err.contains("uid_min"), "{err}");
+        let err = Config::parse(&format!("{base}[posix]\ndefault_gid = 0\n"), p).unwrap_err().to_string();
+        assert!(err.contains("reserved"), "{err}");
+        let err = Config::parse(&format!("{base}[posix]\nuid_start = 5\n"), p).unwrap_err().to_string();
+        assert!(err.contains("uid_start"), "{err}");
+        assert!(PosixSection::is_reserved(65534) && !PosixSection::is_reserved(10000));
     }
 
     #[test]

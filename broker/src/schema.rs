@@ -12,6 +12,10 @@ pub const ACL_LDIF: &str = include_str!("../../schema/acl.ldif");
 /// Equality indexes for the data database.
 pub const INDEXES_LDIF: &str = include_str!("../../schema/indexes.ldif");
 
+/// The unique overlay on uidNumber (`ou=people`) and gidNumber (`ou=groups`),
+/// written for `dc=example,dc=org` in `olcDatabase={1}mdb`.
+pub const UNIQUE_LDIF: &str = include_str!("../../schema/unique.ldif");
+
 /// The suffix the shipped ACL file is written for.
 pub const ACL_SUFFIX: &str = "dc=example,dc=org";
 
@@ -25,6 +29,19 @@ pub fn indexes_ldif_for(database_dn: &str) -> String {
     INDEXES_LDIF.replace("olcDatabase={1}mdb,cn=config", database_dn)
 }
 
+/// The unique-overlay file for another suffix and database; without
+/// `load_module` the record that loads the `unique` module is left out (a
+/// slapd with the overlay built in, or the module loaded already).
+pub fn unique_ldif_for(suffix: &str, database_dn: &str, load_module: bool) -> String {
+    let text = UNIQUE_LDIF.replace("olcDatabase={1}mdb,cn=config", database_dn).replace(ACL_SUFFIX, suffix);
+    if load_module {
+        return text;
+    }
+    let mut records: Vec<&str> = text.split("\n\n").collect();
+    records.retain(|r| !r.contains("olcModuleLoad: unique"));
+    records.join("\n\n")
+}
+
 /// Object classes every dirbroker schema load defines; used to check a server.
 pub const REQUIRED_CLASSES: &[&str] = &[
     "dirbrokerUser",
@@ -35,6 +52,7 @@ pub const REQUIRED_CLASSES: &[&str] = &[
     "dirbrokerService",
     "dirbrokerAgent",
     "dirbrokerPreSharedKey",
+    "dirbrokerIdCounter",
     "ldapPublicKey",
 ];
 

@@ -11,6 +11,7 @@ mod ca;
 mod check;
 mod cluster;
 mod dc;
+mod group;
 mod host;
 mod ldif;
 mod login;
@@ -84,6 +85,9 @@ enum Command {
     /// Manage users and their SSH keys.
     #[command(subcommand, after_help = EXIT_HELP)]
     User(user::UserCmd),
+    /// Unix groups (posixGroup, memberUid) for the nodes' NSS.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Group(group::GroupCmd),
     /// Manage hosts: names, addresses, host keys, allowed-from lists.
     #[command(subcommand, after_help = EXIT_HELP)]
     Host(host::HostCmd),
@@ -394,6 +398,7 @@ pub fn main() -> ExitCode {
             Command::Check => check::run(&ctx).await,
             Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
             Command::User(cmd) => user::run(&ctx, cmd).await,
+            Command::Group(cmd) => group::run(&ctx, cmd).await,
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,

@@ -6,27 +6,46 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use dirbroker::admin::posix::{self, PosixRequest, UserModify};
 use dirbroker::directory::{Change, Directory};
 use dirbroker::invitation::{self, Invitation};
-use dirbroker::model::{DirEntry, Level, Posix, Usable as _, User};
+use dirbroker::model::{DirEntry, Level, Usable as _, User};
 use dirbroker::secret::{SecretString, read_secret_file, write_private_file};
 
 use dirbroker::ssh::SshKey;
 use dirbroker::ssh::keys::check_from_pattern;
 
-use super::{CliResult, Ctx, Failure, Output, add_values, existing_user, remove_values};
+use super::{CliResult, Ctx, Failure, Output, existing_user, remove_values};
 use crate::exit::Exit;
 
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
-    /// Create a user (inetOrgPerson + ldapPublicKey + dirbrokerUser).
+    /// Create a user: a POSIX account (inetOrgPerson + posixAccount + ldapPublicKey + dirbrokerUser).
     #[command(after_help = "Examples:\n  dirbroker user add alice --name 'Alice Liddell' --password-file alice.pw\n  \
         printf '%s' \"$PW\" | dirbroker user add bob --name Bob --password-file -\n  \
         dirbroker user add carol --name Carol --level 4 --generate-password carol.pw\n  \
-        dirbroker user add dave --name Dave --uid-number 10001 --gid-number 10001 --home /home/dave\n\n\
-        Either way the password is never on the command line. If setting the password\n\
-        fails, the new entry is removed again.")]
+        dirbroker user add dave --name Dave --uid-number 20001 --gid-number 100 --shell /bin/zsh\n  \
+        dirbroker user add robot --name 'Web robot' --no-posix\n\n\
+        uidNumber comes from the directory's id counter ([posix] uid_min..uid_max) unless\n\
+        --uid-number gives one; gidNumber is [posix] default_gid when configured, else a\n\
+        user-private group cn=UID,ou=groups is made with the same number. Home is\n\
+        [posix] home_base/UID, the shell [posix] default_shell. A uidNumber in use is\n\
+        refused and nothing is written. The password is never on the command line; if\n\
+        setting it fails, the new entry (and its group) is removed again.")]
     Add(AddArgs),
+    /// Change a user's name, mail or POSIX attributes; add the classes other tools' entries lack.
+    #[command(
+        after_help = "Examples:\n  dirbroker user modify alice --name 'Alice Kingsleigh' --mail alice@example.org\n  \
+        dirbroker user modify alice --shell /bin/zsh --home /srv/alice\n  \
+        dirbroker user modify alice --no-mail --no-shell\n  \
+        dirbroker user modify legacy --posix                # an ldapadd-written user gets a Unix login\n  \
+        dirbroker user modify legacy --posix --uid-number 20010 --gid-number 100\n\n\
+        Every modify also adds ldapPublicKey and dirbrokerUser when the entry lacks them\n\
+        (user key add and user allow do the same), so entries written by\n\
+        other tools take keys and allowed-from lists. --posix makes the user a POSIX\n\
+        account as user add would (ids from the counter, user-private group)."
+    )]
+    Modify(ModifyArgs),
     /// Show one user.
     #[command(after_help = "Examples:\n  dirbroker user show alice\n  dirbroker user show alice --output json")]
     Show(UidArg),
@@ -149,16 +168,51 @@ pub struct AddArgs {
     /// Generate a random password and write it to FILE (mode 0600).
     #[arg(long, value_name = "FILE")]
     generate_password: Option<PathBuf>,
-    /// POSIX uid number (makes the user a posixAccount; needs --gid-number).
-    #[arg(long, requires = "gid_number")]
+    /// uidNumber instead of one from the id counter (refused if another account has it).
+    #[arg(long)]
     uid_number: Option<u32>,
-    #[arg(long, requires = "uid_number")]
+    /// gidNumber (primary group) instead of a user-private group or [posix] default_gid.
+    #[arg(long)]
     gid_number: Option<u32>,
-    /// Home directory for a POSIX account (default /home/UID).
-    #[arg(long, requires = "uid_number")]
+    /// Home directory (default: [posix] home_base/UID).
+    #[arg(long)]
     home: Option<String>,
-    #[arg(long, requires = "uid_number")]
+    /// Login shell (default: [posix] default_shell).
+    #[arg(long)]
     shell: Option<String>,
+    /// No Unix login: no posixAccount, no ids, no group.
+    #[arg(long, conflicts_with_all = ["uid_number", "gid_number", "home", "shell"])]
+    no_posix: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ModifyArgs {
+    /// The user's uid.
+    uid: String,
+    /// Full name (cn).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, conflicts_with = "no_mail")]
+    mail: Option<String>,
+    /// Remove the mail address.
+    #[arg(long)]
+    no_mail: bool,
+    /// Home directory (POSIX accounts).
+    #[arg(long)]
+    home: Option<String>,
+    /// Login shell (POSIX accounts).
+    #[arg(long, conflicts_with = "no_shell")]
+    shell: Option<String>,
+    /// Remove the login shell (NSS then reports the system default).
+    #[arg(long)]
+    no_shell: bool,
+    #[arg(long)]
+    uid_number: Option<u32>,
+    #[arg(long)]
+    gid_number: Option<u32>,
+    /// Make the user a POSIX account (uidNumber, gidNumber, home, shell) if it is not one.
+    #[arg(long)]
+    posix: bool,
 }
 
 #[derive(Args, Debug)]
@@ -219,12 +273,18 @@ async fn set_disabled(ctx: &Ctx, uid: &str, disabled: bool) -> CliResult {
 pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
     match cmd {
         UserCmd::Add(args) => add(ctx, args).await,
+        UserCmd::Modify(args) => modify(ctx, args).await,
         UserCmd::Invite(args) => invite(ctx, args).await,
         UserCmd::Show(a) => {
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;
+            let groups = posix::groups_of(&dir, &u.uid).await?;
             if ctx.output == Output::Json {
-                ctx.json(&user_json(&dir, &u));
+                let mut v = user_json(&dir, &u);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("groups".into(), json!(groups));
+                }
+                ctx.json(&v);
             } else {
                 println!("uid:      {}", u.uid);
                 println!("dn:       {}", u.dn(dir.layout())?);
@@ -239,6 +299,10 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 }
                 if let Some(p) = &u.posix {
                     println!("posix:    uid {} gid {} home {}", p.uid_number, p.gid_number, p.home_directory);
+                    println!("shell:    {}", p.login_shell.as_deref().unwrap_or("-"));
+                }
+                if !groups.is_empty() {
+                    println!("groups:   {}", groups.join(" "));
                 }
                 println!("ssh keys: {}", u.ssh_public_keys.len());
             }
@@ -260,9 +324,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
         }
         UserCmd::Delete(a) => {
             let dir = ctx.directory().await?;
-            let u = existing_user(&dir, &a.uid).await?;
-            dir.delete(&u.dn(dir.layout())?).await?;
-            ctx.report(json!({ "deleted": u.uid }), &format!("deleted user {}", u.uid));
+            let (u, group) = dirbroker::admin::posix::delete_user(&dir, &a.uid).await?;
+            let group_name = group.map(|g| g.name);
+            let text = match &group_name {
+                Some(g) => format!("deleted user {} and its user-private group {g}", u.uid),
+                None => format!("deleted user {}", u.uid),
+            };
+            ctx.report(json!({ "deleted": u.uid, "deleted_group": group_name }), &text);
             Ok(())
         }
         UserCmd::SetPassword(a) => {
@@ -280,8 +348,18 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
             }
             let dir = ctx.directory().await?;
             let u = existing_user(&dir, &a.uid).await?;
-            let added =
-                add_values(&dir, &u.dn(dir.layout())?, "dirbrokerAllowedFrom", &u.allowed_from, &a.patterns).await?;
+            let mut added: Vec<String> = Vec::new();
+            for p in &a.patterns {
+                if !u.allowed_from.iter().chain(&added).any(|o| o.eq_ignore_ascii_case(p)) {
+                    added.push(p.clone());
+                }
+            }
+            if !added.is_empty() {
+                // With the classes an entry written by another tool lacks.
+                let values = added.iter().map(|v| v.as_bytes().to_vec()).collect();
+                let change = Change::Add(b"dirbrokerAllowedFrom".to_vec(), values);
+                dirbroker::admin::posix::modify_user(&dir, &u.uid, vec![change]).await?;
+            }
             ctx.report(
                 json!({ "uid": u.uid, "added": added }),
                 &format!("{}: allowed from {}", u.uid, a.patterns.join(", ")),
@@ -341,45 +419,83 @@ async fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let mut user = User::new(&args.uid, &args.name)?;
     user.mail = args.mail;
     user.level = Level::from_number(args.level).ok_or_else(|| Failure::usage("level must be 1 to 4"))?;
-    if let (Some(uid_number), Some(gid_number)) = (args.uid_number, args.gid_number) {
-        user.posix = Some(Posix {
-            uid_number,
-            gid_number,
-            home_directory: args.home.unwrap_or_else(|| format!("/home/{}", args.uid)),
-            login_shell: args.shell,
-        });
-    }
+    let posix = (!args.no_posix).then_some(PosixRequest {
+        uid_number: args.uid_number,
+        gid_number: args.gid_number,
+        home: args.home,
+        shell: args.shell,
+    });
     let password = match (&args.password_file, &args.generate_password) {
         (Some(f), _) => Some(read_password(f)?),
         (None, Some(_)) => Some(SecretString::generate(20)),
         (None, None) => None,
     };
+    let cfg = ctx.config()?;
     let dir = ctx.directory().await?;
-    let dn = dir.create(&user).await?;
-    if let Some(pw) = &password
-        && let Err(e) = dir.set_password(&dn, pw).await
-    {
-        // Leave nothing half-made behind.
-        let cleanup = dir.delete(&dn).await;
-        let mut f = Failure::from(e);
-        if let Err(c) = cleanup {
-            f.message.push_str(&format!("; removing the new entry {dn} failed too: {c}"));
-        }
-        return Err(f);
-    }
+    let made = posix::create_user(&dir, &cfg.posix, user, posix.as_ref(), password.as_ref()).await?;
+    let dn = &made.dn;
+    let group_dn = made.group.as_ref().map(|g| g.dn(dir.layout())).transpose()?;
     if let (Some(path), Some(pw)) = (&args.generate_password, &password)
         && let Err(e) = write_private_file(path, pw.expose().as_bytes())
     {
-        let _ = dir.delete(&dn).await;
-        return Err(Failure::new(Exit::Failed, format!("cannot write {}: {e}; user not created", path.display())));
+        let why = Failure::new(Exit::Failed, format!("cannot write {}: {e}; user not created", path.display()));
+        let undone = posix::undo(&dir, dn, group_dn.as_ref(), dirbroker::admin::AdminError::Failed(why.message)).await;
+        return Err(Failure::new(Exit::Failed, undone.to_string()));
+    }
+    let p = made.user.posix.as_ref();
+    let mut text = format!(
+        "created {dn}{}",
+        if password.is_some() { " with a password" } else { " (no password: cannot log in yet)" }
+    );
+    if let Some(p) = p {
+        text.push_str(&format!(
+            "\nuidNumber {} gidNumber {} home {} shell {}",
+            p.uid_number,
+            p.gid_number,
+            p.home_directory,
+            p.login_shell.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(g) = &group_dn {
+        text.push_str(&format!("\ncreated user-private group {g}"));
     }
     ctx.report(
-        json!({ "uid": user.uid, "dn": dn.to_string(), "password_set": password.is_some() }),
-        &format!(
-            "created {dn}{}",
-            if password.is_some() { " with a password" } else { " (no password: cannot log in yet)" }
-        ),
+        json!({
+            "uid": made.user.uid, "dn": dn.to_string(), "password_set": password.is_some(),
+            "posix": made.user.posix, "group_dn": group_dn.map(|g| g.to_string()),
+        }),
+        &text,
     );
+    Ok(())
+}
+
+async fn modify(ctx: &Ctx, a: ModifyArgs) -> CliResult {
+    let m = UserModify {
+        name: a.name,
+        mail: if a.no_mail { Some(None) } else { a.mail.map(Some) },
+        home: a.home,
+        shell: if a.no_shell { Some(None) } else { a.shell.map(Some) },
+        uid_number: a.uid_number,
+        gid_number: a.gid_number,
+        posix: a.posix,
+    };
+    let cfg = ctx.config()?;
+    let dir = ctx.directory().await?;
+    let u = posix::update_user(&dir, &cfg.posix, &a.uid, &m).await?;
+    if ctx.output == Output::Json {
+        ctx.json(&user_json(&dir, &u));
+    } else {
+        println!("modified {}", u.dn(dir.layout())?);
+        if let Some(p) = &u.posix {
+            println!(
+                "uidNumber {} gidNumber {} home {} shell {}",
+                p.uid_number,
+                p.gid_number,
+                p.home_directory,
+                p.login_shell.as_deref().unwrap_or("-")
+            );
+        }
+    }
     Ok(())
 }
 
@@ -432,7 +548,9 @@ async fn key(ctx: &Ctx, cmd: KeyCmd) -> CliResult {
                 return Err(Failure::usage(format!("nothing added:\n  {}", problems.join("\n  "))));
             }
             let values = new.iter().map(|k| k.to_string().into_bytes()).collect();
-            dir.modify(&u.dn(dir.layout())?, vec![ldap3::Mod::Add(b"sshPublicKey".to_vec(), values)]).await?;
+            // With ldapPublicKey (and dirbrokerUser) when an entry written by another tool lacks them.
+            dirbroker::admin::posix::modify_user(&dir, &u.uid, vec![Change::Add(b"sshPublicKey".to_vec(), values)])
+                .await?;
             if ctx.output == Output::Json {
                 let fps: Vec<String> = new.iter().map(SshKey::fingerprint).collect();
                 ctx.json(&json!({ "uid": u.uid, "added": fps }));

@@ -414,6 +414,7 @@ impl Testbed {
             ("dirbroker.ldif", schema::DIRBROKER_LDIF.to_string(), true),
             ("acl.ldif", schema::acl_ldif_for(&suffix, DATABASE_DN), false),
             ("indexes.ldif", schema::indexes_ldif_for(DATABASE_DN), false),
+            ("unique.ldif", schema::unique_ldif_for(&suffix, DATABASE_DN, has_module("unique")), false),
         ];
         for (name, text, add) in files {
             let path = self.dir.join("schema").join(name);

@@ -11,6 +11,7 @@ mod import;
 mod injection;
 mod migration;
 mod otp;
+mod posix;
 mod schema;
 mod sso_register;
 mod sso_tickets;

@@ -10,12 +10,14 @@
 //! - [`ca`], [`dc`]: publishing the CA, the CRL, data centers' certificates;
 //! - [`secrets`]: re-sealing every secret after a master-key rotation;
 //! - [`users`]: account state (disable, enable);
+//! - [`posix`]: POSIX ids from the directory's counter, POSIX accounts, groups;
 //! - [`bundle`]: the 0600 files a secret is handed out in, once.
 
 pub mod bundle;
 pub mod ca;
 pub mod cluster;
 pub mod dc;
+pub mod posix;
 pub mod ps;
 pub mod psk;
 pub mod secrets;

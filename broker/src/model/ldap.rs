@@ -101,6 +101,46 @@ impl DirEntry for User {
     }
 }
 
+impl DirEntry for Group {
+    const OBJECT_CLASSES: &'static [&'static str] = &["posixGroup"];
+    const KIND_CLASS: &'static str = "posixGroup";
+    const RDN_ATTR: &'static str = "cn";
+
+    fn container(layout: &Layout) -> &Dn {
+        &layout.groups
+    }
+    fn rdn_value(&self) -> &str {
+        &self.name
+    }
+
+    fn to_attrs(&self) -> Attrs {
+        let mut b = AttrsBuilder::classes(Self::OBJECT_CLASSES);
+        b.str("cn", &self.name);
+        b.bytes("gidNumber", int_value(self.gid_number.into()));
+        b.strs("memberUid", &self.members);
+        b.opt_str("description", self.description.as_deref());
+        b.done()
+    }
+
+    fn from_entry(e: &Entry) -> Result<Group> {
+        // The RDN names the group; other tools may add more cn values.
+        let name = match e.dn.first_rdn() {
+            Some((attr, value)) if attr.eq_ignore_ascii_case("cn") => value,
+            _ => e.required_str("cn")?.to_string(),
+        };
+        Ok(Group {
+            name,
+            gid_number: small_int(e, "gidNumber", "a gid number")?.ok_or_else(|| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: "gidNumber".into(),
+                reason: "missing".into(),
+            })?,
+            members: strings(e, "memberUid")?,
+            description: e.strs("description")?.first().map(|s| s.to_string()),
+        })
+    }
+}
+
 impl DirEntry for OtpToken {
     const OBJECT_CLASSES: &'static [&'static str] = &["dirbrokerOtpToken"];
     const KIND_CLASS: &'static str = "dirbrokerOtpToken";

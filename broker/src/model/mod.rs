@@ -4,10 +4,12 @@
 
 mod agent;
 mod data_center;
+mod group;
 mod host;
 mod ldap;
 mod otp_token;
 mod physical_server;
+pub mod posix_name;
 mod psk;
 mod service;
 mod user;
@@ -15,6 +17,7 @@ mod validity;
 
 pub use agent::{Agent, AgentRole};
 pub use data_center::DataCenter;
+pub use group::Group;
 pub use host::Host;
 pub use otp_token::{OtpToken, TokenType};
 pub use physical_server::PhysicalServer;

@@ -8,6 +8,7 @@ mod flow;
 mod ldif;
 mod otp;
 mod output;
+mod posix;
 mod serve;
 mod ssh;
 mod support;
