@@ -10,4 +10,5 @@ mod otp;
 mod output;
 mod serve;
 mod ssh;
+mod sssd;
 mod support;
