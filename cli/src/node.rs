@@ -165,6 +165,9 @@ pub fn run(ctx: &crate::Ctx, cmd: NodeCmd) -> crate::CliResult {
 fn sssd_conf(ctx: &crate::Ctx, args: SssdConfArgs) -> crate::CliResult {
     use crate::Failure;
     use crate::exit::Exit;
+    if ctx.output == crate::Output::Json {
+        return Err(Failure::usage("node sssd-conf writes configuration files; --output json does not apply"));
+    }
     let config = ctx.config()?;
     if args.sshd {
         let node_config = std::path::absolute(&ctx.config_path)

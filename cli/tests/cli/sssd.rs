@@ -32,6 +32,7 @@ fn add_posix_people(bed: &Testbed, keys: &[(&str, &str)]) {
     ldif.push_str(&person("dana", 20001, "Dana Scully", ""));
     ldif.push_str(&person("fox", 20002, "Fox Mulder", "dirbrokerDisabled: TRUE\n"));
     ldif.push_str(&person("gil", 20003, "Gil Expired", "dirbrokerNotAfter: 20200101000000Z\n"));
+    ldif.push_str(&person("hank", 20004, "Hank Early", "dirbrokerNotBefore: 21000101000000Z\n"));
     ldif.push_str(
         "dn: cn=xfiles,ou=groups,dc=example,dc=org\nobjectClass: posixGroup\ncn: xfiles\ngidNumber: 30000\n\
          memberUid: dana\nmemberUid: fox\n\n\
@@ -80,7 +81,11 @@ async fn sssd_sees_the_directory_as_a_node_and_sshd_logs_in_through_it() {
     let (_, dana_pub2) = keypair(keys_dir.path(), "dana-laptop", "");
     let (fox_key, fox_pub) = keypair(keys_dir.path(), "fox", "");
     let (gil_key, gil_pub) = keypair(keys_dir.path(), "gil", "");
-    add_posix_people(&bed, &[("dana", &dana_pub), ("dana", &dana_pub2), ("fox", &fox_pub), ("gil", &gil_pub)]);
+    let (hank_key, hank_pub) = keypair(keys_dir.path(), "hank", "");
+    add_posix_people(
+        &bed,
+        &[("dana", &dana_pub), ("dana", &dana_pub2), ("fox", &fox_pub), ("gil", &gil_pub), ("hank", &hank_pub)],
+    );
 
     // The node: dirbroker-ssh installed where sshd accepts it, its config and
     // the node identity's password readable by the AuthorizedKeysCommandUser.
@@ -185,6 +190,12 @@ async fn sssd_sees_the_directory_as_a_node_and_sshd_logs_in_through_it() {
         "{log}"
     );
 
+    // Not valid before 2100: SSSD has no such check (docs/nodes.md), so only
+    // dirbroker-ssh keeps hank out, by giving no keys.
+    let o = sshd.ssh("hank", &hank_key, "echo login-ok");
+    assert_ne!(code(&o), 0, "hank is not yet valid: {}", text(&o));
+    assert!(!sshd.log().contains("Accepted publickey for hank"), "{}", sshd.log());
+
     // SSSD's own access control, alone: keys from sss_ssh_authorizedkeys
     // (which serves keys of disabled users too), account from pam_sss.
     let sss_only = node.sshd(
@@ -206,8 +217,73 @@ async fn sssd_sees_the_directory_as_a_node_and_sshd_logs_in_through_it() {
             node.log()
         );
     }
+    // …and it has no "not before": hank's account passes SSSD's check.
+    let o = sss_only.ssh("hank", &hank_key, "echo login-ok");
+    assert_eq!(
+        stdout(&o),
+        "login-ok\n",
+        "SSSD alone lets a not-yet-valid user in (the gap dirbroker-ssh closes): {}",
+        text(&o)
+    );
+    // Which check refused (SSSD's back-end log): the access filter for the
+    // disabled user, the nds expiry check for the expired one.
+    let be = node.log_file("sssd_dirbroker.log");
+    assert!(be.contains("User [fox@dirbroker] was not found with the specified filter. Denying access."), "{be}");
+    assert!(be.lines().any(|l| l.contains("[nds_check_expired]") && l.contains("NDS account expired")), "{be}");
     drop(sss_only);
     drop(sshd);
     drop(node);
     assert_eq!(std::fs::read("/etc/nsswitch.conf").unwrap(), host_nsswitch, "the host's nsswitch.conf changed");
+}
+
+/// The generator's refusals, without SSSD: an anonymous configuration, a
+/// password file others can read, and `--output json`; and its help has examples.
+#[test]
+fn sssd_conf_refuses_what_sssd_could_not_use_safely() {
+    let tmp = scratch_dir();
+    let anon = tmp.path().join("anon.toml");
+    std::fs::write(&anon, "[directory]\nuris = [\"ldaps://ldap.example.org\"]\nbase_dn = \"dc=example,dc=org\"\n")
+        .unwrap();
+    let o = dirbroker(&["--config", anon.to_str().unwrap(), "node", "sssd-conf"], None, "");
+    assert_eq!(code(&o), 4, "{}", text(&o));
+    assert!(text(&o).contains("anonymously"), "{}", text(&o));
+
+    let pw = secret_file(tmp.path(), "node.pw", "s3cret-node-pw\n", 0o644);
+    let cfg = tmp.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[directory]\nuris = [\"ldaps://ldap.example.org\"]\nbase_dn = \"dc=example,dc=org\"\n\
+             bind_dn = \"cn=node-reader,ou=system,dc=example,dc=org\"\nbind_password_file = {:?}\n",
+            pw.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("sssd.conf");
+    let o =
+        dirbroker(&["--config", cfg.to_str().unwrap(), "node", "sssd-conf", "--out", out.to_str().unwrap()], None, "");
+    assert_eq!(code(&o), 4, "a password file readable by others: {}", text(&o));
+    assert!(text(&o).contains("chmod 600"), "{}", text(&o));
+    assert!(!out.exists());
+
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let o = dirbroker(&["--config", cfg.to_str().unwrap(), "--output", "json", "node", "sssd-conf"], None, "");
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let o = dirbroker(&["--config", cfg.to_str().unwrap(), "node", "sssd-conf"], None, "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(!text(&o).contains("s3cret-node-pw"), "the password must not be printed: {}", text(&o));
+    assert!(stdout(&o).contains("ldap_uri = ldaps://ldap.example.org\n"), "{}", stdout(&o));
+    let o =
+        dirbroker(&["--config", cfg.to_str().unwrap(), "node", "sssd-conf", "--out", out.to_str().unwrap()], None, "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(mode(&out), 0o600);
+    assert!(std::fs::read_to_string(&out).unwrap().contains("ldap_default_authtok = s3cret-node-pw\n"));
+
+    let help = dirbroker(&["node", "sssd-conf", "--help"], None, "");
+    assert_eq!(code(&help), 0);
+    assert!(
+        stdout(&help).contains("Examples:") && stdout(&help).contains("--out /etc/sssd/sssd.conf"),
+        "{}",
+        stdout(&help)
+    );
 }

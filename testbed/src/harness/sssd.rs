@@ -143,7 +143,7 @@ impl SssdNode {
         let log = std::fs::File::create(node.root.path().join("sssd.stderr")).unwrap();
         let sssd = node
             .command(SSSD)
-            .args(["-i", "--logger=files", "-d", "0x0270"])
+            .args(["-i", "--logger=files", "-d", "0x03f0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -195,6 +195,12 @@ impl SssdNode {
             }
         }
         all
+    }
+
+    /// The whole of one of SSSD's log files, e.g. `sssd_DOMAIN.log` (the
+    /// back end, where access decisions are logged).
+    pub fn log_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.root.path().join("log").join(name)).unwrap_or_default()
     }
 
     /// An sshd inside the namespace, on a free loopback port: its own host key
