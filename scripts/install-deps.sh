@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages dirbroker and its tests use, without leaving a
-# system slapd or sshd running. Idempotent: does nothing when all are present.
+# system slapd, sshd or sssd running, and without handing the machine's own
+# NSS or PAM to SSSD (the tests run SSSD in a private mount namespace:
+# testbed/src/harness/sssd.rs). Idempotent: does nothing when all are present.
 #   scripts/install-deps.sh
 set -euo pipefail
 
-PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl python3-jwt python3-cryptography)
+# sssd-ldap, sssd-tools, libnss-sss, libpam-sss: SSSD as a judge in the tests
+# (sssd-common, pulled in, has sss_ssh_authorizedkeys); util-linux (Essential)
+# has unshare and nsenter.
+PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl python3-jwt python3-cryptography
+  sssd-ldap sssd-tools libnss-sss libpam-sss)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -31,6 +37,10 @@ else
   cleanup() { if ((policy_added)); then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi; }
   trap cleanup EXIT
   log=$(mktemp)
+  # libnss-sss's postinst adds "sss" to /etc/nsswitch.conf and libpam-sss's
+  # runs pam-auth-update: keep the machine's own NSS and PAM as they were.
+  nss_saved=$(mktemp)
+  cp -p /etc/nsswitch.conf "$nss_saved" 2>/dev/null || : >"$nss_saved"
   echo "install-deps: apt-get install ${missing[*]}"
   if ! { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
     tail -30 "$log" >&2
@@ -38,10 +48,20 @@ else
     exit 1
   fi
   rm -f "$log"
+  for p in "${missing[@]}"; do
+    if [[ $p == libnss-sss && -s $nss_saved ]] && ! cmp -s "$nss_saved" /etc/nsswitch.conf; then
+      echo "install-deps: keeping /etc/nsswitch.conf without sss (the tests use SSSD in their own namespace)"
+      "${SUDO[@]}" cp "$nss_saved" /etc/nsswitch.conf
+    fi
+    if [[ $p == libpam-sss ]] && command -v pam-auth-update >/dev/null 2>&1; then
+      "${SUDO[@]}" pam-auth-update --package --remove sss
+    fi
+  done
+  rm -f "$nss_saved"
 fi
 
-# Belt and braces: stop a system slapd/sshd a package may have started.
-for svc in slapd ssh; do
+# Belt and braces: stop a system slapd/sshd/sssd a package may have started.
+for svc in slapd ssh sssd; do
   pidfile=/run/$svc.pid; [[ $svc == slapd ]] && pidfile=/run/slapd/slapd.pid
   if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "install-deps: stopping system $svc started by its package"

@@ -153,6 +153,9 @@ enum Command {
     /// Commands for OpenSSH (authorized-keys, known-hosts) and key escrow.
     #[command(subcommand, after_help = EXIT_HELP)]
     Ssh(ssh::SshCmd),
+    /// Node wiring: an sssd.conf and sshd_config lines for a machine people log in to.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Node(node::NodeCmd),
     /// SSO setup on the broker host: the ticket-signing key.
     #[command(subcommand, after_help = EXIT_HELP)]
     Sso(sso::SsoCmd),
@@ -402,6 +405,7 @@ pub fn main() -> ExitCode {
             Command::Host(cmd) => host::run(&ctx, cmd).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Ssh(cmd) => ssh::run(&ctx, cmd).await,
+            Command::Node(cmd) => node::run(&ctx, cmd),
             Command::Otp(cmd) => otp::run(&ctx, cmd).await,
             Command::Ca(cmd) => ca::run_ca(&ctx, cmd).await,
             Command::Ps(cmd) => ps::run_ps(&ctx, cmd).await,

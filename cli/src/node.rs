@@ -1,12 +1,14 @@
 //! The arguments of the two node commands (`authorized-keys`, `known-hosts`),
 //! one definition for both binaries (`dirbroker ssh …` and `dirbroker-ssh …`),
 //! and the fast path that recognises the plain form sshd runs on every login
-//! without building clap's parser.
+//! without building clap's parser; and `dirbroker node sssd-conf`, the
+//! wiring of a node's SSSD and sshd (docs/nodes.md).
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use dirbroker::ssh::authorized::KeyQuery;
+use dirbroker::ssh::sssd_conf::{self, Authtok, SshdWiring, SssdConfError};
 
 /// `authorized-keys` arguments, as sshd passes them (both binaries).
 #[derive(Args, Debug)]
@@ -105,6 +107,94 @@ pub fn plain_authorized_keys(
         .or_else(|| std::env::var_os(dirbroker::config::ENV_CONFIG).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(default_config));
     Some((config, parsed))
+}
+
+/// `dirbroker node …`: configuration for the machines people log in to.
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Print an sssd.conf for this node (or, with --sshd, the sshd_config lines).
+    #[command(after_help = SSSD_CONF_HELP)]
+    SssdConf(SssdConfArgs),
+}
+
+const SSSD_CONF_HELP: &str = "Examples:\n  \
+    dirbroker --config /etc/dirbroker/node.toml node sssd-conf                 # review it, password left out\n  \
+    dirbroker --config /etc/dirbroker/node.toml node sssd-conf --out /etc/sssd/sssd.conf\n  \
+    dirbroker --config /etc/dirbroker/node.toml node sssd-conf --sshd > /etc/ssh/sshd_config.d/10-dirbroker.conf\n\n\
+    The [directory] section of the node configuration (the one dirbroker-ssh reads: uris,\n\
+    base_dn, bind_dn of the node identity, bind_password_file, tls.ca_file, timeouts) becomes\n\
+    an SSSD ldap domain: NSS for people and groups, sss_ssh_authorizedkeys, and a PAM account\n\
+    check that denies disabled users (ldap_access_filter) and users past dirbrokerNotAfter.\n\
+    The node identity's password is never printed and never taken from the command line:\n\
+    --out FILE copies it from bind_password_file into FILE, written with mode 0600.\n\
+    SSSD knows nothing of allowed-from lists or dirbrokerNotBefore; dirbroker-ssh does\n\
+    (docs/nodes.md has the table).\n\n\
+    Exit codes: 0 written, 2 usage, 4 configuration (unreadable config or password file,\n\
+    anonymous bind, a value that cannot go into sssd.conf), 1 the output file cannot be written.";
+
+#[derive(Args, Debug)]
+pub struct SssdConfArgs {
+    /// Write the complete file, with the node identity's password, to FILE (mode 0600).
+    #[arg(long, value_name = "FILE", conflicts_with = "sshd")]
+    pub out: Option<PathBuf>,
+    /// The SSSD domain name (users appear as USER or USER@DOMAIN).
+    #[arg(long, default_value = "dirbroker", value_name = "NAME")]
+    pub domain: String,
+    /// Print the sshd_config lines instead (AuthorizedKeysCommand dirbroker-ssh, UsePAM).
+    #[arg(long)]
+    pub sshd: bool,
+    /// With --sshd: the installed node binary.
+    #[arg(long, default_value = "/usr/local/bin/dirbroker-ssh", value_name = "PATH")]
+    pub ssh_command: PathBuf,
+    /// With --sshd: the user sshd runs the command as (AuthorizedKeysCommandUser).
+    #[arg(long, default_value = "dirbroker-keys", value_name = "USER")]
+    pub keys_user: String,
+}
+
+fn conf_failure(e: SssdConfError) -> crate::Failure {
+    crate::Failure::new(crate::exit::Exit::Config, e.to_string())
+}
+
+/// `dirbroker node …`.
+pub fn run(ctx: &crate::Ctx, cmd: NodeCmd) -> crate::CliResult {
+    match cmd {
+        NodeCmd::SssdConf(args) => sssd_conf(ctx, args),
+    }
+}
+
+fn sssd_conf(ctx: &crate::Ctx, args: SssdConfArgs) -> crate::CliResult {
+    use crate::Failure;
+    use crate::exit::Exit;
+    if ctx.output == crate::Output::Json {
+        return Err(Failure::usage("node sssd-conf writes configuration files; --output json does not apply"));
+    }
+    let config = ctx.config()?;
+    if args.sshd {
+        let node_config = std::path::absolute(&ctx.config_path)
+            .map_err(|e| Failure::new(Exit::Config, format!("{}: {e}", ctx.config_path.display())))?;
+        let lines = sssd_conf::sshd_lines(&SshdWiring {
+            command: &args.ssh_command,
+            node_config: &node_config,
+            keys_user: &args.keys_user,
+        })
+        .map_err(conf_failure)?;
+        print!("{lines}");
+        return Ok(());
+    }
+    let dir = config.directory_config()?;
+    match &args.out {
+        None => {
+            let text = sssd_conf::render(&dir, &args.domain, Authtok::Omitted).map_err(conf_failure)?;
+            print!("{}", text.as_str());
+        }
+        Some(path) => {
+            let text = sssd_conf::render(&dir, &args.domain, Authtok::Inline).map_err(conf_failure)?;
+            dirbroker::secret::write_private_file(path, text.as_bytes())
+                .map_err(|e| Failure::new(Exit::Failed, format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("wrote {} (mode 0600); SSSD wants it owned by root", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// `known-hosts` arguments, as ssh passes them (both binaries).

@@ -58,7 +58,19 @@ async fn each_identity_reads_exactly_what_it_should() {
     alice.public_value = Some(vec![5; 256]);
     alice.password_kdf = Some(b"salt".to_vec());
     alice.sealed_ssh_private_key = Some(Sealed(b"sealed-private-key".to_vec()));
+    alice.not_before = Some(time::macros::datetime!(2020-01-01 0:00 UTC));
+    alice.not_after = Some(time::macros::datetime!(2100-01-01 0:00 UTC));
+    alice.posix = Some(Posix {
+        uid_number: 20001,
+        gid_number: 20001,
+        home_directory: "/home/alice".into(),
+        login_shell: Some("/bin/bash".into()),
+    });
     let alice_dn = admin.create(&alice).await.unwrap();
+    admin
+        .modify(&alice_dn, vec![Mod::Add(b"gecos".to_vec(), [b"Alice Liddell,,,".to_vec()].into_iter().collect())])
+        .await
+        .unwrap();
     admin.set_password(&alice_dn, &SecretString::new("alice-pw-1".into())).await.unwrap();
     // A pending SSO invitation (only its hash and expiry are stored).
     admin
@@ -73,6 +85,27 @@ async fn each_identity_reads_exactly_what_it_should() {
         .unwrap();
     let bob_dn = admin.create(&User::new("bob", "Bob").unwrap()).await.unwrap();
     admin.set_password(&bob_dn, &SecretString::new("bob-pw-1".into())).await.unwrap();
+    // A disabled user: the flag is what a node's access filter reads.
+    let mut carol = User::new("carol", "Carol").unwrap();
+    carol.disabled = true;
+    let carol_dn = admin.create(&carol).await.unwrap();
+    // A POSIX group, with an attribute outside what NSS needs (`o`, allowed by
+    // extensibleObject) that nobody but the broker may read.
+    let group_dn = bed.layout().groups.child("cn", "staff").unwrap();
+    admin
+        .add(
+            &group_dn,
+            vec![
+                ("objectClass".into(), vec![b"posixGroup".to_vec(), b"extensibleObject".to_vec()]),
+                ("cn".into(), vec![b"staff".to_vec()]),
+                ("gidNumber".into(), vec![b"30000".to_vec()]),
+                ("memberUid".into(), vec![b"alice".to_vec(), b"bob".to_vec()]),
+                ("description".into(), vec![b"Staff".to_vec()]),
+                ("o".into(), vec![b"not for nodes".to_vec()]),
+            ],
+        )
+        .await
+        .unwrap();
 
     let mut tok = OtpToken::new("alice-totp", alice_dn.clone(), TokenType::Totp).unwrap();
     tok.secret = Some(Sealed(b"otp-secret".to_vec()));
@@ -119,6 +152,24 @@ async fn each_identity_reads_exactly_what_it_should() {
         (&alice_dn, "sshPublicKey", vec![Owner, Other, Node, Broker]),
         (&alice_dn, "dirbrokerAllowedFrom", vec![Owner, Other, Node, Broker]),
         (&alice_dn, "uid", vec![Owner, Other, Node, Broker]),
+        // What NSS (SSSD, nslcd) and a node's access filter read.
+        (&alice_dn, "objectClass", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "cn", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "uidNumber", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "gidNumber", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "homeDirectory", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "loginShell", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "gecos", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "dirbrokerNotBefore", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "dirbrokerNotAfter", vec![Owner, Other, Node, Broker]),
+        (&carol_dn, "dirbrokerDisabled", vec![Owner, Other, Node, Broker]),
+        (&alice_dn, "sn", vec![Owner, Broker]),
+        (&group_dn, "objectClass", vec![Owner, Other, Node, Broker]),
+        (&group_dn, "cn", vec![Owner, Other, Node, Broker]),
+        (&group_dn, "gidNumber", vec![Owner, Other, Node, Broker]),
+        (&group_dn, "memberUid", vec![Owner, Other, Node, Broker]),
+        (&group_dn, "description", vec![Owner, Other, Node, Broker]),
+        (&group_dn, "o", vec![Broker]),
         (&tok_dn, "dirbrokerOtpSecret", vec![Broker]),
         (&tok_dn, "dirbrokerTotpWatermark", vec![Owner, Broker]),
         (&tok_dn, "dirbrokerTokenOwner", vec![Owner, Broker]),
@@ -149,6 +200,20 @@ async fn each_identity_reads_exactly_what_it_should() {
 
     // The rootdn (directory admin) sees everything, including the hashes.
     assert!(can_read(&admin, &alice_dn, "userPassword").await);
+
+    // SSSD finds a user's groups by a subtree search of ou=groups on memberUid:
+    // the node identity can make it, anonymous cannot.
+    let groups = &bed.layout().groups;
+    let node = bed.dir_as(Identity::NodeReader).await;
+    let found = node.search(groups, Scope::Subtree, &Filter::eq("memberUid", "alice"), &["cn"]).await.unwrap();
+    let names: Vec<&str> = found.iter().filter_map(|e| e.str("cn").ok().flatten()).collect();
+    assert_eq!(names, ["staff"], "node-reader finds alice's groups");
+    let anon = bed.dir_as(Identity::Anonymous).await;
+    let r = anon.search(groups, Scope::Subtree, &Filter::eq("memberUid", "alice"), &["cn"]).await;
+    assert!(
+        matches!(&r, Ok(v) if v.is_empty()) || matches!(r, Err(DirError::NotFound { .. })),
+        "anonymous sees no groups: {r:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Escrow of a user's private key (seed 003's third method, done safely):
 //! the passphrase-protected OpenSSH private key is stored in the user's entry,
-//! readable by its owner only (schema/acl.ldif rule {2}), fetched by binding
+//! readable by its owner only (schema/acl.ldif rule {3}), fetched by binding
 //! as the user and handed to ssh-agent through `ssh-add -` — never written to
 //! disk, never in argv.
 //!

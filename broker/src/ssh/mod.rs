@@ -10,5 +10,6 @@ pub mod escrow;
 pub mod keys;
 pub mod known_hosts;
 pub mod node;
+pub mod sssd_conf;
 
 pub use keys::{KeyError, SshKey};

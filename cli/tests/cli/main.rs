@@ -11,4 +11,5 @@ mod output;
 mod posix;
 mod serve;
 mod ssh;
+mod sssd;
 mod support;

@@ -2,12 +2,14 @@
 //! end-to-end tests): a real slapd per test ([`Bed`]), directory handles bound
 //! as each identity, our daemons ([`Daemon`]), free ports, and the real
 //! OpenSSH pieces ([`openssh`]: a private sshd, local accounts, binaries
-//! installed where sshd accepts them).
+//! installed where sshd accepts them), and SSSD as a judge in its own mount
+//! namespace ([`sssd`]).
 
 // Test support: failing loudly is the point here.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod openssh;
+pub mod sssd;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
