@@ -11,7 +11,17 @@ struct AttrType {
     names: Vec<String>,
     sup: Option<String>,
     single: bool,
+    /// `USAGE` other than userApplications: allowed on any entry, whatever its classes.
+    operational: bool,
 }
+
+/// Attribute types slapd builds in and users may set, but hides from
+/// `cn=Subschema` (`SLAP_AT_HIDE`): an LDIF that ldapadd loads may carry
+/// them. Operational (`distributedOperation`), so no object class is needed.
+const HIDDEN_USER_SETTABLE: [&str; 2] = [
+    "( 1.3.6.1.4.1.4203.666.1.8 NAME ( 'authzTo' 'saslAuthzTo' ) USAGE distributedOperation )",
+    "( 1.3.6.1.4.1.4203.666.1.9 NAME ( 'authzFrom' 'saslAuthzFrom' ) USAGE distributedOperation )",
+];
 
 #[derive(Clone, Debug, Default)]
 struct ObjClass {
@@ -93,6 +103,7 @@ impl Subschema {
             names: list_after(&toks, "NAME"),
             sup: list_after(&toks, "SUP").into_iter().next(),
             single: toks.iter().any(|t| t == "SINGLE-VALUE"),
+            operational: list_after(&toks, "USAGE").first().is_some_and(|u| u != "userapplications"),
         };
         for key in at.names.iter().cloned().chain(std::iter::once(oid)) {
             self.attrs.insert(key, at.clone());
@@ -126,6 +137,7 @@ impl Subschema {
             for d in e.strs("objectClasses")? {
                 s.add_object_class(d);
             }
+            s.add_hidden();
         }
         Ok(s)
     }
@@ -153,6 +165,14 @@ impl Subschema {
                         _ => {}
                     }
                 }
+            }
+        }
+    }
+
+    fn add_hidden(&mut self) {
+        for at in HIDDEN_USER_SETTABLE {
+            if !self.attrs.contains_key(&tokens(at).get(1).map(|t| t.to_ascii_lowercase()).unwrap_or_default()) {
+                self.add_attribute_type(at);
             }
         }
     }
@@ -187,6 +207,7 @@ impl Subschema {
         s.add_object_class("( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )");
         s.add_object_class("( 2.5.6.1 NAME 'alias' SUP top STRUCTURAL MUST aliasedObjectName )");
         s.add_object_class("( 1.3.6.1.4.1.1466.101.120.111 NAME 'extensibleObject' SUP top AUXILIARY )");
+        s.add_hidden();
         s
     }
 
@@ -255,6 +276,13 @@ impl Subschema {
 
     /// Check an entry about to be added; every problem is returned.
     pub fn check_entry(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+        self.check_entry_assuming(attrs, &[])
+    }
+
+    /// [`Subschema::check_entry`], with the attributes named in `kept`
+    /// (lower case) counted as present when the file leaves them out: an
+    /// `--upsert` of an existing entry keeps its secrets.
+    pub fn check_entry_assuming(&self, attrs: &[(String, Vec<Vec<u8>>)], kept: &[&str]) -> Vec<String> {
         let mut problems = Vec::new();
         let mut classes: Vec<String> = attrs
             .iter()
@@ -275,7 +303,8 @@ impl Subschema {
             }
             let chain = self.attr_chain(&base);
             present.extend(chain.iter().cloned());
-            let allowed = extensible || chain.iter().any(|a| must.contains(a) || may.contains(a));
+            let operational = self.attrs.get(&base).is_some_and(|a| a.operational);
+            let allowed = extensible || operational || chain.iter().any(|a| must.contains(a) || may.contains(a));
             if !allowed {
                 problems.push(format!("attribute {desc:?} is not allowed by the object classes"));
             }
@@ -283,7 +312,8 @@ impl Subschema {
                 problems.push(format!("{desc} is single-valued but has {} values", values.len()));
             }
         }
-        let mut missing: Vec<&String> = must.iter().filter(|m| !present.contains(*m)).collect();
+        let mut missing: Vec<&String> =
+            must.iter().filter(|m| !present.contains(*m) && !kept.contains(&m.as_str())).collect();
         missing.sort();
         for m in missing {
             problems.push(format!("required attribute {m} is missing"));
@@ -294,6 +324,35 @@ impl Subschema {
 }
 
 impl Subschema {
+    /// The naming attribute of `dn` (its first RDN, when single-valued) is
+    /// single-valued and the entry gives it another value: slapd refuses the
+    /// add (namingViolation). Values compare without case and surrounding
+    /// spaces (the equality rules of the naming attributes in use: `dc`,
+    /// `uidNumber`, `cn`…; a number written `05` against `5` is not caught).
+    pub fn check_rdn(&self, dn: &Dn, attrs: &[(String, Vec<Vec<u8>>)]) -> Option<String> {
+        let (rdn_attr, rdn_value) = dn.first_rdn()?;
+        let at = self.attrs.get(&rdn_attr.to_ascii_lowercase())?;
+        if !at.single {
+            return None;
+        }
+        let canonical = self.canonical_attr(&rdn_attr);
+        let fold = |v: &str| v.trim().to_lowercase();
+        let want = fold(&rdn_value);
+        let given: Vec<String> = attrs
+            .iter()
+            .filter(|(n, _)| {
+                let base = n.split(';').next().unwrap_or(n);
+                self.canonical_attr(base) == canonical
+            })
+            .flat_map(|(_, vs)| vs.iter().map(|v| String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let other = given.iter().find(|v| fold(v) != want)?;
+        Some(format!(
+            "the RDN gives the single-valued naming attribute {rdn_attr} the value {rdn_value:?}, the entry {other:?} \
+             (the directory refuses that: namingViolation)"
+        ))
+    }
+
     /// Check the attributes a modify record names: unknown attribute types,
     /// and values it adds or puts in place that dirbroker could not use.
     /// (Whether the classes allow them depends on the entry: slapd says.)
@@ -369,6 +428,44 @@ mod tests {
         missing.sort();
         missing.dedup();
         assert!(missing.is_empty(), "undefined offline: {missing:?}");
+    }
+
+    /// authzTo and authzFrom are not in cn=Subschema, yet users set them: known, on any entry.
+    #[test]
+    fn hidden_operational_attributes_are_known_and_allowed_anywhere() {
+        let s = Subschema::offline();
+        let entry = [
+            a("objectClass", &["inetOrgPerson"]),
+            a("uid", &["alice"]),
+            a("cn", &["Alice"]),
+            a("sn", &["L"]),
+            a("authzTo", &["dn:uid=x,dc=example,dc=org"]),
+            a("saslAuthzFrom", &["dn.exact:uid=y,dc=example,dc=org"]),
+        ];
+        assert_eq!(s.check_entry(&entry), Vec::<String>::new());
+        assert_eq!(s.check_changes(&[a("authzFrom", &["dn:uid=z,dc=example,dc=org"])]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_rdn_conflicting_with_its_single_valued_attribute_is_found() {
+        let s = Subschema::offline();
+        let dn = |d: &str| Dn::parse(d).unwrap();
+        let host = [a("objectClass", &["dcObject", "organizationalUnit"]), a("ou", &["a"]), a("dc", &["b"])];
+        assert_eq!(
+            s.check_rdn(&dn("dc=a,dc=example,dc=org"), &host).as_deref(),
+            Some(
+                "the RDN gives the single-valued naming attribute dc the value \"a\", the entry \"b\" (the directory \
+                 refuses that: namingViolation)"
+            )
+        );
+        // The same value in another case, a missing value (slapd adds it) and
+        // a multi-valued naming attribute are fine.
+        let same = [a("objectClass", &["dcObject"]), a("DC", &["A "])];
+        assert_eq!(s.check_rdn(&dn("DC=a,dc=example,dc=org"), &same), None);
+        assert_eq!(s.check_rdn(&dn("dc=a,dc=example,dc=org"), &[a("objectClass", &["dcObject"])]), None);
+        assert_eq!(s.check_rdn(&dn("cn=a,dc=example,dc=org"), &[a("cn", &["b"])]), None);
+        let posix = [a("uidNumber", &["6"])];
+        assert!(s.check_rdn(&dn("uidNumber=5,ou=people,dc=example,dc=org"), &posix).is_some());
     }
 
     #[test]

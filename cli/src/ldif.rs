@@ -282,8 +282,12 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
             let checked =
                 import::check(dir.as_ref(), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
             if ctx.output == Output::Json {
-                ctx.json(&json!({ "records": checked.records, "problems": checked.problems, "more_problems": checked.more_problems }));
+                ctx.json(&json!({
+                    "records": checked.records, "problems": checked.problems,
+                    "more_problems": checked.more_problems, "warnings": checked.warnings,
+                }));
             } else {
+                print_warnings(&a.file, &checked.warnings);
                 for p in &checked.problems {
                     eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
                 }
@@ -301,6 +305,14 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
                 ))
             }
         }
+    }
+}
+
+/// `FILE:LINE: warning: …` for what the file has beyond RFC 2849 that
+/// ldapadd/ldapmodify accept, as the import does.
+fn print_warnings(file: &std::path::Path, warnings: &[import::Problem]) {
+    for w in warnings {
+        eprintln!("{}:{}: warning: {}{}", file.display(), w.line, w.reason, dn_suffix(&w.dn));
     }
 }
 
@@ -322,6 +334,9 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
     };
     let dir = ctx.directory().await?;
     let checked = import::check(Some(&dir), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
+    if ctx.output == Output::Text {
+        print_warnings(&a.file, &checked.warnings);
+    }
     for p in &checked.problems {
         eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
     }
@@ -364,6 +379,7 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
             "records": checked.records, "added": summary.added, "modified": summary.modified,
             "unchanged": summary.unchanged, "deleted": summary.deleted, "renamed": summary.renamed,
             "already_imported": summary.already_imported, "failed": summary.failed, "problems": checked.problems,
+            "warnings": checked.warnings,
             "batches": summary.batches, "dry_run": a.dry_run,
         }));
     } else {
@@ -472,7 +488,7 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
     let matching = filter.as_ref().unwrap_or(&any);
     let has_children = |e: &dirbroker::directory::Entry| e.values("hasSubordinates").iter().any(|v| v == b"TRUE");
     let mut levels: std::collections::VecDeque<Dn> = std::collections::VecDeque::new();
-    let walk = ["*", "hasSubordinates"];
+    let walk = [import::ENTRY_ATTRS, &["hasSubordinates"]].concat();
     dir.search_each(&base, Scope::Base, &any, &walk, 1, |e| {
         if has_children(&e) {
             levels.push_back(e.dn.clone());
@@ -480,7 +496,7 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
         Ok::<(), Failure>(())
     })
     .await?;
-    dir.search_each(&base, Scope::Base, matching, &["*"], 1, |e| write(&e)).await?;
+    dir.search_each(&base, Scope::Base, matching, import::ENTRY_ATTRS, 1, |e| write(&e)).await?;
     while let Some(parent) = levels.pop_front() {
         if filter.is_none() {
             dir.search_each(&parent, Scope::OneLevel, &any, &walk, EXPORT_PAGE, |e| {
@@ -491,7 +507,8 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
             })
             .await?;
         } else {
-            dir.search_each(&parent, Scope::OneLevel, matching, &["*"], EXPORT_PAGE, |e| write(&e)).await?;
+            dir.search_each(&parent, Scope::OneLevel, matching, import::ENTRY_ATTRS, EXPORT_PAGE, |e| write(&e))
+                .await?;
             dir.search_each(&parent, Scope::OneLevel, &any, &["hasSubordinates"], EXPORT_PAGE, |e| {
                 if has_children(&e) {
                     levels.push_back(e.dn.clone());

@@ -350,6 +350,8 @@ impl<R: BufRead> LdifReader<R> {
         let mut size = 0usize;
         let mut in_comment = false;
         let mut started = false;
+        // The record starts at its first line that is not a comment.
+        let mut located = false;
         let mut error: Option<LdifError> = None;
         let mut last = self.line;
         while let Some(phys) = self.physical_line()? {
@@ -369,8 +371,9 @@ impl<R: BufRead> LdifReader<R> {
                 in_comment = false;
                 continue;
             }
-            if !started {
+            if !started || (!located && !matches!(bytes.first(), Some(b'#' | b' '))) {
                 self.record_start = line;
+                located = !matches!(bytes.first(), Some(b'#' | b' '));
             }
             started = true;
             last = line;

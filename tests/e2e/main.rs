@@ -8,6 +8,7 @@ mod acl;
 mod directory;
 mod import;
 mod injection;
+mod ldif_judge;
 mod migration;
 mod otp;
 mod schema;

@@ -226,7 +226,7 @@ async fn run_batch(
             summary.count(&p);
             continue;
         }
-        match dir.apply(&p.op).await {
+        match dir.apply(&p.op).await.map_err(|e| explained(&p.op, e)) {
             Ok(()) => summary.count(&p),
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) if tolerant && already_applied(&p.op, &e) => summary.already_imported += 1,
@@ -239,6 +239,20 @@ async fn run_batch(
         }
     }
     Ok(())
+}
+
+/// An add answered noSuchObject lacks its parent: say so, naming the parent
+/// (the server's error names the entry itself).
+fn explained(op: &WriteOp, e: DirError) -> DirError {
+    match (op, e) {
+        (WriteOp::Add(dn, _), DirError::NotFound { .. }) if dn.parent().is_some() => DirError::NotFound {
+            what: format!(
+                "parent {} is missing (needed to add {dn})",
+                dn.parent().map(|p| p.to_string()).unwrap_or_default()
+            ),
+        },
+        (_, e) => e,
+    }
 }
 
 /// Whether `e` says `op` was applied before (tolerated only for a batch an

@@ -9,8 +9,8 @@ use dirbroker_ldif::LdifReader;
 use sha2::{Digest, Sha256};
 
 use super::{
-    BOUND, Checked, ImportError, ImportOptions, Problem, SECRETS, dn_key, file_err, in_directory, op_of, options,
-    renamed_dn, seal_secrets,
+    BOUND, Checked, ImportError, ImportOptions, MAX_LISTED_PROBLEMS, Problem, SECRET_ATTRS, SECRETS, dn_key, file_err,
+    in_directory, op_of, options, renamed_dn, repeated_values, seal_secrets,
 };
 use crate::directory::{Attrs, Change, Directory, Dn, WriteOp};
 
@@ -100,6 +100,12 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
         let mut reader = LdifReader::with_options(BufReader::new(&mut hashing), options(opts));
         while let Some(item) = reader.next() {
             let line = reader.record_line();
+            let dn_of = item.as_ref().map(|r| r.dn().to_string()).unwrap_or_default();
+            for w in reader.take_warnings() {
+                if out.warnings.len() < MAX_LISTED_PROBLEMS {
+                    out.warnings.push(Problem { line: w.line, dn: dn_of.clone(), reason: w.message });
+                }
+            }
             let record = match item {
                 Ok(r) => r,
                 Err(e) => {
@@ -110,6 +116,10 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             out.records += 1;
             let dn_text = record.dn().to_string();
             let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
+            let problems_before = out.problem_count();
+            for reason in repeated_values(&record) {
+                out.note(bad(reason));
+            }
             let mut op = match op_of(record) {
                 Ok(op) => op,
                 Err(r) => {
@@ -122,25 +132,49 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     if let Err(reason) = seal_secrets(dn, attrs, opts.keyring.as_deref(), false) {
                         out.note(bad(reason));
                     }
+                    let mut schema_problems = Vec::new();
                     if !schema.is_empty() {
-                        for reason in schema.check_entry(attrs) {
-                            out.note(bad(reason));
-                        }
+                        schema_problems = schema.check_entry(attrs);
+                        schema_problems.extend(schema.check_rdn(dn, attrs));
                     }
                     let k = dn_key(dn);
                     if tree.file.get(&k) == Some(&true) {
+                        for reason in schema_problems {
+                            out.note(bad(reason));
+                        }
                         out.note(bad("this DN appears earlier in the file".into()));
                         continue;
                     }
-                    if let Some(parent) = dn.parent() {
-                        match tree.exists(&parent).await? {
-                            Some(true) | None => {}
-                            Some(false) => out.note(bad(format!(
-                                "parent {parent} is neither in the directory nor earlier in the file"
-                            ))),
+                    let mut parent_missing = None;
+                    if let Some(parent) = dn.parent()
+                        && tree.exists(&parent).await? == Some(false)
+                    {
+                        parent_missing = Some(parent);
+                    }
+                    // --upsert turns the add of an entry in the directory into
+                    // a modify: its parent is there (or it is the suffix), and
+                    // the secrets the file leaves out (as an export does) stay.
+                    if opts.upsert && !schema.is_empty() {
+                        let keeping = schema.check_entry_assuming(attrs, SECRET_ATTRS);
+                        let secret_missing =
+                            keeping.len() + usize::from(schema.check_rdn(dn, attrs).is_some()) < schema_problems.len();
+                        if (parent_missing.is_some() || secret_missing) && tree.exists(dn).await? == Some(true) {
+                            parent_missing = None;
+                            schema_problems = keeping;
+                            schema_problems.extend(schema.check_rdn(dn, attrs));
                         }
                     }
-                    tree.file.insert(k, true);
+                    for reason in schema_problems {
+                        out.note(bad(reason));
+                    }
+                    if let Some(parent) = parent_missing {
+                        out.note(bad(format!("parent {parent} is neither in the directory nor earlier in the file")));
+                    }
+                    // An add that cannot be made does not take its DN: a
+                    // later, valid copy is added (as ldapadd -c does).
+                    if out.problem_count() == problems_before {
+                        tree.file.insert(k, true);
+                    }
                 }
                 WriteOp::Delete(dn) => {
                     if let Some(reason) = tree.must_exist(dn).await? {

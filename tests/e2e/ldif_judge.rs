@@ -1,0 +1,275 @@
+//! `dirbroker import` judged by `ldapadd`/`ldapmodify` (Debian's ldap-utils):
+//! each fixture in `fixtures/ldif/` is loaded by their tool into one fresh
+//! slapd and by ours into another, both trees are dumped the same way and
+//! must be equal; our warnings and errors are asserted as a user reads them.
+//! Last, a whole-tree export of a populated slapd imports back with
+//! `--upsert` into a fresh one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dirbroker_testbed::Identity;
+use dirbroker_testbed::harness::{Bed, dirbroker_bin, scratch_dir, start, text};
+
+const PEOPLE: &str = "ou=people,dc=example,dc=org";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/fixtures/ldif").join(name)
+}
+
+/// The fixture copied into `dir` (the import writes its journal beside the
+/// file), `@DIR@` replaced by `dir`.
+fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    let to = dir.join(name);
+    std::fs::write(&to, text.replace("@DIR@", &dir.display().to_string())).unwrap();
+    to
+}
+
+/// `dirbroker ARGS` with the testbed's configuration (bound as the broker).
+fn dirbroker(bed: &Bed, args: &[&str]) -> Output {
+    Command::new(dirbroker_bin())
+        .args(args)
+        .env("DIRBROKER_CONFIG", bed.dir().join("dirbroker.toml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// The whole tree under the suffix as the admin sees it: user attributes
+/// (with objectClass) plus the user-settable operational authzTo/authzFrom;
+/// entries sorted by DN, each entry's lines sorted, attribute names in
+/// lower case; `ignore` (lower case) left out, and the system identities'
+/// passwords (every fresh testbed makes its own).
+fn tree(bed: &Bed, ignore: &[&str]) -> String {
+    let out = bed.ldap_tool_admin(
+        "ldapsearch",
+        &["-LLL", "-o", "ldif-wrap=no", "-b", "dc=example,dc=org", "(objectClass=*)", "*", "authzTo", "authzFrom"],
+        "",
+    );
+    assert!(out.status.success(), "ldapsearch: {}", text(&out));
+    let dump = String::from_utf8(out.stdout).unwrap();
+    let mut entries: Vec<String> = dump
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut lines = e.lines();
+            let dn = lines.next().unwrap_or_default().to_string();
+            let system = dn.to_ascii_lowercase().ends_with(",ou=system,dc=example,dc=org");
+            let mut attrs: Vec<String> = lines
+                .filter_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    let name = name.to_ascii_lowercase();
+                    let skip = ignore.contains(&name.as_str()) || (system && name == "userpassword");
+                    (!skip).then(|| format!("{name}:{value}"))
+                })
+                .collect();
+            attrs.sort();
+            format!("{dn}\n{}", attrs.join("\n"))
+        })
+        .collect();
+    entries.sort_by_key(|e| e.to_ascii_lowercase());
+    entries.join("\n\n")
+}
+
+/// What each side made of one fixture.
+struct Judged {
+    theirs: Output,
+    ours: Output,
+    theirs_tree: String,
+    ours_tree: String,
+    /// The file our import read (its name appears in our messages).
+    file: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Judged {
+    fn ours_text(&self) -> String {
+        text(&self.ours)
+    }
+
+    /// The trees are equal, and hold (or lack) an entry, so that two
+    /// failed loads cannot pass as agreement.
+    fn assert_same_tree(&self, has: &[&str], lacks: &[&str]) {
+        assert_eq!(
+            self.ours_tree,
+            self.theirs_tree,
+            "trees differ\n--- ldap-utils said:\n{}\n--- dirbroker said:\n{}",
+            text(&self.theirs),
+            self.ours_text()
+        );
+        for dn in has {
+            assert!(self.ours_tree.contains(&format!("dn: {dn}\n")), "{dn} missing:\n{}", self.ours_tree);
+        }
+        for dn in lacks {
+            assert!(!self.ours_tree.contains(&format!("dn: {dn}\n")), "{dn} present:\n{}", self.ours_tree);
+        }
+    }
+}
+
+/// Load `name` with `tool` (ldapadd, ldapmodify, with their flags) as the
+/// admin into one fresh slapd, and with `dirbroker import FLAGS` into
+/// another; dump both.
+async fn judge(name: &str, tool: &[&str], flags: &[&str]) -> Judged {
+    let (theirs_bed, ours_bed) = (start().await, start().await);
+    let tmp = scratch_dir();
+    std::fs::write(tmp.path().join("description.txt"), "read from a file").unwrap();
+    let file = copy_fixture(name, tmp.path());
+    let file_str = file.display().to_string();
+    let (program, tool_flags) = tool.split_first().unwrap();
+    let theirs = theirs_bed.ldap_tool_admin(program, &[tool_flags, &["-f", &file_str]].concat(), "");
+    let ours = dirbroker(&ours_bed, &[&["import", &file_str], flags].concat());
+    Judged { theirs_tree: tree(&theirs_bed, &[]), ours_tree: tree(&ours_bed, &[]), theirs, ours, file, _tmp: tmp }
+}
+
+#[tokio::test]
+async fn a_repeated_value_is_refused_as_ldapadd_does() {
+    let j = judge("repeated-value.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
+    assert!(text(&j.theirs).contains("Type or value exists (20)"), "{}", text(&j.theirs));
+    j.assert_same_tree(&[&format!("uid=once,{PEOPLE}")], &[&format!("uid=twice,{PEOPLE}")]);
+    assert!(!j.ours.status.success());
+    let want = format!(
+        "{}:3: mail: value \"twice@example.org\" is given more than once (the directory refuses that: \
+         attributeOrValueExists) (dn: uid=twice,{PEOPLE})",
+        j.file.display()
+    );
+    assert!(j.ours_text().contains(&want), "{}", j.ours_text());
+}
+
+#[tokio::test]
+async fn authz_to_and_from_are_imported() {
+    let j = judge("authz.ldif", &["ldapadd"], &[]).await;
+    assert!(j.theirs.status.success() && j.ours.status.success(), "{}\n{}", text(&j.theirs), j.ours_text());
+    j.assert_same_tree(&[&format!("uid=proxy,{PEOPLE}")], &[]);
+    assert!(j.ours_tree.contains("authzto: dn.regex:^uid=[^,]*,ou=people,dc=example,dc=org$"), "{}", j.ours_tree);
+    assert!(j.ours_tree.contains("authzfrom: dn:uid=admin-tool,"), "{}", j.ours_tree);
+}
+
+#[tokio::test]
+async fn an_empty_modify_and_a_last_change_without_dash_are_taken_as_ldapmodify_does() {
+    let j = judge("modify-lenient.ldif", &["ldapmodify"], &[]).await;
+    assert!(j.theirs.status.success() && j.ours.status.success(), "{}\n{}", text(&j.theirs), j.ours_text());
+    j.assert_same_tree(&[&format!("uid=mod,{PEOPLE}")], &[]);
+    assert!(j.ours_tree.contains("mail: mod@example.org") && j.ours_tree.contains("description: first"));
+    let want = format!(
+        "{}:18: warning: the modification of \"mail\" has no closing '-' line before the end of the record; applied \
+         as complete, as ldapmodify does (dn: uid=mod,{PEOPLE})",
+        j.file.display()
+    );
+    let ours = j.ours_text();
+    assert!(ours.contains(&want), "{ours}");
+    assert!(ours.contains("1 added, 2 modified"), "{ours}");
+    assert_eq!(ours.matches("warning:").count(), 1, "{ours}");
+}
+
+#[tokio::test]
+async fn content_and_change_records_mixed_are_read_as_ldapmodify_a_does() {
+    let j = judge("mixed.ldif", &["ldapmodify", "-a"], &[]).await;
+    assert!(j.theirs.status.success() && j.ours.status.success(), "{}\n{}", text(&j.theirs), j.ours_text());
+    j.assert_same_tree(&[&format!("uid=mix1,{PEOPLE}"), &format!("uid=mix2,{PEOPLE}")], &[]);
+    assert!(j.ours_tree.contains("sn: changed"), "{}", j.ours_tree);
+    let want = format!(
+        "{}:8: warning: a change record in a file of content records: RFC 2849 forbids mixing them; read as \
+         `ldapmodify -a` does (a content record is an add) (dn: uid=mix1,{PEOPLE})",
+        j.file.display()
+    );
+    assert!(j.ours_text().contains(&want), "{}", j.ours_text());
+}
+
+#[tokio::test]
+async fn a_valid_copy_after_an_invalid_one_is_added_as_ldapadd_c_does() {
+    let j = judge("dup-after-invalid.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
+    j.assert_same_tree(&[&format!("uid=dup,{PEOPLE}")], &[]);
+    assert!(j.ours_tree.contains("sn: second"), "{}", j.ours_tree);
+    let ours = j.ours_text();
+    assert!(ours.contains(&format!("{}:3: required attribute sn is missing", j.file.display())), "{ours}");
+    assert!(!ours.contains("appears earlier"), "{ours}");
+    assert!(ours.contains("1 added"), "{ours}");
+}
+
+#[tokio::test]
+async fn an_rdn_conflict_is_found_by_the_check_and_plain_values_starting_with_angle_are_taken() {
+    let j = judge("rdn-and-plain-values.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
+    assert!(text(&j.theirs).contains("Naming violation (64)"), "{}", text(&j.theirs));
+    j.assert_same_tree(&["cn=angle,ou=hosts,dc=example,dc=org"], &["dc=a,ou=hosts,dc=example,dc=org"]);
+    assert!(j.ours_tree.contains("description: <not a url") || j.ours_tree.contains("description:: PG5vdCBhIHVybA=="));
+    let ours = j.ours_text();
+    let conflict = "the RDN gives the single-valued naming attribute dc the value \"a\", the entry \"b\" (the \
+                    directory refuses that: namingViolation) (dn: dc=a,ou=hosts,dc=example,dc=org)";
+    assert!(ours.contains(&format!("{}:2: {conflict}", j.file.display())), "{ours}");
+    assert!(ours.contains(&format!("{}:13: warning: the value of description starts with '<'", j.file.display())));
+    assert!(ours.contains(&format!("{}:15: warning: the value of l starts with ':'", j.file.display())));
+    // `ldif check` finds the conflict too, offline, before anything is written.
+    let bed = start().await;
+    let check = dirbroker(&bed, &["ldif", "check", "--offline", &j.file.display().to_string()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains(conflict), "{}", text(&check));
+}
+
+#[tokio::test]
+async fn a_missing_parent_is_named() {
+    let j = judge("missing-parent.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
+    assert!(text(&j.theirs).contains("No such object (32)"), "{}", text(&j.theirs));
+    j.assert_same_tree(&[], &["ou=dept,dc=example,dc=org"]);
+    let want = format!(
+        "{}:8: failed: not found: parent ou=dept,dc=example,dc=org is missing (needed to add \
+         uid=child,ou=dept,dc=example,dc=org)",
+        j.file.display()
+    );
+    assert!(j.ours_text().contains(&want), "{}", j.ours_text());
+}
+
+#[tokio::test]
+async fn file_urls_need_the_flag_and_then_read_as_ldapadd_reads_them() {
+    let dir = scratch_dir();
+    let j = judge("file-url.ldif", &["ldapadd"], &["--allow-file-urls", "/tmp"]).await;
+    assert!(j.ours.status.success(), "{}", j.ours_text());
+    j.assert_same_tree(&["cn=photo,ou=hosts,dc=example,dc=org"], &[]);
+    assert!(j.ours_tree.contains("description: read from a file"), "{}", j.ours_tree);
+    // Without the flag the message says which flag.
+    let bed = start().await;
+    std::fs::write(dir.path().join("description.txt"), "x").unwrap();
+    let file = copy_fixture("file-url.ldif", dir.path());
+    let check = dirbroker(&bed, &["ldif", "check", "--offline", &file.display().to_string()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let want = "a ':<' value reads a file, which is off by default; allow files from one directory with \
+                --allow-file-urls DIR";
+    assert!(text(&check).contains(&format!("{}:5: line 5, column ", file.display())), "{}", text(&check));
+    assert!(text(&check).contains(want), "{}", text(&check));
+}
+
+/// A whole-tree export of a populated directory imports back with --upsert
+/// into a fresh one (which has its own suffix, units and system
+/// identities): the suffix's missing parent and the system identities'
+/// left-out passwords are no obstacle, the trees are equal but for the
+/// secrets, and a password hash does not travel.
+#[tokio::test]
+async fn a_whole_tree_export_imports_back_with_upsert_into_a_fresh_directory() {
+    let (from, to) = (start().await, start().await);
+    let tmp = scratch_dir();
+    let populated = copy_fixture("populated.ldif", tmp.path());
+    let loaded = from.ldap_tool_admin("ldapadd", &["-f", &populated.display().to_string()], "");
+    assert!(loaded.status.success(), "{}", text(&loaded));
+    let alice = dirbroker::directory::Dn::parse(&format!("uid=alice,{PEOPLE}")).unwrap();
+    let pw = dirbroker::secret::SecretString::new("alice-password-1".into());
+    from.dir_as(Identity::Broker).await.set_password(&alice, &pw).await.unwrap();
+
+    let export = tmp.path().join("all.ldif");
+    let out = dirbroker(&from, &["export", "--out", &export.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The fresh directory's own entries: without --upsert they are in the way.
+    let plain = dirbroker(&to, &["import", &export.display().to_string(), "--dry-run"]);
+    assert!(!plain.status.success(), "{}", text(&plain));
+    let upsert = dirbroker(&to, &["import", "--upsert", &export.display().to_string()]);
+    assert!(upsert.status.success(), "{}", text(&upsert));
+    // 4 entries from the file are new; the suffix, its units and the system
+    // identities are there already and unchanged.
+    assert!(text(&upsert).contains("4 added, 0 modified"), "{}", text(&upsert));
+
+    assert_eq!(tree(&to, &["userpassword"]), tree(&from, &["userpassword"]));
+    assert!(tree(&from, &[]).contains("userpassword:"), "the source has alice's password hash");
+    assert!(!tree(&to, &[]).contains("userpassword:"), "password hashes do not travel in an export");
+    // The fresh directory's own identities still work.
+    let again = dirbroker(&to, &["import", "--upsert", &export.display().to_string()]);
+    assert!(again.status.success(), "{}", text(&again));
+}
