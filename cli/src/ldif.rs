@@ -418,7 +418,8 @@ pub struct ExportArgs {
     /// RFC 4515 filter (default: every entry).
     #[arg(long, value_name = "FILTER")]
     filter: Option<String>,
-    /// Keep secret attributes (in the sealed form they are stored in; password hashes as stored).
+    /// Keep secret attributes: OTP/TOTP seeds and pre-shared keys sealed as stored (they open only with the
+    /// same keyring); password hashes only if the bound identity may read them (the broker may not).
     #[arg(long)]
     include_secrets: bool,
     /// Write to FILE (must not exist; mode 0600 with --include-secrets) instead of standard output.

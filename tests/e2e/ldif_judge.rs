@@ -273,3 +273,74 @@ async fn a_whole_tree_export_imports_back_with_upsert_into_a_fresh_directory() {
     let again = dirbroker(&to, &["import", "--upsert", &export.display().to_string()]);
     assert!(again.status.success(), "{}", text(&again));
 }
+
+/// `export --include-secrets` carries OTP seeds sealed as stored (file
+/// 0600), never a password hash (the broker may set userPassword, not read
+/// it); the sealed seed opens only with the keyring it was sealed with: a
+/// directory with another keyring refuses the file, one whose broker uses
+/// the same keyring takes it, and the token then verifies oathtool's code.
+#[tokio::test]
+async fn sealed_secrets_travel_with_include_secrets_to_a_broker_with_the_same_keyring() {
+    use std::os::unix::fs::PermissionsExt;
+    let (from, to) = (start().await, start().await);
+    let tmp = scratch_dir();
+    let populated = copy_fixture("populated.ldif", tmp.path());
+    let loaded = from.ldap_tool_admin("ldapadd", &["-f", &populated.display().to_string()], "");
+    assert!(loaded.status.success(), "{}", text(&loaded));
+    let alice = dirbroker::directory::Dn::parse(&format!("uid=alice,{PEOPLE}")).unwrap();
+    let pw = dirbroker::secret::SecretString::new("alice-password-1".into());
+    from.dir_as(Identity::Broker).await.set_password(&alice, &pw).await.unwrap();
+    let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let seed_file = dirbroker_testbed::harness::secret_file(tmp.path(), "seed.b32", seed, 0o600);
+    let enrolled = dirbroker(
+        &from,
+        &[
+            "otp",
+            "import",
+            "alice",
+            "--type",
+            "totp",
+            "--id",
+            "alice-moved",
+            "--secret-file",
+            &seed_file.display().to_string(),
+        ],
+    );
+    assert!(enrolled.status.success(), "{}", text(&enrolled));
+
+    let export = tmp.path().join("secrets.ldif");
+    let out = dirbroker(&from, &["export", "--include-secrets", "--out", &export.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::metadata(&export).unwrap().permissions().mode() & 0o777, 0o600);
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(exported.contains("dirbrokerOtpSecret:: "), "{exported}");
+    assert!(!exported.to_ascii_lowercase().contains("userpassword"), "{exported}");
+    assert!(!exported.contains(seed), "the seed travels sealed, never in clear");
+
+    // Another keyring cannot open the sealed seed: refused, nothing written.
+    let refused = dirbroker(&to, &["import", "--upsert", &export.display().to_string()]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("which is not in the keyring"), "{}", text(&refused));
+    assert!(text(&refused).contains("nothing was written"), "{}", text(&refused));
+    assert!(!tree(&to, &[]).contains("uid=alice"), "nothing written");
+
+    // The receiving broker configured with the sender's keyring takes it.
+    let config = std::fs::read_to_string(to.dir().join("dirbroker.toml")).unwrap();
+    let same_keys =
+        config.replace(&to.keyring_file().display().to_string(), &from.keyring_file().display().to_string());
+    assert_ne!(config, same_keys);
+    let cfg = dirbroker_testbed::harness::secret_file(tmp.path(), "same-keys.toml", &same_keys, 0o600);
+    let run = |args: &[&str], stdin: &str| {
+        dirbroker_testbed::harness::run_with_stdin(
+            Command::new(dirbroker_bin()).args(args).env("DIRBROKER_CONFIG", &cfg).env("NO_COLOR", "1"),
+            stdin,
+        )
+    };
+    let taken = run(&["import", "--upsert", &export.display().to_string()], "");
+    assert!(taken.status.success(), "{}", text(&taken));
+    assert_eq!(tree(&to, &["userpassword"]), tree(&from, &["userpassword"]));
+    let code = Command::new("oathtool").args(["--totp", "-b", seed]).output().unwrap();
+    let code = String::from_utf8(code.stdout).unwrap();
+    let verified = run(&["otp", "verify", "alice"], &code);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
