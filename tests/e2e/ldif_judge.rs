@@ -174,6 +174,14 @@ async fn content_and_change_records_mixed_are_read_as_ldapmodify_a_does() {
         j.file.display()
     );
     assert!(j.ours_text().contains(&want), "{}", j.ours_text());
+    // `ldif check --output json` lists it under "warnings", not "problems".
+    let bed = start().await;
+    let check = dirbroker(&bed, &["--output", "json", "ldif", "check", "--offline", &j.file.display().to_string()]);
+    assert!(check.status.success(), "{}", text(&check));
+    let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(json["problems"].as_array().map(Vec::len), Some(0), "{json}");
+    assert_eq!(json["warnings"][0]["line"], 8, "{json}");
+    assert_eq!(json["warnings"][0]["dn"], format!("uid=mix1,{PEOPLE}"), "{json}");
 }
 
 #[tokio::test]

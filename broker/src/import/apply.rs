@@ -42,7 +42,10 @@ pub async fn import(
         p.push(".journal");
         PathBuf::from(p)
     });
-    let header = format!("dirbroker-import v2 {} {}", checked.size, checked.digest);
+    // v3: which records the check refuses changed (repeated values, RDN
+    // conflicts, authzTo, a valid copy after an invalid one), and with it
+    // how the records fall into batches: a v2 journal would skip the wrong ones.
+    let header = format!("dirbroker-import v3 {} {}", checked.size, checked.digest);
     let mut journal = Journal::open(&journal_path, &header, opts.dry_run)?;
     let file = File::open(path).map_err(|e| file_err(path, e))?;
     let mut reader = LdifReader::with_options(BufReader::new(file), options(opts));
