@@ -327,6 +327,20 @@ async fn a_whole_tree_export_imports_back_with_upsert_into_a_fresh_directory() {
     // The fresh directory's own entries: without --upsert they are in the way.
     let plain = dirbroker(&to, &["import", &export.display().to_string(), "--dry-run"]);
     assert!(!plain.status.success(), "{}", text(&plain));
+    let said = text(&plain);
+    // The entries whose add the check could not otherwise judge: the suffix
+    // (no parent) and the system identities (no userPassword). The units are
+    // found by slapd when the adds run ("already exists").
+    for dn in
+        ["dc=example,dc=org", "cn=broker,ou=system,dc=example,dc=org", "cn=node-reader,ou=system,dc=example,dc=org"]
+    {
+        let want = format!(
+            "{dn} is in the directory already: an add of it fails; --upsert makes it the file's version (keeping the \
+             secrets the file leaves out) (dn: {dn})"
+        );
+        assert!(said.contains(&want), "{said}");
+    }
+    assert!(!said.contains("neither in the directory") && !said.contains("userpassword"), "{said}");
     let upsert = dirbroker(&to, &["import", "--upsert", &export.display().to_string()]);
     assert!(upsert.status.success(), "{}", text(&upsert));
     // 4 entries from the file are new; the suffix, its units and the system

@@ -151,17 +151,27 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     {
                         parent_missing = Some(parent);
                     }
-                    // --upsert turns the add of an entry in the directory into
-                    // a modify: its parent is there (or it is the suffix), and
-                    // the secrets the file leaves out (as an export does) stay.
-                    if opts.upsert && !schema.is_empty() {
-                        let keeping = schema.check_entry_assuming(attrs, SECRET_ATTRS);
-                        let secret_missing =
-                            keeping.len() + usize::from(schema.check_rdn(dn, attrs).is_some()) < schema_problems.len();
-                        if (parent_missing.is_some() || secret_missing) && tree.exists(dn).await? == Some(true) {
-                            parent_missing = None;
-                            schema_problems = keeping;
-                            schema_problems.extend(schema.check_rdn(dn, attrs));
+                    // An entry in the directory needs no parent (the suffix of
+                    // an export has none), and --upsert keeps the secrets the
+                    // file leaves out (as an export does): read whether it is
+                    // there only when one of those is the trouble (rare).
+                    let without_secrets = (!schema_problems.is_empty())
+                        .then(|| {
+                            let mut kept = schema.check_entry_assuming(attrs, SECRET_ATTRS);
+                            kept.extend(schema.check_rdn(dn, attrs));
+                            kept
+                        })
+                        .filter(|kept| kept.len() < schema_problems.len());
+                    if (parent_missing.is_some() || without_secrets.is_some()) && tree.exists(dn).await? == Some(true) {
+                        parent_missing = None;
+                        if let Some(kept) = without_secrets {
+                            schema_problems = kept;
+                        }
+                        if !opts.upsert {
+                            out.note(bad(format!(
+                                "{dn} is in the directory already: an add of it fails; --upsert makes it the \
+                                 file's version (keeping the secrets the file leaves out)"
+                            )));
                         }
                     }
                     for reason in schema_problems {
