@@ -330,11 +330,12 @@ impl Subschema {
     /// spaces (the equality rules of the naming attributes in use: `dc`,
     /// `uidNumber`, `cn`…; a number written `05` against `5` is not caught).
     pub fn check_rdn(&self, dn: &Dn, attrs: &[(String, Vec<Vec<u8>>)]) -> Option<String> {
-        let (rdn_attr, rdn_value) = dn.first_rdn()?;
-        let at = self.attrs.get(&rdn_attr.to_ascii_lowercase())?;
-        if !at.single {
+        // The naming attribute's type first: most (uid, cn, ou) are multi-valued.
+        let rdn_type = dn.as_str().split('=').next()?.trim();
+        if !self.attrs.get(&rdn_type.to_ascii_lowercase()).is_some_and(|at| at.single) {
             return None;
         }
+        let (rdn_attr, rdn_value) = dn.first_rdn()?;
         let canonical = self.canonical_attr(&rdn_attr);
         let fold = |v: &str| v.trim().to_lowercase();
         let want = fold(&rdn_value);

@@ -100,10 +100,10 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
         let mut reader = LdifReader::with_options(BufReader::new(&mut hashing), options(opts));
         while let Some(item) = reader.next() {
             let line = reader.record_line();
-            let dn_of = item.as_ref().map(|r| r.dn().to_string()).unwrap_or_default();
             for w in reader.take_warnings() {
                 if out.warnings.len() < MAX_LISTED_PROBLEMS {
-                    out.warnings.push(Problem { line: w.line, dn: dn_of.clone(), reason: w.message });
+                    let dn = item.as_ref().map(|r| r.dn().to_string()).unwrap_or_default();
+                    out.warnings.push(Problem { line: w.line, dn, reason: w.message });
                 }
             }
             let record = match item {

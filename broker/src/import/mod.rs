@@ -230,15 +230,28 @@ fn repeated_values(record: &Record) -> Vec<String> {
     };
     let mut out = Vec::new();
     for (attr, values) in blocks {
-        let mut seen: HashSet<&[u8]> = HashSet::new();
-        let mut reported: HashSet<&[u8]> = HashSet::new();
-        for v in values {
-            if !seen.insert(v) && reported.insert(v) {
-                out.push(format!(
-                    "{attr}: value {:?} is given more than once (the directory refuses that: attributeOrValueExists)",
-                    String::from_utf8_lossy(v)
-                ));
+        // A handful of values each (compared pairwise), rarely many (hashed).
+        let mut repeated: Vec<&[u8]> = Vec::new();
+        if values.len() <= 16 {
+            for (i, v) in values.iter().enumerate() {
+                let earlier = values.get(..i).unwrap_or_default();
+                if earlier.contains(v) && !repeated.contains(&v.as_slice()) {
+                    repeated.push(v);
+                }
             }
+        } else {
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            for v in values {
+                if !seen.insert(v) && !repeated.contains(&v.as_slice()) {
+                    repeated.push(v);
+                }
+            }
+        }
+        for v in repeated {
+            out.push(format!(
+                "{attr}: value {:?} is given more than once (the directory refuses that: attributeOrValueExists)",
+                String::from_utf8_lossy(v)
+            ));
         }
     }
     out
