@@ -255,6 +255,24 @@ async fn a_valid_copy_after_an_invalid_one_is_added_as_ldapadd_c_does() {
 }
 
 #[tokio::test]
+async fn the_child_of_a_refused_entry_is_refused_naming_its_parent() {
+    let j = judge("child-of-refused.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
+    assert!(text(&j.theirs).contains("No such object (32)"), "{}", text(&j.theirs));
+    j.assert_same_tree(&[&format!("uid=after,{PEOPLE}")], &["ou=shop,dc=example,dc=org"]);
+    let ours = j.ours_text();
+    let file = j.file.display();
+    assert!(
+        ours.contains(&format!("{file}:3: unknown attribute \"shoeSize\" (dn: ou=shop,dc=example,dc=org)")),
+        "{ours}"
+    );
+    let want = format!(
+        "{file}:8: parent ou=shop,dc=example,dc=org is not added: its record (line 3) has problems (dn: \
+         uid=clerk,ou=shop,dc=example,dc=org)"
+    );
+    assert!(ours.contains(&want), "{ours}");
+}
+
+#[tokio::test]
 async fn an_rdn_conflict_is_found_by_the_check_and_plain_values_starting_with_angle_are_taken() {
     let j = judge("rdn-and-plain-values.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
     assert!(text(&j.theirs).contains("Naming violation (64)"), "{}", text(&j.theirs));

@@ -54,6 +54,8 @@ struct Tree<'a> {
     file: HashMap<[u8; 16], bool>,
     /// Directory answers already asked.
     known: HashMap<[u8; 16], bool>,
+    /// Adds the check refused, with their lines: their children have no parent.
+    refused: HashMap<[u8; 16], usize>,
 }
 
 impl Tree<'_> {
@@ -95,7 +97,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
         Some(d) => crate::subschema::Subschema::from_directory(d).await?,
         None => crate::subschema::Subschema::offline(),
     };
-    let mut tree = Tree { dir, file: HashMap::new(), known: HashMap::new() };
+    let mut tree = Tree { dir, file: HashMap::new(), known: HashMap::new(), refused: HashMap::new() };
     {
         let mut reader = LdifReader::with_options(BufReader::new(&mut hashing), options(opts));
         while let Some(item) = reader.next() {
@@ -178,12 +180,18 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                         out.note(bad(reason));
                     }
                     if let Some(parent) = parent_missing {
-                        out.note(bad(format!("parent {parent} is neither in the directory nor earlier in the file")));
+                        out.note(bad(match tree.refused.get(&dn_key(&parent)) {
+                            Some(at) => format!("parent {parent} is not added: its record (line {at}) has problems"),
+                            None => format!("parent {parent} is neither in the directory nor earlier in the file"),
+                        }));
                     }
                     // An add that cannot be made does not take its DN: a
                     // later, valid copy is added (as ldapadd -c does).
                     if out.problem_count() == problems_before {
                         tree.file.insert(k, true);
+                        tree.refused.remove(&k);
+                    } else {
+                        tree.refused.insert(k, line);
                     }
                 }
                 WriteOp::Delete(dn) => {
