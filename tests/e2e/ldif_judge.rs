@@ -181,6 +181,17 @@ async fn rfc2849_change_examples_apply_as_with_ldapmodify() {
     );
 }
 
+/// The grammar's corners: CRLF, a DN with trailing spaces, attribute names
+/// in other case, several spaces after the colon, trailing spaces and a tab
+/// in a value, base64 with a leading space, plain UTF-8, folded comments,
+/// values and DNs.
+#[tokio::test]
+async fn grammar_corners_read_as_ldapadd_reads_them() {
+    let j = judge("grammar-corners.ldif", &["ldapadd"], &[]).await;
+    assert!(j.theirs.status.success() && j.ours.status.success(), "{}\n{}", text(&j.theirs), j.ours_text());
+    j.assert_same_tree(&["cn=corner,ou=hosts,dc=example,dc=org"], &[]);
+}
+
 #[tokio::test]
 async fn a_repeated_value_is_refused_as_ldapadd_does() {
     let j = judge("repeated-value.ldif", &["ldapadd", "-c"], &["--continue-on-error"]).await;
