@@ -17,7 +17,9 @@ pub enum LdifCmd {
     #[command(
         after_help = "Examples:\n  dirbroker ldif check users.ldif\n  dirbroker ldif check users.ldif --offline --output json\n\n\
         Every problem is reported in one pass. Parents must exist in the directory or\n\
-        come earlier in the file (not checked with --offline)."
+        come earlier in the file (not checked with --offline). What ldapadd/ldapmodify\n\
+        accept beyond RFC 2849 (a value starting with '<', a last modify change without\n\
+        '-', content and change records mixed) is accepted and listed as a warning."
     )]
     Check(CheckArgs),
     /// Users (with their keys) and groups from passwd/group files and a keys directory.
