@@ -2,8 +2,10 @@
 //! each fixture in `fixtures/ldif/` is loaded by their tool into one fresh
 //! slapd and by ours into another, both trees are dumped the same way and
 //! must be equal; our warnings and errors are asserted as a user reads them.
-//! Last, a whole-tree export of a populated slapd imports back with
-//! `--upsert` into a fresh one.
+//! The corpus: RFC 2849's own examples, the grammar's corners, and one file
+//! per difference issue #14 found. Last, a whole-tree export of a populated
+//! slapd imports back with `--upsert` into a fresh one, and sealed secrets
+//! travel (with `--include-secrets`) to a broker with the same keyring only.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
