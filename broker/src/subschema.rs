@@ -13,6 +13,8 @@ struct AttrType {
     single: bool,
     /// `USAGE` other than userApplications: allowed on any entry, whatever its classes.
     operational: bool,
+    /// The `EQUALITY` rule (lower case), if the type names one (else its supertype's).
+    equality: Option<String>,
 }
 
 /// Attribute types slapd builds in and users may set, but hides from
@@ -104,6 +106,7 @@ impl Subschema {
             sup: list_after(&toks, "SUP").into_iter().next(),
             single: toks.iter().any(|t| t == "SINGLE-VALUE"),
             operational: list_after(&toks, "USAGE").first().is_some_and(|u| u != "userapplications"),
+            equality: list_after(&toks, "EQUALITY").into_iter().next(),
         };
         for key in at.names.iter().cloned().chain(std::iter::once(oid)) {
             self.attrs.insert(key, at.clone());
@@ -191,16 +194,16 @@ impl Subschema {
         for at in [
             "( 2.5.4.0 NAME 'objectClass' )",
             "( 2.5.4.1 NAME ( 'aliasedObjectName' 'aliasedEntryName' ) SINGLE-VALUE )",
-            "( 2.5.4.41 NAME 'name' )",
+            "( 2.5.4.41 NAME 'name' EQUALITY caseIgnoreMatch )",
             "( 2.5.4.3 NAME ( 'cn' 'commonName' ) SUP name )",
-            "( 2.5.4.13 NAME 'description' )",
+            "( 2.5.4.13 NAME 'description' EQUALITY caseIgnoreMatch )",
             "( 2.5.4.49 NAME 'distinguishedName' )",
             "( 2.5.4.34 NAME 'seeAlso' SUP distinguishedName )",
-            "( 2.5.4.35 NAME 'userPassword' )",
-            "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) )",
-            "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' )",
-            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' SINGLE-VALUE )",
-            "( 1.3.6.1.1.1.1.1 NAME 'gidNumber' SINGLE-VALUE )",
+            "( 2.5.4.35 NAME 'userPassword' EQUALITY octetStringMatch )",
+            "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) EQUALITY caseIgnoreMatch )",
+            "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' EQUALITY caseExactMatch )",
+            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' EQUALITY integerMatch SINGLE-VALUE )",
+            "( 1.3.6.1.1.1.1.1 NAME 'gidNumber' EQUALITY integerMatch SINGLE-VALUE )",
         ] {
             s.add_attribute_type(at);
         }
@@ -324,6 +327,68 @@ impl Subschema {
 }
 
 impl Subschema {
+    /// The equality rule of an attribute type (lower case), its own or its
+    /// nearest supertype's.
+    fn equality(&self, attr: &str) -> Option<&str> {
+        let mut cur = self.attrs.get(&attr.to_ascii_lowercase());
+        for _ in 0..16 {
+            let at = cur?;
+            if let Some(rule) = &at.equality {
+                return Some(rule);
+            }
+            cur = at.sup.as_ref().and_then(|s| self.attrs.get(s));
+        }
+        None
+    }
+
+    /// Two values of `attr` (a description; options ignored) that the
+    /// server's equality rule certainly calls equal although their bytes
+    /// differ, with the rule's name: for the string rules after RFC 4518's
+    /// insignificant-space handling (and case folding where the rule ignores
+    /// case), telephone and numeric strings without their spaces (and
+    /// hyphens), integers by value, booleans without case. Other rules (DN,
+    /// octet string, …) compare bytes here: slapd finds the rest.
+    pub fn equal_values<'v>(&self, attr: &str, values: &'v [Vec<u8>]) -> Option<(&'v [u8], &'v [u8], &'static str)> {
+        let base = attr.split(';').next().unwrap_or(attr);
+        let rule = self.equality(base)?;
+        let shown = match rule {
+            "caseignorematch" => "caseIgnoreMatch",
+            "caseignoreia5match" => "caseIgnoreIA5Match",
+            "caseignorelistmatch" => "caseIgnoreListMatch",
+            "caseexactmatch" => "caseExactMatch",
+            "caseexactia5match" => "caseExactIA5Match",
+            "numericstringmatch" => "numericStringMatch",
+            "telephonenumbermatch" => "telephoneNumberMatch",
+            "integermatch" => "integerMatch",
+            "booleanmatch" => "booleanMatch",
+            _ => return None,
+        };
+        let key = |v: &[u8]| -> Option<String> {
+            let t = std::str::from_utf8(v).ok()?;
+            let spaced = || t.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(match shown {
+                "caseIgnoreMatch" | "caseIgnoreIA5Match" | "caseIgnoreListMatch" => spaced().to_lowercase(),
+                "caseExactMatch" | "caseExactIA5Match" => spaced(),
+                "numericStringMatch" => t.chars().filter(|c| *c != ' ').collect(),
+                "telephoneNumberMatch" => {
+                    t.chars().filter(|c| *c != ' ' && *c != '-').collect::<String>().to_lowercase()
+                }
+                "integerMatch" => t.trim().parse::<i128>().ok()?.to_string(),
+                _ => t.to_ascii_uppercase(),
+            })
+        };
+        let keys: Vec<Option<String>> = values.iter().map(|v| key(v)).collect();
+        for (i, (v, k)) in values.iter().zip(&keys).enumerate() {
+            let Some(k) = k else { continue };
+            for (w, l) in values.iter().zip(&keys).take(i) {
+                if l.as_ref() == Some(k) && w != v {
+                    return Some((w.as_slice(), v.as_slice(), shown));
+                }
+            }
+        }
+        None
+    }
+
     /// The naming attribute of `dn` (its first RDN, when single-valued) is
     /// single-valued and the entry gives it another value: slapd refuses the
     /// add (namingViolation). Values compare without case and surrounding

@@ -119,7 +119,7 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             let dn_text = record.dn().to_string();
             let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
             let problems_before = out.problem_count();
-            for reason in repeated_values(&record) {
+            for reason in repeated_values(&record, &schema) {
                 out.note(bad(reason));
             }
             let mut op = match op_of(record) {

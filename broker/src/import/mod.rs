@@ -210,12 +210,14 @@ fn op_of(record: Record) -> Result<WriteOp, String> {
     })
 }
 
-/// Values given twice (byte for byte) in one attribute of an add, or in
-/// one add:/replace: block of a modify: slapd refuses such a record
-/// (attributeOrValueExists, "provided more than once") and so does the check,
-/// where the directory would otherwise get the values merged. (A delete:
-/// block naming a value twice slapd takes, so it is not listed.)
-fn repeated_values(record: &Record) -> Vec<String> {
+/// Values given twice in one attribute of an add, or in one add:/replace:
+/// block of a modify — byte for byte, or equal by the attribute's equality
+/// rule where the check knows it ([`crate::subschema::Subschema::equal_values`]):
+/// slapd refuses such a record (attributeOrValueExists, "provided more than
+/// once") and so does the check, where the directory would otherwise get the
+/// values merged. (A delete: block naming a value twice slapd takes, so it
+/// is not listed.)
+fn repeated_values(record: &Record, schema: &crate::subschema::Subschema) -> Vec<String> {
     let blocks: Vec<(&str, &[Vec<u8>])> = match record {
         Record::Content(e) => e.attrs.iter().map(|a| (a.name.as_str(), a.values.as_slice())).collect(),
         Record::Change(c) => match &c.kind {
@@ -247,10 +249,21 @@ fn repeated_values(record: &Record) -> Vec<String> {
                 }
             }
         }
-        for v in repeated {
+        for v in &repeated {
             out.push(format!(
                 "{attr}: value {:?} is given more than once (the directory refuses that: attributeOrValueExists)",
                 String::from_utf8_lossy(v)
+            ));
+        }
+        if repeated.is_empty()
+            && values.len() > 1
+            && let Some((a, b, rule)) = schema.equal_values(attr, values)
+        {
+            out.push(format!(
+                "{attr}: values {:?} and {:?} are equal by {rule} (the directory refuses that: \
+                 attributeOrValueExists)",
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b)
             ));
         }
     }
@@ -449,8 +462,9 @@ mod tests {
     #[test]
     fn repeated_values_and_empty_modifies() {
         let twice = parsed("dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\ncn: b\nCN: a\ncn: a\n");
+        let schema = crate::subschema::Subschema::offline();
         assert_eq!(
-            repeated_values(&twice),
+            repeated_values(&twice, &schema),
             ["cn: value \"a\" is given more than once (the directory refuses that: attributeOrValueExists)"]
         );
         let blocks = modify(&[
@@ -458,10 +472,39 @@ mod tests {
             (ModOp::Replace, "sn", &["s", "t", "s"]),
             (ModOp::Delete, "description", &["d", "d"]),
         ]);
-        let got = repeated_values(&blocks);
+        let got = repeated_values(&blocks, &schema);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("mail: value \"m\"") && got[1].starts_with("sn: value \"s\""), "{got:?}");
-        assert!(repeated_values(&parsed("dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\n")).is_empty());
+        assert!(
+            repeated_values(&parsed("dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\n"), &schema).is_empty()
+        );
+        // Equal by the equality rule: case and spaces for caseIgnoreMatch,
+        // spaces and hyphens for telephone numbers, integers by value; not
+        // for caseExact (case) or an octet string.
+        let by_rule = parsed(
+            "dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: Two  Words\ncn: two words\n\
+             description: A\ndescription: a\n",
+        );
+        assert_eq!(
+            repeated_values(&by_rule, &schema),
+            [
+                "cn: values \"Two  Words\" and \"two words\" are equal by caseIgnoreMatch (the directory refuses that: \
+                 attributeOrValueExists)",
+                "description: values \"A\" and \"a\" are equal by caseIgnoreMatch (the directory refuses that: \
+                 attributeOrValueExists)",
+            ]
+        );
+        let phone = modify(&[(ModOp::Add, "telephoneNumber", &["+1 555-0100", "+15550100"])]);
+        assert!(
+            repeated_values(&phone, &schema)[0].contains("telephoneNumberMatch"),
+            "{:?}",
+            repeated_values(&phone, &schema)
+        );
+        let distinct = modify(&[
+            (ModOp::Replace, "labeledURI", &["http://a", "HTTP://a"]),
+            (ModOp::Replace, "userPassword", &["x", "X"]),
+        ]);
+        assert!(repeated_values(&distinct, &schema).is_empty(), "{:?}", repeated_values(&distinct, &schema));
         let WriteOp::Modify(dn, changes) = op_of(modify(&[])).unwrap() else { panic!("not a modify") };
         assert_eq!((dn.as_str(), changes.len()), ("cn=a,dc=example,dc=org", 0));
     }
