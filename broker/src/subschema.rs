@@ -11,7 +11,19 @@ struct AttrType {
     names: Vec<String>,
     sup: Option<String>,
     single: bool,
+    /// `USAGE` other than userApplications: allowed on any entry, whatever its classes.
+    operational: bool,
+    /// The `EQUALITY` rule (lower case), if the type names one (else its supertype's).
+    equality: Option<String>,
 }
+
+/// Attribute types slapd builds in and users may set, but hides from
+/// `cn=Subschema` (`SLAP_AT_HIDE`): an LDIF that ldapadd loads may carry
+/// them. Operational (`distributedOperation`), so no object class is needed.
+const HIDDEN_USER_SETTABLE: [&str; 2] = [
+    "( 1.3.6.1.4.1.4203.666.1.8 NAME ( 'authzTo' 'saslAuthzTo' ) USAGE distributedOperation )",
+    "( 1.3.6.1.4.1.4203.666.1.9 NAME ( 'authzFrom' 'saslAuthzFrom' ) USAGE distributedOperation )",
+];
 
 #[derive(Clone, Debug, Default)]
 struct ObjClass {
@@ -93,6 +105,8 @@ impl Subschema {
             names: list_after(&toks, "NAME"),
             sup: list_after(&toks, "SUP").into_iter().next(),
             single: toks.iter().any(|t| t == "SINGLE-VALUE"),
+            operational: list_after(&toks, "USAGE").first().is_some_and(|u| u != "userapplications"),
+            equality: list_after(&toks, "EQUALITY").into_iter().next(),
         };
         for key in at.names.iter().cloned().chain(std::iter::once(oid)) {
             self.attrs.insert(key, at.clone());
@@ -126,6 +140,7 @@ impl Subschema {
             for d in e.strs("objectClasses")? {
                 s.add_object_class(d);
             }
+            s.add_hidden();
         }
         Ok(s)
     }
@@ -157,6 +172,14 @@ impl Subschema {
         }
     }
 
+    fn add_hidden(&mut self) {
+        for at in HIDDEN_USER_SETTABLE {
+            if !self.attrs.contains_key(&tokens(at).get(1).map(|t| t.to_ascii_lowercase()).unwrap_or_default()) {
+                self.add_attribute_type(at);
+            }
+        }
+    }
+
     /// Debian's stock schemas plus the ones dirbroker ships (for offline checks).
     pub fn offline() -> Subschema {
         let mut s = Subschema::default();
@@ -171,22 +194,23 @@ impl Subschema {
         for at in [
             "( 2.5.4.0 NAME 'objectClass' )",
             "( 2.5.4.1 NAME ( 'aliasedObjectName' 'aliasedEntryName' ) SINGLE-VALUE )",
-            "( 2.5.4.41 NAME 'name' )",
+            "( 2.5.4.41 NAME 'name' EQUALITY caseIgnoreMatch )",
             "( 2.5.4.3 NAME ( 'cn' 'commonName' ) SUP name )",
-            "( 2.5.4.13 NAME 'description' )",
+            "( 2.5.4.13 NAME 'description' EQUALITY caseIgnoreMatch )",
             "( 2.5.4.49 NAME 'distinguishedName' )",
             "( 2.5.4.34 NAME 'seeAlso' SUP distinguishedName )",
-            "( 2.5.4.35 NAME 'userPassword' )",
-            "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) )",
-            "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' )",
-            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' SINGLE-VALUE )",
-            "( 1.3.6.1.1.1.1.1 NAME 'gidNumber' SINGLE-VALUE )",
+            "( 2.5.4.35 NAME 'userPassword' EQUALITY octetStringMatch )",
+            "( 0.9.2342.19200300.100.1.1 NAME ( 'uid' 'userid' ) EQUALITY caseIgnoreMatch )",
+            "( 1.3.6.1.4.1.250.1.57 NAME 'labeledURI' EQUALITY caseExactMatch )",
+            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' EQUALITY integerMatch SINGLE-VALUE )",
+            "( 1.3.6.1.1.1.1.1 NAME 'gidNumber' EQUALITY integerMatch SINGLE-VALUE )",
         ] {
             s.add_attribute_type(at);
         }
         s.add_object_class("( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )");
         s.add_object_class("( 2.5.6.1 NAME 'alias' SUP top STRUCTURAL MUST aliasedObjectName )");
         s.add_object_class("( 1.3.6.1.4.1.1466.101.120.111 NAME 'extensibleObject' SUP top AUXILIARY )");
+        s.add_hidden();
         s
     }
 
@@ -255,6 +279,13 @@ impl Subschema {
 
     /// Check an entry about to be added; every problem is returned.
     pub fn check_entry(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+        self.check_entry_assuming(attrs, &[])
+    }
+
+    /// [`Subschema::check_entry`], with the attributes named in `kept`
+    /// (lower case) counted as present when the file leaves them out: an
+    /// `--upsert` of an existing entry keeps its secrets.
+    pub fn check_entry_assuming(&self, attrs: &[(String, Vec<Vec<u8>>)], kept: &[&str]) -> Vec<String> {
         let mut problems = Vec::new();
         let mut classes: Vec<String> = attrs
             .iter()
@@ -275,7 +306,8 @@ impl Subschema {
             }
             let chain = self.attr_chain(&base);
             present.extend(chain.iter().cloned());
-            let allowed = extensible || chain.iter().any(|a| must.contains(a) || may.contains(a));
+            let operational = self.attrs.get(&base).is_some_and(|a| a.operational);
+            let allowed = extensible || operational || chain.iter().any(|a| must.contains(a) || may.contains(a));
             if !allowed {
                 problems.push(format!("attribute {desc:?} is not allowed by the object classes"));
             }
@@ -283,7 +315,8 @@ impl Subschema {
                 problems.push(format!("{desc} is single-valued but has {} values", values.len()));
             }
         }
-        let mut missing: Vec<&String> = must.iter().filter(|m| !present.contains(*m)).collect();
+        let mut missing: Vec<&String> =
+            must.iter().filter(|m| !present.contains(*m) && !kept.contains(&m.as_str())).collect();
         missing.sort();
         for m in missing {
             problems.push(format!("required attribute {m} is missing"));
@@ -294,6 +327,98 @@ impl Subschema {
 }
 
 impl Subschema {
+    /// The equality rule of an attribute type (lower case), its own or its
+    /// nearest supertype's.
+    fn equality(&self, attr: &str) -> Option<&str> {
+        let mut cur = self.attrs.get(&attr.to_ascii_lowercase());
+        for _ in 0..16 {
+            let at = cur?;
+            if let Some(rule) = &at.equality {
+                return Some(rule);
+            }
+            cur = at.sup.as_ref().and_then(|s| self.attrs.get(s));
+        }
+        None
+    }
+
+    /// Two values of `attr` (a description; options ignored) that the
+    /// server's equality rule certainly calls equal although their bytes
+    /// differ, with the rule's name: for the string rules after RFC 4518's
+    /// insignificant-space handling (and case folding where the rule ignores
+    /// case), telephone and numeric strings without their spaces (and
+    /// hyphens), integers by value, booleans without case. Other rules (DN,
+    /// octet string, …) compare bytes here: slapd finds the rest.
+    pub fn equal_values<'v>(&self, attr: &str, values: &'v [Vec<u8>]) -> Option<(&'v [u8], &'v [u8], &'static str)> {
+        let base = attr.split(';').next().unwrap_or(attr);
+        let rule = self.equality(base)?;
+        let shown = match rule {
+            "caseignorematch" => "caseIgnoreMatch",
+            "caseignoreia5match" => "caseIgnoreIA5Match",
+            "caseignorelistmatch" => "caseIgnoreListMatch",
+            "caseexactmatch" => "caseExactMatch",
+            "caseexactia5match" => "caseExactIA5Match",
+            "numericstringmatch" => "numericStringMatch",
+            "telephonenumbermatch" => "telephoneNumberMatch",
+            "integermatch" => "integerMatch",
+            "booleanmatch" => "booleanMatch",
+            _ => return None,
+        };
+        let key = |v: &[u8]| -> Option<String> {
+            let t = std::str::from_utf8(v).ok()?;
+            let spaced = || t.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(match shown {
+                "caseIgnoreMatch" | "caseIgnoreIA5Match" | "caseIgnoreListMatch" => spaced().to_lowercase(),
+                "caseExactMatch" | "caseExactIA5Match" => spaced(),
+                "numericStringMatch" => t.chars().filter(|c| *c != ' ').collect(),
+                "telephoneNumberMatch" => {
+                    t.chars().filter(|c| *c != ' ' && *c != '-').collect::<String>().to_lowercase()
+                }
+                "integerMatch" => t.trim().parse::<i128>().ok()?.to_string(),
+                _ => t.to_ascii_uppercase(),
+            })
+        };
+        let keys: Vec<Option<String>> = values.iter().map(|v| key(v)).collect();
+        for (i, (v, k)) in values.iter().zip(&keys).enumerate() {
+            let Some(k) = k else { continue };
+            for (w, l) in values.iter().zip(&keys).take(i) {
+                if l.as_ref() == Some(k) && w != v {
+                    return Some((w.as_slice(), v.as_slice(), shown));
+                }
+            }
+        }
+        None
+    }
+
+    /// The naming attribute of `dn` (its first RDN, when single-valued) is
+    /// single-valued and the entry gives it another value: slapd refuses the
+    /// add (namingViolation). Values compare without case and surrounding
+    /// spaces (the equality rules of the naming attributes in use: `dc`,
+    /// `uidNumber`, `cn`…; a number written `05` against `5` is not caught).
+    pub fn check_rdn(&self, dn: &Dn, attrs: &[(String, Vec<Vec<u8>>)]) -> Option<String> {
+        // The naming attribute's type first: most (uid, cn, ou) are multi-valued.
+        let rdn_type = dn.as_str().split('=').next()?.trim();
+        if !self.attrs.get(&rdn_type.to_ascii_lowercase()).is_some_and(|at| at.single) {
+            return None;
+        }
+        let (rdn_attr, rdn_value) = dn.first_rdn()?;
+        let canonical = self.canonical_attr(&rdn_attr);
+        let fold = |v: &str| v.trim().to_lowercase();
+        let want = fold(&rdn_value);
+        let given: Vec<String> = attrs
+            .iter()
+            .filter(|(n, _)| {
+                let base = n.split(';').next().unwrap_or(n);
+                self.canonical_attr(base) == canonical
+            })
+            .flat_map(|(_, vs)| vs.iter().map(|v| String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let other = given.iter().find(|v| fold(v) != want)?;
+        Some(format!(
+            "the RDN gives the single-valued naming attribute {rdn_attr} the value {rdn_value:?}, the entry {other:?} \
+             (the directory refuses that: namingViolation)"
+        ))
+    }
+
     /// Check the attributes a modify record names: unknown attribute types,
     /// and values it adds or puts in place that dirbroker could not use.
     /// (Whether the classes allow them depends on the entry: slapd says.)
@@ -369,6 +494,44 @@ mod tests {
         missing.sort();
         missing.dedup();
         assert!(missing.is_empty(), "undefined offline: {missing:?}");
+    }
+
+    /// authzTo and authzFrom are not in cn=Subschema, yet users set them: known, on any entry.
+    #[test]
+    fn hidden_operational_attributes_are_known_and_allowed_anywhere() {
+        let s = Subschema::offline();
+        let entry = [
+            a("objectClass", &["inetOrgPerson"]),
+            a("uid", &["alice"]),
+            a("cn", &["Alice"]),
+            a("sn", &["L"]),
+            a("authzTo", &["dn:uid=x,dc=example,dc=org"]),
+            a("saslAuthzFrom", &["dn.exact:uid=y,dc=example,dc=org"]),
+        ];
+        assert_eq!(s.check_entry(&entry), Vec::<String>::new());
+        assert_eq!(s.check_changes(&[a("authzFrom", &["dn:uid=z,dc=example,dc=org"])]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_rdn_conflicting_with_its_single_valued_attribute_is_found() {
+        let s = Subschema::offline();
+        let dn = |d: &str| Dn::parse(d).unwrap();
+        let host = [a("objectClass", &["dcObject", "organizationalUnit"]), a("ou", &["a"]), a("dc", &["b"])];
+        assert_eq!(
+            s.check_rdn(&dn("dc=a,dc=example,dc=org"), &host).as_deref(),
+            Some(
+                "the RDN gives the single-valued naming attribute dc the value \"a\", the entry \"b\" (the directory \
+                 refuses that: namingViolation)"
+            )
+        );
+        // The same value in another case, a missing value (slapd adds it) and
+        // a multi-valued naming attribute are fine.
+        let same = [a("objectClass", &["dcObject"]), a("DC", &["A "])];
+        assert_eq!(s.check_rdn(&dn("DC=a,dc=example,dc=org"), &same), None);
+        assert_eq!(s.check_rdn(&dn("dc=a,dc=example,dc=org"), &[a("objectClass", &["dcObject"])]), None);
+        assert_eq!(s.check_rdn(&dn("cn=a,dc=example,dc=org"), &[a("cn", &["b"])]), None);
+        let posix = [a("uidNumber", &["6"])];
+        assert!(s.check_rdn(&dn("uidNumber=5,ou=people,dc=example,dc=org"), &posix).is_some());
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum LdifCmd {
     #[command(
         after_help = "Examples:\n  dirbroker ldif check users.ldif\n  dirbroker ldif check users.ldif --offline --output json\n\n\
         Every problem is reported in one pass. Parents must exist in the directory or\n\
-        come earlier in the file (not checked with --offline)."
+        come earlier in the file (not checked with --offline). What ldapadd/ldapmodify\n\
+        accept beyond RFC 2849 (a value starting with '<', a last modify change without\n\
+        '-', content and change records mixed) is accepted and listed as a warning."
     )]
     Check(CheckArgs),
     /// Users (with their keys) and groups from passwd/group files and a keys directory.
@@ -282,8 +284,12 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
             let checked =
                 import::check(dir.as_ref(), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
             if ctx.output == Output::Json {
-                ctx.json(&json!({ "records": checked.records, "problems": checked.problems, "more_problems": checked.more_problems }));
+                ctx.json(&json!({
+                    "records": checked.records, "problems": checked.problems,
+                    "more_problems": checked.more_problems, "warnings": checked.warnings,
+                }));
             } else {
+                print_warnings(&a.file, &checked.warnings);
                 for p in &checked.problems {
                     eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
                 }
@@ -301,6 +307,14 @@ pub async fn run(ctx: &Ctx, cmd: LdifCmd) -> CliResult {
                 ))
             }
         }
+    }
+}
+
+/// `FILE:LINE: warning: …` for what the file has beyond RFC 2849 that
+/// ldapadd/ldapmodify accept, as the import does.
+fn print_warnings(file: &std::path::Path, warnings: &[import::Problem]) {
+    for w in warnings {
+        eprintln!("{}:{}: warning: {}{}", file.display(), w.line, w.reason, dn_suffix(&w.dn));
     }
 }
 
@@ -322,6 +336,9 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
     };
     let dir = ctx.directory().await?;
     let checked = import::check(Some(&dir), &a.file, &opts).await.map_err(|e| Failure::usage(e.to_string()))?;
+    if ctx.output == Output::Text {
+        print_warnings(&a.file, &checked.warnings);
+    }
     for p in &checked.problems {
         eprintln!("{}:{}: {}{}", a.file.display(), p.line, p.reason, dn_suffix(&p.dn));
     }
@@ -364,6 +381,7 @@ pub async fn import_file(ctx: &Ctx, a: ImportArgs) -> CliResult {
             "records": checked.records, "added": summary.added, "modified": summary.modified,
             "unchanged": summary.unchanged, "deleted": summary.deleted, "renamed": summary.renamed,
             "already_imported": summary.already_imported, "failed": summary.failed, "problems": checked.problems,
+            "warnings": checked.warnings,
             "batches": summary.batches, "dry_run": a.dry_run,
         }));
     } else {
@@ -402,7 +420,8 @@ pub struct ExportArgs {
     /// RFC 4515 filter (default: every entry).
     #[arg(long, value_name = "FILTER")]
     filter: Option<String>,
-    /// Keep secret attributes (in the sealed form they are stored in; password hashes as stored).
+    /// Keep secret attributes: OTP/TOTP seeds and pre-shared keys sealed as stored (they open only with the
+    /// same keyring); password hashes only if the bound identity may read them (the broker may not).
     #[arg(long)]
     include_secrets: bool,
     /// Write to FILE (must not exist; mode 0600 with --include-secrets) instead of standard output.
@@ -472,7 +491,7 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
     let matching = filter.as_ref().unwrap_or(&any);
     let has_children = |e: &dirbroker::directory::Entry| e.values("hasSubordinates").iter().any(|v| v == b"TRUE");
     let mut levels: std::collections::VecDeque<Dn> = std::collections::VecDeque::new();
-    let walk = ["*", "hasSubordinates"];
+    let walk = [import::ENTRY_ATTRS, &["hasSubordinates"]].concat();
     dir.search_each(&base, Scope::Base, &any, &walk, 1, |e| {
         if has_children(&e) {
             levels.push_back(e.dn.clone());
@@ -480,7 +499,7 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
         Ok::<(), Failure>(())
     })
     .await?;
-    dir.search_each(&base, Scope::Base, matching, &["*"], 1, |e| write(&e)).await?;
+    dir.search_each(&base, Scope::Base, matching, import::ENTRY_ATTRS, 1, |e| write(&e)).await?;
     while let Some(parent) = levels.pop_front() {
         if filter.is_none() {
             dir.search_each(&parent, Scope::OneLevel, &any, &walk, EXPORT_PAGE, |e| {
@@ -491,7 +510,8 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
             })
             .await?;
         } else {
-            dir.search_each(&parent, Scope::OneLevel, matching, &["*"], EXPORT_PAGE, |e| write(&e)).await?;
+            dir.search_each(&parent, Scope::OneLevel, matching, import::ENTRY_ATTRS, EXPORT_PAGE, |e| write(&e))
+                .await?;
             dir.search_each(&parent, Scope::OneLevel, &any, &["hasSubordinates"], EXPORT_PAGE, |e| {
                 if has_children(&e) {
                     levels.push_back(e.dn.clone());

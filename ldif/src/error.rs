@@ -69,7 +69,7 @@ pub enum ErrorKind {
     /// A byte not allowed in a plain (SAFE-STRING) value.
     #[error("byte 0x{0:02x} is not allowed in a plain value; write it as '::' base64")]
     UnsafeByte(u8),
-    /// A plain value starting with ':' or '<'.
+    /// A DN or keyword given as a plain value starting with ':' or '<'.
     #[error("a plain value must not start with {0:?}; write it as '::' base64")]
     UnsafeInitChar(char),
     /// A DN, RDN or similar text field that is not UTF-8.
@@ -79,7 +79,10 @@ pub enum ErrorKind {
     #[error("a ':<' URL value is not allowed for the {0}")]
     UrlNotAllowed(&'static str),
     /// `:<` used while URL values are disabled.
-    #[error("':<' URL values are disabled; enable them with ParseOptions::with_url_base")]
+    #[error(
+        "a ':<' value reads a file, which is off by default; allow files from one directory with \
+         --allow-file-urls DIR"
+    )]
     UrlDisabled,
     /// A URL other than `file:///path` or `file://localhost/path`.
     #[error("unsupported URL {0:?}; only file:///path URLs are allowed")]
@@ -134,14 +137,23 @@ pub enum ErrorKind {
     /// `deleteoldrdn:` other than 0 or 1.
     #[error("deleteoldrdn must be 0 or 1, found {0:?}")]
     InvalidDeleteOldRdn(String),
-    /// A content record in a changes file or the reverse (RFC 2849).
-    #[error("a {found} record in a file of {first} records; RFC 2849 forbids mixing them")]
-    MixedRecords {
-        /// The type of the file's first record.
-        first: RecordType,
-        /// The type of this record.
-        found: RecordType,
-    },
+}
+
+/// Something the parser accepted although RFC 2849 does not allow it, as
+/// `ldapadd`/`ldapmodify` accept it: worth telling a person, not a reason
+/// to refuse the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdifWarning {
+    /// Physical line number (1-based).
+    pub line: usize,
+    /// What was accepted and how it was read.
+    pub message: String,
+}
+
+impl std::fmt::Display for LdifWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
 }
 
 /// Why a record could not be written.

@@ -11,7 +11,7 @@ pub mod parse;
 pub mod record;
 pub mod write;
 
-pub use error::{ErrorKind, LdifError, WriteError};
+pub use error::{ErrorKind, LdifError, LdifWarning, WriteError};
 pub use parse::{DEFAULT_MAX_RECORD_SIZE, LdifReader, ParseOptions, parse_all};
 pub use record::{Attr, ChangeKind, ChangeRecord, Control, Entry, ModOp, ModSpec, Record, RecordType};
 pub use write::{LdifWriter, to_bytes};

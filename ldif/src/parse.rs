@@ -16,6 +16,13 @@
 //! LF are refused. A leading space in a plain value cannot be told apart
 //! from the FILL after the colon and is dropped, which is why the writer
 //! base64-encodes such values.
+//!
+//! Where `ldapadd`/`ldapmodify` (OpenLDAP's libldap) accept what RFC 2849
+//! does not, so does this parser, and it says so ([`LdifReader::take_warnings`]):
+//! an attribute value starting with `:` or `<` after the FILL (`cn: <x` is
+//! the value `<x`), a modify record whose last change has no closing `-`,
+//! and a file mixing content and change records (content records read as
+//! adds, as `ldapmodify -a` does).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +32,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::error::{ErrorKind, LdifError};
+use crate::error::{ErrorKind, LdifError, LdifWarning};
 use crate::record::{
     Attr, ChangeKind, ChangeRecord, Control, Entry, ModOp, ModSpec, Record, RecordType, is_valid_attribute_description,
     is_valid_control_oid, scan_attribute_description,
@@ -90,6 +97,10 @@ pub struct LdifReader<R> {
     done: bool,
     /// First physical line of the last record read.
     record_start: usize,
+    /// What was accepted although RFC 2849 does not allow it, not yet taken.
+    warnings: Vec<LdifWarning>,
+    /// Whether mixing content and change records was reported already.
+    mixed_reported: bool,
 }
 
 /// An unfolded line and where its bytes came from, for error positions.
@@ -176,10 +187,13 @@ fn field(line: &LogicalLine) -> Result<Field<'_>, LdifError> {
     Ok(Field { line, name, value })
 }
 
-fn plain_value(line: &LogicalLine, offset: usize) -> Result<Vec<u8>, LdifError> {
+/// A plain value. RFC 2849's SAFE-INIT-CHAR excludes `:` and `<`; a DN or
+/// keyword (`strict`) starting with one is refused, an attribute value is
+/// taken as written (as libldap does) and the caller warns.
+fn plain_value(line: &LogicalLine, offset: usize, strict: bool) -> Result<Vec<u8>, LdifError> {
     let start = skip_spaces(&line.bytes, offset);
     let v = line.from(start);
-    if let Some(&c @ (b':' | b'<')) = v.first() {
+    if strict && let Some(&c @ (b':' | b'<')) = v.first() {
         return Err(line.err(start, ErrorKind::UnsafeInitChar(char::from(c))));
     }
     if let Some(i) = v.iter().position(|&c| matches!(c, 0 | b'\r' | b'\n')) {
@@ -208,7 +222,7 @@ fn text(bytes: Vec<u8>, line: &LogicalLine, offset: usize, what: &'static str) -
 /// A value that must be literal text (DN, RDN, keywords).
 fn text_field(f: &Field<'_>, what: &'static str) -> Result<String, LdifError> {
     match f.value {
-        ValueSpec::Plain(at) => text(plain_value(f.line, at)?, f.line, skip_spaces(&f.line.bytes, at), what),
+        ValueSpec::Plain(at) => text(plain_value(f.line, at, true)?, f.line, skip_spaces(&f.line.bytes, at), what),
         ValueSpec::Base64(at) => text(base64_value(f.line, at)?, f.line, skip_spaces(&f.line.bytes, at), what),
         ValueSpec::Url(at) => Err(f.line.err(at - 1, ErrorKind::UrlNotAllowed(what))),
     }
@@ -240,7 +254,31 @@ impl<R: BufRead> LdifReader<R> {
 
     /// A reader with the given options.
     pub fn with_options(input: R, options: ParseOptions) -> Self {
-        LdifReader { input, options, line: 0, at_start: true, first_type: None, done: false, record_start: 0 }
+        LdifReader {
+            input,
+            options,
+            line: 0,
+            at_start: true,
+            first_type: None,
+            done: false,
+            record_start: 0,
+            warnings: Vec::new(),
+            mixed_reported: false,
+        }
+    }
+
+    /// What the records read so far had that RFC 2849 does not allow but
+    /// `ldapadd`/`ldapmodify` accept (and so does this reader); taken, so
+    /// each is returned once. Call after each record to keep them bounded.
+    pub fn take_warnings(&mut self) -> Vec<LdifWarning> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn warn(&mut self, line: usize, message: String) {
+        // A hostile file could earn a warning on every line: keep a bounded number.
+        if self.warnings.len() < 1000 {
+            self.warnings.push(LdifWarning { line, message });
+        }
     }
 
     /// Physical lines consumed so far.
@@ -312,6 +350,8 @@ impl<R: BufRead> LdifReader<R> {
         let mut size = 0usize;
         let mut in_comment = false;
         let mut started = false;
+        // The record starts at its first line that is not a comment.
+        let mut located = false;
         let mut error: Option<LdifError> = None;
         let mut last = self.line;
         while let Some(phys) = self.physical_line()? {
@@ -331,8 +371,9 @@ impl<R: BufRead> LdifReader<R> {
                 in_comment = false;
                 continue;
             }
-            if !started {
+            if !started || (!located && !matches!(bytes.first(), Some(b'#' | b' '))) {
                 self.record_start = line;
+                located = !matches!(bytes.first(), Some(b'#' | b' '));
             }
             started = true;
             last = line;
@@ -423,9 +464,16 @@ impl<R: BufRead> LdifReader<R> {
             let found = record.record_type();
             match self.first_type {
                 None => self.first_type = Some(found),
-                Some(first) if first != found => {
-                    let (line, column) = lines.first().map_or((end_line, 1), |l| l.pos(0));
-                    return Err(LdifError::new(line, column, ErrorKind::MixedRecords { first, found }));
+                Some(first) if first != found && !self.mixed_reported => {
+                    self.mixed_reported = true;
+                    let line = lines.first().map_or(end_line, |l| l.pos(0).0);
+                    self.warn(
+                        line,
+                        format!(
+                            "a {found} record in a file of {first} records: RFC 2849 forbids mixing them; read as \
+                             `ldapmodify -a` does (a content record is an add)"
+                        ),
+                    );
                 }
                 Some(_) => {}
             }
@@ -433,9 +481,24 @@ impl<R: BufRead> LdifReader<R> {
         }
     }
 
-    fn value(&self, f: &Field<'_>) -> Result<Vec<u8>, LdifError> {
+    fn value(&mut self, f: &Field<'_>) -> Result<Vec<u8>, LdifError> {
         match f.value {
-            ValueSpec::Plain(at) => plain_value(f.line, at),
+            ValueSpec::Plain(at) => {
+                let v = plain_value(f.line, at, false)?;
+                if let Some(&c @ (b':' | b'<')) = v.first() {
+                    let line = f.line.pos(skip_spaces(&f.line.bytes, at)).0;
+                    self.warn(
+                        line,
+                        format!(
+                            "the value of {} starts with {:?}, which RFC 2849 allows only base64-encoded \
+                             ('::'); read as the plain value, as ldapadd does",
+                            f.name,
+                            char::from(c)
+                        ),
+                    );
+                }
+                Ok(v)
+            }
             ValueSpec::Base64(at) => base64_value(f.line, at),
             ValueSpec::Url(at) => {
                 let start = skip_spaces(&f.line.bytes, at);
@@ -467,7 +530,7 @@ impl<R: BufRead> LdifReader<R> {
         })
     }
 
-    fn record(&self, lines: &[LogicalLine], end_line: usize) -> Result<Record, LdifError> {
+    fn record(&mut self, lines: &[LogicalLine], end_line: usize) -> Result<Record, LdifError> {
         let mut it = lines.iter().peekable();
         let Some(first) = it.next() else {
             return Err(LdifError::new(end_line, 1, ErrorKind::NoAttributes));
@@ -512,7 +575,7 @@ impl<R: BufRead> LdifReader<R> {
                 }
                 ChangeKind::Delete
             }
-            "modify" => ChangeKind::Modify(self.mods(it, end_line)?),
+            "modify" => ChangeKind::Modify(self.mods(it)?),
             "modrdn" | "moddn" => modrdn(it, end_line)?,
             _ => {
                 let at = match field(ct_line)?.value {
@@ -526,7 +589,11 @@ impl<R: BufRead> LdifReader<R> {
         Ok(Record::Change(ChangeRecord { dn, controls, kind }))
     }
 
-    fn attrs<'a>(&self, lines: impl Iterator<Item = &'a LogicalLine>, end_line: usize) -> Result<Vec<Attr>, LdifError> {
+    fn attrs<'a>(
+        &mut self,
+        lines: impl Iterator<Item = &'a LogicalLine>,
+        end_line: usize,
+    ) -> Result<Vec<Attr>, LdifError> {
         let mut attrs: Vec<Attr> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for line in lines {
@@ -547,11 +614,7 @@ impl<R: BufRead> LdifReader<R> {
         Ok(attrs)
     }
 
-    fn mods<'a>(
-        &self,
-        mut lines: impl Iterator<Item = &'a LogicalLine>,
-        end_line: usize,
-    ) -> Result<Vec<ModSpec>, LdifError> {
+    fn mods<'a>(&mut self, mut lines: impl Iterator<Item = &'a LogicalLine>) -> Result<Vec<ModSpec>, LdifError> {
         let mut mods = Vec::new();
         while let Some(line) = lines.next() {
             let f = field(line)?;
@@ -577,7 +640,18 @@ impl<R: BufRead> LdifReader<R> {
             let mut values = Vec::new();
             loop {
                 let Some(vline) = lines.next() else {
-                    return Err(LdifError::new(end_line, 1, ErrorKind::MissingModSeparator(attr)));
+                    // The record ends without the block's '-': libldap
+                    // (ldapmodify) takes the change as complete.
+                    let line_no = line.pos(0).0;
+                    self.warn(
+                        line_no,
+                        format!(
+                            "the modification of {attr:?} has no closing '-' line before the end of the record; \
+                             applied as complete, as ldapmodify does"
+                        ),
+                    );
+                    mods.push(ModSpec { op, attr, values });
+                    return Ok(mods);
                 };
                 if vline.bytes == b"-" {
                     break;
@@ -647,7 +721,7 @@ fn control(f: &Field<'_>) -> Result<Control, LdifError> {
                 },
             };
             Some(match sub.value {
-                ValueSpec::Plain(at) => plain_value(f.line, at)?,
+                ValueSpec::Plain(at) => plain_value(f.line, at, true)?,
                 ValueSpec::Base64(at) => base64_value(f.line, at)?,
                 ValueSpec::Url(at) => {
                     return Err(f.line.err(at - 1, ErrorKind::UrlNotAllowed("control value")));

@@ -9,6 +9,7 @@ mod cluster;
 mod directory;
 mod import;
 mod injection;
+mod ldif_judge;
 mod migration;
 mod otp;
 mod posix;

@@ -42,7 +42,10 @@ pub async fn import(
         p.push(".journal");
         PathBuf::from(p)
     });
-    let header = format!("dirbroker-import v2 {} {}", checked.size, checked.digest);
+    // v3: which records the check refuses changed (repeated values, RDN
+    // conflicts, authzTo, a valid copy after an invalid one), and with it
+    // how the records fall into batches: a v2 journal would skip the wrong ones.
+    let header = format!("dirbroker-import v3 {} {}", checked.size, checked.digest);
     let mut journal = Journal::open(&journal_path, &header, opts.dry_run)?;
     let file = File::open(path).map_err(|e| file_err(path, e))?;
     let mut reader = LdifReader::with_options(BufReader::new(file), options(opts));
@@ -226,7 +229,7 @@ async fn run_batch(
             summary.count(&p);
             continue;
         }
-        match dir.apply(&p.op).await {
+        match dir.apply(&p.op).await.map_err(|e| explained(&p.op, e)) {
             Ok(()) => summary.count(&p),
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) if tolerant && already_applied(&p.op, &e) => summary.already_imported += 1,
@@ -239,6 +242,20 @@ async fn run_batch(
         }
     }
     Ok(())
+}
+
+/// An add answered noSuchObject lacks its parent: say so, naming the parent
+/// (the server's error names the entry itself).
+fn explained(op: &WriteOp, e: DirError) -> DirError {
+    match (op, e) {
+        (WriteOp::Add(dn, _), DirError::NotFound { .. }) if dn.parent().is_some() => DirError::NotFound {
+            what: format!(
+                "parent {} is missing (needed to add {dn})",
+                dn.parent().map(|p| p.to_string()).unwrap_or_default()
+            ),
+        },
+        (_, e) => e,
+    }
 }
 
 /// Whether `e` says `op` was applied before (tolerated only for a batch an

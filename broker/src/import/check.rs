@@ -9,8 +9,8 @@ use dirbroker_ldif::LdifReader;
 use sha2::{Digest, Sha256};
 
 use super::{
-    BOUND, Checked, ImportError, ImportOptions, Problem, SECRETS, dn_key, file_err, in_directory, op_of, options,
-    renamed_dn, seal_secrets,
+    BOUND, Checked, ImportError, ImportOptions, MAX_LISTED_PROBLEMS, Problem, SECRET_ATTRS, SECRETS, dn_key, file_err,
+    in_directory, op_of, options, renamed_dn, repeated_values, seal_secrets,
 };
 use crate::directory::{Attrs, Change, Directory, Dn, WriteOp};
 
@@ -54,6 +54,8 @@ struct Tree<'a> {
     file: HashMap<[u8; 16], bool>,
     /// Directory answers already asked.
     known: HashMap<[u8; 16], bool>,
+    /// Adds the check refused, with their lines: their children have no parent.
+    refused: HashMap<[u8; 16], usize>,
 }
 
 impl Tree<'_> {
@@ -95,11 +97,17 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
         Some(d) => crate::subschema::Subschema::from_directory(d).await?,
         None => crate::subschema::Subschema::offline(),
     };
-    let mut tree = Tree { dir, file: HashMap::new(), known: HashMap::new() };
+    let mut tree = Tree { dir, file: HashMap::new(), known: HashMap::new(), refused: HashMap::new() };
     {
         let mut reader = LdifReader::with_options(BufReader::new(&mut hashing), options(opts));
         while let Some(item) = reader.next() {
             let line = reader.record_line();
+            for w in reader.take_warnings() {
+                if out.warnings.len() < MAX_LISTED_PROBLEMS {
+                    let dn = item.as_ref().map(|r| r.dn().to_string()).unwrap_or_default();
+                    out.warnings.push(Problem { line: w.line, dn, reason: w.message });
+                }
+            }
             let record = match item {
                 Ok(r) => r,
                 Err(e) => {
@@ -110,6 +118,10 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
             out.records += 1;
             let dn_text = record.dn().to_string();
             let bad = |reason: String| Problem { line, dn: dn_text.clone(), reason };
+            let problems_before = out.problem_count();
+            for reason in repeated_values(&record, &schema) {
+                out.note(bad(reason));
+            }
             let mut op = match op_of(record) {
                 Ok(op) => op,
                 Err(r) => {
@@ -122,25 +134,65 @@ pub async fn check(dir: Option<&Directory>, path: &Path, opts: &ImportOptions) -
                     if let Err(reason) = seal_secrets(dn, attrs, opts.keyring.as_deref(), false) {
                         out.note(bad(reason));
                     }
+                    let mut schema_problems = Vec::new();
                     if !schema.is_empty() {
-                        for reason in schema.check_entry(attrs) {
-                            out.note(bad(reason));
-                        }
+                        schema_problems = schema.check_entry(attrs);
+                        schema_problems.extend(schema.check_rdn(dn, attrs));
                     }
                     let k = dn_key(dn);
                     if tree.file.get(&k) == Some(&true) {
+                        for reason in schema_problems {
+                            out.note(bad(reason));
+                        }
                         out.note(bad("this DN appears earlier in the file".into()));
                         continue;
                     }
-                    if let Some(parent) = dn.parent() {
-                        match tree.exists(&parent).await? {
-                            Some(true) | None => {}
-                            Some(false) => out.note(bad(format!(
-                                "parent {parent} is neither in the directory nor earlier in the file"
-                            ))),
+                    let mut parent_missing = None;
+                    if let Some(parent) = dn.parent()
+                        && tree.exists(&parent).await? == Some(false)
+                    {
+                        parent_missing = Some(parent);
+                    }
+                    // An entry in the directory needs no parent (the suffix of
+                    // an export has none), and --upsert keeps the secrets the
+                    // file leaves out (as an export does): read whether it is
+                    // there only when one of those is the trouble (rare).
+                    let without_secrets = (!schema_problems.is_empty())
+                        .then(|| {
+                            let mut kept = schema.check_entry_assuming(attrs, SECRET_ATTRS);
+                            kept.extend(schema.check_rdn(dn, attrs));
+                            kept
+                        })
+                        .filter(|kept| kept.len() < schema_problems.len());
+                    if (parent_missing.is_some() || without_secrets.is_some()) && tree.exists(dn).await? == Some(true) {
+                        parent_missing = None;
+                        if let Some(kept) = without_secrets {
+                            schema_problems = kept;
+                        }
+                        if !opts.upsert {
+                            out.note(bad(format!(
+                                "{dn} is in the directory already: an add of it fails; --upsert makes it the \
+                                 file's version (keeping the secrets the file leaves out)"
+                            )));
                         }
                     }
-                    tree.file.insert(k, true);
+                    for reason in schema_problems {
+                        out.note(bad(reason));
+                    }
+                    if let Some(parent) = parent_missing {
+                        out.note(bad(match tree.refused.get(&dn_key(&parent)) {
+                            Some(at) => format!("parent {parent} is not added: its record (line {at}) has problems"),
+                            None => format!("parent {parent} is neither in the directory nor earlier in the file"),
+                        }));
+                    }
+                    // An add that cannot be made does not take its DN: a
+                    // later, valid copy is added (as ldapadd -c does).
+                    if out.problem_count() == problems_before {
+                        tree.file.insert(k, true);
+                        tree.refused.remove(&k);
+                    } else {
+                        tree.refused.insert(k, line);
+                    }
                 }
                 WriteOp::Delete(dn) => {
                     if let Some(reason) = tree.must_exist(dn).await? {

@@ -34,6 +34,10 @@ pub use apply::import;
 pub use check::check;
 pub use upsert::{SECRET_ATTRS, minimal_modify};
 
+/// What an entry is, for `export` and `--upsert`: the user attributes, and
+/// the operational ones users set (authzTo, authzFrom), which `*` leaves out.
+pub const ENTRY_ATTRS: &[&str] = &["*", "authzTo", "authzFrom"];
+
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
     /// Entries per transaction. 900 keeps a whole batch in flight at once
@@ -85,6 +89,9 @@ pub struct Checked {
     pub records: usize,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, for people to read.
     pub problems: Vec<Problem>,
+    /// What the file has that RFC 2849 does not allow but `ldapadd` and
+    /// `ldapmodify` accept, and so does the import (see [`dirbroker_ldif::LdifWarning`]).
+    pub warnings: Vec<Problem>,
     /// Problems beyond those listed.
     pub more_problems: usize,
     /// Lines of every record with a problem (import skips them).
@@ -169,10 +176,9 @@ fn op_of(record: Record) -> Result<WriteOp, String> {
             WriteOp::Add(dn, attrs)
         }
         ChangeKind::Delete => WriteOp::Delete(dn),
+        // An empty modify (RFC 2849 allows it) is sent as it is, as
+        // ldapmodify does: it changes nothing and fails if the entry is missing.
         ChangeKind::Modify(mods) => {
-            if mods.is_empty() {
-                return Err("a modify record without any add:/delete:/replace:/increment: block".into());
-            }
             let mut changes = Vec::with_capacity(mods.len());
             for m in mods {
                 let name = m.attr.into_bytes();
@@ -202,6 +208,66 @@ fn op_of(record: Record) -> Result<WriteOp, String> {
             WriteOp::ModDn { dn, new_rdn, delete_old_rdn, new_superior }
         }
     })
+}
+
+/// Values given twice in one attribute of an add, or in one add:/replace:
+/// block of a modify — byte for byte, or equal by the attribute's equality
+/// rule where the check knows it ([`crate::subschema::Subschema::equal_values`]):
+/// slapd refuses such a record (attributeOrValueExists, "provided more than
+/// once") and so does the check, where the directory would otherwise get the
+/// values merged. (A delete: block naming a value twice slapd takes, so it
+/// is not listed.)
+fn repeated_values(record: &Record, schema: &crate::subschema::Subschema) -> Vec<String> {
+    let blocks: Vec<(&str, &[Vec<u8>])> = match record {
+        Record::Content(e) => e.attrs.iter().map(|a| (a.name.as_str(), a.values.as_slice())).collect(),
+        Record::Change(c) => match &c.kind {
+            ChangeKind::Add(attrs) => attrs.iter().map(|a| (a.name.as_str(), a.values.as_slice())).collect(),
+            ChangeKind::Modify(mods) => mods
+                .iter()
+                .filter(|m| matches!(m.op, ModOp::Add | ModOp::Replace))
+                .map(|m| (m.attr.as_str(), m.values.as_slice()))
+                .collect(),
+            ChangeKind::Delete | ChangeKind::ModRdn { .. } => Vec::new(),
+        },
+    };
+    let mut out = Vec::new();
+    for (attr, values) in blocks {
+        // A handful of values each (compared pairwise), rarely many (hashed).
+        let mut repeated: Vec<&[u8]> = Vec::new();
+        if values.len() <= 16 {
+            for (i, v) in values.iter().enumerate() {
+                let earlier = values.get(..i).unwrap_or_default();
+                if earlier.contains(v) && !repeated.contains(&v.as_slice()) {
+                    repeated.push(v);
+                }
+            }
+        } else {
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            for v in values {
+                if !seen.insert(v) && !repeated.contains(&v.as_slice()) {
+                    repeated.push(v);
+                }
+            }
+        }
+        for v in &repeated {
+            out.push(format!(
+                "{attr}: value {:?} is given more than once (the directory refuses that: attributeOrValueExists)",
+                String::from_utf8_lossy(v)
+            ));
+        }
+        if repeated.is_empty()
+            && values.len() > 1
+            && let Some((a, b, rule)) = schema.equal_values(attr, values)
+        {
+            out.push(format!(
+                "{attr}: values {:?} and {:?} are equal by {rule} (the directory refuses that: \
+                 attributeOrValueExists)",
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b)
+            ));
+        }
+    }
+    out
 }
 
 /// The DN an entry has after a modrdn.
@@ -391,6 +457,58 @@ mod tests {
         );
     }
 
+    /// As slapd: a value twice in an add or an add:/replace: block is
+    /// refused, in a delete: block taken; an empty modify is a modify.
+    #[test]
+    fn repeated_values_and_empty_modifies() {
+        let twice = parsed("dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\ncn: b\nCN: a\ncn: a\n");
+        let schema = crate::subschema::Subschema::offline();
+        assert_eq!(
+            repeated_values(&twice, &schema),
+            ["cn: value \"a\" is given more than once (the directory refuses that: attributeOrValueExists)"]
+        );
+        let blocks = modify(&[
+            (ModOp::Add, "mail", &["m", "m"]),
+            (ModOp::Replace, "sn", &["s", "t", "s"]),
+            (ModOp::Delete, "description", &["d", "d"]),
+        ]);
+        let got = repeated_values(&blocks, &schema);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("mail: value \"m\"") && got[1].starts_with("sn: value \"s\""), "{got:?}");
+        assert!(
+            repeated_values(&parsed("dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: a\n"), &schema).is_empty()
+        );
+        // Equal by the equality rule: case and spaces for caseIgnoreMatch,
+        // spaces and hyphens for telephone numbers, integers by value; not
+        // for caseExact (case) or an octet string.
+        let by_rule = parsed(
+            "dn: cn=a,dc=example,dc=org\nobjectClass: device\ncn: Two  Words\ncn: two words\n\
+             description: A\ndescription: a\n",
+        );
+        assert_eq!(
+            repeated_values(&by_rule, &schema),
+            [
+                "cn: values \"Two  Words\" and \"two words\" are equal by caseIgnoreMatch (the directory refuses that: \
+                 attributeOrValueExists)",
+                "description: values \"A\" and \"a\" are equal by caseIgnoreMatch (the directory refuses that: \
+                 attributeOrValueExists)",
+            ]
+        );
+        let phone = modify(&[(ModOp::Add, "telephoneNumber", &["+1 555-0100", "+15550100"])]);
+        assert!(
+            repeated_values(&phone, &schema)[0].contains("telephoneNumberMatch"),
+            "{:?}",
+            repeated_values(&phone, &schema)
+        );
+        let distinct = modify(&[
+            (ModOp::Replace, "labeledURI", &["http://a", "HTTP://a"]),
+            (ModOp::Replace, "userPassword", &["x", "X"]),
+        ]);
+        assert!(repeated_values(&distinct, &schema).is_empty(), "{:?}", repeated_values(&distinct, &schema));
+        let WriteOp::Modify(dn, changes) = op_of(modify(&[])).unwrap() else { panic!("not a modify") };
+        assert_eq!((dn.as_str(), changes.len()), ("cn=a,dc=example,dc=org", 0));
+    }
+
     #[test]
     fn op_of_delete_and_modrdn() {
         let WriteOp::Delete(dn) = op_of(change("cn=a,dc=example,dc=org", ChangeKind::Delete)).unwrap() else {
@@ -436,7 +554,6 @@ mod tests {
             (entry("cn=a,dc=example,dc=org", &[("cn", "a")]), "no objectClass"),
             (entry("", &[("objectClass", "top")]), "the root DSE cannot be imported or changed"),
             (change("", ChangeKind::Delete), "the root DSE cannot be imported or changed"),
-            (modify(&[]), "a modify record without any add:/delete:/replace:/increment: block"),
             (modify(&[(ModOp::Add, "mail", &[])]), "add: mail without values"),
             (
                 modify(&[(ModOp::Increment, "uidNumber", &["two"])]),

@@ -31,7 +31,7 @@ pub(super) async fn upsert(
     }
     // Read the existing entries a window at a time, concurrently.
     for window in candidates.chunks(64) {
-        let reads = window.iter().filter_map(|&i| plan.get(i)).map(|p| dir.read(p.op.dn(), &["*"]));
+        let reads = window.iter().filter_map(|&i| plan.get(i)).map(|p| dir.read(p.op.dn(), super::ENTRY_ATTRS));
         let found = futures_util::future::join_all(reads).await;
         for (&i, got) in window.iter().zip(found) {
             let existing = match got {
@@ -92,8 +92,8 @@ fn reseal_kept_secrets(
 
 /// The changes turning `existing` into an entry with exactly `wanted`'s
 /// user attributes. Attribute descriptions compare case-insensitively,
-/// values exactly (bytes). Operational attributes are not read, so they are
-/// left alone; so are secret attributes the file leaves out (an export
+/// values exactly (bytes). Operational attributes are not read (but for
+/// authzTo and authzFrom, see [`super::ENTRY_ATTRS`]), so they are left alone; so are secret attributes the file leaves out (an export
 /// leaves them out: importing it must not wipe passwords and seeds).
 pub fn minimal_modify(existing: &crate::directory::Entry, wanted: &Attrs) -> Vec<Change> {
     let mut changes = Vec::new();

@@ -1,7 +1,9 @@
 //! Hostile and malformed input: every case is an error with the right line,
 //! never a panic; plus CRLF, folds inside characters and large records.
 
-use dirbroker_ldif::{ErrorKind, LdifError, LdifReader, ParseOptions, Record, parse_all};
+use dirbroker_ldif::{
+    ChangeKind, ChangeRecord, ErrorKind, LdifError, LdifReader, ModOp, ParseOptions, Record, parse_all,
+};
 
 fn first_error(input: &[u8]) -> LdifError {
     match parse_all(input, ParseOptions::default()) {
@@ -27,12 +29,10 @@ fn hostile_inputs_report_line_and_column() {
         (b"dn: cn=a\ncn: a\0b\n", 2, 6, |k| matches!(k, ErrorKind::UnsafeByte(0))),
         // lone CR inside a value
         (b"dn: cn=a\ncn: a\rb\n", 2, 6, |k| matches!(k, ErrorKind::UnsafeByte(b'\r'))),
-        // leading colon / '<' in plain form
-        (b"dn: cn=a\ncn: :x\n", 2, 5, |k| matches!(k, ErrorKind::UnsafeInitChar(':'))),
-        (b"dn: cn=a\ncn:  <x\n", 2, 6, |k| matches!(k, ErrorKind::UnsafeInitChar('<'))),
+        // leading colon / '<' in a plain DN (an attribute value is taken, with a warning: see below)
         (b"dn: :cn=a\ncn: a\n", 1, 5, |k| matches!(k, ErrorKind::UnsafeInitChar(':'))),
-        // missing '-' terminator: at end of record, and before the next op
-        (b"dn: cn=a\nchangetype: modify\nadd: cn\ncn: x\n\n", 5, 1, |k| matches!(k, ErrorKind::MissingModSeparator(_))),
+        (b"dn: <cn=a\ncn: a\n", 1, 5, |k| matches!(k, ErrorKind::UnsafeInitChar('<'))),
+        // missing '-' terminator before the next op (at the end of the record it is taken: see below)
         (b"dn: cn=a\nchangetype: modify\nadd: cn\ncn: x\nreplace: sn\nsn: y\n-\n", 5, 1, |k| {
             matches!(k, ErrorKind::MissingModSeparator(_))
         }),
@@ -60,8 +60,6 @@ fn hostile_inputs_report_line_and_column() {
         (b"dn:: /w==\ncn: a\n", 1, 6, |k| matches!(k, ErrorKind::NotUtf8("DN"))),
         (b"dn:< file:///etc/passwd\ncn: a\n", 1, 4, |k| matches!(k, ErrorKind::UrlNotAllowed("DN"))),
         (b"dn: cn=a\ncn:< file:///etc/passwd\n", 2, 6, |k| matches!(k, ErrorKind::UrlDisabled)),
-        // mixing content and change records
-        (b"dn: cn=a\ncn: a\n\ndn: cn=b\nchangetype: delete\n", 4, 1, |k| matches!(k, ErrorKind::MixedRecords { .. })),
     ];
     for (input, line, column, want) in cases {
         let e = first_error(input);
@@ -69,6 +67,57 @@ fn hostile_inputs_report_line_and_column() {
         assert!(want(&e.kind), "{shown:?}: wrong kind: {e}");
         assert_eq!((e.line, e.column), (*line, *column), "{shown:?}: {e}");
     }
+}
+
+/// What libldap (`ldapadd`, `ldapmodify`) accepts beyond RFC 2849 is read
+/// the same way, and each such thing is reported once as a warning.
+#[test]
+fn what_ldapmodify_accepts_is_read_with_a_warning() {
+    let read = |input: &[u8]| {
+        let mut reader = LdifReader::new(input);
+        let records: Vec<Record> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        let warnings: Vec<String> = reader.take_warnings().iter().map(ToString::to_string).collect();
+        (records, warnings)
+    };
+    // A plain value starting with '<' or ':' after the space is that value.
+    let (records, warnings) = read(b"dn: cn=a\ncn:  <x\ndescription: :y\n");
+    let Record::Content(e) = &records[0] else { panic!("{records:?}") };
+    assert_eq!(e.attrs[0].values, [b"<x".to_vec()]);
+    assert_eq!(e.attrs[1].values, [b":y".to_vec()]);
+    assert_eq!(
+        warnings,
+        [
+            "line 2: the value of cn starts with '<', which RFC 2849 allows only base64-encoded ('::'); read as \
+             the plain value, as ldapadd does",
+            "line 3: the value of description starts with ':', which RFC 2849 allows only base64-encoded ('::'); \
+             read as the plain value, as ldapadd does",
+        ]
+    );
+    // The last change of a modify record without its '-'.
+    let (records, warnings) = read(b"dn: cn=a\nchangetype: modify\nadd: cn\ncn: x\n-\nreplace: sn\nsn: y\n\n");
+    let Record::Change(ChangeRecord { kind: ChangeKind::Modify(mods), .. }) = &records[0] else {
+        panic!("{records:?}")
+    };
+    assert_eq!(mods.len(), 2);
+    assert_eq!((mods[1].op, mods[1].attr.as_str(), &mods[1].values), (ModOp::Replace, "sn", &vec![b"y".to_vec()]));
+    assert_eq!(
+        warnings,
+        ["line 6: the modification of \"sn\" has no closing '-' line before the end of the record; applied as \
+          complete, as ldapmodify does"]
+    );
+    // An empty modify record is a modify without changes (RFC 2849 allows it).
+    let (records, warnings) = read(b"dn: cn=a\nchangetype: modify\n\n");
+    assert!(matches!(&records[0], Record::Change(ChangeRecord { kind: ChangeKind::Modify(m), .. }) if m.is_empty()));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // Content and change records mixed: read both, warn once.
+    let (records, warnings) =
+        read(b"dn: cn=a\ncn: a\n\ndn: cn=b\nchangetype: delete\n\ndn: cn=c\ncn: c\n\ndn: cn=d\nchangetype: delete\n");
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        warnings,
+        ["line 4: a change record in a file of content records: RFC 2849 forbids mixing them; read as `ldapmodify \
+          -a` does (a content record is an add)"]
+    );
 }
 
 #[test]
