@@ -208,7 +208,7 @@ impl Ps {
                     let r = stream::receive(&key, &id, conn, &dest, &mut |n| bar.update(n))
                         .map_err(|e| e.fault().for_peer(&e))?;
                     bar.finish(r.bytes, started.elapsed());
-                    Ok::<_, String>(Transferred { bytes: r.bytes, sha256: r.sha256 })
+                    Ok::<_, String>(Transferred { bytes: r.bytes, blake3: r.blake3 })
                 })
                 .await
                 .map_err(local)?;
@@ -234,7 +234,7 @@ impl Ps {
                         .map_err(|e| e.fault().for_peer(&e))?;
                     conn.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
                     bar.finish(s.bytes, started.elapsed());
-                    Ok::<_, String>(Transferred { bytes: s.bytes, sha256: s.sha256 })
+                    Ok::<_, String>(Transferred { bytes: s.bytes, blake3: s.blake3 })
                 })
                 .await
                 .map_err(local)?;

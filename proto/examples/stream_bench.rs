@@ -124,7 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (commit_done - last).as_secs_f64()
         );
     }
-    assert_eq!(sent.sha256, received.sha256);
+    assert_eq!(sent.blake3, received.blake3);
     println!("cpu_s_per_gb={:.2} (sender + receiver, user + system)", cpu / (size as f64 / 1e9));
     println!("stream_mb_s={:.0} ({} bytes in {:.3} s)", mb_s(received.bytes, secs), received.bytes, secs);
     Ok(())
