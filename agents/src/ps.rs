@@ -119,6 +119,9 @@ struct Ps {
 /// Loads the bundle, binds, and serves until stopped.
 pub async fn run(opts: PsOptions) -> Result<(), MigrationError> {
     let key = load_bundle(&opts.bundle)?;
+    // Refuse a chunk size no receiver would accept now, not at the first transfer.
+    Header::new([0; 16], opts.chunk_size, 0, "check")
+        .map_err(|e| local(format!("--chunk-kib {}: {e}", opts.chunk_size / 1024)))?;
     let listener =
         TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(local)?;
