@@ -152,7 +152,11 @@ SSHD=$(cat "$WORK/sshd.pid" 2>/dev/null || echo 0)
 # The listening sshd reaps a session's processes a moment after the client exits.
 sshd_settled() { for _ in $(seq 50); do pgrep -P "$SSHD" >/dev/null || return 0; sleep 0.1; done; }
 
-# One migration; sets o_mbs o_cpu (core-s/GB, every process) o_snd o_rcv o_ctl (core-s/GB) o_su o_ru (cores busy).
+# The last transfer a server daemon logged ("sending vm.img: N bytes in S s (R MB/s)"): prints "S R".
+last_transfer() { grep -h ' MB/s)$' "$1" | tail -1 | sed -n 's/.* in \([0-9.]*\) s (\([0-9]*\) MB\/s)$/\1 \2/p'; }
+
+# One migration; sets o_mbs (whole migration) o_cpu (core-s/GB, every process) o_snd o_rcv o_ctl
+# (core-s/GB), o_srate o_rrate (each server's own transfer, MB/s) o_su o_ru (cores busy during it).
 HOTP=0
 migrate_once() {
   local code t0 t1 s0 r0 c0 s1 r1 c1 cli=$WORK/cli.cpu
@@ -172,15 +176,19 @@ migrate_once() {
   o_rcv=$(py 'f"{(a[1]-a[0])/a[2]/a[3]:.3f}"' "$r0" "$r1" "$TCK" "$GB")
   o_ctl=$(py 'f"{((a[1]-a[0])/a[2]+a[3])/a[4]:.3f}"' "$c0" "$c1" "$TCK" "$(cpu_file "$cli")" "$GB")
   o_cpu=$(py 'f"{a[0]+a[1]+a[2]:.3f}"' "$o_snd" "$o_rcv" "$o_ctl")
-  o_su=$(py 'f"{a[0]*a[1]/a[2]:.2f}"' "$o_snd" "$GB" "$wall")
-  o_ru=$(py 'f"{a[0]*a[1]/a[2]:.2f}"' "$o_rcv" "$GB" "$wall")
+  local s_secs=0 r_secs=0
+  o_srate=0; o_rrate=0
+  read -r s_secs o_srate < <(last_transfer "$WORK/ps-s.log") || true
+  read -r r_secs o_rrate < <(last_transfer "$WORK/ps-d.log") || true
+  o_su=$(py 'f"{a[0]*a[1]/max(a[2],0.01):.2f}"' "$o_snd" "$GB" "$s_secs")
+  o_ru=$(py 'f"{a[0]*a[1]/max(a[2],0.01):.2f}"' "$o_rcv" "$GB" "$r_secs")
 }
 
-ours=(); scp_r=(); raw=(); ours_c=(); scp_c=(); raw_c=()
+ours=(); scp_r=(); raw=(); ours_c=(); scp_c=(); raw_c=(); snd_r=(); rcv_r=()
 for r in $(seq "$ROUNDS"); do
   rm -f "$SHM/scp.img" "$SHM/raw.img"
   migrate_once
-  echo "round $r: ours  ${o_mbs} MB/s, ${o_cpu} core-s/GB (sender server ${o_snd}, receiver server ${o_rcv}, broker + DCs + slapd + CLI ${o_ctl}; servers' cores busy ${o_su} / ${o_ru})"
+  echo "round $r: ours  ${o_mbs} MB/s, ${o_cpu} core-s/GB (sender server ${o_snd}, receiver server ${o_rcv}, broker + DCs + slapd + CLI ${o_ctl}); the servers alone: sending ${o_srate} MB/s (cores busy ${o_su}), receiving ${o_rrate} MB/s (${o_ru})"
 
   h0=$(ticks "$SSHD"); rm -f "$WORK/scp.cpu"
   t0=$(now)
@@ -211,11 +219,11 @@ for r in $(seq "$ROUNDS"); do
   w_cpu=$(py 'f"{a[0]+a[1]:.3f}"' "$wt" "$wr")
   echo "round $r: socat ${w} MB/s, ${w_cpu} core-s/GB (sender ${wt}, receiver ${wr})"
   rm -f "$SHM/raw.img"
+  snd_r+=("$o_srate"); rcv_r+=("$o_rrate")
   ours+=("$o_mbs"); scp_r+=("$s"); raw+=("$w"); ours_c+=("$o_cpu"); scp_c+=("$s_cpu"); raw_c+=("$w_cpu")
   # The next migration needs the next TOTP step at each server (one session per step).
   sleep 31
 done
-grep -h 'MB/s' "$WORK/ps-s.log" "$WORK/ps-d.log" | tail -2 | sed 's/^/  server: /'
 
 # --- scaling: one core per side ---------------------------------------------------
 # Every thread of each server daemon; threads started later inherit the mask,
@@ -225,8 +233,8 @@ taskset -a -p -c 1 "$RECEIVER_PID" >/dev/null
 migrate_once
 taskset -a -p -c 0-"$(($(nproc) - 1))" "$SENDER_PID" >/dev/null
 taskset -a -p -c 0-"$(($(nproc) - 1))" "$RECEIVER_PID" >/dev/null
-echo "pinned (sender server on core 0, receiver server on core 1): ours ${o_mbs} MB/s; sender ${o_snd} core-s/GB (core busy ${o_su}), receiver ${o_rcv} core-s/GB (core busy ${o_ru})"
-pin_snd=$o_snd; pin_rcv=$o_rcv
+echo "pinned, one core per side (sender's server on core 0, receiver's on core 1): the servers alone: sending ${o_srate} MB/s at ${o_snd} core-s/GB (cores busy ${o_su}), receiving ${o_rrate} MB/s at ${o_rcv} core-s/GB (${o_ru}); whole migration ${o_mbs} MB/s"
+pin_snd=$o_snd; pin_rcv=$o_rcv; pin_srate=$o_srate; pin_rrate=$o_rrate
 
 echo "SPEKE: one side's CPU, and openssl speed ffdh2048…"
 sk=$(target/release/examples/speke_cpu 300)
@@ -235,15 +243,19 @@ echo "SPEKE side from scratch $(sed -n 's/^speke_side_unprepared_ms=//p' <<<"$sk
 ffdh=$(openssl speed -seconds 3 ffdh2048 2>/dev/null | awk '/^ *[0-9]+ bits ffdh/ || /ffdh2048/ {v=$NF} END {print v}')
 echo "speke side ${speke} ms; openssl ffdh2048 ${ffdh} op/s"
 
-python3 - "${ours[*]}" "${scp_r[*]}" "${raw[*]}" "${ours_c[*]}" "${scp_c[*]}" "${raw_c[*]}" "$speke" "$ffdh" "$pin_snd" "$pin_rcv" <<'PY'
+python3 - "${ours[*]}" "${scp_r[*]}" "${raw[*]}" "${ours_c[*]}" "${scp_c[*]}" "${raw_c[*]}" "$speke" "$ffdh" "$pin_snd" "$pin_rcv" "${snd_r[*]}" "${rcv_r[*]}" "$pin_srate" "$pin_rrate" <<'PY'
 import statistics, sys
 o, s, w, oc, sc, wc = ([float(x) for x in a.split()] for a in sys.argv[1:7])
 speke, ffdh, pin_snd, pin_rcv = (float(x) for x in sys.argv[7:11])
+snd_r, rcv_r = ([float(x) for x in a.split()] for a in sys.argv[11:13])
+pin_srate, pin_rrate = float(sys.argv[13]), float(sys.argv[14])
 med = statistics.median
 mo, ms, mw = med(o), med(s), med(w)
 co, cs, cw = med(oc), med(sc), med(wc)
 two_ffdh_ms = 2 * 1000.0 / ffdh
 print(f"median: ours {mo:.0f} MB/s {co:.2f} core-s/GB, scp {ms:.0f} MB/s {cs:.2f} core-s/GB, socat {mw:.0f} MB/s {cw:.2f} core-s/GB; SPEKE side {speke:.2f} ms vs two ffdh2048 {two_ffdh_ms:.2f} ms")
+print(f"the servers alone (transfer only): sending {med(snd_r):.0f} MB/s, receiving {med(rcv_r):.0f} MB/s on both cores; "
+      f"{pin_srate:.0f} and {pin_rrate:.0f} MB/s pinned to one core each")
 # 25 Gbit/s = 3.125 GB/s; cores a side needs at the CPU per GB it spent on one core.
 print(f"one core per side: the sender's server {1/pin_snd:.2f} GB/s per core, the receiver's {1/pin_rcv:.2f}; "
       f"a 25 Gbit/s link needs {3.125*pin_snd:.1f} cores on the sender and {3.125*pin_rcv:.1f} on the receiver")
