@@ -30,7 +30,8 @@ pub struct ReceiveSummary {
 
 /// An item from the read stage, numbered in stream order (record `i` is item `i`).
 enum Sealed {
-    /// `buf[..len]` holds record `index` as it arrived (ciphertext ‖ tag).
+    /// `buf[..len]` holds the record as it arrived (ciphertext ‖ tag);
+    /// `expected` is the plaintext length the framing requires of a data record.
     Record { buf: Vec<u8>, len: usize, is_final: bool, expected: usize },
     /// The stream ended right after the final record.
     Eof,
