@@ -78,14 +78,14 @@ pub async fn run(args: MigrationArgs, ca: PathBuf, endpoint: String, json: bool)
             "vm": vm, "from": from, "to": to,
             "migration_id": hex(&o.migration_id),
             "bytes": o.transferred.bytes,
-            "sha256": hex(&o.transferred.sha256),
+            "blake3": hex(&o.transferred.blake3),
         })
         .to_string()
     } else {
         format!(
-            "migrated {vm} from {from} to {to}: {} bytes, sha256 {}",
+            "migrated {vm} from {from} to {to}: {} bytes, blake3 {}",
             o.transferred.bytes,
-            hex(&o.transferred.sha256)
+            hex(&o.transferred.blake3)
         )
     })
 }

@@ -63,7 +63,7 @@ enum Cmd {
         data_host: Option<String>,
         #[arg(long, default_value_t = 30)]
         timeout: u64,
-        /// Chunk size of VM_Data_Tran in KiB.
+        /// Chunk size of VM_Data_Tran in KiB: a power of two, 1 to 16384.
         #[arg(long, default_value_t = 1024)]
         chunk_kib: u32,
     },

@@ -119,6 +119,9 @@ struct Ps {
 /// Loads the bundle, binds, and serves until stopped.
 pub async fn run(opts: PsOptions) -> Result<(), MigrationError> {
     let key = load_bundle(&opts.bundle)?;
+    // Refuse a chunk size no receiver would accept now, not at the first transfer.
+    Header::new([0; 16], opts.chunk_size, 0, "check")
+        .map_err(|e| local(format!("--chunk-kib {}: {e}", opts.chunk_size / 1024)))?;
     let listener =
         TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(local)?;
@@ -208,7 +211,7 @@ impl Ps {
                     let r = stream::receive(&key, &id, conn, &dest, &mut |n| bar.update(n))
                         .map_err(|e| e.fault().for_peer(&e))?;
                     bar.finish(r.bytes, started.elapsed());
-                    Ok::<_, String>(Transferred { bytes: r.bytes, sha256: r.sha256 })
+                    Ok::<_, String>(Transferred { bytes: r.bytes, blake3: r.blake3 })
                 })
                 .await
                 .map_err(local)?;
@@ -234,7 +237,7 @@ impl Ps {
                         .map_err(|e| e.fault().for_peer(&e))?;
                     conn.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
                     bar.finish(s.bytes, started.elapsed());
-                    Ok::<_, String>(Transferred { bytes: s.bytes, sha256: s.sha256 })
+                    Ok::<_, String>(Transferred { bytes: s.bytes, blake3: s.blake3 })
                 })
                 .await
                 .map_err(local)?;

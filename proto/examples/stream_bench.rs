@@ -5,8 +5,10 @@
 //! ```
 //!
 //! Prints the building blocks first (SHA-256 from sha2 and from aws-lc,
-//! AES-256-GCM seal, all single core), then the sender alone into
-//! `io::sink`, then the whole transfer: a receiver thread on 127.0.0.1
+//! BLAKE3, AES-256-GCM seal, all single core), then the sender alone into
+//! `io::sink` and the receiver alone from the stream in memory (each with
+//! its CPU per GB; run under `taskset -c 0` for one core), then the whole
+//! transfer: a receiver thread on 127.0.0.1
 //! commits into DIR while the sender streams the file from DIR. MB = 10^6
 //! bytes; the end-to-end time includes the final fsync and rename.
 
@@ -71,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if !e2e_only {
         sender_only(&session_key, &image, chunk, size)?;
+        receiver_only(&session_key, &image, chunk, size, dir.path())?;
     }
 
     // End to end over loopback TCP.
@@ -124,13 +127,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (commit_done - last).as_secs_f64()
         );
     }
-    assert_eq!(sent.sha256, received.sha256);
+    assert_eq!(sent.blake3, received.blake3);
     println!("cpu_s_per_gb={:.2} (sender + receiver, user + system)", cpu / (size as f64 / 1e9));
     println!("stream_mb_s={:.0} ({} bytes in {:.3} s)", mb_s(received.bytes, secs), received.bytes, secs);
     Ok(())
 }
 
-/// SHA-256 (sha2 and aws-lc) and AES-256-GCM, single core, on a 64 MiB buffer.
+/// SHA-256 (sha2 and aws-lc), BLAKE3 and AES-256-GCM, single core, on a 64 MiB buffer.
 fn building_blocks(chunk: u32) -> Result<(), Box<dyn std::error::Error>> {
     let mut block = vec![0u8; 64 << 20];
     dirbroker_proto::edge::rng().fill_bytes(&mut block);
@@ -153,6 +156,15 @@ fn building_blocks(chunk: u32) -> Result<(), Box<dyn std::error::Error>> {
         std::hint::black_box(h.finish());
     }
     println!("sha256_awslc_mb_s={:.0}", mb_s(rounds * block.len() as u64, t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let mut h = blake3::Hasher::new();
+        for c in block.chunks(chunk as usize) {
+            h.update(c);
+        }
+        std::hint::black_box(h.finalize());
+    }
+    println!("blake3_mb_s={:.0}", mb_s(rounds * block.len() as u64, t.elapsed().as_secs_f64()));
     let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|_| "key")?);
     let t = Instant::now();
     let mut n = 0u64;
@@ -173,6 +185,34 @@ fn building_blocks(chunk: u32) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The receiver alone: the stream captured in memory first, then received
+/// into a file in `dir` (commit included), with its CPU.
+fn receiver_only(
+    session_key: &[u8; 32],
+    image: &std::path::Path,
+    chunk: u32,
+    size: u64,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let id = random_transfer_id(&mut dirbroker_proto::edge::rng());
+    let header = Header::new(id, chunk, size, "image.raw")?;
+    let mut wire = Vec::with_capacity(usize::try_from(size)? + (64 << 10));
+    send(&TransferKey::derive(session_key, &id)?, &header, std::fs::File::open(image)?, &mut wire, &mut |_| {})?;
+    let dest = dir.join("receiver-only.raw");
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    let got = receive(&TransferKey::derive(session_key, &id)?, &id, &wire[..], &dest, &mut |_| {})?;
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    std::fs::remove_file(&dest)?;
+    println!(
+        "receiver_only_mb_s={:.0} receiver_only_cpu_s_per_gb={:.2}",
+        mb_s(got.bytes, secs),
+        cpu / (got.bytes as f64 / 1e9)
+    );
+    Ok(())
+}
+
 /// The sender alone, from the file into `io::sink()`.
 fn sender_only(
     session_key: &[u8; 32],
@@ -183,8 +223,14 @@ fn sender_only(
     let id = random_transfer_id(&mut dirbroker_proto::edge::rng());
     let key = TransferKey::derive(session_key, &id)?;
     let header = Header::new(id, chunk, size, "image.raw")?;
+    let cpu0 = cpu_secs();
     let t = Instant::now();
     let sent = send(&key, &header, std::fs::File::open(image)?, io::sink(), &mut |_| {})?;
-    println!("sender_only_mb_s={:.0}", mb_s(sent.bytes, t.elapsed().as_secs_f64()));
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "sender_only_mb_s={:.0} sender_only_cpu_s_per_gb={:.2}",
+        mb_s(sent.bytes, secs),
+        (cpu_secs() - cpu0) / (sent.bytes as f64 / 1e9)
+    );
     Ok(())
 }

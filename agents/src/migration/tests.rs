@@ -157,9 +157,9 @@ fn request_module_honest_run() {
     let (body, session) = dc_waiting.receive(&mig).unwrap();
     assert_eq!(body, MigRequestAdminBody { mig_rqst: order(), dest_did: "DC-DEST".into(), uid: "bob".into() });
     let done = session
-        .done(&MigrationDoneBody { migration_id: [1; 16], outcome: Ok(Transferred { bytes: 5, sha256: [2; 32] }) })
+        .done(&MigrationDoneBody { migration_id: [1; 16], outcome: Ok(Transferred { bytes: 5, blake3: [2; 32] }) })
         .unwrap();
-    assert_eq!(admin_waiting.receive(&done).unwrap().outcome, Ok(Transferred { bytes: 5, sha256: [2; 32] }));
+    assert_eq!(admin_waiting.receive(&done).unwrap().outcome, Ok(Transferred { bytes: 5, blake3: [2; 32] }));
 }
 
 #[test]
@@ -344,7 +344,7 @@ fn dc_ps_mutual_authentication_and_sk_delivery() {
     let (ready, ps) = ps.ready(&PsReadyBody { data_addr: None }).unwrap();
     let (ready, dc) = dc.receive(&ready).unwrap();
     assert_eq!(ready.data_addr, None);
-    let sent = Transferred { bytes: 7, sha256: [1; 32] };
+    let sent = Transferred { bytes: 7, blake3: [1; 32] };
     let report = ps.report(&TransferReportBody { outcome: Ok(sent.clone()) }).unwrap();
     assert_eq!(dc.receive(&report).unwrap().outcome, Ok(sent));
 }

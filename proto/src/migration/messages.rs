@@ -361,8 +361,8 @@ pub struct TransferReportBody {
 pub struct Transferred {
     /// The image's length in bytes.
     pub bytes: u64,
-    /// SHA-256 of the image.
-    pub sha256: [u8; 32],
+    /// BLAKE3 of the image (`Hash(VM_Data)` of the stream's final record; what `b3sum` prints).
+    pub blake3: [u8; 32],
 }
 
 /// Destination DC → source DC, on the DC↔DC channel (from κ_s, not SK): where to send.

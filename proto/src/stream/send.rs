@@ -1,12 +1,15 @@
-//! The sending side of `VM_Data_Tran`: read the image, hash it, seal it record by record.
+//! The sending side of `VM_Data_Tran`: read the image, hash and seal it record by record.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 
+use super::digest::{ImageDigest, leaf};
+use super::pool::{InOrder, Jobs, buffer_count, worker_count};
 use super::{
-    FINAL_PLAINTEXT_LEN, Header, ImageHasher, LEN_PREFIX, PIPELINE_DEPTH, RecordAad, StreamError, TAG_LEN, TransferKey,
-    data_len, new_buffer, read_full, transport,
+    FINAL_PLAINTEXT_LEN, Header, LEN_PREFIX, RecordAad, StreamError, TAG_LEN, TransferKey, data_len, new_buffer,
+    read_full, transport,
 };
 
 /// What [`send`] sent.
@@ -14,27 +17,40 @@ use super::{
 pub struct SendSummary {
     /// Image bytes sent.
     pub bytes: u64,
-    /// SHA-256 of the image, as sent in the final record.
-    pub sha256: [u8; 32],
+    /// BLAKE3 of the image, as sent in the final record.
+    pub blake3: [u8; 32],
 }
 
-/// A buffer handed from the read stage to the hash+seal+write stage.
+/// An item from the read stage, numbered by record.
 enum Plain {
-    /// `buf[LEN_PREFIX .. LEN_PREFIX + len]` holds image bytes.
+    /// `buf[LEN_PREFIX .. LEN_PREFIX + len]` holds the image bytes of the record.
     Data { buf: Vec<u8>, len: usize },
     /// The source is exhausted at exactly the declared length.
     End,
 }
 
+/// An item from a worker.
+enum Sealed {
+    /// `buf[..record_len]` is the record as it goes on the wire; `cv` its digest contribution.
+    Data {
+        buf: Vec<u8>,
+        record_len: usize,
+        len: usize,
+        cv: [u8; 32],
+    },
+    End,
+}
+
 /// Sends `src` (exactly `header.image_len()` bytes) as `VM_Data_Tran` to `dst`.
 ///
-/// Two stages: a scoped thread reads `src`; the calling thread hashes each
-/// chunk, seals it in place (while it is still in cache) and writes it with
-/// its length prefix and tag in one `write_all`, then calls `progress` with
-/// the image bytes sent so far. (Hashing in the reading stage instead was
-/// measured ≈ 25 % slower for the sender alone: reading + hashing is then
-/// the longer stage.)
-/// Buffers cycle between the stages, so nothing is allocated per chunk.
+/// Three stages: a scoped thread reads `src` into buffers; workers (one per
+/// core this thread may use, see `pool::worker_count`) each take a whole
+/// record, hash it (its BLAKE3 subtree, see `digest`) and seal it in place
+/// while it is still in cache, with the length prefix before it and the tag
+/// after it; the calling thread takes the records back in order, writes each
+/// with one `write_all`, joins the digests and calls `progress` with the
+/// image bytes sent so far. Buffers cycle between the stages, so nothing is
+/// copied in user space and nothing is allocated per record.
 /// `dst` is flushed at the end but not closed: the caller closes it (see the
 /// module docs).
 pub fn send<R: Read + Send, W: Write>(
@@ -53,54 +69,95 @@ pub fn send<R: Read + Send, W: Write>(
     let header_bytes = header.to_bytes();
     dst.write_all(&header_bytes).map_err(transport("writing the header"))?;
     let (chunk_size, declared) = (header.chunk_size, header.image_len);
+    let workers = worker_count();
+    let buffers = buffer_count(workers);
 
     std::thread::scope(|scope| {
         // Channels live inside the scope so that an early return drops them,
-        // which stops the other stage before the scope joins it.
-        let (full_tx, full_rx) = sync_channel::<Result<Plain, StreamError>>(PIPELINE_DEPTH);
-        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(PIPELINE_DEPTH);
-        for _ in 0..PIPELINE_DEPTH {
-            free_tx.send(new_buffer(chunk_size)).map_err(|_| StreamError::Internal("buffer pool"))?;
+        // which stops the other stages before the scope joins them.
+        let (job_tx, job_rx) = sync_channel::<(u64, Result<Plain, StreamError>)>(buffers);
+        let (done_tx, done_rx) = channel::<(u64, Result<Sealed, StreamError>)>();
+        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
+        let jobs = Arc::new(Jobs::new(job_rx));
+        let header_bytes = &header_bytes;
+        for _ in 0..workers {
+            let (jobs, done) = (Arc::clone(&jobs), done_tx.clone());
+            std::thread::Builder::new()
+                .name("vm-send-seal".into())
+                .spawn_scoped(scope, move || seal_worker(key, header_bytes, declared, chunk_size, &jobs, &done))
+                .map_err(StreamError::Spawn)?;
         }
+        drop(done_tx);
         std::thread::Builder::new()
             .name("vm-send-read".into())
-            .spawn_scoped(scope, move || read_source(src, chunk_size, declared, &free_rx, &full_tx))
+            .spawn_scoped(scope, move || read_source(src, chunk_size, declared, buffers, &free_rx, &job_tx))
             .map_err(StreamError::Spawn)?;
 
-        let mut aad = RecordAad::new(&header_bytes);
-        let mut hasher = ImageHasher::new();
-        let mut index = 0u64;
+        let mut sealed = InOrder::new(done_rx);
+        let mut digest = ImageDigest::new(declared, chunk_size);
         let mut sent = 0u64;
+        let mut index = 0u64;
         loop {
-            match full_rx.recv().map_err(|_| StreamError::Internal("reader stage stopped"))?? {
-                Plain::Data { mut buf, len } => {
-                    hasher.update(buf.get(LEN_PREFIX..LEN_PREFIX + len).ok_or(StreamError::Internal("record layout"))?);
-                    let record = seal_record(key, &mut aad, index, false, &mut buf, len)?;
+            match sealed.next().ok_or(StreamError::Internal("seal stage stopped"))?? {
+                Sealed::Data { buf, record_len, len, cv } => {
+                    let record = buf.get(..record_len).ok_or(StreamError::Internal("record layout"))?;
                     dst.write_all(record).map_err(transport("writing the stream"))?;
+                    digest.push(cv);
                     index += 1;
                     sent += len as u64;
                     progress(sent);
                     // The reader may have stopped already; then the buffer is simply dropped.
                     let _ = free_tx.send(buf);
                 }
-                Plain::End => {
-                    let sha256 = hasher.finish()?;
+                Sealed::End => {
+                    let blake3 = digest.finish()?;
                     let mut buf = [0u8; LEN_PREFIX + FINAL_PLAINTEXT_LEN + TAG_LEN];
                     let (plain, _) = buf
                         .get_mut(LEN_PREFIX..)
                         .and_then(|b| b.split_first_chunk_mut::<FINAL_PLAINTEXT_LEN>())
                         .ok_or(StreamError::Internal("final record layout"))?;
-                    let (digest, len) = plain.split_at_mut(32);
-                    digest.copy_from_slice(&sha256);
+                    let (hash, len) = plain.split_at_mut(32);
+                    hash.copy_from_slice(&blake3);
                     len.copy_from_slice(&sent.to_be_bytes());
+                    let mut aad = RecordAad::new(header_bytes);
                     let record = seal_record(key, &mut aad, index, true, &mut buf, FINAL_PLAINTEXT_LEN)?;
                     dst.write_all(record).map_err(transport("writing the stream"))?;
                     dst.flush().map_err(transport("flushing the stream"))?;
-                    return Ok(SendSummary { bytes: sent, sha256 });
+                    return Ok(SendSummary { bytes: sent, blake3 });
                 }
             }
         }
     })
+}
+
+/// A worker of [`send`]: hashes and seals data records in place; the item
+/// number is the record index.
+fn seal_worker(
+    key: &TransferKey,
+    header_bytes: &[u8],
+    declared: u64,
+    chunk_size: u32,
+    jobs: &Jobs<Result<Plain, StreamError>>,
+    done: &Sender<(u64, Result<Sealed, StreamError>)>,
+) {
+    let mut aad = RecordAad::new(header_bytes);
+    while let Some((index, item)) = jobs.next() {
+        let out = match item {
+            Ok(Plain::Data { mut buf, len }) => {
+                match buf.get(LEN_PREFIX..LEN_PREFIX + len).map(|plain| leaf(declared, chunk_size, index, plain)) {
+                    None => Err(StreamError::Internal("record layout")),
+                    Some(cv) => seal_record(key, &mut aad, index, false, &mut buf, len)
+                        .map(<[u8]>::len)
+                        .map(|record_len| Sealed::Data { buf, record_len, len, cv }),
+                }
+            }
+            Ok(Plain::End) => Ok(Sealed::End),
+            Err(e) => Err(e),
+        };
+        if done.send((index, out)).is_err() {
+            return;
+        }
+    }
 }
 
 /// Seals `buf[LEN_PREFIX .. LEN_PREFIX + len]` in place, writes the length
@@ -123,15 +180,19 @@ pub(super) fn seal_record<'b>(
 }
 
 /// Read stage of [`send`]: fills buffers with exactly the declared number
-/// of bytes and checks that the source ends there.
+/// of bytes and checks that the source ends there. Items are numbered by
+/// record; the last one is `End` or the error that stopped the stage.
 fn read_source<R: Read>(
     mut src: R,
     chunk_size: u32,
     declared: u64,
+    buffers: usize,
     free: &Receiver<Vec<u8>>,
-    full: &SyncSender<Result<Plain, StreamError>>,
+    jobs: &SyncSender<(u64, Result<Plain, StreamError>)>,
 ) {
     let mut remaining = declared;
+    let mut made = 0usize;
+    let mut index = 0u64;
     loop {
         if remaining == 0 {
             let end = match read_full(&mut src, &mut [0u8; 1]) {
@@ -139,11 +200,22 @@ fn read_source<R: Read>(
                 Ok(_) => Err(StreamError::SourceLonger { declared }),
                 Err(e) => Err(StreamError::Source(e)),
             };
-            let _ = full.send(end);
+            let _ = jobs.send((index, end));
             return;
         }
-        // The hash+seal+write stage stopped (its error is what the caller sees).
-        let Ok(mut buf) = free.recv() else { return };
+        let mut buf = match free.try_recv() {
+            Ok(buf) => buf,
+            Err(TryRecvError::Empty) if made < buffers => {
+                made += 1;
+                new_buffer(chunk_size)
+            }
+            // The writing stage stopped (its error is what the caller sees).
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => match free.recv() {
+                Ok(buf) => buf,
+                Err(_) => return,
+            },
+        };
         let want = data_len(chunk_size, remaining);
         let step = match buf.get_mut(LEN_PREFIX..LEN_PREFIX + want) {
             None => Err(StreamError::Internal("buffer too small")),
@@ -159,8 +231,9 @@ fn read_source<R: Read>(
             },
         };
         let failed = step.is_err();
-        if full.send(step).is_err() || failed {
+        if jobs.send((index, step)).is_err() || failed {
             return;
         }
+        index += 1;
     }
 }

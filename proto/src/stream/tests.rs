@@ -105,8 +105,8 @@ fn round_trip(chunk: u32, len: usize) {
     let summary = receive(&key(&ID_A), &ID_A, &wire[..], &dest, &mut |n| seen.push(n)).unwrap();
     let written = std::fs::read(&dest).unwrap();
     assert!(written == data, "image differs after round trip of {len} bytes");
-    let expected_sha: [u8; 32] = sha2::Sha256::digest(&data).into();
-    assert_eq!(summary.sha256, expected_sha);
+    // The digest is the image's ordinary BLAKE3 (what `b3sum` prints).
+    assert_eq!(summary.blake3, *blake3::hash(&data).as_bytes());
     assert_eq!(summary.bytes, len as u64);
     assert_eq!(summary.path, dest);
     assert_eq!(summary.header.name(), "vm-42.qcow2");
@@ -114,8 +114,6 @@ fn round_trip(chunk: u32, len: usize) {
     // Only the image: no temporary file left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
-
-use sha2::Digest as _;
 
 #[test]
 fn round_trip_sizes_around_the_chunk() {
@@ -132,11 +130,20 @@ fn round_trip_default_chunk() {
 }
 
 #[test]
+fn round_trip_many_records_through_the_workers() {
+    // More records than buffers and workers, so records are sealed, opened
+    // and handed back out of order many times over.
+    let c = CHUNK as usize;
+    round_trip(CHUNK, 200 * c + 3);
+    round_trip(2 * CHUNK, 64 * 2 * c);
+}
+
+#[test]
 fn wire_format_is_as_documented() {
     let data = random_bytes(CHUNK as usize + 1);
     let wire = capture(&ID_A, &data);
     let (header, records) = split(&wire);
-    let mut expected = b"DBVMTRAN\x01".to_vec();
+    let mut expected = b"DBVMTRAN\x02".to_vec();
     expected.extend_from_slice(&ID_A);
     expected.extend_from_slice(&CHUNK.to_be_bytes());
     expected.extend_from_slice(&(CHUNK as u64 + 1).to_be_bytes());
@@ -163,6 +170,29 @@ fn flipped_ciphertext_bit() {
     refused_by_peer(
         receive_bytes(&key(&ID_A), &ID_A, &join(&header, &records)),
         "record 2: authentication failed (tampered, reordered or from another transfer)",
+    );
+}
+
+#[test]
+fn the_first_tampered_record_is_the_one_reported() {
+    // Records are opened in parallel; the error still names the first
+    // record where the stream diverges, and nothing is committed.
+    let data = random_bytes(40 * CHUNK as usize);
+    let (header, mut records) = split(&capture(&ID_A, &data));
+    for i in [29, 7, 33] {
+        records[i][4 + 10] ^= 0x01;
+    }
+    refused_by_peer(
+        receive_bytes(&key(&ID_A), &ID_A, &join(&header, &records)),
+        "record 7: authentication failed (tampered, reordered or from another transfer)",
+    );
+    // A tampered record before a truncation: the tampering is what is reported.
+    let (header, mut records) = split(&capture(&ID_A, &data));
+    records[12][4 + 10] ^= 0x01;
+    records.truncate(30);
+    refused_by_peer(
+        receive_bytes(&key(&ID_A), &ID_A, &join(&header, &records)),
+        "record 12: authentication failed (tampered, reordered or from another transfer)",
     );
 }
 
@@ -392,10 +422,10 @@ fn malformed_headers() {
         "not a dirbroker VM transfer stream (bad magic)",
     );
     let mut bad = header.clone();
-    bad[8] = 2;
+    bad[8] = 3;
     let err = assert_refused(
         receive_bytes(&key(&ID_A), &ID_A, &join(&bad, &records)),
-        "unsupported stream version 2 (this build speaks 1)",
+        "unsupported stream version 3 (this build speaks 2)",
     );
     assert_eq!(err.fault(), Fault::PeerIncompatible);
     let mut bad = header.clone();
@@ -403,6 +433,12 @@ fn malformed_headers() {
     refused_by_peer(
         receive_bytes(&key(&ID_A), &ID_A, &join(&bad, &records)),
         "malformed header: chunk size 4294967295 outside 1024..=16777216",
+    );
+    let mut bad = header.clone();
+    bad[25..29].copy_from_slice(&(3 * 1024u32).to_be_bytes());
+    refused_by_peer(
+        receive_bytes(&key(&ID_A), &ID_A, &join(&bad, &records)),
+        "malformed header: chunk size 3072 is not a power of two",
     );
     let mut bad = header.clone();
     bad[HEADER_FIXED_LEN + 2] = b'/';
@@ -487,6 +523,7 @@ fn header_arguments_are_checked() {
     assert_eq!(bad(CHUNK, ".."), "invalid header: image name is \".\" or \"..\"");
     assert_eq!(bad(CHUNK, &"é".repeat(128)), "invalid header: image name is 256 bytes, the limit is 255");
     assert_eq!(bad(512, "vm"), "invalid header: chunk size 512 outside 1024..=16777216");
+    assert_eq!(bad(1000 * 1024, "vm"), "invalid header: chunk size 1024000 is not a power of two");
     assert!(Header::new(ID_A, CHUNK, 0, &"x".repeat(255)).is_ok());
 }
 
@@ -527,7 +564,7 @@ fn over_loopback_tcp_with_half_close() {
         assert_eq!(reply, b"OK");
         (sent, rx.join().unwrap().unwrap())
     });
-    assert_eq!(sent.sha256, received.sha256);
+    assert_eq!(sent.blake3, received.blake3);
     assert_eq!(std::fs::read(&dest).unwrap(), data);
 }
 
@@ -543,7 +580,7 @@ fn sealed_record(key: &TransferKey, header: &[u8], index: u64, is_final: bool, p
 fn the_receiver_recomputes_the_digest_and_length() {
     let (data, header, mut records) = three_and_a_bit();
     let k = key(&ID_A);
-    let sha: [u8; 32] = sha2::Sha256::digest(&data).into();
+    let sha: [u8; 32] = *blake3::hash(&data).as_bytes();
 
     let mut wrong_digest = sha;
     wrong_digest[31] ^= 1;
