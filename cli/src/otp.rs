@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use dirbroker::directory::{Directory, Dn};
+use dirbroker::directory::{DirError, Directory, Dn};
 use dirbroker::model::{DirEntry, OtpToken, TokenType};
 use dirbroker::otp::codes::{self, Algorithm};
 use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
@@ -229,7 +229,20 @@ pub async fn run(ctx: &Ctx, cmd: OtpCmd) -> CliResult {
             let tokens = match &a.user {
                 Some(u) => tokens_of(&dir, &user_dn(&dir, u).await?).await?,
                 None => {
-                    let mut v = dir.list::<OtpToken>().await?;
+                    let mut v = match dir.list::<OtpToken>().await {
+                        Ok(v) => v,
+                        // slapd hides a subtree the identity may not read as
+                        // "no such object"; ou=otp always exists (dirbroker check).
+                        Err(DirError::NotFound { what }) if what.eq_ignore_ascii_case(dir.layout().otp.as_str()) => {
+                            let who = dir.whoami().await.unwrap_or_default();
+                            return Err(DirError::AccessDenied {
+                                dn: what,
+                                message: format!("{who} may not read OTP tokens (bind as the broker identity)"),
+                            }
+                            .into());
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     v.sort_by(|a, b| a.id.cmp(&b.id));
                     v
                 }

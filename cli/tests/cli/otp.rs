@@ -460,3 +460,19 @@ fn skey_challenge_is_shown_before_the_response() {
     assert_eq!(code(&o), 1);
     assert!(text(&o).contains("no enabled S/KEY token"), "{}", text(&o));
 }
+
+/// The read-only node identity may not read OTP tokens: `otp list` says
+/// access denied (exit 5), not "not found", while the broker sees the token.
+#[test]
+fn node_identity_listing_tokens_is_told_access_denied() {
+    let bed = Bed::up();
+    bed.import_hotp("listed");
+    let reader = bed.dir.join("node-reader.toml");
+    let o = dirbroker(&["otp", "list"], Some(&reader), "");
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    assert!(text(&o).contains("access denied") && text(&o).contains("cn=node-reader"), "{}", text(&o));
+    assert!(!text(&o).contains("not found"), "{}", text(&o));
+    let o = dirbroker(&["otp", "list"], Some(&bed.config), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("listed"), "{}", text(&o));
+}
