@@ -151,6 +151,24 @@ async fn sssd_sees_the_directory_as_a_node_and_sshd_logs_in_through_it() {
         "{}",
         text(&o)
     );
+    // A user and a group made with the dirbroker CLI itself (ids from the
+    // directory's counter, a user-private group) are what the node sees.
+    let admin_cfg = bed.dir().join("dirbroker.toml");
+    let add = dirbroker(&["user", "add", "erin", "--name", "Erin Reyes", "--output", "json"], Some(&admin_cfg), "");
+    assert_eq!(code(&add), 0, "{}", text(&add));
+    let made: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    let n = made["posix"]["uid_number"].as_u64().unwrap();
+    assert_eq!(made["posix"]["gid_number"].as_u64(), Some(n), "{made}");
+    for args in [vec!["group", "add", "ops"], vec!["group", "add-member", "ops", "erin"]] {
+        let o = dirbroker(&args, Some(&admin_cfg), "");
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o));
+    }
+    let o = node.run("getent", &["passwd", "erin"]);
+    assert!(stdout(&o).starts_with(&format!("erin:*:{n}:{n}:")), "{}\n{}", text(&o), node.log());
+    let o = node.run("id", &["erin"]);
+    assert!(stdout(&o).starts_with(&format!("uid={n}(erin) gid={n}(erin) groups={n}(erin),")), "{}", text(&o));
+    assert!(stdout(&o).contains("(ops)"), "{}", text(&o));
+
     // The host's own NSS knows nothing of it.
     let o = std::process::Command::new("getent").args(["passwd", "dana"]).output().unwrap();
     assert_eq!(code(&o), 2, "the host must not see directory users: {}", text(&o));
