@@ -172,10 +172,11 @@ impl Directory {
                 pool::Conns::single(dialer.clone())
             })
         };
-        let write_dialer = Arc::new(pool::Dialer::new(cfg.clone(), pool::Route::Write)?);
+        let tls = cfg.rustls_config()?;
+        let write_dialer = Arc::new(pool::Dialer::new(cfg.clone(), pool::Route::Write, tls.clone()));
         let writes = conns_for(&write_dialer)?;
         let (dialer, conns) = if replicated {
-            let dialer = Arc::new(pool::Dialer::new(cfg, pool::Route::Read)?);
+            let dialer = Arc::new(pool::Dialer::new(cfg, pool::Route::Read, tls));
             let conns = conns_for(&dialer)?;
             (dialer, conns)
         } else {

@@ -51,8 +51,9 @@ pub(crate) struct Dialer {
 }
 
 impl Dialer {
-    pub(crate) fn new(cfg: DirectoryConfig, route: Route) -> Result<Dialer> {
-        let tls = cfg.rustls_config()?;
+    /// `tls` is built once from `cfg` by the caller and shared by the read
+    /// and write dialers (the CA file is read once per process).
+    pub(crate) fn new(cfg: DirectoryConfig, route: Route, tls: Option<Arc<rustls::ClientConfig>>) -> Dialer {
         let writer = cfg.writer_index();
         let mut order: Vec<usize> = (0..cfg.uris.len()).collect();
         if route == Route::Write {
@@ -67,7 +68,7 @@ impl Dialer {
                 dialer.mark_failed(i);
             }
         }
-        Ok(dialer)
+        dialer
     }
 
     /// The URIs that failed (or were handed in as `try_last`) within the
