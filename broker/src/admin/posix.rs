@@ -122,6 +122,9 @@ async fn first_free(dir: &Directory, start: u64, max: u32) -> Result<Option<u32>
 /// uid_max]`, not reserved, not any entry's uidNumber or gidNumber, and never
 /// the same id for two callers, however many run at once.
 pub async fn allocate_id(dir: &Directory, range: &PosixSection) -> Result<u32, AdminError> {
+    // A counted write: read the counter and the ids in use on the writer
+    // (docs/replication.md), whatever handle the caller holds.
+    let dir = &dir.primary();
     let dn = counter_dn(dir)?;
     let mut tried_to_create = false;
     for _ in 0..MAX_RACES {
