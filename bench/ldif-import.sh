@@ -5,19 +5,14 @@
 # into a stopped server (the offline floor). Prints entries/s for each, then
 #   RESULT p2_ratio_vs_ldapadd=<x> p2_ratio_vs_slapadd=<y> peak_rss_kb=<z>
 #   bench/ldif-import.sh [N] [BATCH]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbldif time
 N=${1:-100000}
 BATCH=${2:-900}
-WORK=$(mktemp -d /tmp/dbldif.XXXXXX)
-BIN=$PWD/target/release/dirbroker
 cleanup() { for b in ours peer offline; do "$BIN" testbed down --dir "$WORK/$b" >/dev/null 2>&1 || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
-[[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
 echo "building release binary…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker
 
 echo "generating $N users…"
 python3 - "$N" >"$WORK/users.ldif" <<'PY'

@@ -28,14 +28,11 @@
 #       operations (CPU time too).
 #
 #   bench/migration.sh [SIZE_MIB] [ROUNDS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbmig socat time util-linux
 SIZE_MIB=${1:-1024}
 ROUNDS=${2:-3}
-WORK=$(mktemp -d /tmp/dbmig.XXXXXX)
 SHM=$(mktemp -d /dev/shm/dbmig.XXXXXX)
-BIN=$PWD/target/release/dirbroker
-AGENTS=$PWD/target/release/dirbroker-agents
+AGENTS=$TARGET/release/dirbroker-agents
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -45,13 +42,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
-command -v socat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat >/dev/null
-[[ -x /usr/bin/time ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-command -v taskset >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker -p dirbroker-agents --bin dirbroker-agents 2>&1 | tail -1
-cargo build --release --locked -p dirbroker-proto --example speke_cpu 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker -p dirbroker-agents --bin dirbroker-agents
+release -p dirbroker-proto --example speke_cpu
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Start a daemon that prints "listening on ADDR" first; sets ADDR.

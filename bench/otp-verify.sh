@@ -6,19 +6,15 @@
 # single-modify write on the same server in the same run. Durable writes
 # (slapd's default). Also shows the read-then-write rate of the one-shot CLI.
 #   bench/otp-verify.sh [N] [ROUNDS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbotp
 N=${1:-3000}
 ROUNDS=${2:-3}
-WORK=$(mktemp -d /tmp/dbotp.XXXXXX)
-BIN=$PWD/target/release/dirbroker
 cleanup() { "$BIN" testbed down --dir "$WORK/bed" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
-cargo build --release --locked -p dirbroker --example otp_bench 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker
+release -p dirbroker --example otp_bench
 "$BIN" testbed up --dir "$WORK/bed" >/dev/null
 
 ours=(); raw=()

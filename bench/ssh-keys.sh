@@ -13,13 +13,10 @@
 # All bind as the read-only node identity (the ACLs let no anonymous client
 # read people). Prints the figures, last a RESULT line.
 #   bench/ssh-keys.sh [USERS] [CALLS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbbench time
 USERS=${1:-10000}
 CALLS=${2:-300}
-WORK=$(mktemp -d /tmp/dbbench.XXXXXX)
-BIN=$PWD/target/release/dirbroker
-NODE_BIN=$PWD/target/node/dirbroker-ssh
+NODE_BIN=$TARGET/node/dirbroker-ssh
 HOLDER=""
 cleanup() {
   if [[ -n $HOLDER ]]; then
@@ -31,10 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
-[[ -x /usr/bin/time ]] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq time >/dev/null; }
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker
 cargo build --profile node --locked -p dirbroker-cli --bin dirbroker-ssh 2>&1 | tail -1
 
 "$BIN" testbed up --dir "$WORK/bed" --output json >"$WORK/up.json"

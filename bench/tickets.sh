@@ -10,13 +10,9 @@
 #      `dirbroker serve` on the project's slapd; median of N logins, with the
 #      client's KDF share.
 #   bench/tickets.sh [LOGINS] [RATE_SECS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbtix
 LOGINS=${1:-20}
 export RATE_SECS=${2:-3}
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-WORK=$(mktemp -d /tmp/dbtix.XXXXXX)
-BIN=$TARGET/release/dirbroker
 SERVE_PID=
 cleanup() {
   if [[ -n $SERVE_PID ]]; then kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; fi
@@ -25,11 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
 echo "building release binaries (fat LTO: a few minutes on 2 cores)…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker 2>&1 | tail -1
-cargo build --release --locked -p dirbroker --example sso_user 2>&1 | tail -1
-cargo build --release --locked -p dirbroker-proto --example ticket_rate 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker
+release -p dirbroker --example sso_user
+release -p dirbroker-proto --example ticket_rate
 
 echo "== (a) ticket issuance vs raw Ed25519 signing (${RATE_SECS}s per figure)"
 RATE_OUT=$("$TARGET/release/examples/ticket_rate")

@@ -351,6 +351,17 @@ async fn file_urls_need_the_flag_and_then_read_as_ldapadd_reads_them() {
     assert!(text(&check).contains(want), "{}", text(&check));
 }
 
+/// Loads fixtures/ldif/populated.ldif into `bed` with ldapadd and gives
+/// alice a password (hashed by slapd).
+async fn populate_with_alices_password(bed: &Bed, tmp: &Path) {
+    let populated = copy_fixture("populated.ldif", tmp);
+    let loaded = bed.ldap_tool_admin("ldapadd", &["-f", &populated.display().to_string()], "");
+    assert!(loaded.status.success(), "{}", text(&loaded));
+    let alice = dirbroker::directory::Dn::parse(&format!("uid=alice,{PEOPLE}")).unwrap();
+    let pw = dirbroker::secret::SecretString::new("alice-password-1".into());
+    bed.dir_as(Identity::Broker).await.set_password(&alice, &pw).await.unwrap();
+}
+
 /// A whole-tree export of a populated directory imports back with --upsert
 /// into a fresh one (which has its own suffix, units and system
 /// identities): the suffix's missing parent and the system identities'
@@ -360,12 +371,7 @@ async fn file_urls_need_the_flag_and_then_read_as_ldapadd_reads_them() {
 async fn a_whole_tree_export_imports_back_with_upsert_into_a_fresh_directory() {
     let (from, to) = (start().await, start().await);
     let tmp = scratch_dir();
-    let populated = copy_fixture("populated.ldif", tmp.path());
-    let loaded = from.ldap_tool_admin("ldapadd", &["-f", &populated.display().to_string()], "");
-    assert!(loaded.status.success(), "{}", text(&loaded));
-    let alice = dirbroker::directory::Dn::parse(&format!("uid=alice,{PEOPLE}")).unwrap();
-    let pw = dirbroker::secret::SecretString::new("alice-password-1".into());
-    from.dir_as(Identity::Broker).await.set_password(&alice, &pw).await.unwrap();
+    populate_with_alices_password(&from, tmp.path()).await;
 
     let export = tmp.path().join("all.ldif");
     let out = dirbroker(&from, &["export", "--out", &export.display().to_string()]);
@@ -411,12 +417,7 @@ async fn sealed_secrets_travel_with_include_secrets_to_a_broker_with_the_same_ke
     use std::os::unix::fs::PermissionsExt;
     let (from, to) = (start().await, start().await);
     let tmp = scratch_dir();
-    let populated = copy_fixture("populated.ldif", tmp.path());
-    let loaded = from.ldap_tool_admin("ldapadd", &["-f", &populated.display().to_string()], "");
-    assert!(loaded.status.success(), "{}", text(&loaded));
-    let alice = dirbroker::directory::Dn::parse(&format!("uid=alice,{PEOPLE}")).unwrap();
-    let pw = dirbroker::secret::SecretString::new("alice-password-1".into());
-    from.dir_as(Identity::Broker).await.set_password(&alice, &pw).await.unwrap();
+    populate_with_alices_password(&from, tmp.path()).await;
     let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let seed_file = dirbroker_testbed::harness::secret_file(tmp.path(), "seed.b32", seed, 0o600);
     let enrolled = dirbroker(

@@ -265,14 +265,19 @@ async fn begin(s: &Site, uid: &str, invite: &Path) -> Begun {
 }
 
 async fn finish(s: &Site, b: Begun, tamper: impl FnOnce(&mut String)) -> Captured {
-    let Begun { mut bodies, share, reply } = b;
-    let http = s.http(None);
+    let Begun { bodies, share, reply } = b;
     let mut state = reply.state.clone();
     tamper(&mut state);
-    let body = serde_json::to_string(&ShareRequest { share, state }).unwrap();
+    send_share(s, bodies, &reply.ans_url, &ShareRequest { share, state }).await
+}
+
+/// Posts a share to ANS, keeping the request and answer bodies with those before.
+async fn send_share(s: &Site, mut bodies: Vec<String>, ans_url: &str, req: &ShareRequest) -> Captured {
+    let body = serde_json::to_string(req).unwrap();
     bodies.push(body.clone());
-    let r = http
-        .post(format!("{}/v1/share", reply.ans_url))
+    let r = s
+        .http(None)
+        .post(format!("{ans_url}/v1/share"))
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -290,21 +295,7 @@ async fn wrong_share(s: &Site, b: &Begun) -> Captured {
     if let Some(x) = share.binder.0.first_mut() {
         *x ^= 1;
     }
-    let mut bodies = Vec::new();
-    let http = s.http(None);
-    let body = serde_json::to_string(&ShareRequest { share, state: b.reply.state.clone() }).unwrap();
-    bodies.push(body.clone());
-    let r = http
-        .post(format!("{}/v1/share", b.reply.ans_url))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let share_status = r.status().as_u16();
-    let t = r.text().await.unwrap();
-    bodies.push(t.clone());
-    Captured { bodies, share_status, share_body: serde_json::from_str(&t).unwrap() }
+    send_share(s, Vec::new(), &b.reply.ans_url, &ShareRequest { share, state: b.reply.state.clone() }).await
 }
 
 #[tokio::test]

@@ -71,21 +71,10 @@ fn passwd_group_and_keys_migrate_in_three_commands() {
         .unwrap();
     assert!(ok.success());
     let hl = tmp.path().join("host.ldif");
-    let o = dirbroker(
-        &[
-            "ldif",
-            "from-host-keys",
-            "node9",
-            "--address",
-            "10.9.0.9",
-            "--dir",
-            hostkeys.to_str().unwrap(),
-            "--out",
-            hl.to_str().unwrap(),
-        ],
-        Some(&cfg),
-        "",
-    );
+    let args =
+        ["ldif", "from-host-keys", "node9", "--address", "10.9.0.9", "--dir", hostkeys.to_str().unwrap(), "--out"];
+    let from_host_keys = || dirbroker(&[&args[..], &[hl.to_str().unwrap()]].concat(), Some(&cfg), "");
+    let o = from_host_keys();
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(code(&dirbroker(&["import", hl.to_str().unwrap()], Some(&cfg), "")), 0);
     let kh = dirbroker(&["ssh", "known-hosts", "10.9.0.9"], Some(&node), "");
@@ -93,21 +82,7 @@ fn passwd_group_and_keys_migrate_in_three_commands() {
     let blob = public.split_whitespace().nth(1).unwrap();
     assert_eq!(stdout(&kh).trim(), format!("10.9.0.9 ssh-ed25519 {blob}"));
     // An existing --out file is never overwritten.
-    let o = dirbroker(
-        &[
-            "ldif",
-            "from-host-keys",
-            "node9",
-            "--address",
-            "10.9.0.9",
-            "--dir",
-            hostkeys.to_str().unwrap(),
-            "--out",
-            hl.to_str().unwrap(),
-        ],
-        Some(&cfg),
-        "",
-    );
+    let o = from_host_keys();
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
 

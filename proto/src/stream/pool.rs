@@ -3,8 +3,11 @@
 //! results back in number order.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::Scope;
+
+use super::StreamError;
 
 /// Workers per side: one per core this thread may run on (so `taskset`
 /// and cgroup limits are honoured), at most [`MAX_WORKERS`].
@@ -61,6 +64,45 @@ impl<T> InOrder<T> {
             self.early.insert(seq, item);
         }
     }
+}
+
+/// The stages of one side, started in `scope`: a reader thread making
+/// numbered jobs (`read`, fed recycled buffers) and [`worker_count`] workers
+/// running `work`; the caller takes the results in order and hands each
+/// buffer back through the returned sender. The channels are the stages'
+/// only link, so when the caller returns early they all stop before the
+/// scope joins them.
+pub(super) fn start_stages<'scope, In, Out>(
+    scope: &'scope Scope<'scope, '_>,
+    names: [&str; 2],
+    read: impl FnOnce(usize, &Receiver<Vec<u8>>, &SyncSender<(u64, In)>) + Send + 'scope,
+    work: impl Fn(&Jobs<In>, &Sender<(u64, Out)>) + Send + Sync + 'scope,
+) -> Result<(InOrder<Out>, SyncSender<Vec<u8>>), StreamError>
+where
+    In: Send + 'scope,
+    Out: Send + 'scope,
+{
+    let [reader_name, worker_name] = names;
+    let workers = worker_count();
+    let buffers = buffer_count(workers);
+    let (job_tx, job_rx) = sync_channel::<(u64, In)>(buffers);
+    let (done_tx, done_rx) = channel::<(u64, Out)>();
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
+    let jobs = Arc::new(Jobs::new(job_rx));
+    let work = Arc::new(work);
+    for _ in 0..workers {
+        let (jobs, done, work) = (Arc::clone(&jobs), done_tx.clone(), Arc::clone(&work));
+        std::thread::Builder::new()
+            .name(worker_name.into())
+            .spawn_scoped(scope, move || work(&jobs, &done))
+            .map_err(StreamError::Spawn)?;
+    }
+    drop(done_tx);
+    std::thread::Builder::new()
+        .name(reader_name.into())
+        .spawn_scoped(scope, move || read(buffers, &free_rx, &job_tx))
+        .map_err(StreamError::Spawn)?;
+    Ok((InOrder::new(done_rx), free_tx))
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use subtle::ConstantTimeEq;
 
 use super::digest::{ImageDigest, leaf};
-use super::pool::{InOrder, Jobs, buffer_count, worker_count};
+use super::pool::{Jobs, start_stages};
 use super::{
     FINAL_PLAINTEXT_LEN, Fields, Header, LEN_PREFIX, RecordAad, StreamError, TAG_LEN, TEMP_PREFIX, TransferId,
     TransferKey, data_len, file_err, new_buffer, read_full, record_limit, transport,
@@ -91,29 +90,15 @@ pub fn receive<R: Read + Send>(
     let temp_path = temp.path().to_path_buf();
 
     let (chunk_size, declared) = (header.chunk_size, header.image_len);
-    let workers = worker_count();
-    let buffers = buffer_count(workers);
     let blake3 = std::thread::scope(|scope| {
-        let (job_tx, job_rx) = sync_channel::<(u64, Result<Sealed, StreamError>)>(buffers);
-        let (done_tx, done_rx) = channel::<(u64, Result<Opened, StreamError>)>();
-        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
-        let jobs = Arc::new(Jobs::new(job_rx));
         let header_bytes = &header_bytes;
-        for _ in 0..workers {
-            let (jobs, done) = (Arc::clone(&jobs), done_tx.clone());
-            std::thread::Builder::new()
-                .name("vm-recv-open".into())
-                .spawn_scoped(scope, move || open_worker(key, header_bytes, declared, chunk_size, &jobs, &done))
-                .map_err(StreamError::Spawn)?;
-        }
-        drop(done_tx);
-        std::thread::Builder::new()
-            .name("vm-recv-read".into())
-            .spawn_scoped(scope, move || read_records(chunk_size, declared, buffers, src, &free_rx, &job_tx))
-            .map_err(StreamError::Spawn)?;
-
+        let (mut opened, free_tx) = start_stages(
+            scope,
+            ["vm-recv-read", "vm-recv-open"],
+            move |buffers, free, jobs| read_records(chunk_size, declared, buffers, src, free, jobs),
+            move |jobs, done| open_worker(key, header_bytes, declared, chunk_size, jobs, done),
+        )?;
         let file = temp.as_file_mut();
-        let mut opened = InOrder::new(done_rx);
         let mut digest = ImageDigest::new(declared, chunk_size);
         let mut written = 0u64;
         let mut stated = None;

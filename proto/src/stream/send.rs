@@ -1,12 +1,11 @@
 //! The sending side of `VM_Data_Tran`: read the image, hash and seal it record by record.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use super::digest::{ImageDigest, leaf};
-use super::pool::{InOrder, Jobs, buffer_count, worker_count};
+use super::pool::{Jobs, start_stages};
 use super::{
     FINAL_PLAINTEXT_LEN, Header, LEN_PREFIX, RecordAad, StreamError, TAG_LEN, TransferKey, data_len, new_buffer,
     read_full, transport,
@@ -69,31 +68,14 @@ pub fn send<R: Read + Send, W: Write>(
     let header_bytes = header.to_bytes();
     dst.write_all(&header_bytes).map_err(transport("writing the header"))?;
     let (chunk_size, declared) = (header.chunk_size, header.image_len);
-    let workers = worker_count();
-    let buffers = buffer_count(workers);
-
     std::thread::scope(|scope| {
-        // Channels live inside the scope so that an early return drops them,
-        // which stops the other stages before the scope joins them.
-        let (job_tx, job_rx) = sync_channel::<(u64, Result<Plain, StreamError>)>(buffers);
-        let (done_tx, done_rx) = channel::<(u64, Result<Sealed, StreamError>)>();
-        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
-        let jobs = Arc::new(Jobs::new(job_rx));
         let header_bytes = &header_bytes;
-        for _ in 0..workers {
-            let (jobs, done) = (Arc::clone(&jobs), done_tx.clone());
-            std::thread::Builder::new()
-                .name("vm-send-seal".into())
-                .spawn_scoped(scope, move || seal_worker(key, header_bytes, declared, chunk_size, &jobs, &done))
-                .map_err(StreamError::Spawn)?;
-        }
-        drop(done_tx);
-        std::thread::Builder::new()
-            .name("vm-send-read".into())
-            .spawn_scoped(scope, move || read_source(src, chunk_size, declared, buffers, &free_rx, &job_tx))
-            .map_err(StreamError::Spawn)?;
-
-        let mut sealed = InOrder::new(done_rx);
+        let (mut sealed, free_tx) = start_stages(
+            scope,
+            ["vm-send-read", "vm-send-seal"],
+            move |buffers, free, jobs| read_source(src, chunk_size, declared, buffers, free, jobs),
+            move |jobs, done| seal_worker(key, header_bytes, declared, chunk_size, jobs, done),
+        )?;
         let mut digest = ImageDigest::new(declared, chunk_size);
         let mut sent = 0u64;
         let mut index = 0u64;

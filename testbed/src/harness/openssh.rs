@@ -124,10 +124,23 @@ pub struct Sshd {
 }
 
 impl Sshd {
+    /// sshd taking user keys from `command`, run as `command_user`.
     pub fn start(command: &str, command_user: &str) -> Sshd {
+        let wiring = format!(
+            "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             AuthorizedKeysCommand {command}\nAuthorizedKeysCommandUser {command_user}\nMaxStartups 50\n"
+        );
+        Self::start_with(&wiring, |program| Command::new(program))
+    }
+
+    /// sshd with the settings every test shares (loopback, a fresh host
+    /// key, keys only, no root, no forwarding) and `wiring` after them;
+    /// `launcher` makes the command that runs a program (e.g. inside a
+    /// node's mount namespace). A port taken meanwhile is tried again.
+    pub fn start_with(wiring: &str, launcher: impl Fn(&str) -> Command) -> Sshd {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start(command, command_user) {
+            match Self::try_start(wiring, &launcher) {
                 Ok(sshd) => return sshd,
                 Err(log) if log.contains("Address already in use") => last = log,
                 Err(log) => panic!("sshd did not start: {log}"),
@@ -136,7 +149,7 @@ impl Sshd {
         panic!("sshd did not start: {last}")
     }
 
-    fn try_start(command: &str, command_user: &str) -> Result<Sshd, String> {
+    fn try_start(wiring: &str, launcher: &impl Fn(&str) -> Command) -> Result<Sshd, String> {
         let dir = scratch_dir();
         std::fs::create_dir_all("/run/sshd").unwrap();
         let key = dir.path().join("ssh_host_ed25519_key");
@@ -151,20 +164,18 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\nUsePAM no\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-                 AuthenticationMethods publickey\nPermitRootLogin no\nAuthorizedKeysFile none\n\
-                 AuthorizedKeysCommand {command}\nAuthorizedKeysCommandUser {command_user}\nUseDNS no\n\
-                 LogLevel VERBOSE\nPrintMotd no\nX11Forwarding no\nAllowTcpForwarding no\nMaxStartups 50\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\nAuthenticationMethods publickey\n\
+                 PermitRootLogin no\nAuthorizedKeysFile none\nUseDNS no\nLogLevel VERBOSE\nPrintMotd no\n\
+                 X11Forwarding no\nAllowTcpForwarding no\n{wiring}",
                 key = key.display(),
                 pid = dir.path().join("sshd.pid").display(),
             ),
         )
         .unwrap();
-        let t = Command::new("/usr/sbin/sshd").arg("-t").arg("-f").arg(&config).output().unwrap();
+        let t = launcher("/usr/sbin/sshd").arg("-t").arg("-f").arg(&config).output().unwrap();
         assert!(t.status.success(), "sshd -t: {}", text(&t));
         let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
+        let child = launcher("/usr/sbin/sshd")
             .arg("-D")
             .arg("-e")
             .arg("-f")
@@ -186,6 +197,20 @@ impl Sshd {
             dirbroker::clock::sleep(Duration::from_millis(25));
         }
         Err(sshd.log())
+    }
+
+    /// `ssh -i KEY USER@127.0.0.1 COMMAND` (from the host: only TCP is needed).
+    pub fn ssh(&self, user: &str, key: &Path, command: &str) -> Output {
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20"])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .arg("-i")
+            .arg(key)
+            .args(["-p", &self.port.to_string(), &format!("{user}@127.0.0.1"), command])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     pub fn host_key_dir(&self) -> &Path {

@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, scratch_dir, text};
+use super::openssh::Sshd;
+use super::{scratch_dir, text};
 
 const SSSD: &str = "/usr/sbin/sssd";
 
@@ -206,16 +207,8 @@ impl SssdNode {
     /// An sshd inside the namespace, on a free loopback port: its own host key
     /// and base settings, then `wiring` (AuthorizedKeysCommand, UsePAM, …),
     /// PAM stack as [`PAM_SSHD`].
-    pub fn sshd(&self, wiring: &str) -> NsSshd {
-        let mut last = String::new();
-        for _ in 0..5 {
-            match NsSshd::try_start(self, wiring) {
-                Ok(s) => return s,
-                Err(log) if log.contains("Address already in use") => last = log,
-                Err(log) => panic!("sshd did not start: {log}"),
-            }
-        }
-        panic!("sshd did not start: {last}")
+    pub fn sshd(&self, wiring: &str) -> Sshd {
+        Sshd::start_with(wiring, |program| self.command(program))
     }
 }
 
@@ -235,91 +228,5 @@ impl Drop for SssdNode {
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
-    }
-}
-
-/// An sshd running inside an [`SssdNode`]'s namespace; killed on drop.
-#[derive(Debug)]
-pub struct NsSshd {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl NsSshd {
-    fn try_start(node: &SssdNode, wiring: &str) -> Result<NsSshd, String> {
-        let dir = scratch_dir();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let key = dir.path().join("ssh_host_ed25519_key");
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "sssd-node", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let port = free_port();
-        let config = dir.path().join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\nAuthenticationMethods publickey\n\
-                 PermitRootLogin no\nAuthorizedKeysFile none\nUseDNS no\nLogLevel VERBOSE\nPrintMotd no\n\
-                 X11Forwarding no\nAllowTcpForwarding no\n{wiring}",
-                key = key.display(),
-                pid = dir.path().join("sshd.pid").display(),
-            ),
-        )
-        .unwrap();
-        let t = node.command("/usr/sbin/sshd").arg("-t").arg("-f").arg(&config).output().unwrap();
-        assert!(t.status.success(), "sshd -t: {}", text(&t));
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let child = node
-            .command("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut sshd = NsSshd { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(sshd);
-            }
-            if let Ok(Some(_)) = sshd.child.try_wait() {
-                break;
-            }
-            dirbroker::clock::sleep(Duration::from_millis(25));
-        }
-        Err(sshd.log())
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    /// `ssh -i KEY USER@127.0.0.1 COMMAND` (from the host: only TCP is needed).
-    pub fn ssh(&self, user: &str, key: &Path, command: &str) -> Output {
-        Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20"])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-            .arg("-i")
-            .arg(key)
-            .args(["-p", &self.port.to_string(), &format!("{user}@127.0.0.1"), command])
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for NsSshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
