@@ -36,6 +36,16 @@ fn issued_certificates_verify_and_revoked_ones_do_not() {
     std::fs::write(&ca, stdout(&run(&["ca", "cert"]))).unwrap();
     let crl = tmp.path().join("crl.pem");
     std::fs::write(&crl, stdout(&run(&["ca", "crl"]))).unwrap();
+    let verify_crl = |cert: &std::path::Path| {
+        openssl_verify(&[
+            "-crl_check",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-CRLfile",
+            crl.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ])
+    };
     for d in [&a, &b] {
         let cert = d.join("cert.pem");
         let (ok, out) = openssl_verify(&["-CAfile", ca.to_str().unwrap(), cert.to_str().unwrap()]);
@@ -56,16 +66,6 @@ fn issued_certificates_verify_and_revoked_ones_do_not() {
 
     assert_eq!(code(&run(&["dc", "revoke", "DC-A"])), 0);
     std::fs::write(&crl, stdout(&run(&["ca", "crl"]))).unwrap();
-    let verify_crl = |cert: &std::path::Path| {
-        openssl_verify(&[
-            "-crl_check",
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-CRLfile",
-            crl.to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ])
-    };
     let (ok, out) = verify_crl(&a.join("cert.pem"));
     assert!(!ok && out.contains("revoked"), "{out}");
     let (ok, out) = verify_crl(&b.join("cert.pem"));
