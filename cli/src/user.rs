@@ -39,11 +39,16 @@ pub enum UserCmd {
         dirbroker user modify alice --shell /bin/zsh --home /srv/alice\n  \
         dirbroker user modify alice --no-mail --no-shell\n  \
         dirbroker user modify legacy --posix                # an ldapadd-written user gets a Unix login\n  \
-        dirbroker user modify legacy --posix --uid-number 20010 --gid-number 100\n\n\
+        dirbroker user modify legacy --posix --uid-number 20010 --gid-number 100\n  \
+        dirbroker user modify contractor --not-after 2027-03-31      # expires at the start of that day, UTC\n  \
+        dirbroker user modify intern --not-before 2027-06-01T08:00:00+02:00 --no-not-after\n\n\
         Every modify also adds ldapPublicKey and dirbrokerUser when the entry lacks them\n\
         (user key add and user allow do the same), so entries written by\n\
         other tools take keys and allowed-from lists. --posix makes the user a POSIX\n\
-        account as user add would (ids from the counter, user-private group)."
+        account as user add would (ids from the counter, user-private group).\n\
+        Outside --not-before..--not-after the account is refused by every path, as a\n\
+        disabled one is (SSH keys, OTP, SSO, tickets, escrow); SSSD on nodes enforces\n\
+        the expiry but not the start (docs/nodes.md)."
     )]
     Modify(ModifyArgs),
     /// Show one user.
@@ -213,6 +218,18 @@ pub struct ModifyArgs {
     /// Make the user a POSIX account (uidNumber, gidNumber, home, shell) if it is not one.
     #[arg(long)]
     posix: bool,
+    /// The account may not be used before TIME (a date or RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = dirbroker::model::parse_bound, conflicts_with = "no_not_before")]
+    not_before: Option<OffsetDateTime>,
+    /// Remove the not-before bound.
+    #[arg(long)]
+    no_not_before: bool,
+    /// The account expires after TIME (a date or RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = dirbroker::model::parse_bound, conflicts_with = "no_not_after")]
+    not_after: Option<OffsetDateTime>,
+    /// Remove the expiry.
+    #[arg(long)]
+    no_not_after: bool,
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +311,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> CliResult {
                 }
                 println!("level:    {} ({:?})", u.level.number(), u.level);
                 println!("disabled: {}", u.disabled);
+                if u.not_before.is_some() || u.not_after.is_some() {
+                    let rfc3339 = |t: Option<OffsetDateTime>| {
+                        t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    println!("valid:    from {} until {}", rfc3339(u.not_before), rfc3339(u.not_after));
+                }
                 if let Err(why) = u.usable_at(dirbroker::clock::now()) {
                     println!("usable:   no ({why})");
                 }
@@ -478,6 +502,8 @@ async fn modify(ctx: &Ctx, a: ModifyArgs) -> CliResult {
         uid_number: a.uid_number,
         gid_number: a.gid_number,
         posix: a.posix,
+        not_before: if a.no_not_before { Some(None) } else { a.not_before.map(Some) },
+        not_after: if a.no_not_after { Some(None) } else { a.not_after.map(Some) },
     };
     let cfg = ctx.config()?;
     let dir = ctx.directory().await?;

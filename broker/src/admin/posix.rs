@@ -21,10 +21,12 @@
 use std::collections::HashSet;
 
 use crate::config::PosixSection;
-use crate::directory::values::int_value;
+use crate::directory::values::{generalized_time, int_value};
 use crate::directory::{Attrs, Change, DirError, Directory, Dn, Filter, Scope, WriteOp};
 use crate::model::{DirEntry, Group, Posix, User, posix_name};
 use crate::secret::SecretString;
+
+use time::OffsetDateTime;
 
 use super::AdminError;
 
@@ -381,6 +383,10 @@ pub struct UserModify {
     pub gid_number: Option<u32>,
     /// Make the user a POSIX account (ids from the counter unless given).
     pub posix: bool,
+    /// `dirbrokerNotBefore`: the account may not be used before this time.
+    pub not_before: Option<Option<OffsetDateTime>>,
+    /// `dirbrokerNotAfter`: the account expires after this time.
+    pub not_after: Option<Option<OffsetDateTime>>,
 }
 
 /// Applies `m` to the user `uid` in one modify (with the object classes the
@@ -404,6 +410,22 @@ pub async fn update_user(dir: &Directory, cfg: &PosixSection, uid: &str, m: &Use
         }
         Some(None) => changes.push(clear("mail")),
         None => {}
+    }
+    let bounds = [("dirbrokerNotBefore", m.not_before), ("dirbrokerNotAfter", m.not_after)];
+    for (attr, bound) in bounds {
+        match bound {
+            Some(Some(t)) => changes.push(replace(attr, generalized_time(t))),
+            Some(None) => changes.push(clear(attr)),
+            None => {}
+        }
+    }
+    let (from, until) = (m.not_before.unwrap_or(user.not_before), m.not_after.unwrap_or(user.not_after));
+    if let (Some(from), Some(until)) = (from, until)
+        && from > until
+    {
+        return Err(AdminError::Usage(format!(
+            "not before {from} is after not after {until}: the account could never be used"
+        )));
     }
     let mut group = None;
     let is_posix = entry.has_class("posixAccount");

@@ -24,7 +24,7 @@ pub use physical_server::PhysicalServer;
 pub use psk::PreSharedKey;
 pub use service::Service;
 pub use user::{Level, Posix, User};
-pub use validity::{Unusable, Usable, Validity};
+pub use validity::{Unusable, Usable, Validity, parse_bound};
 
 use std::fmt;
 

@@ -57,6 +57,20 @@ impl Validity {
     }
 }
 
+/// A validity bound as an operator writes it: RFC 3339
+/// (`2027-01-31T18:00:00Z`, `2027-01-31T18:00:00+01:00`) or a date
+/// (`2027-01-31`, the start of that day in UTC).
+pub fn parse_bound(s: &str) -> std::result::Result<OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &date)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("{s:?} is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T18:00:00Z)"))
+}
+
 /// An entry kind the account rule applies to.
 pub trait Usable {
     /// Its disabled flag and validity bounds.
@@ -113,5 +127,15 @@ mod tests {
         assert_eq!(v.usable_at(na + time::Duration::SECOND), Err(Unusable::Expired(na)));
         assert_eq!(Validity { disabled: true, ..v }.usable_at(nb), Err(Unusable::Disabled));
         assert_eq!(Validity::default().usable_at(na), Ok(()));
+    }
+
+    #[test]
+    fn bounds_are_dates_or_rfc3339_and_nothing_else() {
+        assert_eq!(parse_bound("2027-01-31"), Ok(datetime!(2027-01-31 0:00 UTC)));
+        assert_eq!(parse_bound("2027-01-31T18:00:00Z"), Ok(datetime!(2027-01-31 18:00 UTC)));
+        assert_eq!(parse_bound("2027-01-31T18:00:00+01:00"), Ok(datetime!(2027-01-31 17:00 UTC)));
+        for bad in ["", "tomorrow", "2027-02-30", "20270131000000Z", "2027-01-31 18:00", "2027-1-31"] {
+            assert!(parse_bound(bad).is_err(), "{bad:?}");
+        }
     }
 }

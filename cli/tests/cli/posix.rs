@@ -188,6 +188,30 @@ fn an_ldapadd_user_takes_keys_allowed_from_and_a_unix_login() {
     let o = dirbroker(&["user", "modify", "legacy", "--posix"], Some(&cfg), "");
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("POSIX account already"), "{}", text(&o));
+
+    // Validity bounds: an expired account gives no keys; bad or impossible
+    // bounds are usage errors that write nothing.
+    let node = bed.join("node-reader.toml");
+    let u = ok(&["user", "modify", "legacy", "--not-after", "2020-01-01"], &cfg);
+    assert_eq!(u["not_after"], 1_577_836_800);
+    assert!(u["usable"].as_str().unwrap().starts_with("expired at 2020-01-01"), "{u}");
+    let keys = dirbroker(&["ssh", "authorized-keys", "legacy"], Some(&node), "");
+    assert_eq!(stdout(&keys), "", "{}", text(&keys));
+    for bad in [
+        &["--not-after", "next tuesday"][..],
+        &["--not-before", "2030-01-01T00:00:00Z"],
+        &["--not-after", "2027-01-01", "--no-not-after"],
+    ] {
+        let o = dirbroker(&[&["user", "modify", "legacy"][..], bad].concat(), Some(&cfg), "");
+        assert_eq!(code(&o), 2, "{bad:?}: {}", text(&o));
+    }
+    let u = ok(&["user", "show", "legacy"], &cfg);
+    assert_eq!((u["not_before"].clone(), u["not_after"].clone()), (Value::Null, Value::from(1_577_836_800)));
+    let u = ok(&["user", "modify", "legacy", "--no-not-after", "--not-before", "2020-01-01T12:00:00+02:00"], &cfg);
+    assert_eq!((u["not_before"].clone(), u["not_after"].clone()), (Value::from(1_577_872_800), Value::Null));
+    assert_eq!(u["usable"], "yes");
+    let keys = dirbroker(&["ssh", "authorized-keys", "legacy"], Some(&node), "");
+    assert!(stdout(&keys).contains(key.split_whitespace().nth(1).unwrap()), "{}", text(&keys));
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn add_posix_people(bed: &Testbed, keys: &[(&str, &str)]) {
     let key_lines = |uid: &str| -> String {
         keys.iter().filter(|(u, _)| *u == uid).map(|(_, k)| format!("sshPublicKey: {k}\n")).collect()
     };
-    let person = |uid: &str, n: u32, cn: &str, extra: &str| {
+    let person = |uid: &str, n: u32, cn: &str, extra: &str| -> String {
         format!(
             "dn: uid={uid},ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
              objectClass: ldapPublicKey\nobjectClass: dirbrokerUser\nuid: {uid}\ncn: {cn}\nsn: {cn}\n\
@@ -28,11 +28,7 @@ fn add_posix_people(bed: &Testbed, keys: &[(&str, &str)]) {
             keys = key_lines(uid)
         )
     };
-    let mut ldif = String::new();
-    ldif.push_str(&person("dana", 20001, "Dana Scully", ""));
-    ldif.push_str(&person("fox", 20002, "Fox Mulder", "dirbrokerDisabled: TRUE\n"));
-    ldif.push_str(&person("gil", 20003, "Gil Expired", "dirbrokerNotAfter: 20200101000000Z\n"));
-    ldif.push_str(&person("hank", 20004, "Hank Early", "dirbrokerNotBefore: 21000101000000Z\n"));
+    let mut ldif = person("dana", 20001, "Dana Scully", "");
     ldif.push_str(
         "dn: cn=xfiles,ou=groups,dc=example,dc=org\nobjectClass: posixGroup\ncn: xfiles\ngidNumber: 30000\n\
          memberUid: dana\nmemberUid: fox\n\n\
@@ -40,6 +36,26 @@ fn add_posix_people(bed: &Testbed, keys: &[(&str, &str)]) {
     );
     let o = ldap_admin(bed, "ldapadd", &ldif);
     assert!(o.status.success(), "ldapadd: {}", text(&o));
+    // The others as an operator makes them: the CLI, then a disabled user,
+    // an expired one and one not valid before 2100.
+    let cfg = bed.dir().join("dirbroker.toml");
+    let keys_file = scratch_dir();
+    for (uid, name, state) in [
+        ("fox", "Fox Mulder", &["user", "disable", "fox"][..]),
+        ("gil", "Gil Expired", &["user", "modify", "gil", "--not-after", "2020-01-01"]),
+        ("hank", "Hank Early", &["user", "modify", "hank", "--not-before", "2100-01-01T00:00:00Z"]),
+    ] {
+        let file = keys_file.path().join(uid);
+        std::fs::write(&file, key_lines(uid).replace("sshPublicKey: ", "")).unwrap();
+        for args in
+            [&["user", "add", uid, "--name", name][..], &["user", "key", "add", uid, file.to_str().unwrap()], state]
+        {
+            let o = dirbroker(args, Some(&cfg), "");
+            assert_eq!(code(&o), 0, "{args:?}: {}", text(&o));
+        }
+    }
+    let shown = dirbroker(&["user", "show", "gil"], Some(&cfg), "");
+    assert!(stdout(&shown).contains("valid:    from - until 2020-01-01T00:00:00Z"), "{}", text(&shown));
 }
 
 fn ldap_admin(bed: &Testbed, tool: &str, stdin: &str) -> std::process::Output {
