@@ -51,6 +51,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::encoding::Lp;
 use crate::group::{Element, Exponent, FixedBase, Group, GroupError};
 
 /// Domain tag for hashing the password to the generator g.
@@ -333,23 +334,10 @@ impl fmt::Debug for SessionKey {
     }
 }
 
-/// `u32(len(id)) ‖ id`.
-fn push_id(out: &mut Vec<u8>, id: &[u8]) {
-    // Lengths were checked to fit in u32 by `Speke::start`.
-    let len = u32::try_from(id.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(id);
-}
-
 /// Step 5: s = u32(len(id)) ‖ id ‖ value (fixed width); sID = max ‖ min,
 /// compared bytewise, so both sides build the same bytes.
 fn session_id(my_id: &[u8], my_value: &Element, peer_id: &[u8], peer_value: &Element) -> Vec<u8> {
-    let part = |id: &[u8], value: &Element| {
-        let mut s = Vec::with_capacity(4 + id.len() + value.as_bytes().len());
-        push_id(&mut s, id);
-        s.extend_from_slice(value.as_bytes());
-        s
-    };
+    let part = |id: &[u8], value: &Element| Lp::default().part(id).raw(value.as_bytes()).into_bytes();
     let mine = part(my_id, my_value);
     let theirs = part(peer_id, peer_value);
     let (hi, lo) = if mine >= theirs { (mine, theirs) } else { (theirs, mine) };
@@ -367,13 +355,11 @@ fn confirmation_tag(
     sender_value: &Element,
     receiver_value: &Element,
 ) -> Result<[u8; TAG_LEN], SpekeError> {
-    let mut ids = Vec::with_capacity(8 + sender.len() + receiver.len());
-    push_id(&mut ids, sender);
-    push_id(&mut ids, receiver);
+    let ids = Lp::default().part(sender).part(receiver);
     let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(kc_key)
         .map_err(|_| SpekeError::Misuse("HMAC key length"))?
         .chain_update(KC_LABEL)
-        .chain_update(&ids)
+        .chain_update(ids.bytes())
         .chain_update(sender_value.as_bytes())
         .chain_update(receiver_value.as_bytes());
     Ok(mac.finalize().into_bytes().into())

@@ -385,10 +385,10 @@ fn ticket_keys_not_derivable_from_public_values() {
         with_ids.push([c.as_slice(), SERVICE.as_bytes()].concat());
     }
     candidates.extend(with_ids);
-    let info_login = Lp::new("login key").part(alpha.as_bytes()).part(b"alice").part(BROKER.as_bytes());
-    let info_k = Lp::new("service epoch key").part(big_b.as_bytes()).part(SERVICE.as_bytes()).int(epoch);
+    let info_login = Lp::sso("login key").part(alpha.as_bytes()).part(b"alice").part(BROKER.as_bytes());
+    let info_k = Lp::sso("service epoch key").part(big_b.as_bytes()).part(SERVICE.as_bytes()).int(epoch);
     let c: TicketClaims = serde_json::from_value(server_claims.clone()).unwrap();
-    let aad_k = Lp::new("V_k")
+    let aad_k = Lp::sso("V_k")
         .part(c.iss.as_bytes())
         .part(c.sub.as_bytes())
         .part(c.aud.as_bytes())
@@ -401,8 +401,8 @@ fn ticket_keys_not_derivable_from_public_values() {
         .int(epoch)
         .part(big_b.as_bytes())
         .into_bytes();
-    let aad_login = Lp::new("AS-REP").part(w.login.tgt.as_bytes()).part(alpha.as_bytes()).into_bytes();
-    let aad_c = Lp::new("V_c").part(w.reply.client_ticket.as_bytes()).into_bytes();
+    let aad_login = Lp::sso("AS-REP").part(w.login.tgt.as_bytes()).part(alpha.as_bytes()).into_bytes();
+    let aad_c = Lp::sso("V_c").part(w.reply.client_ticket.as_bytes()).into_bytes();
     let mut tries = 0;
     for ikm in &candidates {
         for info in [info_login.bytes(), info_k.bytes(), b"".as_slice()] {
@@ -410,7 +410,7 @@ fn ticket_keys_not_derivable_from_public_values() {
             let raw: [u8; 32] = dirbroker_proto::sso::primitives::sha256(ikm);
             for k in [*key, raw] {
                 // Directly, and as the long-lived key of a per-ticket derivation.
-                let info_t = Lp::new("service ticket key").part(c.jti.as_bytes()).part(b"alice");
+                let info_t = Lp::sso("service ticket key").part(c.jti.as_bytes()).part(b"alice");
                 let sub = hkdf32(&k, info_t.bytes()).unwrap();
                 let sub2 = dirbroker_proto::sso::primitives::hkdf_expand32(&k, info_t.bytes()).unwrap();
                 for k in [k, *sub, *sub2] {

@@ -194,7 +194,7 @@ async fn otp_verify(
     // may have enabled the user meanwhile).
     let decided = match req.migration_id {
         Some(id) => {
-            let key = Lp::new("otp-verify")
+            let key = Lp::sso("otp-verify")
                 .part(h.name.as_bytes())
                 .part(&id)
                 .part(req.uid.as_bytes())

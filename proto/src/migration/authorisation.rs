@@ -33,6 +33,7 @@
 //! and the time ([`UserAuthorisation::verify`]). Its replay cache, keyed by
 //! the migration id, makes each authorisation good for one request.
 
+use crate::encoding::Lp;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::UnixTime;
@@ -74,15 +75,14 @@ pub struct UserAuthorisation {
 
 /// What the broker signs.
 pub fn signed_bytes(uid: &str, src_did: &str, migration_id: &[u8; 16], issued_at: i64, expires_at: i64) -> Vec<u8> {
-    let mut m = b"dirbroker migration authorisation v1".to_vec();
-    for part in [uid, src_did] {
-        m.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-        m.extend_from_slice(part.as_bytes());
-    }
-    m.extend_from_slice(migration_id);
-    m.extend_from_slice(&issued_at.to_be_bytes());
-    m.extend_from_slice(&expires_at.to_be_bytes());
-    m
+    Lp::default()
+        .raw(b"dirbroker migration authorisation v1")
+        .part(uid.as_bytes())
+        .part(src_did.as_bytes())
+        .raw(migration_id)
+        .raw(&issued_at.to_be_bytes())
+        .raw(&expires_at.to_be_bytes())
+        .into_bytes()
 }
 
 /// The broker's signer: its HTTPS key and certificate.

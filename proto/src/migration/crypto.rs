@@ -17,6 +17,7 @@
 //! from its system RNG, the protocol's nonces and the DC↔PS X25519 keys
 //! ([`Ephemeral`]) from the caller's RNG ([`nonce`]).
 
+use crate::encoding::Lp;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -27,7 +28,7 @@ use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivatePkcs8KeyDer, UnixTime};
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// A failure of the cryptography, by who is at fault.
 #[derive(Debug, thiserror::Error)]
@@ -83,19 +84,15 @@ impl KeyType for Len {
 /// HKDF-SHA256 with length-prefixed info parts, so no two different lists
 /// of parts give the same info string.
 pub fn derive_key(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
-    let mut info_bytes = Vec::new();
-    for part in info {
-        info_bytes.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-        info_bytes.extend_from_slice(part);
-    }
+    let info_bytes = info.iter().fold(Lp::default(), |lp, part| lp.part(part));
     let prk = Salt::new(HKDF_SHA256, if salt.is_empty() { HKDF_SALT } else { salt }).extract(ikm);
     let mut out = Zeroizing::new([0u8; 32]);
-    let parts = [info_bytes.as_slice()];
+    let parts = [info_bytes.bytes()];
     // HKDF-Expand only fails when asked for more than 255 blocks.
     if let Ok(okm) = prk.expand(&parts, Len(32)) {
         let _ = okm.fill(out.as_mut_slice());
     }
-    info_bytes.zeroize();
+    // `info_bytes` is zeroised when dropped.
     out
 }
 

@@ -32,6 +32,7 @@
 //!   └ DcChannel ── E_TOTP(SK) ─► ── PS_Ready ◄─ ── Transfer_Report ◄─
 //! ```
 
+use crate::encoding::Lp;
 use crate::otp::Algorithm;
 use rand::CryptoRng;
 use zeroize::Zeroizing;
@@ -153,13 +154,12 @@ impl Transcript {
 }
 
 fn header_aad(did: &str, pid: &str, step: u64) -> Vec<u8> {
-    let mut a = DcPsAuthRequest::NAME.as_bytes().to_vec();
-    for part in [did, pid] {
-        a.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-        a.extend_from_slice(part.as_bytes());
-    }
-    a.extend_from_slice(&step.to_be_bytes());
-    a
+    Lp::default()
+        .raw(DcPsAuthRequest::NAME.as_bytes())
+        .part(did.as_bytes())
+        .part(pid.as_bytes())
+        .raw(&step.to_be_bytes())
+        .into_bytes()
 }
 
 /// Step 3 (DC side): `DC_PS_Auth_Request` for time step `step`.

@@ -19,6 +19,7 @@
 //! the request) are carried in the state and bound into keys and signatures.
 
 use crate::api::machines::OtpVerifyReply;
+use crate::encoding::Lp;
 use std::collections::HashMap;
 
 use rand::CryptoRng;
@@ -70,12 +71,12 @@ impl K1 {
     }
 
     fn aad(&self, message: &str) -> Vec<u8> {
-        let mut a = message.as_bytes().to_vec();
-        for part in [&self.psk_id, &self.admin, &self.dc] {
-            a.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-            a.extend_from_slice(part.as_bytes());
-        }
-        a
+        Lp::default()
+            .raw(message.as_bytes())
+            .part(self.psk_id.as_bytes())
+            .part(self.admin.as_bytes())
+            .part(self.dc.as_bytes())
+            .into_bytes()
     }
 
     fn session(&self, nonce1: &[u8; 16], nonce_dc: &[u8; 16], admin_side: bool) -> Result<Channel, MigrationError> {
@@ -390,19 +391,13 @@ fn request_digest(body_plain: &[u8], cert_src: &[u8]) -> [u8; 32] {
 /// What the destination signs: `Dest_DID ‖ Ack`, bound to this migration
 /// and this request so the signature cannot be reused for another.
 pub fn response_signed_bytes(dest_did: &str, ack: &Ack, migration_id: &[u8; 16], request_digest: &[u8; 32]) -> Vec<u8> {
-    let mut m = b"dirbroker Mig_Response_DC v1".to_vec();
-    m.extend_from_slice(&u32::try_from(dest_did.len()).unwrap_or(u32::MAX).to_be_bytes());
-    m.extend_from_slice(dest_did.as_bytes());
-    match ack {
-        Ack::Accepted => m.push(1),
-        Ack::Refused(why) => {
-            m.push(0);
-            m.extend_from_slice(why.as_bytes());
-        }
-    }
-    m.extend_from_slice(migration_id);
-    m.extend_from_slice(request_digest);
-    m
+    let m = Lp::default().raw(b"dirbroker Mig_Response_DC v1").part(dest_did.as_bytes());
+    // The refusal text is not prefixed: what follows it has a fixed width.
+    let m = match ack {
+        Ack::Accepted => m.raw(&[1]),
+        Ack::Refused(why) => m.raw(&[0]).raw(why.as_bytes()),
+    };
+    m.raw(migration_id).raw(request_digest).into_bytes()
 }
 
 /// Step 5, second half: `Mig_Request_DC` to the destination's certified key,

@@ -31,7 +31,7 @@ pub struct AnonymousIdentity {
 /// Assigns the pseudonym for `public_info` (e.g. the user's public key or
 /// the P_c they present).
 pub fn anonymous_id(broker_secret: &[u8; 32], public_info: &[u8]) -> Result<AnonymousIdentity, SsoError> {
-    let tag = hmac_sha256(broker_secret, Lp::new("anonymous id").part(public_info).bytes())?;
+    let tag = hmac_sha256(broker_secret, Lp::sso("anonymous id").part(public_info).bytes())?;
     let short = tag.get(..20).ok_or(SsoError::Internal("tag length"))?;
     Ok(AnonymousIdentity { id: format!("{PREFIX}{}", base32_lower(short)), level: Level::Temporary })
 }

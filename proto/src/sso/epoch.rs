@@ -53,7 +53,7 @@ impl BrokerSecrets {
         if master.len() < 32 {
             return Err(SsoError::Internal("broker master key shorter than 32 bytes"));
         }
-        let d = |label: &str| hkdf32(master, Lp::new("broker secret").part(label.as_bytes()).bytes());
+        let d = |label: &str| hkdf32(master, Lp::sso("broker secret").part(label.as_bytes()).bytes());
         Ok(BrokerSecrets { tgt: d("K_tgt")?, epoch_seed: d("epoch seed")?, anon: d("anonymous id")? })
     }
 
@@ -67,7 +67,7 @@ impl BrokerSecrets {
 
     /// (b_e, B_e).
     fn epoch_value(&self, epoch: i64) -> Result<(Scalar, Element), SsoError> {
-        let raw = hkdf32(self.epoch_seed.as_slice(), Lp::new("epoch secret").int(epoch).bytes())?;
+        let raw = hkdf32(self.epoch_seed.as_slice(), Lp::sso("epoch secret").int(epoch).bytes())?;
         // 32 bytes < q: the value is the 256-bit short exponent itself.
         let b = Scalar::from_bytes_mod_q(raw.as_slice())?;
         let big_b = b.public()?;
@@ -82,7 +82,7 @@ pub(crate) fn service_epoch_key(
     id_k: &str,
     epoch: i64,
 ) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    hkdf32(shared.as_bytes(), Lp::new("service epoch key").part(big_b).part(id_k.as_bytes()).int(epoch).bytes())
+    hkdf32(shared.as_bytes(), Lp::sso("service epoch key").part(big_b).part(id_k.as_bytes()).int(epoch).bytes())
 }
 
 type ServiceKeyId = (i64, String);

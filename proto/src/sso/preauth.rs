@@ -45,7 +45,7 @@ fn challenge(
     nonce: &[u8],
     service: &str,
 ) -> Result<Scalar, SsoError> {
-    let h = Lp::new("pre-auth challenge")
+    let h = Lp::sso("pre-auth challenge")
         .part(p_c.as_bytes())
         .part(id_c.as_bytes())
         .part(r)
@@ -83,7 +83,7 @@ pub fn prove_pw<R: CryptoRng + ?Sized>(
 
 /// The replay-cache key of a proof: (ID_c, nonce, timestamp).
 pub fn replay_key(proof: &PreAuthProof) -> [u8; 32] {
-    Lp::new("pre-auth replay").part(proof.id_c.as_bytes()).part(proof.nonce.as_slice()).int(proof.timestamp).hash()
+    Lp::sso("pre-auth replay").part(proof.id_c.as_bytes()).part(proof.nonce.as_slice()).int(proof.timestamp).hash()
 }
 
 /// Broker, before any group operation: the skew and the widths of the

@@ -117,64 +117,24 @@ pub fn fixed<const N: usize>(b: &[u8], what: &'static str) -> Result<[u8; N], Ss
 // Length-prefixed encoding and hashing
 // ---------------------------------------------------------------------------
 
-/// Length-prefixed concatenation: `u32_be(len) ‖ part` for each part, so no
-/// two different part lists encode alike (the paper's bare `‖` is ambiguous).
-#[derive(Debug, Default, Clone)]
-pub struct Lp(Vec<u8>);
+pub use crate::encoding::Lp;
 
 impl Lp {
-    /// Starts an encoding with a domain label.
-    pub fn new(label: &str) -> Self {
-        Lp::default().part(PROTOCOL.as_bytes()).part(label.as_bytes())
-    }
-
-    /// Appends one length-prefixed part.
-    pub fn part(mut self, p: &[u8]) -> Self {
-        let len = u32::try_from(p.len()).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&len.to_be_bytes());
-        self.0.extend_from_slice(p);
-        self
-    }
-
-    /// Appends an i64 (big-endian, 8 bytes).
-    pub fn int(self, v: i64) -> Self {
-        self.part(&v.to_be_bytes())
-    }
-
-    /// The encoding.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Consumes into the encoding.
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
+    /// Starts an encoding in the SSO protocol's domain: [`PROTOCOL`] and
+    /// `label`, both length-prefixed.
+    pub fn sso(label: &str) -> Self {
+        Lp::domain(PROTOCOL, label)
     }
 
     /// SHA-256 of the encoding.
     pub fn hash(&self) -> [u8; 32] {
-        sha256(&self.0)
-    }
-}
-
-impl Drop for Lp {
-    fn drop(&mut self) {
-        // Encodings sometimes carry secrets (r, S_A plaintexts).
-        self.0.zeroize();
+        sha256(self.bytes())
     }
 }
 
 /// Splits a length-prefixed concatenation (no domain label) into parts.
-pub fn split_lp(mut b: &[u8]) -> Result<Vec<&[u8]>, SsoError> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let len_bytes = fixed::<4>(b.get(..4).ok_or(SsoError::Malformed("length prefix"))?, "length prefix")?;
-        let len = usize::try_from(u32::from_be_bytes(len_bytes)).map_err(|_| SsoError::Malformed("length"))?;
-        let end = len.checked_add(4).ok_or(SsoError::Malformed("length"))?;
-        out.push(b.get(4..end).ok_or(SsoError::Malformed("truncated part"))?);
-        b = b.get(end..).ok_or(SsoError::Malformed("truncated part"))?;
-    }
-    Ok(out)
+pub fn split_lp(b: &[u8]) -> Result<Vec<&[u8]>, SsoError> {
+    crate::encoding::split_lp(b).map_err(SsoError::Malformed)
 }
 
 /// SHA-256.
@@ -440,7 +400,7 @@ impl X25519KeyPair {
 }
 
 fn ecies_aad(label: &str, aad: &[u8]) -> Vec<u8> {
-    Lp::new(label).part(aad).into_bytes()
+    Lp::sso(label).part(aad).into_bytes()
 }
 
 fn ecies_key(
@@ -450,7 +410,7 @@ fn ecies_key(
     recipient: &[u8; 32],
     label: &str,
 ) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    let info = Lp::new("ecies").part(label.as_bytes()).part(epk).part(recipient);
+    let info = Lp::sso("ecies").part(label.as_bytes()).part(epk).part(recipient);
     agreement::agree(mine, UnparsedPublicKey::new(&X25519, peer), SsoError::SealedBoxOpen, |shared| {
         // All-zero output means a low-order peer key: refuse.
         if bool::from(shared.ct_eq(&[0u8; 32])) {

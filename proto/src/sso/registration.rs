@@ -162,7 +162,7 @@ pub struct UserLevel {
 
 impl UserLevel {
     fn message(m_code: &SealedBox, t_ans: i64, level: Level) -> Vec<u8> {
-        Lp::new("Userlevel").part(&m_code.to_bytes()).int(t_ans).part(&[level.as_u8()]).into_bytes()
+        Lp::sso("Userlevel").part(&m_code.to_bytes()).int(t_ans).part(&[level.as_u8()]).into_bytes()
     }
 
     /// Verifies ANS's signature over this M_code (non-repudiation).
@@ -203,7 +203,7 @@ pub struct AnsToBroker {
 
 impl AnsToBroker {
     fn message(registration_id: &[u8], id_c: &str, ul: &UserLevel, g2: &[u8]) -> Vec<u8> {
-        Lp::new("AnsToBroker")
+        Lp::sso("AnsToBroker")
             .part(registration_id)
             .part(id_c.as_bytes())
             .int(ul.t_ans)
@@ -313,13 +313,13 @@ impl ClientAwaitingAgent {
 
 /// H(M_A) as used in S_A: SHA-256 of `Lp("H(M_A)", M_A)`.
 fn h_of_ma(m_a_cap: &[u8; 32]) -> [u8; 32] {
-    Lp::new("H(M_A)").part(m_a_cap).hash()
+    Lp::sso("H(M_A)").part(m_a_cap).hash()
 }
 
 /// M_A = H(M_a ‖ ID_a) ⊕ H(M_info), each hash over a length-prefixed encoding.
 pub fn compute_m_a(m_a: &[u8], id_a: &str, m_info: &[u8]) -> [u8; 32] {
-    let left = Lp::new("H(M_a||ID_a)").part(m_a).part(id_a.as_bytes()).hash();
-    let right = Lp::new("H(M_info)").part(m_info).hash();
+    let left = Lp::sso("H(M_a||ID_a)").part(m_a).part(id_a.as_bytes()).hash();
+    let right = Lp::sso("H(M_info)").part(m_info).hash();
     let mut out = [0u8; 32];
     for ((o, l), r) in out.iter_mut().zip(left.iter()).zip(right.iter()) {
         *o = l ^ r;
@@ -357,8 +357,8 @@ fn share_binder(
     g2: &[u8],
     m_code: &SealedBox,
 ) -> Result<[u8; 32], SsoError> {
-    let key = hkdf32(k.as_bytes(), Lp::new("share binder key").bytes())?;
-    let msg = Lp::new("ShareToAns").part(registration_id).part(id_c.as_bytes()).part(g2).part(&m_code.to_bytes());
+    let key = hkdf32(k.as_bytes(), Lp::sso("share binder key").bytes())?;
+    let msg = Lp::sso("ShareToAns").part(registration_id).part(id_c.as_bytes()).part(g2).part(&m_code.to_bytes());
     hmac_sha256(key.as_slice(), msg.bytes())
 }
 
@@ -399,7 +399,7 @@ pub fn broker_receive_registration<R: CryptoRng + ?Sized>(
     }
     let mut registration_id = [0u8; 16];
     rng.fill_bytes(&mut registration_id);
-    let m_a = Lp::new("M_a").part(&registration_id).part(req.id_c.as_bytes()).part(agent_code_id.as_bytes());
+    let m_a = Lp::sso("M_a").part(&registration_id).part(req.id_c.as_bytes()).part(agent_code_id.as_bytes());
     let out = AgentRequest {
         registration_id: Bytes(registration_id.to_vec()),
         id_a: broker_id.to_owned(),

@@ -94,11 +94,11 @@ impl fmt::Debug for Authorized {
 }
 
 fn ap_req_aad(server_ticket: &str) -> Vec<u8> {
-    Lp::new("AP-REQ").part(&sha256(server_ticket.as_bytes())).into_bytes()
+    Lp::sso("AP-REQ").part(&sha256(server_ticket.as_bytes())).into_bytes()
 }
 
 fn ap_rep_aad(ticket_hash: &[u8; 32]) -> Vec<u8> {
-    Lp::new("AP-REP").part(ticket_hash).into_bytes()
+    Lp::sso("AP-REP").part(ticket_hash).into_bytes()
 }
 
 fn nonce12(b: &Bytes) -> Result<[u8; 12], SsoError> {
@@ -554,7 +554,7 @@ impl ServiceVerifier {
         let nonce = fixed::<16>(nonce, "authenticator nonce")?;
         check_skew(ctime, now)?;
         check_validity(&claims, now)?;
-        let replay_key = Lp::new("AP-REQ replay")
+        let replay_key = Lp::sso("AP-REQ replay")
             .part(self.key.id().as_bytes())
             .part(claims.sub.as_bytes())
             .part(claims.jti.as_bytes())

@@ -426,13 +426,13 @@ pub(crate) fn login_key(
     id_c: &str,
     broker: &str,
 ) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    let info = Lp::new("login key").part(alpha).part(id_c.as_bytes()).part(broker.as_bytes());
+    let info = Lp::sso("login key").part(alpha).part(id_c.as_bytes()).part(broker.as_bytes());
     hkdf32(shared.as_bytes(), info.bytes())
 }
 
 /// AAD of the login client part: the whole TGT and α.
 pub(crate) fn login_aad(tgt: &str, alpha: &[u8]) -> Vec<u8> {
-    Lp::new("AS-REP").part(tgt.as_bytes()).part(alpha).into_bytes()
+    Lp::sso("AS-REP").part(tgt.as_bytes()).part(alpha).into_bytes()
 }
 
 /// The plaintext of a sealed key with its ticket's jti and exp.
@@ -460,7 +460,7 @@ pub(crate) fn claims_aad(label: &str, c: &TicketClaims) -> Lp {
         TicketKind::Client => b"client",
         TicketKind::Service => b"service",
     };
-    Lp::new(label)
+    Lp::sso(label)
         .part(c.iss.as_bytes())
         .part(c.sub.as_bytes())
         .part(c.aud.as_bytes())
@@ -480,7 +480,7 @@ pub(crate) fn per_ticket_key(
     jti: &str,
     sub: &str,
 ) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    hkdf_expand32(key, Lp::new(label).part(jti.as_bytes()).part(sub.as_bytes()).bytes())
+    hkdf_expand32(key, Lp::sso(label).part(jti.as_bytes()).part(sub.as_bytes()).bytes())
 }
 
 /// AAD of V_k: the claims, e and B.
@@ -490,12 +490,12 @@ pub(crate) fn v_k_aad(c: &TicketClaims, epoch: i64, big_b: &[u8]) -> Vec<u8> {
 
 /// AAD of the client part of a TGS-REP: the whole client ticket.
 pub(crate) fn v_c_aad(client_ticket: &str) -> Vec<u8> {
-    Lp::new("V_c").part(client_ticket.as_bytes()).into_bytes()
+    Lp::sso("V_c").part(client_ticket.as_bytes()).into_bytes()
 }
 
 /// AAD of a TGS authenticator: the TGT's hash and the service asked for.
 pub(crate) fn tgs_aad(tgt: &str, service: &str) -> Vec<u8> {
-    Lp::new("TGS-REQ").part(&sha256(tgt.as_bytes())).part(service.as_bytes()).into_bytes()
+    Lp::sso("TGS-REQ").part(&sha256(tgt.as_bytes())).part(service.as_bytes()).into_bytes()
 }
 
 /// The authenticator inside a TGS-REQ.
@@ -846,7 +846,7 @@ impl TicketIssuer {
             return Err(SsoError::InsufficientLevel { have: tgt.level.as_u8(), need: service.min_level.as_u8() });
         }
         let replay_key =
-            Lp::new("TGS-REQ replay").part(tgt.sub.as_bytes()).part(tgt.jti.as_bytes()).int(ctime).part(&nonce).hash();
+            Lp::sso("TGS-REQ replay").part(tgt.sub.as_bytes()).part(tgt.jti.as_bytes()).int(ctime).part(&nonce).hash();
         cache.check_and_insert(replay_key, ctime.saturating_add(MAX_SKEW), now)?;
         self.issue(&tgt, &sk, service, lifetime, now, rng)
     }
