@@ -37,7 +37,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use base64::Engine;
 use zeroize::Zeroizing;
 
@@ -124,29 +124,15 @@ fn random<const N: usize>() -> Result<[u8; N], SealError> {
     Ok(out)
 }
 
-struct Len32;
-
-impl aws_lc_rs::hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        KEY_LEN
-    }
-}
-
 /// One key per use of a master key (audit F14: no key serves both AES-GCM
 /// and HMAC).
 fn subkey(raw: &[u8; KEY_LEN], usage: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
-    let bad = || SealError::Crypto("HKDF failed".into());
-    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"dirbroker-keyring-v2").extract(raw);
-    let info = [usage.as_bytes()];
-    let okm = prk.expand(&info, Len32).map_err(|_| bad())?;
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    okm.fill(out.as_mut_slice()).map_err(|_| bad())?;
-    Ok(out)
+    dirbroker_proto::crypto::hkdf32(raw, b"dirbroker-keyring-v2", &[usage.as_bytes()])
+        .map_err(|e| SealError::Crypto(e.to_string()))
 }
 
 fn aes_key(raw: &[u8]) -> Result<LessSafeKey, SealError> {
-    let unbound = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| SealError::Crypto("bad key".into()))?;
-    Ok(LessSafeKey::new(unbound))
+    dirbroker_proto::crypto::aes256gcm(raw).map_err(|e| SealError::Crypto(e.to_string()))
 }
 
 impl MasterKey {

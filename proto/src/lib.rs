@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod crypto;
 pub mod edge;
 pub mod encoding;
 pub mod fault;

@@ -44,7 +44,6 @@
 
 use std::fmt;
 
-use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::CryptoRng;
 use sha2::Sha256;
@@ -247,11 +246,10 @@ impl<'g> AwaitingPeerValue<'g> {
 
         let sid = session_id(&self.my_id, &self.my_value, &self.peer_id, &peer_value);
 
-        let hkdf = Hkdf::<Sha256>::new(None, shared.as_bytes());
-        shared.zeroize();
         let mut okm = Zeroizing::new([0u8; 2 * SESSION_KEY_LEN]);
-        hkdf.expand_multi_info(&[KDF_INFO, &sid], okm.as_mut_slice())
-            .map_err(|_| SpekeError::Misuse("HKDF output length"))?;
+        let derived = crate::crypto::hkdf(shared.as_bytes(), &[], &[KDF_INFO, &sid], okm.as_mut_slice());
+        shared.zeroize();
+        derived.map_err(|_| SpekeError::Misuse("HKDF output length"))?;
         let (kc_key, session_key) = okm.split_at(SESSION_KEY_LEN);
 
         let my_tag = confirmation_tag(kc_key, &self.my_id, &self.peer_id, &self.my_value, &peer_value)?;

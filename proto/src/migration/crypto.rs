@@ -20,9 +20,8 @@
 use crate::encoding::Lp;
 use std::path::Path;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey, X25519};
-use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::pem::PemObject;
@@ -74,26 +73,13 @@ impl CryptoError {
 
 const HKDF_SALT: &[u8] = b"dirbroker migration v1";
 
-struct Len(usize);
-impl KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
-    }
-}
-
 /// HKDF-SHA256 with length-prefixed info parts, so no two different lists
 /// of parts give the same info string.
 pub fn derive_key(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
     let info_bytes = info.iter().fold(Lp::default(), |lp, part| lp.part(part));
-    let prk = Salt::new(HKDF_SHA256, if salt.is_empty() { HKDF_SALT } else { salt }).extract(ikm);
-    let mut out = Zeroizing::new([0u8; 32]);
-    let parts = [info_bytes.bytes()];
-    // HKDF-Expand only fails when asked for more than 255 blocks.
-    if let Ok(okm) = prk.expand(&parts, Len(32)) {
-        let _ = okm.fill(out.as_mut_slice());
-    }
-    // `info_bytes` is zeroised when dropped.
-    out
+    let salt = if salt.is_empty() { HKDF_SALT } else { salt };
+    // HKDF-Expand only fails when asked for more than 255 blocks, never for 32 bytes.
+    crate::crypto::hkdf32(ikm, salt, &[info_bytes.bytes()]).unwrap_or_else(|_| Zeroizing::new([0u8; 32]))
 }
 
 /// A protocol nonce or id (`Nonce1`, `Nonce_DC`, `Nonce2`, `Nonce_PS`, the
@@ -165,33 +151,20 @@ pub fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
 }
 
 fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
-    UnboundKey::new(&AES_256_GCM, key)
-        .map(LessSafeKey::new)
-        .map_err(|_| CryptoError::Local("AES-256-GCM key setup failed".into()))
+    crate::crypto::aes256gcm(key).map_err(|e| CryptoError::Local(e.to_string()))
 }
 
 /// Seals under a single-message key with a random nonce: `nonce ‖ ciphertext ‖ tag`.
 pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let k = aead_key(key)?;
     let nonce = random::<NONCE_LEN>()?;
-    let mut buf = plaintext.to_vec();
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| CryptoError::Local("AEAD seal failed".into()))?;
-    let mut out = nonce.to_vec();
-    out.append(&mut buf);
-    Ok(out)
+    let sealed = crate::crypto::seal(key, nonce, aad, plaintext).map_err(|e| CryptoError::Local(e.to_string()))?;
+    Ok([nonce.as_slice(), &sealed].concat())
 }
 
 /// Opens what [`seal`] made.
 pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &'static str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let k = aead_key(key)?;
-    let (nonce, ct) = sealed.split_at_checked(NONCE_LEN).ok_or(CryptoError::Tampered { what })?;
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Tampered { what })?;
-    let mut buf = Zeroizing::new(ct.to_vec());
-    let len =
-        k.open_in_place(nonce, Aad::from(aad), buf.as_mut_slice()).map_err(|_| CryptoError::Tampered { what })?.len();
-    buf.truncate(len);
-    Ok(buf)
+    let (nonce, ct) = sealed.split_first_chunk::<NONCE_LEN>().ok_or(CryptoError::Tampered { what })?;
+    crate::crypto::open(key, *nonce, aad, ct).ok_or(CryptoError::Tampered { what })
 }
 
 /// Two directional keys with counters: each sealed message carries its
@@ -283,11 +256,10 @@ pub fn seal_to(recipient: &[u8], label: &str, plaintext: &[u8]) -> Result<PbCiph
         CryptoError::Certificate("the recipient's public key is not a P-256 point".into()),
         |z| Ok(ecies_key(z, &eph_pub, recipient, label)),
     )?;
-    let mut buf = plaintext.to_vec();
-    aead_key(&key)?
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(label.as_bytes()), &mut buf)
-        .map_err(|_| CryptoError::Local("AEAD seal failed".into()))?;
-    Ok(PbCiphertext { ephemeral: eph_pub, sealed: buf })
+    // The ephemeral key makes the AEAD key single-use: the zero nonce is sound.
+    let sealed = crate::crypto::seal(&key, [0u8; NONCE_LEN], label.as_bytes(), plaintext)
+        .map_err(|e| CryptoError::Local(e.to_string()))?;
+    Ok(PbCiphertext { ephemeral: eph_pub, sealed })
 }
 
 /// Opens a [`PbCiphertext`] with our certified key.
@@ -298,13 +270,8 @@ pub fn open_from(me: &DcIdentity, label: &'static str, ct: &PbCiphertext) -> Res
         CryptoError::Tampered { what: label },
         |z| Ok(ecies_key(z, &ct.ephemeral, &me.public_point, label)),
     )?;
-    let mut buf = Zeroizing::new(ct.sealed.clone());
-    let len = aead_key(&key)?
-        .open_in_place(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(label.as_bytes()), buf.as_mut_slice())
-        .map_err(|_| CryptoError::Tampered { what: label })?
-        .len();
-    buf.truncate(len);
-    Ok(buf)
+    crate::crypto::open(&key, [0u8; NONCE_LEN], label.as_bytes(), &ct.sealed)
+        .ok_or(CryptoError::Tampered { what: label })
 }
 
 /// A data center's own credentials: the key pair its certificate certifies.

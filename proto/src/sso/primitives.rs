@@ -10,8 +10,8 @@
 use std::fmt;
 use std::sync::LazyLock;
 
+use crate::crypto::NONCE_LEN;
 use crate::group::{Element, Exponent, Group};
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -152,35 +152,16 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], SsoError> {
     fixed::<32>(tag.as_ref(), "HMAC tag").map_err(|_| SsoError::Internal("HMAC length"))
 }
 
-struct Len32;
-
-impl aws_lc_rs::hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
-fn expand32(prk: &aws_lc_rs::hkdf::Prk, info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    let infos = [info];
-    let okm_handle = prk.expand(&infos, Len32).map_err(|_| SsoError::Internal("HKDF"))?;
-    let mut okm = Zeroizing::new([0u8; 32]);
-    okm_handle.fill(okm.as_mut_slice()).map_err(|_| SsoError::Internal("HKDF"))?;
-    Ok(okm)
-}
-
-/// HKDF-SHA256 to a 32-byte key (RFC 5869 with no salt, i.e. HashLen zero
-/// bytes, which HMAC pads to the same key as the empty salt). aws-lc's
-/// assembly SHA-256: this sits on the per-ticket path.
+/// HKDF-SHA256 to a 32-byte key, no salt ([`crate::crypto::hkdf`]); on
+/// the per-ticket path.
 pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(ikm);
-    expand32(&prk, info)
+    crate::crypto::hkdf32(ikm, &[], &[info]).map_err(|_| SsoError::Internal("HKDF"))
 }
 
-/// HKDF-Expand only, for a key that is already uniform (RFC 5869 §3.3:
-/// the extract step may then be skipped): per-ticket keys under K_tgt, SK
-/// and K_k,e. One HMAC instead of two.
+/// HKDF-Expand only, for a key that is already uniform: per-ticket keys
+/// under K_tgt, SK and K_k,e.
 pub fn hkdf_expand32(key: &[u8; 32], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SsoError> {
-    expand32(&aws_lc_rs::hkdf::Prk::new_less_safe(aws_lc_rs::hkdf::HKDF_SHA256, key), info)
+    crate::crypto::hkdf_expand32(key, &[info]).map_err(|_| SsoError::Internal("HKDF"))
 }
 
 // ---------------------------------------------------------------------------
@@ -296,27 +277,14 @@ impl fmt::Debug for Scalar {
 // AEAD
 // ---------------------------------------------------------------------------
 
-fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, SsoError> {
-    let unbound = UnboundKey::new(&AES_256_GCM, key).map_err(|_| SsoError::Internal("AES-256-GCM key"))?;
-    Ok(LessSafeKey::new(unbound))
-}
-
 /// AES-256-GCM seal; returns ciphertext ‖ tag.
 pub fn aead_seal(key: &[u8; 32], nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SsoError> {
-    let k = aead_key(key)?;
-    let mut buf = plaintext.to_vec();
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| SsoError::Internal("AES-256-GCM seal"))?;
-    Ok(buf)
+    crate::crypto::seal(key, nonce, aad, plaintext).map_err(|_| SsoError::Internal("AES-256-GCM seal"))
 }
 
 /// AES-256-GCM open; `None` if the tag does not verify.
 pub fn aead_open(key: &[u8; 32], nonce: [u8; NONCE_LEN], aad: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let k = aead_key(key).ok()?;
-    let mut buf = Zeroizing::new(ct.to_vec());
-    let len = k.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf.as_mut_slice()).ok()?.len();
-    buf.truncate(len);
-    Some(buf)
+    crate::crypto::open(key, nonce, aad, ct)
 }
 
 /// A fresh random AEAD nonce (for keys used more than once, like C_ck).

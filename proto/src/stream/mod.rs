@@ -79,8 +79,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use zeroize::Zeroizing;
+use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 
 mod digest;
 mod pool;
@@ -405,14 +404,11 @@ impl TransferKey {
     ///
     /// Fails only if the crypto backend does, which would be a bug.
     pub fn derive(session_key: &[u8; 32], transfer_id: &TransferId) -> Result<TransferKey, StreamError> {
-        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(None, session_key);
-        let mut okm = Zeroizing::new([0u8; 32]);
-        hkdf.expand_multi_info(&[KEY_LABEL, transfer_id], okm.as_mut())
+        let okm = crate::crypto::hkdf32(session_key, &[], &[KEY_LABEL, transfer_id])
             .map_err(|_| StreamError::Internal("HKDF expand"))?;
-        // aws-lc keeps its own copy of the key schedule and cleanses it on drop.
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, okm.as_ref()).map_err(|_| StreamError::Internal("AES-256-GCM key setup"))?;
-        Ok(TransferKey { aead: LessSafeKey::new(unbound), transfer_id: *transfer_id, sealed: AtomicBool::new(false) })
+        let aead =
+            crate::crypto::aes256gcm(okm.as_ref()).map_err(|_| StreamError::Internal("AES-256-GCM key setup"))?;
+        Ok(TransferKey { aead, transfer_id: *transfer_id, sealed: AtomicBool::new(false) })
     }
 
     /// The transfer this key belongs to.
