@@ -9,13 +9,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use dirbroker::admin::otp::{self as admin_otp, Start};
 use dirbroker::directory::{DirError, Directory, Dn};
 use dirbroker::model::{DirEntry, OtpToken, TokenType};
-use dirbroker::otp::codes::{self, Algorithm};
+use dirbroker::otp::codes::Algorithm;
 use dirbroker::otp::enroll::{self, SecretFormat, UriParams};
 use dirbroker::otp::skey::SkeyAlgorithm;
 use dirbroker::otp::verify::{self, Outcome, Refusal};
-use dirbroker::seal::context;
 
 use super::{CliResult, Ctx, Failure, Output, delete_named, load_named};
 use crate::exit::Exit;
@@ -176,17 +176,6 @@ async fn tokens_of(dir: &Directory, owner: &Dn) -> Result<Vec<OtpToken>, Failure
     let mut v: Vec<OtpToken> = entries.iter().map(OtpToken::from_entry).collect::<Result<_, _>>()?;
     v.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(v)
-}
-
-fn new_id(user: &str, kind: TokenType, given: Option<String>) -> Result<String, Failure> {
-    match given {
-        Some(id) => Ok(id),
-        None => {
-            let mut r = [0u8; 3];
-            dirbroker::clock::fill_random(&mut r).map_err(|_| Failure::new(Exit::Failed, "no randomness"))?;
-            Ok(format!("{user}-{}-{:02x}{:02x}{:02x}", kind.as_str(), r[0], r[1], r[2]))
-        }
-    }
 }
 
 fn algorithm(a: Option<&str>) -> Result<Algorithm, Failure> {
@@ -412,44 +401,20 @@ async fn verify_code(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     }
 }
 
-/// A new token of `kind` for `user` (id given or generated), with the
-/// keyring that will seal its secret and the directory it goes to.
-async fn new_token(
-    ctx: &Ctx,
-    user: &str,
-    kind: TokenType,
-    id: Option<String>,
-    description: Option<String>,
-) -> Result<(OtpToken, dirbroker::seal::Keyring, Directory), Failure> {
-    let id = new_id(user, kind, id)?;
-    dirbroker::directory::dn::check_value("token id", &id)?;
-    let ring = ctx.keyring()?;
-    let dir = ctx.directory().await?;
-    let owner = user_dn(&dir, user).await?;
-    let mut t = OtpToken::new(&id, owner, kind)?;
-    t.description = description;
-    Ok((t, ring, dir))
-}
-
 async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
     let config = ctx.config()?;
     let kind: TokenType = a.kind.into();
-    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description.clone()).await?;
+    let ring = ctx.keyring()?;
+    let dir = ctx.directory().await?;
+    let t = admin_otp::draft(&dir, &a.user, kind, a.id.clone(), a.description.clone()).await?;
     let id = t.id.clone();
     if kind == TokenType::Skey {
         let alg = match a.params.algorithm.as_deref() {
             None => SkeyAlgorithm::Md5,
             Some(s) => SkeyAlgorithm::parse(s).ok_or_else(|| Failure::usage(format!("{s:?}: use md5 or sha1")))?,
         };
-        let seed = enroll::generate_skey_seed().map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
         let pass = read_line("S/KEY passphrase (10+ characters): ")?;
-        let first =
-            enroll::skey_initial(alg, &seed, pass.as_bytes(), a.count).map_err(|e| Failure::usage(e.to_string()))?;
-        t.algorithm = Some(alg.as_str().into());
-        t.skey_seed = Some(seed.clone());
-        t.skey_sequence = Some(i64::from(a.count));
-        t.skey_last_otp = Some(first.to_vec());
-        dir.create(&t).await?;
+        let (_, seed) = admin_otp::store_skey(&dir, t, alg, &pass, a.count).await?;
         ctx.report(
             json!({ "token": id, "type": "skey", "seed": seed, "sequence": a.count - 1, "algorithm": alg.as_str() }),
             &format!(
@@ -463,16 +428,20 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
         );
         return Ok(());
     }
-    let alg = algorithm(a.params.algorithm.as_deref())?;
+    let params = admin_otp::CodeParams {
+        algorithm: algorithm(a.params.algorithm.as_deref())?,
+        digits: a.params.digits,
+        period: a.params.period,
+    };
     let secret = enroll::generate_secret().map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
     let uri = enroll::otpauth_uri(&UriParams {
         kind,
         issuer: &config.otp.issuer,
         account: &a.user,
         secret: &secret,
-        algorithm: alg,
-        digits: u32::from(a.params.digits),
-        period: a.params.period,
+        algorithm: params.algorithm,
+        digits: u32::from(params.digits),
+        period: params.period,
         counter: 0,
     })
     .map_err(|e| Failure::usage(e.to_string()))?;
@@ -483,85 +452,50 @@ async fn enroll_token(ctx: &Ctx, a: EnrollArgs) -> CliResult {
             println!("{}", enroll::qr_text(&uri).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
         }
         println!("{uri}");
-        if alg != Algorithm::Sha1 || a.params.digits != 6 || a.params.period != 30 {
+        if params.algorithm != Algorithm::Sha1 || params.digits != 6 || params.period != 30 {
             eprintln!("note: many authenticator apps ignore algorithm/digits/period and will show wrong codes");
         }
     }
     let code = read_line("code from the app: ")?;
-    let digits = u32::from(a.params.digits);
-    let code = codes::parse_code(&code, digits).map_err(|e| Failure::usage(e.to_string()))?;
-    // The token is stored only once a code proves the app holds the secret;
-    // the confirming code is consumed at once.
-    let confirmed = match kind {
-        TokenType::Totp => {
-            let step =
-                codes::totp_counter(u64::try_from(now().unix_timestamp()).unwrap_or(0), u64::from(a.params.period))
-                    .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
-            [step, step.saturating_sub(1), step + 1]
-                .into_iter()
-                .find(|s| codes::hotp(&secret, *s, digits, alg).is_ok_and(|c| codes::codes_equal(&c, &code)))
-        }
-        _ => (0..=10u64).find(|c| codes::hotp(&secret, *c, digits, alg).is_ok_and(|x| codes::codes_equal(&x, &code))),
-    };
-    let Some(counter) = confirmed else {
+    let Some(counter) = admin_otp::confirming_counter(kind, &secret, &params, &code, now())? else {
         return Err(Failure::new(Exit::Failed, "that code does not match: nothing was stored; enrol again"));
     };
-    t.algorithm = Some(alg.as_str().into());
-    t.digits = Some(a.params.digits);
-    let counter = i64::try_from(counter).unwrap_or(0);
-    match kind {
-        TokenType::Totp => {
-            t.period = Some(a.params.period);
-            t.totp_watermark = Some(counter);
-            t.clock_offset = Some(0);
-        }
-        _ => t.hotp_counter = Some(counter + 1),
-    }
-    // Sealed for the owner and parameters just set.
-    t.secret =
-        Some(ring.seal(&context::otp_token(&t), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
-    dir.create(&t).await?;
+    admin_otp::store(&dir, &ring, t, &secret, &params, Start::Confirmed(counter)).await?;
     ctx.report(json!({ "token": id, "type": kind.as_str(), "active": true }), &format!("token {id} is active"));
     Ok(())
 }
 
 async fn import(ctx: &Ctx, a: ImportArgs) -> CliResult {
-    let (kind, secret, alg, digits, period, counter) = match (&a.uri_file, &a.secret_file) {
+    let (kind, secret, params, counter) = match (&a.uri_file, &a.secret_file) {
         (Some(f), _) => {
             let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
             let u = enroll::parse_otpauth_uri(text.expose()).map_err(|e| Failure::usage(e.to_string()))?;
             let digits = u8::try_from(u.digits).map_err(|_| Failure::usage("digits"))?;
-            (u.kind, u.secret, u.algorithm, digits, u.period, u.counter)
+            (u.kind, u.secret, admin_otp::CodeParams { algorithm: u.algorithm, digits, period: u.period }, u.counter)
         }
         (None, Some(f)) => {
             let kind: TokenType = a.kind.ok_or_else(|| Failure::usage("--type is required with --secret-file"))?.into();
             let text = dirbroker::secret::read_secret_file(f).map_err(|e| Failure::usage(e.to_string()))?;
             let secret =
                 enroll::parse_secret(text.expose(), a.format.into()).map_err(|e| Failure::usage(e.to_string()))?;
-            (kind, secret, algorithm(a.params.algorithm.as_deref())?, a.params.digits, a.params.period, a.counter)
+            let algorithm = algorithm(a.params.algorithm.as_deref())?;
+            (
+                kind,
+                secret,
+                admin_otp::CodeParams { algorithm, digits: a.params.digits, period: a.params.period },
+                a.counter,
+            )
         }
         (None, None) => return Err(Failure::usage("give --secret-file or --uri-file")),
     };
     if kind == TokenType::Skey {
         return Err(Failure::usage("S/KEY tokens are made with `otp enroll --type skey`"));
     }
-    let (mut t, ring, dir) = new_token(ctx, &a.user, kind, a.id.clone(), a.description).await?;
-    let id = t.id.clone();
-    t.algorithm = Some(alg.as_str().into());
-    t.digits = Some(digits);
-    match kind {
-        TokenType::Totp => {
-            t.period = Some(period);
-            t.totp_watermark = Some(0);
-            t.clock_offset = Some(0);
-        }
-        _ => t.hotp_counter = Some(i64::try_from(counter).map_err(|_| Failure::usage("counter too large"))?),
-    }
-    // Sealed for the owner and parameters just set.
-    t.secret =
-        Some(ring.seal(&context::otp_token(&t), &secret).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?);
-    dir.create(&t).await?;
-    ctx.report(json!({ "token": id, "type": kind.as_str() }), &format!("imported token {id}"));
+    let ring = ctx.keyring()?;
+    let dir = ctx.directory().await?;
+    let t = admin_otp::draft(&dir, &a.user, kind, a.id.clone(), a.description).await?;
+    let t = admin_otp::store(&dir, &ring, t, &secret, &params, Start::Imported(counter)).await?;
+    ctx.report(json!({ "token": t.id, "type": kind.as_str() }), &format!("imported token {}", t.id));
     Ok(())
 }
 

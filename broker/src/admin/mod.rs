@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod ca;
 pub mod cluster;
 pub mod dc;
+pub mod otp;
 pub mod posix;
 pub mod ps;
 pub mod psk;
