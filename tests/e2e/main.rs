@@ -11,6 +11,7 @@ mod import;
 mod injection;
 mod ldif_judge;
 mod migration;
+mod oidc;
 mod otp;
 mod posix;
 mod schema;

@@ -18,9 +18,18 @@ use serde_json::{Value, json};
 use crate::sso_tickets::register;
 
 pub(crate) const CK: &str = "__Host-dirbroker-session";
+/// The relying parties the fixture registers: app1 confidential, app2 public.
+pub(crate) const APP1_CB: &str = "https://app1.example/cb";
+pub(crate) const APP1_SECRET: &str = "app1 secret";
+pub(crate) const APP2_CB: &str = "https://app2.example/cb";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 const LOGIN_REFUSED: &str = "login refused: wrong password or OTP code";
 
-/// A broker with SSO on and users alice (level 2), carol (level 1).
+/// A broker with SSO on, users alice (level 2) and carol (level 1), and
+/// two OpenID Connect relying parties.
 pub(crate) struct Web {
     pub _bed: Bed,
     _tmp: tempfile::TempDir,
@@ -51,9 +60,12 @@ impl Web {
         std::fs::write(
             &cfg,
             format!(
-                "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
+                "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n\n\
+                 [[oidc.client]]\nid = \"app1\"\nredirect_uris = [{APP1_CB:?}]\nsecret_sha256 = {:?}\n\n\
+                 [[oidc.client]]\nid = \"app2\"\nredirect_uris = [{APP2_CB:?}, \"https://app2.example/other\"]\n",
                 p("broker/cert.pem"),
                 p("broker/key.pem"),
+                hex(&dirbroker_proto::sso::primitives::sha256(APP1_SECRET.as_bytes())),
             ),
         )
         .unwrap();

@@ -16,6 +16,7 @@
 //! side behind any TCP balancer.
 
 pub mod api;
+pub mod oidc;
 pub mod session;
 pub mod sso_login;
 pub mod sso_register;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub authoriser: Option<Arc<dirbroker_proto::migration::authorisation::Authoriser>>,
     /// Browser sessions (`/web/login`): the origin, the lifetime, the sessions ended here.
     pub web: Arc<session::WebState>,
+    /// The OpenID Connect provider; `None` while SSO is off.
+    pub oidc: Option<Arc<oidc::OidcState>>,
 }
 
 /// A listening server, ready to run.
@@ -126,7 +129,12 @@ impl Server {
             .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
         let sso = sso_tickets::SsoState::load(&config.sso, &keyring).map_err(ServeError::Config)?.map(Arc::new);
         let web = Arc::new(session::WebState::from_config(config).map_err(ServeError::Config)?);
+        let oidc = match &sso {
+            Some(_) => Some(Arc::new(oidc::OidcState::load(config, &keyring).map_err(ServeError::Config)?)),
+            None => None,
+        };
         let state = AppState {
+            oidc,
             web,
             sso,
             dir,

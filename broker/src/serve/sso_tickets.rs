@@ -162,7 +162,12 @@ pub(crate) fn no_store(mut r: Response) -> Response {
 
 async fn jwks(State(st): State<AppState>) -> Result<Response, ApiError> {
     let s = sso(&st)?;
-    Ok(Json(s.issuer.jwks()).into_response())
+    let mut jwks = s.issuer.jwks();
+    // The id_token key of the OpenID Connect provider (oidc.rs) beside the ticket key.
+    if let Some(o) = &st.oidc {
+        jwks.keys.extend(o.jwks().keys);
+    }
+    Ok(Json(jwks).into_response())
 }
 
 const ANONYMOUS_OFF: &str =
