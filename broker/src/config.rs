@@ -111,8 +111,6 @@ pub struct Config {
     pub cluster: ClusterSection,
     #[serde(default)]
     pub posix: PosixSection,
-    #[serde(default)]
-    pub oidc: OidcSection,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -388,27 +386,6 @@ fn default_oidc_code_lifetime_s() -> u64 {
 }
 fn default_oidc_token_lifetime_s() -> u64 {
     3600
-}
-
-/// The relying parties of the OpenID Connect provider (docs/oidc.md).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcSection {
-    #[serde(default, rename = "client")]
-    pub clients: Vec<OidcClient>,
-}
-
-/// One relying party: `[[oidc.client]]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcClient {
-    pub id: String,
-    /// Exact-match redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// Hex SHA-256 of the client secret (a confidential client); unset: a
-    /// public client (PKCE alone).
-    #[serde(default)]
-    pub secret_sha256: Option<String>,
 }
 
 /// POSIX account defaults for `user add` (issue #14, part 1).

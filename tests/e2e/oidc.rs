@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, LOCATION};
 use serde_json::Value;
 
-use crate::web_session::{APP1_CB, APP1_SECRET, APP2_CB, Web, dirbroker, ok};
+use crate::web_session::{APP1_CB, APP2_CB, Web, dirbroker, ok};
 
 /// The library's HTTP client: our reqwest, trusting the broker CA.
 async fn send(c: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
@@ -76,7 +76,7 @@ fn auth_request(rp: &Rp) -> (String, CsrfToken, Nonce, PkceCodeVerifier) {
 #[tokio::test]
 async fn a_relying_party_library_signs_in_twice_with_one_password() {
     let w = Web::start().await;
-    let app1 = rp(&w, "app1", Some(APP1_SECRET), APP1_CB).await;
+    let app1 = rp(&w, "app1", Some(w.app1_secret), APP1_CB).await;
     let (url, state, nonce, verifier) = auth_request(&app1);
     assert!(url.contains("code_challenge_method=S256"), "{url}");
 
@@ -291,7 +291,7 @@ async fn authorize_and_token_refuse_hostile_requests() {
             redeem(w, &f, basic).await
         }
     };
-    let app1 = Some(("app1", APP1_SECRET));
+    let app1 = Some(("app1", w.app1_secret));
 
     // Client authentication: a wrong or missing secret.
     let code = code_for("app1", APP1_CB).await;
@@ -318,7 +318,7 @@ async fn authorize_and_token_refuse_hostile_requests() {
     assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     // The real thing works after all of that (none of it used the code up)…
     let mut post = form(&code, VERIFIER, APP1_CB);
-    post.extend([("client_id".into(), "app1".into()), ("client_secret".into(), APP1_SECRET.into())]);
+    post.extend([("client_id".into(), "app1".into()), ("client_secret".into(), w.app1_secret.into())]);
     let (s, t) = token(post.clone(), None).await;
     assert_eq!(s, StatusCode::OK, "{t}");
     assert!(t["id_token"].is_string() && t["token_type"] == "Bearer");
@@ -358,4 +358,55 @@ async fn authorize_and_token_refuse_hostile_requests() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (s, e) = redeem(&w, &[("grant_type", "password")], app1).await;
     assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+}
+
+#[tokio::test]
+async fn relying_parties_are_registered_listed_and_removed_by_the_admin() {
+    let w = Web::start().await;
+    let list: Value =
+        serde_json::from_str(&ok(&dirbroker(&w.cfg, &["--output", "json", "oidc", "client", "list"]))).unwrap();
+    assert_eq!(list[0]["id"], "app1");
+    assert_eq!(list[0]["confidential"], true);
+    assert_eq!(list[1]["id"], "app2");
+    assert_eq!(list[1]["confidential"], false);
+    assert_eq!(list[1]["redirect_uris"].as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains(w.app1_secret), "the secret is shown once, at add");
+    let text = ok(&dirbroker(&w.cfg, &["oidc", "client", "list"]));
+    assert!(text.contains("app1") && text.contains("confidential") && !text.contains(w.app1_secret), "{text}");
+
+    // The directory holds the secret's SHA-256, not the secret.
+    let admin = w._bed.dir_as(dirbroker_testbed::Identity::Admin).await;
+    let c: dirbroker::model::OidcClient = admin.load("app1").await.unwrap();
+    assert_eq!(c.secret_sha256, Some(dirbroker_proto::sso::primitives::sha256(w.app1_secret.as_bytes())));
+
+    // Malformed and hostile input: refused with a message, nothing written.
+    let refused = |args: &[&str], needle: &str| {
+        let o = dirbroker(&w.cfg, args);
+        assert!(!o.status.success(), "{args:?}");
+        let t = dirbroker_testbed::harness::text(&o);
+        assert!(t.contains(needle), "{args:?}: want {needle:?} in {t}");
+    };
+    refused(&["oidc", "client", "add", "app1", "--redirect-uri", APP1_CB], "exists already");
+    refused(&["oidc", "client", "add", "app3", "--redirect-uri", "http://app3.example/cb"], "must be https");
+    refused(&["oidc", "client", "add", "app3", "--redirect-uri", "https://app3.example/cb#x"], "no fragment");
+    refused(&["oidc", "client", "add", "app3", "--redirect-uri", "javascript:alert(1)"], "must be https");
+    refused(&["oidc", "client", "add", "app3"], "--redirect-uri");
+    for bad_id in ["bad id", "café", "a:b", " app3", ""] {
+        refused(&["oidc", "client", "add", bad_id, "--redirect-uri", APP1_CB], "client id");
+    }
+    refused(&["oidc", "client", "remove", "nobody"], "nobody");
+    let list: Value =
+        serde_json::from_str(&ok(&dirbroker(&w.cfg, &["--output", "json", "oidc", "client", "list"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    // Removed: its sign-in requests get the error page at once.
+    let (browser, _jar) = w.signed_in("alice", "alice password").await;
+    let url = authorize_url(&w, &good("app2", APP2_CB));
+    assert_eq!(location(&browser.get(&url).send().await.unwrap()).0, APP2_CB);
+    ok(&dirbroker(&w.cfg, &["oidc", "client", "remove", "app2"]));
+    let r = browser.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(LOCATION).is_none());
+    // Services and clients share ou=services without mixing.
+    assert!(ok(&dirbroker(&w.cfg, &["service", "list"])).contains("no services"));
 }

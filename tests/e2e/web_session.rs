@@ -20,12 +20,8 @@ use crate::sso_tickets::register;
 pub(crate) const CK: &str = "__Host-dirbroker-session";
 /// The relying parties the fixture registers: app1 confidential, app2 public.
 pub(crate) const APP1_CB: &str = "https://app1.example/cb";
-pub(crate) const APP1_SECRET: &str = "app1 secret";
 pub(crate) const APP2_CB: &str = "https://app2.example/cb";
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 const LOGIN_REFUSED: &str = "login refused: wrong password or OTP code";
 
 /// A broker with SSO on, users alice (level 2) and carol (level 1), and
@@ -36,6 +32,8 @@ pub(crate) struct Web {
     pub t: PathBuf,
     pub cfg: PathBuf,
     pub broker: Daemon,
+    /// app1's client secret, as `dirbroker oidc client add` showed it.
+    pub app1_secret: &'static str,
 }
 
 pub(crate) fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
@@ -60,20 +58,27 @@ impl Web {
         std::fs::write(
             &cfg,
             format!(
-                "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n\n\
-                 [[oidc.client]]\nid = \"app1\"\nredirect_uris = [{APP1_CB:?}]\nsecret_sha256 = {:?}\n\n\
-                 [[oidc.client]]\nid = \"app2\"\nredirect_uris = [{APP2_CB:?}, \"https://app2.example/other\"]\n",
+                "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
                 p("broker/cert.pem"),
                 p("broker/key.pem"),
-                hex(&dirbroker_proto::sso::primitives::sha256(APP1_SECRET.as_bytes())),
             ),
         )
         .unwrap();
         ok(&dirbroker(&cfg, &["sso", "init"]));
+        // The relying parties, as the admin registers them.
+        let app1 =
+            ok(&dirbroker(&cfg, &["--output", "json", "oidc", "client", "add", "app1", "--redirect-uri", APP1_CB]));
+        let app1: Value = serde_json::from_str(&app1).unwrap();
+        let app1_secret: &'static str = Box::leak(app1["client_secret"].as_str().unwrap().to_string().into_boxed_str());
+        let other = "https://app2.example/other";
+        ok(&dirbroker(
+            &cfg,
+            &["oidc", "client", "add", "app2", "--public", "--redirect-uri", APP2_CB, "--redirect-uri", other],
+        ));
         register(&bed, "alice", "alice password", Level::Normal, true).await;
         register(&bed, "carol", "carol password", Level::Temporary, true).await;
         let broker = Web::serve(&cfg, &t, "serve.log");
-        Web { _bed: bed, _tmp: tmp, t, cfg, broker }
+        Web { _bed: bed, _tmp: tmp, t, cfg, broker, app1_secret }
     }
 
     /// One more `dirbroker serve` on the same configuration (a replica).

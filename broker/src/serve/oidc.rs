@@ -37,7 +37,9 @@ use subtle::ConstantTimeEq as _;
 use super::AppState;
 use super::session::{WebSession, checked};
 use super::sso_tickets::{check_holder, no_store, unix_now};
-use crate::config::{Config, OidcClient};
+use crate::config::Config;
+use crate::directory::DirError;
+use crate::model::OidcClient;
 use crate::model::Sealed;
 use crate::seal::{Context, Keyring};
 
@@ -51,7 +53,6 @@ const MAX_USED: usize = 100_000;
 /// What the OIDC routes share.
 pub struct OidcState {
     signer: TicketSigner,
-    clients: Vec<OidcClient>,
     code_lifetime: i64,
     token_lifetime: i64,
     /// jti → expiry of codes redeemed on this process.
@@ -60,7 +61,7 @@ pub struct OidcState {
 
 impl std::fmt::Debug for OidcState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcState").field("kid", &self.signer.kid()).field("clients", &self.clients.len()).finish()
+        f.debug_struct("OidcState").field("kid", &self.signer.kid()).finish_non_exhaustive()
     }
 }
 
@@ -68,19 +69,9 @@ impl OidcState {
     pub fn load(config: &Config, keyring: &Keyring) -> Result<OidcState, String> {
         let seed = keyring.derive(KEYRING_LABEL).map_err(|e| e.to_string())?;
         let signer = TicketSigner::new("oidc", Ed25519Key::from_seed(*seed)).map_err(|e| e.to_string())?;
-        for c in &config.oidc.clients {
-            let bad_secret = c.secret_sha256.as_deref().is_some_and(|h| hex32(h).is_none());
-            if c.id.is_empty() || c.redirect_uris.is_empty() || bad_secret {
-                return Err(format!(
-                    "[[oidc.client]] {:?}: needs an id, at least one redirect URI, and secret_sha256 as 64 hex digits if set",
-                    c.id
-                ));
-            }
-        }
         let life = |s: u64, max: i64| i64::try_from(s).unwrap_or(max).clamp(1, max);
         Ok(OidcState {
             signer,
-            clients: config.oidc.clients.clone(),
             code_lifetime: life(config.sso.oidc_code_lifetime_s, 600),
             token_lifetime: life(config.sso.oidc_token_lifetime_s, 86_400),
             used: Mutex::new(HashMap::new()),
@@ -90,10 +81,6 @@ impl OidcState {
     /// The id_token key, for the JWKS.
     pub fn jwks(&self) -> Jwks {
         self.signer.jwks()
-    }
-
-    fn client(&self, id: &str) -> Option<&OidcClient> {
-        self.clients.iter().find(|c| c.id == id)
     }
 
     /// Remembers code `jti`; false when it was redeemed here before.
@@ -110,15 +97,17 @@ impl OidcState {
     }
 }
 
-fn hex32(h: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if h.len() != 64 {
-        return None;
+/// The enabled relying party `id` from the directory; `Ok(None)` when there
+/// is none (or the id cannot be one).
+async fn client(st: &AppState, id: &str) -> Result<Option<OidcClient>, Box<Response>> {
+    if crate::directory::dn::check_value("client id", id).is_err() {
+        return Ok(None);
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    match st.dir.load::<OidcClient>(id).await {
+        Ok(c) => Ok((!c.disabled).then_some(c)),
+        Err(DirError::NotFound { .. } | DirError::BadInput { .. }) => Ok(None),
+        Err(e) => Err(Box::new(st.dir_error(e).into_response())),
     }
-    Some(out)
 }
 
 fn oidc(st: &AppState) -> Result<&OidcState, Box<Response>> {
@@ -245,7 +234,11 @@ async fn authorize(
     let p = |name: &str| q.get(name).map(String::as_str);
     // The client and its redirect_uri first: until both are known, errors
     // are a page here, never a redirect.
-    let Some(client) = p("client_id").and_then(|id| o.client(id)) else {
+    let client = match client(&st, p("client_id").unwrap_or_default()).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let Some(client) = client else {
         return page(StatusCode::BAD_REQUEST, "unknown client_id: the application is not registered with this broker");
     };
     let Some(redirect_uri) = p("redirect_uri").filter(|r| client.redirect_uris.iter().any(|u| u == r)) else {
@@ -278,7 +271,7 @@ async fn authorize(
         let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
         return redirect(&format!("/signin?next={next}"));
     };
-    match issue_code(&st, o, client, redirect_uri, challenge, p("nonce"), &session) {
+    match issue_code(&st, o, &client, redirect_uri, challenge, p("nonce"), &session) {
         Some(code) => {
             let Ok(mut u) = url::Url::parse(redirect_uri) else {
                 return page(StatusCode::BAD_REQUEST, "the redirect_uri is not a URL");
@@ -357,11 +350,11 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// The client the token request authenticates as: HTTP Basic or the form's
 /// client_id (+ client_secret). A confidential client must prove its secret.
-fn token_client<'a>(
-    o: &'a OidcState,
+async fn token_client(
+    st: &AppState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
-) -> Result<&'a OidcClient, Box<Response>> {
+) -> Result<OidcClient, Box<Response>> {
     let invalid = || Box::new(token_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -380,12 +373,15 @@ fn token_client<'a>(
         Some(None) => return Err(invalid()),
         None => (form.get("client_id").cloned().ok_or_else(invalid)?, form.get("client_secret").cloned()),
     };
-    let client = o.client(&id).ok_or_else(invalid)?;
+    let client = client(st, &id).await?.ok_or_else(invalid)?;
     match (&client.secret_sha256, secret) {
         (None, None) => Ok(client),
         (Some(want), Some(got)) => {
-            let want = hex32(want).ok_or_else(invalid)?;
-            if bool::from(sha256(got.as_bytes()).ct_eq(&want)) { Ok(client) } else { Err(invalid()) }
+            if bool::from(sha256(got.as_bytes()).ct_eq(want)) {
+                Ok(client)
+            } else {
+                Err(invalid())
+            }
         }
         _ => Err(invalid()),
     }
@@ -404,7 +400,7 @@ async fn token(
     if form.values().any(|v| v.len() > 4 * MAX_PARAM) {
         return token_error(StatusCode::BAD_REQUEST, "invalid_request", "a parameter is too long");
     }
-    let client = match token_client(o, &headers, &form) {
+    let client = match token_client(&st, &headers, &form).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -497,14 +493,6 @@ pub fn router() -> Router<AppState> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn secret_hashes_are_64_hex_digits() {
-        assert_eq!(hex32(&"ab".repeat(32)), Some([0xab; 32]));
-        assert_eq!(hex32("ab"), None);
-        assert_eq!(hex32(&"zz".repeat(32)), None);
-        assert_eq!(hex32(&"é".repeat(32)), None);
-    }
-
     fn code(exp: i64) -> Code {
         // The challenge of VERIFIER, computed with `openssl dgst -sha256 -binary | base64url`.
         Code {
@@ -544,7 +532,6 @@ mod tests {
     fn a_code_is_redeemed_once_per_process_and_the_list_is_bounded() {
         let o = OidcState {
             signer: TicketSigner::new("oidc", Ed25519Key::from_seed([1; 32])).unwrap(),
-            clients: Vec::new(),
             code_lifetime: 60,
             token_lifetime: 60,
             used: Mutex::new(HashMap::new()),
