@@ -120,24 +120,14 @@ async fn a_relying_party_library_signs_in_twice_with_one_password() {
     let payload: Value = serde_json::from_slice(&b64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(payload["level"], 2);
     let header: Value = serde_json::from_slice(&b64.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
-    let jwks: Value =
-        w.plain().get(format!("{}/.well-known/jwks.json", w.origin())).send().await.unwrap().json().await.unwrap();
+    let jwks = w.get_json("/.well-known/jwks.json", None).await;
     let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids.len(), 2);
     assert_eq!(kids[1], header["kid"].as_str().unwrap(), "the id_token key is the second key of the JWKS");
 
     // userinfo with the access token.
     let at = tokens.access_token().secret();
-    let info: Value = w
-        .plain()
-        .get(format!("{}/oidc/userinfo", w.origin()))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = w.get_json("/oidc/userinfo", Some(at)).await;
     assert_eq!((info["sub"].as_str(), info["level"].as_u64()), (Some("alice"), Some(2)));
     let r = w.plain().get(format!("{}/oidc/userinfo", w.origin())).bearer_auth(format!("{at}x")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -119,15 +119,7 @@ impl Web {
     /// The body `/v1/sso/login` and `/web/login` take, made as `dirbroker
     /// login` makes it: the published KDF record, pw, the Schnorr proof.
     pub async fn login_body(&self, uid: &str, password: &str) -> Value {
-        let params: Value = self
-            .plain()
-            .get(format!("{}/v1/sso/params/{uid}", self.origin()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let params = self.get_json(&format!("/v1/sso/params/{uid}"), None).await;
         let kdf: PasswordKdf = serde_json::from_value(params["kdf"].clone()).unwrap();
         let cred = ClientCredential::derive(uid, password.as_bytes(), &kdf.salt.0, &kdf.params).unwrap();
         let now = dirbroker::clock::now().unix_timestamp();
@@ -135,6 +127,15 @@ impl Web {
         let req = cred.login_request(issuer, now, &mut dirbroker::clock::rng()).unwrap();
         // The body of /v1/sso/login: the LoginRequest's fields (+ "otp").
         serde_json::to_value(req).unwrap()
+    }
+
+    /// GET `path` on the broker without cookies (with a bearer token): the JSON answer.
+    pub async fn get_json(&self, path: &str, bearer: Option<&str>) -> Value {
+        let mut r = self.plain().get(format!("{}{path}", self.origin()));
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap().json().await.unwrap()
     }
 
     /// POSTs `body` to `/web/login` as the broker's own page does.
