@@ -312,6 +312,11 @@ async fn authorize_and_token_refuse_hostile_requests() {
     let (s, t) = token(post.clone(), None).await;
     assert_eq!(s, StatusCode::OK, "{t}");
     assert!(t["id_token"].is_string() && t["token_type"] == "Bearer");
+    use base64::Engine as _;
+    let payload = t["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!((claims["nonce"].as_str(), claims["aud"].as_str()), (Some("n"), Some("app1")), "{claims}");
     // …once: the replay is refused.
     let (s, e) = token(post.clone(), None).await;
     assert_eq!((s, e["error_description"].as_str()), (StatusCode::BAD_REQUEST, Some("the code was already redeemed")));

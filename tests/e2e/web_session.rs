@@ -279,6 +279,16 @@ async fn login_csrf_forged_cookies_fixation_and_disabled_users_are_refused() {
     let r = w.web_login(&c, &body).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
+    // Anonymous sign-in is off on this broker, as at /v1/sso/login.
+    let anon = ClientCredential::anonymous(&mut dirbroker::clock::rng()).unwrap();
+    let now = dirbroker::clock::now().unix_timestamp();
+    let anon =
+        serde_json::to_value(anon.login_request("dirbroker", now, &mut dirbroker::clock::rng()).unwrap()).unwrap();
+    let r = w.web_login(&c, &anon).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&r).is_none());
+    assert!(r.text().await.unwrap().contains("anonymous login is off"));
+
     // Malformed bodies: clear 4xx, no cookie.
     for bad in [json!({}), json!({"proof": 5}), json!([1, 2])] {
         let r = w.web_login(&c, &bad).await;

@@ -437,10 +437,14 @@ async fn token(
         Err(r) => return *r,
     };
     let exp = now.saturating_add(o.token_lifetime);
-    let id_token = o.signer.sign_json(&json!({
+    let mut claims = json!({
         "iss": iss, "sub": code.uid, "aud": client.id, "iat": now, "exp": exp,
-        "auth_time": code.auth_time, "nonce": code.nonce, "sid": code.sid, "level": code.level.as_u8(),
-    }));
+        "auth_time": code.auth_time, "sid": code.sid, "level": code.level.as_u8(),
+    });
+    if let (Some(nonce), Some(m)) = (&code.nonce, claims.as_object_mut()) {
+        m.insert("nonce".into(), json!(nonce));
+    }
+    let id_token = o.signer.sign_json(&claims);
     let access = Access { uid: code.uid.clone(), level: code.level, client_id: client.id.clone(), exp };
     let access = serde_json::to_vec(&access).ok().and_then(|a| st.keyring.seal(&access_context(), &a).ok());
     let (Ok(id_token), Some(access)) = (id_token, access) else {

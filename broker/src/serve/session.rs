@@ -147,6 +147,8 @@ fn current_at(st: &AppState, headers: &HeaderMap, now: i64) -> Option<WebSession
 pub(crate) async fn checked(st: &AppState, headers: &HeaderMap) -> Result<Option<WebSession>, ApiError> {
     let Some(s) = current(st, headers) else { return Ok(None) };
     match check_holder(st, &s.uid, s.level).await {
+        // A pseudonym's session ends when the broker stops allowing anonymous login.
+        Ok(true) if !st.sso.as_ref().is_some_and(|x| x.allow_anonymous) => Ok(None),
         Ok(_) => Ok(Some(s)),
         Err(e) if e.status() == StatusCode::FORBIDDEN => Ok(None),
         Err(e) => Err(e),
