@@ -57,6 +57,9 @@ attrs = [
  (43, "dirbrokerOtpVerifier", "Data center (DN) that may verify the OTP codes of this user for a migration; none listed: any enabled data center", DN, M),
  (44, "dirbrokerAllowAnonymous", "TRUE when the broker issues tickets for this service to anonymous (pseudonymous) users", BOOL, S),
  (45, "dirbrokerNextId", "Lowest POSIX id (uidNumber or gidNumber) the allocator may hand out next; updated by delete-old/add-new in one modify", INT, S),
+ (46, "dirbrokerOidcClientId", "OpenID Connect relying party (client_id)", IA5, S),
+ (47, "dirbrokerOidcRedirectUri", "A redirect URI registered for an OpenID Connect relying party (compared exactly)", IA5, M),
+ (48, "dirbrokerOidcSecretHash", "SHA-256 of the client secret of a confidential OpenID Connect relying party", OCT, S),
 ]
 classes = [
  (1, "dirbrokerUser", "AUXILIARY", "A dirbroker user (with inetOrgPerson and ldapPublicKey)", [],
@@ -88,6 +91,8 @@ classes = [
    ["description", "dirbrokerNotBefore", "dirbrokerNotAfter", "dirbrokerDisabled"]),
  (9, "dirbrokerIdCounter", "STRUCTURAL", "The POSIX id allocator counter (cn=posix-ids under ou=system)",
    ["cn", "dirbrokerNextId"], ["description"]),
+ (10, "dirbrokerOidcClient", "STRUCTURAL", "An OpenID Connect relying party (under ou=services)",
+   ["dirbrokerOidcClientId"], ["description", "dirbrokerOidcRedirectUri", "dirbrokerOidcSecretHash", "dirbrokerDisabled"]),
 ]
 names = {a[1] for a in attrs}
 for c in classes:

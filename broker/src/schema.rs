@@ -53,6 +53,7 @@ pub const REQUIRED_CLASSES: &[&str] = &[
     "dirbrokerAgent",
     "dirbrokerPreSharedKey",
     "dirbrokerIdCounter",
+    "dirbrokerOidcClient",
     "ldapPublicKey",
 ];
 

@@ -16,6 +16,7 @@ mod host;
 mod ldif;
 mod login;
 mod migrate;
+mod oidc;
 mod otp;
 mod ps;
 mod psk;
@@ -162,6 +163,9 @@ enum Command {
     /// Kerberized services: register (P_k), list, remove.
     #[command(subcommand, after_help = EXIT_HELP)]
     Service(service::ServiceCmd),
+    /// OpenID Connect relying parties: add (secret shown once), list, remove.
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Oidc(oidc::OidcCmd),
     /// SSO login: prove the password to the broker, store the TGT in the credential cache.
     #[command(after_help = format!("Examples:\n  dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw\n  \
         dirbroker login alice --broker https://broker:8443 --ca ca.pem --password-file alice.pw --otp-file code\n  \
@@ -417,6 +421,7 @@ pub fn main() -> ExitCode {
             Command::Secrets(cmd) => secrets::run(&ctx, cmd).await,
             Command::Sso(cmd) => sso::run_sso(&ctx, cmd).await,
             Command::Service(cmd) => service::run(&ctx, cmd).await,
+            Command::Oidc(cmd) => oidc::run(&ctx, cmd).await,
             Command::Login(args) => login::login(&ctx, args).await,
             Command::Tickets(args) => ticket::tickets(&ctx, args).await,
             Command::Ticket(cmd) => ticket::ticket(&ctx, cmd).await,

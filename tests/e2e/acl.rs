@@ -138,6 +138,11 @@ async fn each_identity_reads_exactly_what_it_should() {
     svc.public_value = Some(vec![6; 256]);
     svc.endpoint = Some("files:443".into());
     let svc_dn = admin.create(&svc).await.unwrap();
+    // An OpenID Connect relying party beside the services: the broker's alone.
+    let mut rp = OidcClient::new("wiki").unwrap();
+    rp.redirect_uris = vec!["https://wiki.example.org/cb".into()];
+    rp.secret_sha256 = Some([7; 32]);
+    let rp_dn = admin.create(&rp).await.unwrap();
 
     use Who::*;
     // (entry, attribute, identities that may read it)
@@ -184,6 +189,10 @@ async fn each_identity_reads_exactly_what_it_should() {
         (&dc_dn, "userCertificate;binary", vec![Owner, Other, Node, Broker]),
         (&svc_dn, "dirbrokerPublicValue", vec![Broker]),
         (&svc_dn, "dirbrokerEndpoint", vec![Owner, Other, Node, Broker]),
+        (&rp_dn, "dirbrokerOidcSecretHash", vec![Broker]),
+        (&rp_dn, "dirbrokerOidcRedirectUri", vec![Broker]),
+        (&rp_dn, "dirbrokerOidcClientId", vec![Broker]),
+        (&rp_dn, "objectClass", vec![Broker]),
     ];
     let mut wrong = Vec::new();
     for who in ALL {

@@ -381,6 +381,45 @@ impl DirEntry for Service {
     }
 }
 
+impl DirEntry for OidcClient {
+    const OBJECT_CLASSES: &'static [&'static str] = &["dirbrokerOidcClient"];
+    const KIND_CLASS: &'static str = "dirbrokerOidcClient";
+    const RDN_ATTR: &'static str = "dirbrokerOidcClientId";
+
+    fn container(layout: &Layout) -> &Dn {
+        &layout.services
+    }
+    fn rdn_value(&self) -> &str {
+        &self.id
+    }
+
+    fn to_attrs(&self) -> Attrs {
+        let mut b = AttrsBuilder::classes(Self::OBJECT_CLASSES);
+        b.str("dirbrokerOidcClientId", &self.id);
+        b.strs("dirbrokerOidcRedirectUri", &self.redirect_uris);
+        b.opt_bytes("dirbrokerOidcSecretHash", self.secret_sha256.as_ref().map(|h| h.as_slice()));
+        b.flag("dirbrokerDisabled", self.disabled);
+        b.done()
+    }
+
+    fn from_entry(e: &Entry) -> Result<OidcClient> {
+        let secret_sha256 = match e.bytes("dirbrokerOidcSecretHash")? {
+            None => None,
+            Some(h) => Some(<[u8; 32]>::try_from(h).map_err(|_| DirError::MalformedEntry {
+                dn: e.dn.to_string(),
+                attr: "dirbrokerOidcSecretHash".into(),
+                reason: format!("{} bytes, not a SHA-256", h.len()),
+            })?),
+        };
+        Ok(OidcClient {
+            id: e.required_str("dirbrokerOidcClientId")?.to_string(),
+            redirect_uris: e.strs("dirbrokerOidcRedirectUri")?.into_iter().map(str::to_string).collect(),
+            secret_sha256,
+            disabled: flag(e, "dirbrokerDisabled")?,
+        })
+    }
+}
+
 impl DirEntry for Agent {
     const OBJECT_CLASSES: &'static [&'static str] = &["dirbrokerAgent", "pkiUser"];
     const KIND_CLASS: &'static str = "dirbrokerAgent";

@@ -16,6 +16,8 @@
 //! side behind any TCP balancer.
 
 pub mod api;
+pub mod oidc;
+pub mod session;
 pub mod sso_login;
 pub mod sso_register;
 pub mod sso_tickets;
@@ -68,6 +70,10 @@ pub struct AppState {
     /// Signs users' migration authorisations with our HTTPS key; `None` when that key is not
     /// P-256 (then `/v1/otp/verify` refuses requests that name a migration).
     pub authoriser: Option<Arc<dirbroker_proto::migration::authorisation::Authoriser>>,
+    /// Browser sessions (`/web/login`): the origin, the lifetime, the sessions ended here.
+    pub web: Arc<session::WebState>,
+    /// The OpenID Connect provider; `None` while SSO is off.
+    pub oidc: Option<Arc<oidc::OidcState>>,
 }
 
 /// A listening server, ready to run.
@@ -122,7 +128,14 @@ impl Server {
             .await
             .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
         let sso = sso_tickets::SsoState::load(&config.sso, &keyring).map_err(ServeError::Config)?.map(Arc::new);
+        let web = Arc::new(session::WebState::from_config(config).map_err(ServeError::Config)?);
+        let oidc = match &sso {
+            Some(_) => Some(Arc::new(oidc::OidcState::load(config, &keyring).map_err(ServeError::Config)?)),
+            None => None,
+        };
         let state = AppState {
+            oidc,
+            web,
             sso,
             dir,
             keyring: Arc::new(keyring),

@@ -549,6 +549,11 @@ impl TicketSigner {
 
     /// Compact JWS over `claims`.
     pub fn sign(&self, claims: &TicketClaims) -> Result<String, SsoError> {
+        self.sign_json(claims)
+    }
+
+    /// Compact JWS over any claims (OpenID Connect id_tokens).
+    pub fn sign_json<C: Serialize>(&self, claims: &C) -> Result<String, SsoError> {
         let payload = serde_json::to_vec(claims).map_err(|_| SsoError::Internal("JWT claims"))?;
         let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.header_b64);
