@@ -141,7 +141,8 @@ impl ApiClient {
             .use_preconfigured_tls(tls)
             .pool_max_idle_per_host(0)
             .http1_only()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            // Below the whole timeout, so that a hung handshake is told apart (not sent).
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout / 2))
             .timeout(timeout)
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
@@ -327,4 +328,136 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn base_urls_are_https_host_port_each_once() {
+        assert_eq!(
+            base_urls(&["https://a:1/, https://b:2", "https://c:3"]).unwrap(),
+            ["https://a:1", "https://b:2", "https://c:3"]
+        );
+        for bad in [
+            "",
+            " , ",
+            "http://a:1",
+            "a:1",
+            "https://",
+            "https://a:1/v1",
+            "https://u@a:1",
+            "https://a:1?x",
+            "https://a:1,https://a:1",
+        ] {
+            assert!(matches!(base_urls(&[bad]), Err(ClientError::Setup(_))), "{bad:?} taken");
+        }
+    }
+
+    /// A TLS server on loopback that counts the requests it reads and
+    /// answers each with `answer` (raw HTTP), or never when `None`.
+    async fn server(answer: Option<&'static str>) -> (String, Arc<AtomicUsize>, rustls::RootCertStore) {
+        crate::install_crypto_provider();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let der = cert.cert.der().clone();
+        let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let config =
+            rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![der.clone()], key).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, counter) = (acceptor.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = vec![0u8; 4096];
+                    if tls.read(&mut buf).await.unwrap_or(0) > 0 {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    match answer {
+                        Some(a) => {
+                            let _ = tls.write_all(a.as_bytes()).await;
+                            let _ = tls.shutdown().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        (url, seen, roots)
+    }
+
+    const OK: &str =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+    const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+    fn client(urls: &[&str], roots: &[&rustls::RootCertStore]) -> ApiClient {
+        let mut store = rustls::RootCertStore::empty();
+        for r in roots {
+            store.roots.extend(r.roots.iter().cloned());
+        }
+        let tls = rustls::ClientConfig::builder().with_root_certificates(store).with_no_client_auth();
+        ApiClient::new(urls, tls, Duration::from_millis(1500)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_that_may_have_reached_a_peer_goes_to_no_other_unless_it_may_be_repeated() {
+        // The first peer reads the request and never answers; the second answers.
+        let (silent, heard, r1) = server(None).await;
+        let (good, served, r2) = server(Some(OK)).await;
+        let c = client(&[&silent, &good], &[&r1, &r2]);
+        let once: Result<serde_json::Value, _> = c.post("/v1/consume", &serde_json::json!({})).await;
+        assert!(matches!(once, Err(ClientError::Unreachable { .. })), "{once:?}");
+        assert_eq!((heard.load(Ordering::SeqCst), served.load(Ordering::SeqCst)), (1, 0));
+        // Asked of the same peer again after each wait, never of the other.
+        let waits = [Duration::from_millis(10)];
+        let same: Result<serde_json::Value, _> =
+            c.post_with("/v1/otp/verify", &serde_json::json!({}), Repeat::SameUrl(&waits)).await;
+        assert!(same.is_err());
+        assert_eq!((heard.load(Ordering::SeqCst), served.load(Ordering::SeqCst)), (3, 0));
+        // A read moves on.
+        let read: serde_json::Value = c.get("/v1/pki/ca").await.unwrap();
+        assert_eq!(read, serde_json::json!({}));
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+
+        // A 503 is "may have been applied" too: a consuming request stays.
+        let (busy, busy_heard, r3) = server(Some(UNAVAILABLE)).await;
+        let c = client(&[&busy, &good], &[&r3, &r2]);
+        let once: Result<serde_json::Value, _> = c.post("/v1/consume", &serde_json::json!({})).await;
+        assert!(matches!(once, Err(ClientError::Refused { status: 503, .. })), "{once:?}");
+        assert_eq!((busy_heard.load(Ordering::SeqCst), served.load(Ordering::SeqCst)), (1, 1));
+        let _: serde_json::Value = c.get("/x").await.unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_cannot_be_reached_is_passed_and_then_tried_last() {
+        let (good, served, roots) = server(Some(OK)).await;
+        // Nothing listens there: the request surely did not reach it.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("https://{}", l.local_addr().unwrap())
+        };
+        // A TCP listener that never speaks TLS: a hung peer.
+        let hung_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung = format!("https://{}", hung_listener.local_addr().unwrap());
+        let c = client(&[&dead, &hung, &good], &[&roots]);
+        let _: serde_json::Value = c.post("/v1/consume", &serde_json::json!({})).await.unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        assert_eq!(c.order(Instant::now()), [2, 0, 1]);
+        // The next requests go straight to the one that answered.
+        let _: serde_json::Value = c.post("/v1/consume", &serde_json::json!({})).await.unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        assert_eq!(c.order(Instant::now() + SKIP_FAILED_FOR), [0, 1, 2]);
+        drop(hung_listener);
+    }
 }
