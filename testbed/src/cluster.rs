@@ -156,7 +156,7 @@ impl Cluster {
             k,
             &format!(
                 "dn: olcOverlay=syncprov,{DATABASE_DN}\nchangetype: add\nobjectClass: olcOverlayConfig\n\
-                 objectClass: olcSyncProvConfig\nolcOverlay: syncprov\nolcSpCheckpoint: 100 1\nolcSpSessionLog: 10000\n"
+                 objectClass: olcSyncProvConfig\nolcOverlay: syncprov\nolcSpCheckpoint: 100 1\n"
             ),
         )
     }
