@@ -37,8 +37,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AmsOptions {
     /// The bundle directory from `dirbroker agent add ams`.
     pub bundle: PathBuf,
-    /// The broker's base URL (for the CA and CRL).
-    pub broker: String,
+    /// The brokers' base URLs, tried in order (for the CA and CRL).
+    pub brokers: Vec<String>,
     /// Listen address.
     pub listen: String,
     /// How often the CRL is read again from the broker.
@@ -97,7 +97,7 @@ fn router(name: String) -> Router {
 /// Runs the AMS until the process is stopped.
 pub async fn run(opts: AmsOptions) -> Result<(), String> {
     let name = https::agent_name(&opts.bundle)?;
-    let tls = https::Tls::load(&opts.bundle, &opts.broker).await?;
+    let tls = https::Tls::load(&opts.bundle, &opts.brokers).await?;
     let acceptor = tls.acceptor()?;
     let _refresh = tls.keep_fresh("AMS", opts.crl_refresh);
     let listener = https::bind(&opts.listen).await?;

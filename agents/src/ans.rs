@@ -9,8 +9,8 @@
 //!  client ── POST /v1/share (no certificate): ShareToAns + broker's state ──► ANS
 //!            AnsAwaitingShare::receive_share: G2 bound to K? ─► AnsToBroker (signed)
 //!            only a share that passes takes the registration out; a wrong one leaves it
-//!            ANS ── POST broker/v1/sso/userlevel (mTLS, ANS certificate) ──► broker
-//!  client ◄── the broker's answer (Published, or its error), status and body as they came
+//!            ANS ── POST broker/v1/sso/userlevel (mTLS, ANS certificate) ──► the first broker that takes it
+//!  client ◄── the broker's answer (Published, or its error with its status)
 //! ```
 //!
 //! Keys: `box.key` (X25519, opens M_code = E_ANS) and `signing.key`
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -33,6 +33,8 @@ use dirbroker_proto::sso::primitives::{Ed25519Key, X25519KeyPair, b64};
 use dirbroker_proto::sso::registration::{Ans, AnsAwaitingShare};
 use dirbroker_service::Peer;
 use dirbroker_service::api_error::{ApiError, body, method_not_allowed, not_found, require};
+use dirbroker_service::client::ApiClient;
+use dirbroker_service::client::ClientError;
 use dirbroker_service::holder::CertKind;
 
 use crate::ams::{MAX_BODY, sso_error, unix_now};
@@ -52,8 +54,8 @@ pub const MAX_PENDING_PER_USER: usize = 3;
 pub struct AnsOptions {
     /// The bundle directory from `dirbroker agent add ans`.
     pub bundle: PathBuf,
-    /// The broker's base URL (CA, CRL, and where AnsToBroker goes).
-    pub broker: String,
+    /// The brokers' base URLs, tried in order (CA, CRL, and where AnsToBroker goes).
+    pub brokers: Vec<String>,
     /// Listen address.
     pub listen: String,
     /// How often the CRL is read again from the broker.
@@ -78,8 +80,7 @@ struct AnsState {
     ttl: Duration,
     max_pending: usize,
     max_pending_per_user: usize,
-    broker: reqwest::Client,
-    broker_url: String,
+    broker: ApiClient,
 }
 
 impl std::fmt::Debug for AnsState {
@@ -173,25 +174,24 @@ async fn share(
         Some(w) if Arc::ptr_eq(&w.awaiting, &awaiting) => {}
         _ => return Err(not_waiting()),
     }
-    let url = format!("{}/v1/sso/userlevel", st.broker_url);
-    let resp = st
-        .broker
-        .post(&url)
-        .json(&UserLevelRequest { ans_to_broker: to_broker, state: req.state })
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::warn!("{url}: {e}");
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker cannot be reached: {e}"))
-        })?;
-    let status = resp.status();
-    let bytes =
-        resp.bytes().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker's answer: {e}")))?;
-    tracing::info!(registration = %b64(&id), status = %status, "share forwarded to the broker");
-    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut out = (status, bytes.to_vec()).into_response();
-    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(out)
+    // It publishes P_c and consumes the invitation: sent to a second broker
+    // only when the first surely did not get it (`Repeat::Once`).
+    let sent: Result<serde_json::Value, ClientError> =
+        st.broker.post("/v1/sso/userlevel", &UserLevelRequest { ans_to_broker: to_broker, state: req.state }).await;
+    match sent {
+        Ok(published) => {
+            tracing::info!(registration = %b64(&id), "share forwarded to the broker: published");
+            Ok(Json(published).into_response())
+        }
+        Err(ClientError::Refused { status, message, .. }) => {
+            tracing::info!(registration = %b64(&id), status, "share forwarded to the broker: {message}");
+            Err(ApiError::new(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), message))
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("the broker cannot be reached: {e}")))
+        }
+    }
 }
 
 fn router(state: AnsState) -> Router {
@@ -217,7 +217,7 @@ pub async fn run(opts: AnsOptions) -> Result<(), String> {
     if opts.max_pending == 0 || opts.max_pending_per_user == 0 {
         return Err("--max-pending and --max-pending-per-user must be at least 1".into());
     }
-    let tls = https::Tls::load(&opts.bundle, &opts.broker).await?;
+    let tls = https::Tls::load(&opts.bundle, &opts.brokers).await?;
     let acceptor = tls.acceptor()?;
     let broker = tls.client()?;
     let _refresh = tls.keep_fresh("ANS", opts.crl_refresh);
@@ -231,7 +231,6 @@ pub async fn run(opts: AnsOptions) -> Result<(), String> {
         max_pending: opts.max_pending,
         max_pending_per_user: opts.max_pending_per_user,
         broker,
-        broker_url: opts.broker.trim_end_matches('/').to_string(),
     };
     https::serve(listener, acceptor, router(state)).await;
     Ok(())

@@ -1,5 +1,5 @@
-//! What the actors ask the broker (`dirbroker serve`), over mutual TLS with
-//! their own certificate: the CA and CRL, their own credentials and nothing
+//! What the actors ask the broker (`dirbroker serve`, one or several side by
+//! side, failed over by [`ApiClient`]), over mutual TLS with their own certificate: the CA and CRL, their own credentials and nothing
 //! else (the broker decides by the certificate), other data centers' public
 //! entries, and the check of a user's OTP.
 //!
@@ -20,7 +20,7 @@ use dirbroker_proto::group::Group;
 use dirbroker_proto::otp::Algorithm;
 use dirbroker_proto::otp::{SecretFormat, parse_secret};
 use dirbroker_proto::speke::{PreparedPassword, Speke};
-use dirbroker_service::client::{ApiClient, ClientError};
+use dirbroker_service::client::{ApiClient, Repeat};
 use dirbroker_service::holder::CertKind;
 use dirbroker_service::pki::Pki;
 use serde::de::DeserializeOwned;
@@ -72,7 +72,7 @@ pub struct DcPublic {
 impl Broker {
     /// A client presenting `me` and trusting only a broker certificate of
     /// the broker CA (no CRL until [`Broker::trust`] reads one).
-    pub fn new(base: &str, ca_pem: &[u8], me: &DcIdentity) -> Result<Broker, MigrationError> {
+    pub fn new(bases: &[String], ca_pem: &[u8], me: &DcIdentity) -> Result<Broker, MigrationError> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let ca = CertificateDer::from_pem_slice(ca_pem).map_err(|e| local(format!("ca.pem: {e}")))?;
@@ -83,11 +83,11 @@ impl Broker {
         );
         let timeout = std::time::Duration::from_secs(30);
         let tls = pki.client_config(CertKind::Broker, Some(identity)).map_err(local)?;
-        let api = ApiClient::new(base, tls, timeout).map_err(local)?;
+        let api = ApiClient::new(bases, tls, timeout).map_err(local)?;
         // `/v1/pki/ca` is public: no certificate, so a broker that refuses
         // ours (its CRL stale) still hands out the CRL.
         let tls = pki.fetching_client_config(CertKind::Broker, None).map_err(local)?;
-        let fetching = ApiClient::new(base, tls, timeout).map_err(local)?;
+        let fetching = api.with_tls(tls, timeout).map_err(local)?;
         Ok(Broker { api, fetching, pki })
     }
 
@@ -173,23 +173,19 @@ impl Broker {
         migration_id: &[u8; 16],
     ) -> Result<Result<OtpConsumed, String>, MigrationError> {
         let req = OtpVerifyRequest { uid: uid.to_string(), code: code.to_string(), migration_id: Some(*migration_id) };
-        // The broker keeps its decision for this migration id: when an
-        // answer is lost (timeout, cut connection, 503) the same request
-        // again gets it, so a code it accepted is not lost as "already used".
-        let mut waits = [Duration::from_millis(500), Duration::from_secs(2)].into_iter();
-        let r: OtpVerifyReply = loop {
-            match self.api.post("/v1/otp/verify", &req).await {
-                Ok(r) => break r,
-                Err(e) if e.is_retryable() || matches!(e, ClientError::Unreadable { .. }) => match waits.next() {
-                    Some(wait) => {
-                        tracing::warn!(uid, "OTP check: {e}; asking again");
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => return Err(local(format!("OTP check: {e}"))),
-                },
-                Err(e) => return Err(local(format!("OTP check: {e}"))),
-            }
-        };
+        // The broker keeps its decision for this migration id, in its own
+        // process: when an answer is lost (timeout, cut connection, 5xx) the
+        // same request to the same broker gets it, so a code it accepted is
+        // not lost as "already used". Another broker would not know that
+        // decision: the request goes there only if the first surely did not
+        // get it (no connection). Either way the code is consumed at most
+        // once: the consume is a guarded write on the one writer.
+        const WAITS: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(2)];
+        let r: OtpVerifyReply = self
+            .api
+            .post_with("/v1/otp/verify", &req, Repeat::SameUrl(&WAITS))
+            .await
+            .map_err(|e| local(format!("OTP check: {e}")))?;
         Ok(OtpConsumed::from_reply(uid, migration_id, r))
     }
 }

@@ -33,7 +33,8 @@ use crate::wire::{self, Message};
 #[derive(Debug, Clone)]
 pub struct DcOptions {
     pub bundle: PathBuf,
-    pub broker: String,
+    /// The brokers' base URLs, tried in order.
+    pub brokers: Vec<String>,
     pub listen: String,
     pub timeout: Duration,
     /// How long a physical server may take to move the image.
@@ -86,7 +87,7 @@ pub async fn run(opts: DcOptions) -> Result<(), MigrationError> {
     let me = DcIdentity::load(&opts.bundle)?;
     let ca_pem = std::fs::read(opts.bundle.join("ca.pem"))
         .map_err(|e| local(format!("{}: {e}", opts.bundle.join("ca.pem").display())))?;
-    let broker = Broker::new(&opts.broker, &ca_pem, &me)?;
+    let broker = Broker::new(&opts.brokers, &ca_pem, &me)?;
     let keys = Keys::fetch(&broker, &me).await?;
     let listener =
         TcpListener::bind(&opts.listen).await.map_err(|e| local(format!("listen on {}: {e}", opts.listen)))?;

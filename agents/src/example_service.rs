@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 pub struct Options {
     pub key_file: PathBuf,
     pub service_id: String,
-    pub broker: String,
+    pub brokers: Vec<String>,
     pub ca: PathBuf,
     pub listen: String,
     pub issuer: String,
@@ -68,10 +68,10 @@ fn clock_offset() -> i64 {
 /// The broker's JWKS, from a server that must hold a broker certificate of
 /// the CA (the keys that sign tickets: another kind's server for the
 /// broker's host name must not be able to hand out its own).
-async fn fetch_jwks(broker: &str, ca: &PathBuf) -> Result<Jwks, String> {
+async fn fetch_jwks(brokers: &[String], ca: &PathBuf) -> Result<Jwks, String> {
     let pem = std::fs::read(ca).map_err(|e| format!("--ca {}: {e}", ca.display()))?;
     let client = dirbroker_service::client::ApiClient::trusting(
-        broker,
+        brokers,
         &pem,
         dirbroker_service::holder::CertKind::Broker,
         std::time::Duration::from_secs(30),
@@ -99,7 +99,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         return Err(format!("the key file is for {:?}, not {:?}", file.service_id, opts.service_id));
     }
     let key = file.key().map_err(|e| format!("{}: {e}", opts.key_file.display()))?;
-    let jwks = fetch_jwks(&opts.broker, &opts.ca).await?;
+    let jwks = fetch_jwks(&opts.brokers, &opts.ca).await?;
     let offset = clock_offset();
     let shared = Arc::new(Shared {
         verifier: ServiceVerifier::new(key, &opts.issuer, jwks),

@@ -3,7 +3,8 @@
 //! its bundle (`dirbroker agent add`), client certificates optional but,
 //! when sent, checked against the broker CA and the CRL in force. The CRL
 //! is read from the broker at start and again every `--crl-refresh`
-//! seconds; one past its nextUpdate refuses every certificate
+//! seconds, from the first of the brokers (`--broker URL,URL…`) that
+//! answers; one past its nextUpdate refuses every certificate
 //! ([`dirbroker_service::pki`]). The agent's client to the broker accepts
 //! only a broker certificate. The caller's identity reaches the handlers as
 //! the broker's own [`dirbroker_service::Peer`], so the same `require` checks apply.
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use dirbroker_service::accept::{Limits, serve_tls};
+use dirbroker_service::client::ApiClient;
 use dirbroker_service::metrics::Metrics;
 
 /// An agent's TLS identity and trust, from its bundle and the broker.
@@ -60,8 +62,7 @@ fn file(path: &Path, e: impl std::fmt::Display) -> String {
 /// CRL's nextUpdate, so a stale CRL can be replaced.
 #[derive(Clone)]
 struct CrlSource {
-    http: reqwest::Client,
-    url: String,
+    api: ApiClient,
     ca: CertificateDer<'static>,
     pki: Arc<Pki>,
 }
@@ -69,13 +70,8 @@ struct CrlSource {
 impl CrlSource {
     /// Reads the CA and CRL and puts the CRL in force; `Ok(true)` when it is new.
     async fn read(&self) -> Result<bool, String> {
-        let url = &self.url;
-        let resp =
-            self.http.get(url).send().await.map_err(|e| format!("{url}: {}", dirbroker_service::client::chain(&e)))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url}: {}", resp.status()));
-        }
-        let pki: PkiReply = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+        let url = "/v1/pki/ca";
+        let pki: PkiReply = self.api.get(url).await.map_err(|e| e.to_string())?;
         let published = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
         if published != self.ca {
             return Err(format!("{url}: the broker publishes another CA than the bundle's ca.pem"));
@@ -94,7 +90,7 @@ impl Tls {
     /// Reads key.pem (must be 0600 or stricter), cert.pem and ca.pem from
     /// `bundle`, then the CA and CRL the broker publishes (`GET /v1/pki/ca`),
     /// which must be the bundle's CA.
-    pub async fn load(bundle: &Path, broker: &str) -> Result<Tls, String> {
+    pub async fn load(bundle: &Path, brokers: &[String]) -> Result<Tls, String> {
         use std::os::unix::fs::PermissionsExt;
         crate::tls::install_provider();
         let key_file = bundle.join("key.pem");
@@ -112,12 +108,7 @@ impl Tls {
         let ca = CertificateDer::from_pem_file(&ca_file).map_err(|e| file(&ca_file, e))?;
         let pki = Pki::new(ca.clone(), None).map_err(|e| file(&ca_file, e))?;
         let fetching = pki.fetching_client_config(CertKind::Broker, None).map_err(|e| e.to_string())?;
-        let source = CrlSource {
-            http: http_client(fetching)?,
-            url: format!("{}/v1/pki/ca", broker.trim_end_matches('/')),
-            ca,
-            pki: pki.clone(),
-        };
+        let source = CrlSource { api: api_client(brokers, fetching)?, ca, pki: pki.clone() };
         source.read().await?;
         pki.warn_if_stale("start", now_unix());
         Ok(Tls { chain, key, pki, source })
@@ -153,28 +144,26 @@ impl Tls {
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
-    /// An HTTPS client of the broker: presents our certificate, accepts
-    /// only a broker certificate of the CA not revoked by the CRL in force.
-    pub fn client(&self) -> Result<reqwest::Client, String> {
+    /// An HTTPS client of the brokers (the ones the CRL is read from):
+    /// presents our certificate, accepts only a broker certificate of the
+    /// CA not revoked by the CRL in force.
+    pub fn client(&self) -> Result<ApiClient, String> {
         let config = self
             .pki
             .client_config(CertKind::Broker, Some((self.chain.clone(), self.key.clone_key())))
             .map_err(|e| e.to_string())?;
-        http_client(config)
+        self.source.api.with_tls(config, CLIENT_TIMEOUT).map_err(|e| e.to_string())
     }
 }
 
-/// A reqwest client that keeps no connection (HTTP/1.1, no idle pool):
-/// every request dials and is judged by the CRL in force then.
-fn http_client(config: rustls::ClientConfig) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .pool_max_idle_per_host(0)
-        .http1_only()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| format!("HTTPS client: {e}"))
+/// The one HTTPS client ([`ApiClient`]) of the brokers, failing over
+/// between them; it keeps no connection, so every request dials and is
+/// judged by the CRL in force then.
+fn api_client(brokers: &[String], config: rustls::ClientConfig) -> Result<ApiClient, String> {
+    ApiClient::new(brokers, config, CLIENT_TIMEOUT).map_err(|e| e.to_string())
 }
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Binds `listen` and prints `listening on ADDR` on stdout (what scripts and
 /// tests wait for).

@@ -23,16 +23,17 @@ struct Cli {
 enum Cmd {
     /// Run a data-center daemon (source or destination of migrations).
     #[command(
-        after_help = "Example:\n  dirbroker-agents dc --bundle /etc/dirbroker/dc-DC-SEOUL-1 --broker https://broker:8443 --listen 0.0.0.0:7443\n\n\
+        after_help = "Example:\n  dirbroker-agents dc --bundle /etc/dirbroker/dc-DC-SEOUL-1 \\\n      --broker https://broker1:8443,https://broker2:8443 --listen 0.0.0.0:7443\n\n\
         The bundle is the directory `dirbroker dc add` wrote (key.pem, cert.pem, ca.pem).\n\
-        At start the daemon fetches the CA, CRL and its own credentials from the broker."
+        At start the daemon fetches the CA, CRL and its own credentials from the broker.\n\
+        With several brokers, one that cannot be reached is skipped (tried last for 30 s)."
     )]
     Dc {
         #[arg(long)]
         bundle: PathBuf,
-        /// The broker's base URL.
-        #[arg(long)]
-        broker: String,
+        /// The brokers' base URLs, tried in order: `--broker URL,URL…` or the flag repeated.
+        #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+        brokers: Vec<String>,
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: String,
         /// Seconds to wait for each protocol message.
@@ -79,9 +80,9 @@ enum Cmd {
         key_file: PathBuf,
         #[arg(long)]
         service_id: String,
-        /// The broker's base URL (for its JWKS).
-        #[arg(long)]
-        broker: String,
+        /// The brokers' base URLs, tried in order: `--broker URL,URL…` or the flag repeated.
+        #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+        brokers: Vec<String>,
         /// The broker CA certificate.
         #[arg(long)]
         ca: PathBuf,
@@ -103,9 +104,9 @@ enum Cmd {
     Ams {
         #[arg(long)]
         bundle: PathBuf,
-        /// The broker's base URL (CA and CRL at start and every --crl-refresh seconds).
-        #[arg(long)]
-        broker: String,
+        /// The brokers' base URLs, tried in order: `--broker URL,URL…` or the flag repeated.
+        #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+        brokers: Vec<String>,
         #[arg(long, default_value = "127.0.0.1:9443")]
         listen: String,
         /// Seconds between reads of the CRL from the broker.
@@ -122,9 +123,9 @@ enum Cmd {
     Ans {
         #[arg(long)]
         bundle: PathBuf,
-        /// The broker's base URL (CA and CRL at start and every --crl-refresh seconds; AnsToBroker goes there).
-        #[arg(long)]
-        broker: String,
+        /// The brokers' base URLs, tried in order: `--broker URL,URL…` or the flag repeated.
+        #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+        brokers: Vec<String>,
         #[arg(long, default_value = "127.0.0.1:9444")]
         listen: String,
         /// Seconds between reads of the CRL from the broker.
@@ -166,11 +167,11 @@ async fn main() -> ExitCode {
     dirbroker_service::logging::init("info");
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::ExampleService { key_file, service_id, broker, ca, listen, issuer, restart_window } => {
+        Cmd::ExampleService { key_file, service_id, brokers, ca, listen, issuer, restart_window } => {
             example_service::run(example_service::Options {
                 key_file,
                 service_id,
-                broker,
+                brokers,
                 ca,
                 listen,
                 issuer,
@@ -180,9 +181,9 @@ async fn main() -> ExitCode {
             .map(|()| None)
             .map_err(dirbroker_agents::migration::MigrationError::Local)
         }
-        Cmd::Dc { bundle, broker, listen, timeout, transfer_timeout, refresh } => dc::run(dc::DcOptions {
+        Cmd::Dc { bundle, brokers, listen, timeout, transfer_timeout, refresh } => dc::run(dc::DcOptions {
             bundle,
-            broker,
+            brokers,
             listen,
             timeout: Duration::from_secs(timeout),
             transfer_timeout: Duration::from_secs(transfer_timeout),
@@ -200,16 +201,16 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| None),
-        Cmd::Ams { bundle, broker, listen, crl_refresh } => {
-            ams::run(ams::AmsOptions { bundle, broker, listen, crl_refresh: Duration::from_secs(crl_refresh) })
+        Cmd::Ams { bundle, brokers, listen, crl_refresh } => {
+            ams::run(ams::AmsOptions { bundle, brokers, listen, crl_refresh: Duration::from_secs(crl_refresh) })
                 .await
                 .map(|()| None)
                 .map_err(dirbroker_agents::migration::MigrationError::Local)
         }
-        Cmd::Ans { bundle, broker, listen, crl_refresh, max_pending, max_pending_per_user } => {
+        Cmd::Ans { bundle, brokers, listen, crl_refresh, max_pending, max_pending_per_user } => {
             ans::run(ans::AnsOptions {
                 bundle,
-                broker,
+                brokers,
                 listen,
                 crl_refresh: Duration::from_secs(crl_refresh),
                 max_pending,

@@ -230,17 +230,18 @@ impl From<ClientError> for Failure {
     }
 }
 
-/// The HTTPS client of `base` trusting only the CA certificate in the file
+/// The HTTPS client of `bases` (tried in order, [`ApiClient`]) trusting only the CA certificate in the file
 /// `ca` (`--ca`), and from it only a server certificate of `kind` (the
 /// broker, or the ANS): a valid certificate of another kind is refused.
-pub fn https_client(
-    base: &str,
+pub fn https_client<S: AsRef<str>>(
+    bases: &[S],
     ca: &std::path::Path,
     kind: dirbroker_service::holder::CertKind,
     timeout: std::time::Duration,
 ) -> Result<ApiClient, Failure> {
+    let bases = dirbroker::client::base_urls(bases).map_err(|e| Failure::usage(e.to_string()))?;
     let pem = std::fs::read(ca).map_err(|e| Failure::usage(format!("--ca {}: {e}", ca.display())))?;
-    ApiClient::trusting(base, &pem, kind, timeout).map_err(|e| Failure::usage(format!("--ca {}: {e}", ca.display())))
+    ApiClient::trusting(&bases, &pem, kind, timeout).map_err(|e| Failure::usage(format!("--ca {}: {e}", ca.display())))
 }
 
 impl From<ConfigError> for Failure {

@@ -41,9 +41,10 @@ pub struct LoginArgs {
     /// The user id (omit with --anonymous).
     #[arg(required_unless_present = "anonymous")]
     user: Option<String>,
-    /// The broker's base URL (https://HOST:PORT).
-    #[arg(long)]
-    broker: String,
+    /// The brokers' base URLs (https://HOST:PORT), tried in order: `--broker URL,URL…` or the
+    /// flag repeated. The list is kept in the credential cache for `dirbroker ticket get`.
+    #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+    brokers: Vec<String>,
     /// The broker CA certificate (PEM) to trust.
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
@@ -70,7 +71,9 @@ pub struct LoginArgs {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Ccache {
     pub(crate) version: u32,
-    pub(crate) broker: String,
+    /// The brokers' base URLs, in order (a single string in a cache of an older version).
+    #[serde(rename = "broker", deserialize_with = "one_or_many")]
+    pub(crate) brokers: Vec<String>,
     pub(crate) ca_file: PathBuf,
     pub(crate) issuer: String,
     pub(crate) principal: String,
@@ -78,6 +81,20 @@ pub(crate) struct Ccache {
     pub(crate) login: CachedLogin,
     #[serde(default)]
     pub(crate) tickets: BTreeMap<String, CachedTicket>,
+}
+
+/// A list of URLs, or one URL as a string (a cache written before several brokers).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    })
 }
 
 pub(crate) fn ccache_path(a: &CcacheArg) -> Result<PathBuf, Failure> {
@@ -167,7 +184,7 @@ pub(crate) fn sso_err(what: &str) -> impl Fn(dirbroker_proto::sso::error::SsoErr
 pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     let started = std::time::Instant::now();
     let mut kdf_ms = 0.0;
-    let client = crate::https_client(&a.broker, &a.ca, CertKind::Broker, std::time::Duration::from_secs(30))?;
+    let client = crate::https_client(&a.brokers, &a.ca, CertKind::Broker, std::time::Duration::from_secs(30))?;
     let jwks: Jwks = client.get("/.well-known/jwks.json").await?;
     let path = ccache_path(&a.cc)?;
     let (cred, issuer, otp) = if a.anonymous {
@@ -262,7 +279,7 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CliResult {
     let ca_file = std::fs::canonicalize(&a.ca).unwrap_or(a.ca.clone());
     let cc = Ccache {
         version: 1,
-        broker: a.broker.trim_end_matches('/').to_string(),
+        brokers: client.bases().to_vec(),
         ca_file,
         issuer,
         principal: answer.principal.clone(),

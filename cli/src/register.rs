@@ -41,9 +41,9 @@ pub const REGISTER_HELP: &str = "Examples:\n  dirbroker register alice --broker 
 pub struct RegisterArgs {
     /// The user's uid (ID_c).
     uid: String,
-    /// The broker's base URL.
-    #[arg(long)]
-    broker: String,
+    /// The brokers' base URLs, tried in order: `--broker URL,URL…` or the flag repeated.
+    #[arg(long = "broker", value_name = "URL", value_delimiter = ',', required = true)]
+    brokers: Vec<String>,
     /// The broker CA certificate (PEM): trusted for the broker and ANS.
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
@@ -92,7 +92,7 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
         None => password.expose().as_bytes().to_vec(),
     });
     let timeout = std::time::Duration::from_secs(60);
-    let broker = crate::https_client(&a.broker, &a.ca, CertKind::Broker, timeout)?;
+    let broker = crate::https_client(&a.brokers, &a.ca, CertKind::Broker, timeout)?;
     let params: ParamsReply = broker.get("/v1/sso/params").await?;
     if !params.kdf.meets_minimum() && !a.allow_weak_kdf {
         return Err(Failure::new(
@@ -116,7 +116,7 @@ pub async fn run(ctx: &Ctx, a: RegisterArgs) -> CliResult {
     };
     let reply: RegisterReply = broker.post("/v1/sso/register", &body).await?;
     let share = awaiting.receive_agent(&reply.agent).map_err(sso_failure)?;
-    let ans = crate::https_client(&reply.ans_url, &a.ca, CertKind::Ans, timeout)?;
+    let ans = crate::https_client(&[&reply.ans_url], &a.ca, CertKind::Ans, timeout)?;
     let published: Published = ans.post("/v1/share", &ShareRequest { share, state: reply.state }).await?;
     // The broker published P_c = G1·G2; check it is g^pw for our password.
     let pw = derive_pw(&input, salt.as_slice(), &params.kdf).map_err(sso_failure)?;

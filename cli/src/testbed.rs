@@ -29,6 +29,13 @@ pub enum TestbedCmd {
         configs in DIR list every provider; writes go to p1 (docs/replication.md)."
     )]
     Up(UpArgs),
+    /// Add one more provider to a running `testbed up --providers N` cluster.
+    #[command(after_help = "Example:\n  dirbroker testbed join --dir .dirbroker/testbed\n\n\
+        Starts DIR/pN+1 empty with the schema, ACLs, indexes and the replication identity's\n\
+        rule and limits, fills it by replication from every provider, has every provider\n\
+        consume from it, makes it read-only (p1 stays the only writer) and adds it to the\n\
+        configs in DIR. Exit 1 when DIR holds no running cluster or already 9 providers.")]
+    Join(DirArg),
     /// Stop the slapd and remove its data directory.
     #[command(after_help = "Example:\n  dirbroker testbed down --dir .dirbroker/testbed")]
     Down(DirArg),
@@ -74,6 +81,7 @@ fn failure(e: TestbedError) -> Failure {
 pub async fn run(ctx: &Ctx, cmd: TestbedCmd) -> CliResult {
     match cmd {
         TestbedCmd::Up(args) => up(ctx, args).await,
+        TestbedCmd::Join(args) => join(ctx, &args.dir).await,
         TestbedCmd::Down(args) => {
             let dir = std::path::absolute(&args.dir).map_err(|e| Failure::usage(e.to_string()))?;
             let was_running = if cluster::is_cluster_dir(&dir) {
@@ -164,6 +172,29 @@ async fn up_cluster(ctx: &Ctx, args: UpArgs, providers: u8) -> CliResult {
         println!("  config:  {}  (binds as the broker; lists every provider)", config.display());
         println!("           {}  (binds as the read-only node identity)", c.dir().join("node-reader.toml").display());
         println!("next:      export DIRBROKER_CONFIG={}; dirbroker check", config.display());
+    }
+    Ok(())
+}
+
+async fn join(ctx: &Ctx, dir: &std::path::Path) -> CliResult {
+    let mut c = Cluster::attach(dir).map_err(failure)?;
+    if let Some(k) = (0..c.len()).find(|&k| !c.is_running(k)) {
+        return Err(Failure::new(Exit::Failed, format!("provider p{} is not running; start it first", k + 1)));
+    }
+    if c.len() >= 9 {
+        return Err(Failure::new(Exit::Failed, "the cluster has 9 providers, the most"));
+    }
+    let k = c.join().await.map_err(failure)?;
+    c.set_read_only(k, true).map_err(failure)?;
+    let p = c.provider(k).ok_or_else(|| Failure::new(Exit::Failed, "the new provider is gone"))?;
+    if ctx.output == Output::Json {
+        ctx.json(&serde_json::json!({
+            "provider": k + 1, "pid": p.pid(), "uri": p.uri(), "dir": p.dir(), "writer": false,
+            "config": c.dir().join("dirbroker.toml"),
+        }));
+    } else {
+        println!("p{}: slapd pid {} at {} (read-only), filled by replication", k + 1, p.pid(), p.uri());
+        println!("  config:  {}  (now lists it)", c.dir().join("dirbroker.toml").display());
     }
     Ok(())
 }

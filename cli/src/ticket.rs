@@ -81,7 +81,7 @@ pub async fn tickets(ctx: &Ctx, a: TicketsArgs) -> CliResult {
         rows.push(row(s.claims(), "service", now));
     }
     if ctx.output == Output::Json {
-        ctx.json(&json!({ "ccache": path.display().to_string(), "principal": cc.principal, "broker": cc.broker, "tickets": rows }));
+        ctx.json(&json!({ "ccache": path.display().to_string(), "principal": cc.principal, "brokers": cc.brokers, "tickets": rows }));
         return Ok(());
     }
     println!("Ticket cache: {}", path.display());
@@ -108,7 +108,7 @@ async fn get_ticket(path: &Path, cc: &mut Ccache, service: &str) -> Result<Clien
     if session.claims().exp < now() {
         return Err(Failure::new(Exit::Failed, "the TGT has expired: run `dirbroker login` again"));
     }
-    let client = crate::https_client(&cc.broker, &cc.ca_file, CertKind::Broker, std::time::Duration::from_secs(30))?;
+    let client = crate::https_client(&cc.brokers, &cc.ca_file, CertKind::Broker, std::time::Duration::from_secs(30))?;
     let (req, waiting) =
         session.request_ticket(service, now(), &mut dirbroker::clock::rng()).map_err(sso_err("ticket request"))?;
     let body = serde_json::to_value(&req).map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;

@@ -103,6 +103,37 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The cluster `dirbroker testbed up --providers N` left running in
+    /// `dir` (every provider must run), to join one more to it.
+    pub fn attach(dir: &Path) -> Result<Cluster> {
+        let dir = std::path::absolute(dir).map_err(io_err(dir))?;
+        if !is_cluster_dir(&dir) {
+            return Err(TestbedError::Refused(format!("{} holds no replicated testbed", dir.display())));
+        }
+        let config = dir.join("dirbroker.toml");
+        let config = dirbroker::config::Config::load(&config)
+            .map_err(|e| TestbedError::Refused(format!("{}: {e}", config.display())))?;
+        let uris: Vec<String> = config.cluster.providers.iter().map(|p| p.uri.clone()).collect();
+        let dirs = provider_dirs(&dir);
+        if uris.len() != dirs.len() {
+            return Err(TestbedError::Refused(format!(
+                "{} lists {} providers and holds {}",
+                dir.display(),
+                uris.len(),
+                dirs.len()
+            )));
+        }
+        let mut nodes = Vec::new();
+        for (uri, node_dir) in uris.iter().zip(&dirs) {
+            let port = uri
+                .strip_prefix("ldap://127.0.0.1:")
+                .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+                .ok_or_else(|| TestbedError::Refused(format!("{uri}: not a testbed provider's URI")))?;
+            nodes.push(Testbed::attach(node_dir, port, &config.directory.base_dn)?);
+        }
+        Ok(Cluster { dir, nodes, detach: true })
+    }
+
     /// Start one more provider empty, fill it by replication from every
     /// running provider, then let every provider consume from it. Returns its index.
     pub async fn join(&mut self) -> Result<usize> {
@@ -156,7 +187,7 @@ impl Cluster {
             k,
             &format!(
                 "dn: olcOverlay=syncprov,{DATABASE_DN}\nchangetype: add\nobjectClass: olcOverlayConfig\n\
-                 objectClass: olcSyncProvConfig\nolcOverlay: syncprov\nolcSpCheckpoint: 100 1\nolcSpSessionLog: 10000\n"
+                 objectClass: olcSyncProvConfig\nolcOverlay: syncprov\nolcSpCheckpoint: 100 1\n"
             ),
         )
     }

@@ -604,6 +604,27 @@ impl Testbed {
         Ok(cfg)
     }
 
+    /// A handle on a slapd already running in `dir` (started detached by
+    /// `dirbroker testbed up`) on 127.0.0.1:`port` without TLS; the handle
+    /// leaves it running when dropped.
+    pub fn attach(dir: &Path, port: u16, suffix: &str) -> Result<Testbed> {
+        let pid = running_pid(dir)
+            .ok_or_else(|| TestbedError::Refused(format!("no slapd of a testbed runs in {}", dir.display())))?;
+        let suffix = Dn::parse(suffix)?;
+        let layout = Layout::new(suffix.clone())?;
+        Ok(Testbed {
+            dir: dir.to_path_buf(),
+            port,
+            suffix,
+            layout,
+            child: None,
+            pid,
+            detach: true,
+            tls: None,
+            stopped: false,
+        })
+    }
+
     /// Send a signal to slapd (tests use SIGSTOP/SIGCONT to play a hung server).
     pub fn signal(&self, sig: Signal) -> Result<()> {
         kill(Pid::from_raw(self.pid), sig)

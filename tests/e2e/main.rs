@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod acl;
+mod brokers;
 mod cluster;
 mod directory;
 mod import;

@@ -62,14 +62,14 @@ fn dc_daemon(t: &Path, bundle: &str, broker: &str, port: u16, log: &str) -> Daem
 }
 
 /// The user's HOTP code for `counter`, as oathtool computes it.
-fn oathtool(counter: u64) -> String {
+pub(crate) fn oathtool(counter: u64) -> String {
     let o = Command::new("oathtool").args(["--hotp", "-b", SECRET_B32, "-c", &counter.to_string()]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
 /// A qcow2 image with `mib` MiB of random data, made by qemu-img.
-fn qcow2_image(dir: &Path, name: &str, mib: usize) -> PathBuf {
+pub(crate) fn qcow2_image(dir: &Path, name: &str, mib: usize) -> PathBuf {
     let raw = dir.join(format!("{name}.raw"));
     let mut data = vec![0u8; mib << 20];
     for (i, chunk) in data.chunks_mut(8).enumerate() {

@@ -138,7 +138,7 @@ impl Registrar {
             let tls = pki
                 .client_config(kind, Some((chain.clone(), key.clone_key())))
                 .map_err(|e| ServeError::Config(format!("[sso] client certificate: {e}")))?;
-            ApiClient::new(url, tls, timeout).map_err(|e| ServeError::Config(e.to_string()))
+            ApiClient::new(&[url], tls, timeout).map_err(|e| ServeError::Config(e.to_string()))
         };
         Ok(Some(Registrar {
             ams: client(ams, CertKind::Ams)?,

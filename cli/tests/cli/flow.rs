@@ -223,6 +223,67 @@ fn tls_testbed_and_the_read_only_node_identity() {
     assert!(text(&o).to_lowercase().contains("cert"), "{}", text(&o));
 }
 
+/// Whether `uid` is on provider `k` (at `uri`) within 5 s, read with
+/// ldapsearch as that provider's own rootdn.
+fn reaches(dir: &std::path::Path, k: usize, uri: &str, uid: &str) -> bool {
+    let pw = dir.join(format!("p{}", k + 1)).join("admin.pw");
+    for _ in 0..100 {
+        let o = std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", uri, "-D", "cn=admin,dc=example,dc=org", "-y"])
+            .arg(&pw)
+            .args(["-b", "ou=people,dc=example,dc=org", &format!("(uid={uid})"), "uid"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stdout).contains(&format!("uid: {uid}")) {
+            return true;
+        }
+        dirbroker::clock::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// `testbed join`: a third provider added to a running 2-provider testbed
+/// starts empty, is filled by replication, takes later writes, is read-only
+/// (`cluster status`: still exactly one writer), and the config lists it; `cluster compare`
+/// finds the three equal. A directory without a cluster is refused.
+#[test]
+fn testbed_join_adds_a_filled_read_only_provider() {
+    let tmp = tempfile::Builder::new().prefix("dbr").tempdir_in("/tmp").unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let up = dirbroker(&["testbed", "up", "--providers", "2", "--dir", d, "--output", "json"], None, "");
+    let _down = Down(dir.clone());
+    assert_eq!(code(&up), 0, "{}", text(&up));
+    let config = dir.join("dirbroker.toml");
+    let add = dirbroker(&["user", "add", "carol", "--name", "Carol"], Some(&config), "");
+    assert_eq!(code(&add), 0, "{}", text(&add));
+
+    let join = dirbroker(&["testbed", "join", "--dir", d, "--output", "json"], None, "");
+    assert_eq!(code(&join), 0, "{}", text(&join));
+    let p3: serde_json::Value = serde_json::from_slice(&join.stdout).unwrap();
+    assert_eq!(p3["provider"], 3);
+    let uri = p3["uri"].as_str().unwrap();
+    assert!(reaches(&dir, 2, uri, "carol"), "the joined provider was not filled");
+    assert!(std::fs::read_to_string(&config).unwrap().contains(uri), "the config does not list {uri}");
+    let status = dirbroker(&["testbed", "status", "--dir", d, "--output", "json"], None, "");
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["providers"].as_array().unwrap().iter().filter(|p| p["running"] == true).count(), 3);
+
+    let add = dirbroker(&["user", "add", "dave", "--name", "Dave"], Some(&config), "");
+    assert_eq!(code(&add), 0, "{}", text(&add));
+    assert!(reaches(&dir, 2, uri, "dave"), "a later write did not reach the joined provider");
+    let o = dirbroker(&["cluster", "status"], Some(&config), "");
+    assert_eq!(code(&o), 0, "exactly one writer after the join: {}", text(&o));
+    let o = dirbroker(&["cluster", "compare"], Some(&config), "");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = dirbroker(&["testbed", "join", "--dir", empty.to_str().unwrap()], None, "");
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("holds no replicated testbed"), "{}", text(&o));
+}
+
 /// `testbed up --providers 3`: three replicating slapds, one writer; the
 /// CLI writes through the config that lists all three, and the entry is on
 /// every provider; the read-only ones refuse a client's write themselves.
@@ -249,23 +310,7 @@ fn replicated_testbed_through_the_cli() {
     assert_eq!(code(&add), 0, "{}", text(&add));
     // Every provider has her (ldapsearch as each provider's own rootdn).
     for (k, p) in providers.iter().enumerate() {
-        let uri = p["uri"].as_str().unwrap();
-        let pw = dir.join(format!("p{}", k + 1)).join("admin.pw");
-        let mut found = false;
-        for _ in 0..100 {
-            let o = std::process::Command::new("ldapsearch")
-                .args(["-x", "-LLL", "-H", uri, "-D", "cn=admin,dc=example,dc=org", "-y"])
-                .arg(&pw)
-                .args(["-b", "ou=people,dc=example,dc=org", "(uid=carol)", "uid"])
-                .output()
-                .unwrap();
-            if String::from_utf8_lossy(&o.stdout).contains("uid: carol") {
-                found = true;
-                break;
-            }
-            dirbroker::clock::sleep(std::time::Duration::from_millis(50));
-        }
-        assert!(found, "carol did not reach p{}", k + 1);
+        assert!(reaches(&dir, k, p["uri"].as_str().unwrap(), "carol"), "carol did not reach p{}", k + 1);
     }
     // A client writing straight to a read-only provider is refused by slapd.
     let p2 = providers[1]["uri"].as_str().unwrap();

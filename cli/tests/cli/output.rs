@@ -54,3 +54,19 @@ fn help_lists_exit_codes_and_service_examples() {
         assert!(stdout(&o).contains(&format!("Examples:\n  {example}")), "{}", stdout(&o));
     }
 }
+
+#[test]
+fn broker_url_lists_that_are_not_https_host_port_each_once_are_usage_errors() {
+    for (list, says) in [
+        ("http://127.0.0.1:1", "a base URL is https://HOST:PORT"),
+        ("https://127.0.0.1:1/v1", "without a path"),
+        ("https://a:1,https://a:1", "named twice"),
+        ("https://user@a:1", "without a path"),
+        (",", "no base URL given"),
+    ] {
+        let o = dirbroker(&["login", "alice", "--broker", list, "--ca", "/nonexistent/ca.pem"], None, "");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{list}: {err}");
+        assert!(err.contains(says), "{list}: {err}");
+    }
+}
