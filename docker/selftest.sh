@@ -29,7 +29,7 @@ while (($#)); do
     case $1 in
     --prebuilt) prebuilt=${2:?--prebuilt needs a file}; shift 2 ;;
     --only) only=${2:?--only needs single or replicated}; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "selftest: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -194,14 +194,18 @@ expect() { grep -q -- "$2" <<<"$3" || fail "$1: expected /$2/ in: $3"; }
 # The CA certificate from a running serve container (for curl --cacert).
 fetch_ca() { compose_in "$1" exec -T "$2" cat /var/lib/dirbroker/ca.pem >"$run/ca.pem" && grep -q 'BEGIN CERTIFICATE' "$run/ca.pem"; }
 
+# up PROJECT SERVE WHAT: compose up -d, then the CA certificate from the serve container.
+up() {
+    projects+=("$1")
+    step "$1: compose up -d ($3)"
+    compose_in "$1" up -d >"$run/up-$1.log" 2>&1 || { cat "$run/up-$1.log" >&2; fail "compose up ($1)"; }
+    wait_for 180 "the CA certificate in $2" fetch_ca "$1" "$2"
+}
+
 # ------------------------------------------------------------------ single
 single() {
-    local p=dirbroker out t_up
-    projects+=("$p")
-    step "single: compose up -d (ldap, broker check, serve)"
-    t_up=$SECONDS
-    compose_in "$p" up -d >"$run/up.log" 2>&1 || { cat "$run/up.log" >&2; fail "compose up"; }
-    wait_for 180 "the CA certificate in the serve container" fetch_ca "$p" serve
+    local p=dirbroker out t_up=$SECONDS
+    up "$p" serve "ldap, broker check, serve"
     wait_for 120 "/healthz on 127.0.0.1:$DIRBROKER_HTTPS_PORT" healthz "$DIRBROKER_HTTPS_PORT"
     up_s=$(elapsed "$t_up")
     out=$(healthz "$DIRBROKER_HTTPS_PORT")
@@ -239,12 +243,8 @@ single() {
 
 # ------------------------------------------------------------------ replicated
 replicated() {
-    local p=dirbroker-replicated out t_up
-    projects+=("$p")
-    step "replicated: compose up -d (ldap1 writer, ldap2 read-only replica, serve1, serve2)"
-    t_up=$SECONDS
-    compose_in "$p" up -d >"$run/up2.log" 2>&1 || { cat "$run/up2.log" >&2; fail "compose up (replicated)"; }
-    wait_for 180 "the CA certificate in serve1" fetch_ca "$p" serve1
+    local p=dirbroker-replicated out t_up=$SECONDS
+    up "$p" serve1 "ldap1 writer, ldap2 read-only replica, serve1, serve2"
     wait_for 120 "/healthz of serve1" healthz "$DIRBROKER_HTTPS_PORT"
     wait_for 120 "/healthz of serve2" healthz "$DIRBROKER_HTTPS2_PORT"
     up2_s=$(elapsed "$t_up")
