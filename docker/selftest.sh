@@ -21,7 +21,6 @@
 # Exit 0 when every check passed; the failing step is named otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 
 prebuilt=''
 only=''
@@ -73,6 +72,9 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# Killed (timeout, Ctrl-C): still tear down.
+trap "exit 143" TERM
+trap "exit 130" INT
 
 # ------------------------------------------------------------------ engine
 need_root() { [[ $(id -u) == 0 ]] || fail "podman runs rootful here: run as root (or install docker)"; }
@@ -175,9 +177,9 @@ secrets=$run/docker/secrets
 # ------------------------------------------------------------------ helpers
 # wait_for SECONDS WHAT COMMAND…: run COMMAND every 0.5 s until it succeeds.
 wait_for() {
-    local limit=$1 what=$2 i
+    local limit=$1 what=$2 deadline=$((SECONDS + $1))
     shift 2
-    for ((i = 0; i < limit * 2; i++)); do
+    while ((SECONDS < deadline)); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.5
     done
@@ -199,7 +201,7 @@ up() {
     projects+=("$1")
     step "$1: compose up -d ($3)"
     compose_in "$1" up -d >"$run/up-$1.log" 2>&1 || { cat "$run/up-$1.log" >&2; fail "compose up ($1)"; }
-    wait_for 180 "the CA certificate in $2" fetch_ca "$1" "$2"
+    wait_for 150 "the CA certificate in $2" fetch_ca "$1" "$2"
 }
 
 # ------------------------------------------------------------------ single

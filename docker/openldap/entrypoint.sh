@@ -164,8 +164,9 @@ fi
 top_attr=${BASH_REMATCH[1],,}
 top_value=${BASH_REMATCH[2]}
 if [[ -n $SERVER_ID ]]; then
-    [[ $SERVER_ID =~ ^[1-9][0-9]{0,3}$ ]] && ((SERVER_ID <= 4095)) ||
+    if [[ ! $SERVER_ID =~ ^[1-9][0-9]{0,3}$ ]] || ((SERVER_ID > 4095)); then
         die "LDAP_SERVER_ID '$SERVER_ID' must be a number from 1 to 4095"
+    fi
 fi
 if [[ -n $REPLICATE_FROM ]]; then
     [[ -n $SERVER_ID ]] || die "LDAP_REPLICATE_FROM needs LDAP_SERVER_ID (a number unique among the providers)"
