@@ -58,7 +58,7 @@ impl Directory {
             match waits.next() {
                 Some(wait) if err.is_retryable() => {
                     tracing::warn!(
-                        "directory unavailable (attempt {attempt}: {err}); waiting {:.1} s before the next attempt",
+                        "attempt {attempt} to reach the directory failed ({err}); waiting {:.1} s before the next",
                         wait.as_secs_f64()
                     );
                     tokio::time::sleep(wait).await;
