@@ -11,6 +11,7 @@
 //! op_timeout_ms = 5000
 //! pool_size = 4
 //! allow_cleartext_bind = false   # password binds over plain ldap:// only to loopback
+//! start_wait_s = 0         # wait up to this long for an unreachable directory at start
 //!
 //! [directory.tls]
 //! starttls = false
@@ -162,6 +163,11 @@ pub struct DirectorySection {
     /// (private networks only). Off by default.
     #[serde(default)]
     pub allow_cleartext_bind: bool,
+    /// Seconds the CLI commands (`serve`, `check`, `user add` …) wait in all
+    /// for an unreachable directory at start, retrying with exponential
+    /// back-off ([`crate::directory::Backoff`]); 0: fail at once.
+    #[serde(default)]
+    pub start_wait_s: u64,
 }
 
 /// The data-center CA's files (see `dirbroker ca`).

@@ -275,11 +275,15 @@ impl Ctx {
         })
     }
 
+    /// The directory, connected now; an unreachable one is waited for up to
+    /// `[directory] start_wait_s` (back-off, each wait logged).
     pub async fn directory(&self) -> Result<Directory, Failure> {
-        let cfg = self.config()?.directory_config()?;
+        let config = self.config()?;
+        let wait = std::time::Duration::from_secs(config.directory.start_wait_s);
+        let cfg = config.directory_config()?;
         // Admin commands read and write on the writer: one consistent view,
         // and no admin edit made on a replica (docs/replication.md).
-        Ok(Directory::connect(cfg).await?.primary())
+        Ok(Directory::connect_waiting(cfg, wait).await?.primary())
     }
 
     /// Print a JSON value (for `--output json`).

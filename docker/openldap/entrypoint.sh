@@ -20,10 +20,26 @@
 #   SLAPD_USER, SLAPD_GROUP  openldap               slapd drops to these when started as root
 #   LDAP_DEBUG_LEVEL      0                         slapd -d level (0: foreground, quiet)
 #
+# Replication (docker/compose.replicated.yaml; docs/replication.md), first start only:
+#   LDAP_SERVER_ID        (unset)                   1..4095: make this server a provider
+#                                                   (syncprov, olcServerID, the replicator's
+#                                                   read rule and limits); needs the secret
+#                                                   replicator_password
+#   LDAP_REPLICATE_FROM   (unset)                   the writer's ldap:// URI: start empty
+#                                                   (no base entries or identities), consume
+#                                                   everything from it (syncrepl), and refuse
+#                                                   client writes (olcReadOnly)
+#
+# Arguments: a command to run instead (`docker run IMAGE bash`); none: slapd as above.
+#
 # Secret files may end in one newline (and CR); like dirbroker's own secret
 # reader, it is not part of the password. Passwords never appear on a command line.
 
 set -euo pipefail
+
+if (($#)); then
+    exec "$@"
+fi
 
 readonly STOCK_SCHEMA_DIR=/etc/ldap/schema
 readonly MODULE_DIR=/usr/lib/ldap
@@ -40,6 +56,8 @@ SCHEMA_DIR=${DIRBROKER_SCHEMA_DIR:-/opt/dirbroker/schema}
 SLAPD_USER=${SLAPD_USER:-openldap}
 SLAPD_GROUP=${SLAPD_GROUP:-openldap}
 DEBUG_LEVEL=${LDAP_DEBUG_LEVEL:-0}
+SERVER_ID=${LDAP_SERVER_ID:-}
+REPLICATE_FROM=${LDAP_REPLICATE_FROM:-}
 
 CONFIG_DIR=$DATA_DIR/slapd.d
 DB_DIR=$DATA_DIR/data
@@ -145,6 +163,16 @@ fi
     die "LDAP_SUFFIX '$SUFFIX' is not supported: use dc=... or o=... RDNs of letters, digits and -, without spaces (e.g. dc=example,dc=org)"
 top_attr=${BASH_REMATCH[1],,}
 top_value=${BASH_REMATCH[2]}
+if [[ -n $SERVER_ID ]]; then
+    if [[ ! $SERVER_ID =~ ^[1-9][0-9]{0,3}$ ]] || ((SERVER_ID > 4095)); then
+        die "LDAP_SERVER_ID '$SERVER_ID' must be a number from 1 to 4095"
+    fi
+fi
+if [[ -n $REPLICATE_FROM ]]; then
+    [[ -n $SERVER_ID ]] || die "LDAP_REPLICATE_FROM needs LDAP_SERVER_ID (a number unique among the providers)"
+    [[ $REPLICATE_FROM =~ ^ldaps?://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] ||
+        die "LDAP_REPLICATE_FROM '$REPLICATE_FROM' must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]"
+fi
 
 for f in openssh-lpk.ldif dirbroker.ldif acl.ldif indexes.ldif; do
     [[ -r $SCHEMA_DIR/$f ]] || die "$SCHEMA_DIR/$f not found (DIRBROKER_SCHEMA_DIR)"
@@ -198,6 +226,9 @@ load_secret() {
 load_secret admin_password
 load_secret broker_password
 load_secret node_reader_password
+if [[ -n $SERVER_ID ]]; then
+    load_secret replicator_password
+fi
 
 log "first start: building cn=config for $SUFFIX in $DATA_DIR"
 mkdir -p "$CONFIG_DIR" "$DB_DIR"
@@ -226,6 +257,19 @@ fi
 if [[ -e $MODULE_DIR/pw-sha2.so ]]; then
     modules+=$'\nolcModuleLoad: pw-sha2'
 fi
+replicator_dn="cn=replicator,ou=system,$SUFFIX"
+server_id=''
+replicator_rule=''
+replicator_limit=''
+if [[ -n $SERVER_ID ]]; then
+    modules+=$'\nolcModuleLoad: syncprov'
+    # Each prefixed with a newline: an empty line would end the LDIF entry.
+    server_id=$'\n'"olcServerID: $SERVER_ID"
+    # The replicator reads everything (before the dirbroker rules) and without a
+    # size limit; either missing, replication silently leaves entries out.
+    replicator_rule="olcAccess: {0}to * by dn.exact=\"$replicator_dn\" read by * break"
+    replicator_limit=$'\n'"olcLimits: {1}dn.exact=\"$replicator_dn\" size=unlimited time=unlimited"
+fi
 
 # Mirrors config_ldif() in testbed/src/lib.rs (without TLS).
 cat >"$WORK/config.ldif" <<EOF
@@ -235,7 +279,7 @@ cn: config
 olcPidFile: $RUN_DIR/slapd.pid
 olcArgsFile: $RUN_DIR/slapd.args
 olcLogLevel: none
-olcToolThreads: 1
+olcToolThreads: 1$server_id
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -280,7 +324,7 @@ olcRootPW: $root_hash
 olcDbDirectory: $DB_DIR
 olcDbMaxSize: 2147483648
 olcDbIndex: objectClass eq
-olcLimits: {0}dn.exact="$broker_dn" size=unlimited time=unlimited
+olcLimits: {0}dn.exact="$broker_dn" size=unlimited time=unlimited$replicator_limit
 olcLastMod: TRUE
 olcAccess: {0}to * by * none
 EOF
@@ -330,6 +374,64 @@ fi
 as_root "ldapmodify acl.ldif" ldapmodify "$acl_file"
 as_root "ldapmodify indexes.ldif" ldapmodify "$SCHEMA_DIR/indexes.ldif"
 
+if [[ -n $SERVER_ID ]]; then
+    # acl.ldif replaced every olcAccess value: the replicator's rule goes first again.
+    log "provider $SERVER_ID: syncprov and the replicator's read rule"
+    cat >"$WORK/provider.ldif" <<EOF
+dn: $DATABASE_DN
+changetype: modify
+add: olcAccess
+$replicator_rule
+
+dn: olcOverlay=syncprov,$DATABASE_DN
+changetype: add
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
+olcSpCheckpoint: 100 1
+olcSpSessionLog: 10000
+EOF
+    as_root "making this server a provider" ldapmodify "$WORK/provider.ldif"
+fi
+
+# The end of a first start: mark the data provisioned, run slapd for good.
+finish_first_start() {
+    kill -TERM "$BG_PID"
+    wait "$BG_PID" || true
+    BG_PID=''
+    printf '%s\n' "$SUFFIX" >"$MARKER"
+    DONE=1
+    trap - EXIT TERM INT
+    rm -rf "$WORK"
+    prepare_run_dir
+    start_foreground
+}
+
+if [[ -n $REPLICATE_FROM ]]; then
+    # Started empty: a second seeded copy would carry other entryUUIDs for the
+    # same DNs and replication would wedge. The olcSyncrepl value holds the
+    # replicator's password: it goes to ldapmodify in a 0600 file, not in argv.
+    log "replica of $REPLICATE_FROM: syncrepl as $replicator_dn, read-only"
+    (
+        umask 077
+        cat >"$WORK/replica.ldif" <<EOF
+dn: $DATABASE_DN
+changetype: modify
+add: olcSyncrepl
+olcSyncrepl: rid=001 provider=$REPLICATE_FROM bindmethod=simple binddn="$replicator_dn" credentials=$(<"$WORK/replicator_password") searchbase="$SUFFIX" type=refreshAndPersist retry="1 +" timeout=3 network-timeout=2 keepalive=60:3:10
+-
+replace: olcMultiProvider
+olcMultiProvider: TRUE
+-
+replace: olcReadOnly
+olcReadOnly: TRUE
+EOF
+    )
+    as_root "adding the syncrepl consumer" ldapmodify "$WORK/replica.ldif"
+    log "provisioned an empty read-only replica of $SUFFIX"
+    finish_first_start
+fi
+
 # Base entries and service identities, in the order of Testbed::provision.
 log "adding base entries and service identities"
 {
@@ -353,15 +455,9 @@ add_identity() {
 }
 add_identity broker "dirbroker broker service identity" broker_password
 add_identity node-reader "dirbroker read-only node identity" node_reader_password
+if [[ -n $SERVER_ID ]]; then
+    add_identity replicator "syncrepl replication identity (reads everything)" replicator_password
+fi
 
 log "provisioned $SUFFIX; bind as $broker_dn or $node_reader_dn"
-kill -TERM "$BG_PID"
-wait "$BG_PID" || true
-BG_PID=''
-printf '%s\n' "$SUFFIX" >"$MARKER"
-DONE=1
-trap - EXIT TERM INT
-rm -rf "$WORK"
-
-prepare_run_dir
-start_foreground
+finish_first_start

@@ -22,6 +22,7 @@ pub mod filter;
 pub mod layout;
 mod pool;
 pub mod values;
+mod wait;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use error::{DirError, Result};
 pub use filter::Filter;
 pub use layout::Layout;
 pub use pool::SKIP_FAILED_FOR;
+pub use wait::Backoff;
 
 use crate::secret::SecretString;
 

@@ -13,3 +13,4 @@ mod serve;
 mod ssh;
 mod sssd;
 mod support;
+mod wait;
