@@ -15,20 +15,16 @@
 #   - double accepts when the two brokers race the same code on 200 tokens.
 # Wall and CPU time (user + system of the driver and its children) at the end.
 #   bench/cluster.sh [N_OTP] [BURST]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh" dbcluster time
 N=${1:-2000}
 BURST=${2:-5000}
-WORK=$(mktemp -d /tmp/dbcluster.XXXXXX)
-cleanup() { target/release/dirbroker testbed down --dir "$WORK/c" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() { "$BIN" testbed down --dir "$WORK/c" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-scripts/install-deps.sh >/dev/null
-[[ -x /usr/bin/time ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 echo "building release binaries…"
-cargo build --release --locked -p dirbroker-cli --bin dirbroker --bin dirbroker-ssh 2>&1 | tail -1
-cargo build --release --locked -p dirbroker-tests --example cluster_bench 2>&1 | tail -1
+release -p dirbroker-cli --bin dirbroker --bin dirbroker-ssh
+release -p dirbroker-tests --example cluster_bench
 /usr/bin/time -f "wall_s=%e cpu_user_s=%U cpu_sys_s=%S" -o "$WORK/time" \
-  target/release/examples/cluster_bench "$WORK" "$N" "$BURST" | tee "$WORK/out"
+  "$TARGET/release/examples/cluster_bench" "$WORK" "$N" "$BURST" | tee "$WORK/out"
 cat "$WORK/time"
 grep '^RESULT' "$WORK/out" | tail -1
