@@ -16,6 +16,7 @@
 //! side behind any TCP balancer.
 
 pub mod api;
+pub mod pages;
 pub mod sso_login;
 pub mod sso_register;
 pub mod sso_tickets;
