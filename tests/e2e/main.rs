@@ -16,3 +16,4 @@ mod posix;
 mod schema;
 mod sso_register;
 mod sso_tickets;
+mod web;
