@@ -43,6 +43,8 @@
 //! idle_timeout_s = 60                 # no request in flight this long: closed
 //! shutdown_grace_s = 10
 //! crl_refresh_s = 300
+//! # public_url = "https://sso.example.org"   # the origin browsers use (web sign-in CSRF check, OIDC issuer);
+//! #                                           # default: https:// + the request's Host
 //!
 //! [sso]                                   # the SSO of seed 002 (docs/protocols/sso.md)
 //! issuer = "dirbroker"                    # iss of every ticket
@@ -55,6 +57,9 @@
 //! # client_key_file = "/etc/dirbroker/broker/key.pem"
 //! kdf_memory_kib = 65536                  # Argon2id parameters handed to clients for pw
 //! kdf_iterations = 3
+//! web_session_lifetime_s = 28800          # the browser session cookie of /web/login
+//! oidc_code_lifetime_s = 60               # OpenID Connect authorization codes
+//! oidc_token_lifetime_s = 3600            # id_tokens and access tokens
 //!
 //! [ssh]                                   # node-side SSH commands
 //! cache_dir = "/var/cache/dirbroker"      # off when unset
@@ -220,6 +225,12 @@ pub struct ServeSection {
     /// How often the CRL is read again from LDAP.
     #[serde(default = "default_crl_refresh_s")]
     pub crl_refresh_s: u64,
+    /// The broker's own origin as browsers see it (`https://host[:port]`, no
+    /// path): the web sign-in's CSRF check and the OpenID Connect issuer.
+    /// Unset: `https://` and the request's Host (one broker, no balancer
+    /// renaming it).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeSection {
@@ -238,6 +249,7 @@ impl Default for ServeSection {
             idle_timeout_s: default_idle_s(),
             shutdown_grace_s: default_grace_s(),
             crl_refresh_s: default_crl_refresh_s(),
+            public_url: None,
         }
     }
 }
@@ -315,6 +327,15 @@ pub struct SsoSection {
     /// The same per source address (an IPv6 /64 counts as one source).
     #[serde(default = "default_login_failures_per_source")]
     pub login_failures_per_source: u32,
+    /// How long a browser session (`/web/login`) lasts.
+    #[serde(default = "default_web_session_lifetime_s")]
+    pub web_session_lifetime_s: u64,
+    /// How long an OpenID Connect authorization code may be redeemed.
+    #[serde(default = "default_oidc_code_lifetime_s")]
+    pub oidc_code_lifetime_s: u64,
+    /// How long OpenID Connect id_tokens and access tokens last.
+    #[serde(default = "default_oidc_token_lifetime_s")]
+    pub oidc_token_lifetime_s: u64,
 }
 
 impl Default for SsoSection {
@@ -332,6 +353,9 @@ impl Default for SsoSection {
             allow_anonymous: false,
             login_failures_per_user: default_login_failures_per_user(),
             login_failures_per_source: default_login_failures_per_source(),
+            web_session_lifetime_s: default_web_session_lifetime_s(),
+            oidc_code_lifetime_s: default_oidc_code_lifetime_s(),
+            oidc_token_lifetime_s: default_oidc_token_lifetime_s(),
         }
     }
 }
@@ -353,6 +377,15 @@ fn default_login_failures_per_user() -> u32 {
 }
 fn default_login_failures_per_source() -> u32 {
     30
+}
+fn default_web_session_lifetime_s() -> u64 {
+    8 * 3600
+}
+fn default_oidc_code_lifetime_s() -> u64 {
+    60
+}
+fn default_oidc_token_lifetime_s() -> u64 {
+    3600
 }
 
 /// POSIX account defaults for `user add` (issue #14, part 1).

@@ -17,3 +17,4 @@ mod schema;
 mod sso_register;
 mod sso_tickets;
 mod web;
+mod web_session;

@@ -96,7 +96,13 @@ pub(crate) fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
 
 /// Registers `uid` in-process: pw from the password (production-minimum
 /// Argon2id), P_c = g^pw, the KDF record and the level on the user entry.
-async fn register(bed: &dirbroker_testbed::harness::Bed, uid: &str, password: &str, level: Level, publish: bool) {
+pub(crate) async fn register(
+    bed: &dirbroker_testbed::harness::Bed,
+    uid: &str,
+    password: &str,
+    level: Level,
+    publish: bool,
+) {
     let dir = bed.dir_as(Identity::Admin).await;
     let mut u = User::new(uid, &format!("User {uid}")).unwrap();
     u.level = level;

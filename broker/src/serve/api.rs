@@ -30,6 +30,7 @@ use dirbroker_proto::sso::primitives::Lp;
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
         .merge(super::sso_tickets::router())
+        .merge(super::session::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/pki/ca", get(pki_ca))

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod pages;
+pub mod session;
 pub mod sso_login;
 pub mod sso_register;
 pub mod sso_tickets;
@@ -69,6 +70,8 @@ pub struct AppState {
     /// Signs users' migration authorisations with our HTTPS key; `None` when that key is not
     /// P-256 (then `/v1/otp/verify` refuses requests that name a migration).
     pub authoriser: Option<Arc<dirbroker_proto::migration::authorisation::Authoriser>>,
+    /// Browser sessions (`/web/login`): the origin, the lifetime, the sessions ended here.
+    pub web: Arc<session::WebState>,
 }
 
 /// A listening server, ready to run.
@@ -123,7 +126,9 @@ impl Server {
             .await
             .map_err(|source| ServeError::Listen { addr: s.listen.clone(), source })?;
         let sso = sso_tickets::SsoState::load(&config.sso, &keyring).map_err(ServeError::Config)?.map(Arc::new);
+        let web = Arc::new(session::WebState::from_config(config).map_err(ServeError::Config)?);
         let state = AppState {
+            web,
             sso,
             dir,
             keyring: Arc::new(keyring),

@@ -16,7 +16,7 @@
 //! authenticator replayed to another replica only yields an answer sealed
 //! for the original client).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -126,7 +126,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sso/ticket", post(ticket))
 }
 
-fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
+pub(crate) fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
     st.sso.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -135,7 +135,7 @@ fn sso(st: &AppState) -> Result<Arc<SsoState>, ApiError> {
     })
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     crate::clock::now().unix_timestamp()
 }
 
@@ -155,7 +155,7 @@ fn refused(e: &SsoError, what: &str) -> ApiError {
     ApiError::new(status, format!("{what} refused: {e}"))
 }
 
-fn no_store(mut r: Response) -> Response {
+pub(crate) fn no_store(mut r: Response) -> Response {
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -197,8 +197,9 @@ async fn params(State(st): State<AppState>, UrlPath(uid): UrlPath<String>) -> Re
     Ok(Json(json!({ "uid": uid, "kdf": record, "issuer": s.issuer.issuer() })).into_response())
 }
 
+/// The body of `/v1/sso/login` and `/web/login`.
 #[derive(Debug, Deserialize)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     #[serde(flatten)]
     request: LoginRequest,
     /// The current OTP code, for users with an enabled token.
@@ -273,19 +274,40 @@ async fn check_otp(st: &AppState, user: &User, code: Option<&str>) -> Result<(),
 }
 
 /// Stage 4a (AS exchange): pre-authentication proof (+ OTP) → TGT and SK
-/// sealed under K_c. An anonymous login (when `[sso] allow_anonymous`) gets
-/// a pseudonym at level 1. In front of the proof: the cheap checks, the
-/// replay cache and the failure limits ([`LoginGate`]); the proof itself is
-/// verified outside any lock.
+/// sealed under K_c. The checks are [`authenticate`]'s, shared with the web
+/// sign-in (`/web/login`).
 async fn login(
     State(st): State<AppState>,
     source: Option<Extension<ConnectInfo<SocketAddr>>>,
     req: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let s = sso(&st)?;
     let req = body(req)?;
-    let now = unix_now();
     let source = source_of(source.map(|Extension(ConnectInfo(a))| a));
+    let Authenticated { sso: s, entry, now } = authenticate(&st, source, req).await?;
+    let (s2, e2, lifetime) = (s.clone(), entry.clone(), s.lifetime);
+    let reply = run_blocking(move || s2.issuer.issue_tgt(&e2, lifetime, now, &mut crate::clock::rng()))
+        .await
+        .map_err(|e| refused(&e, "login"))?;
+    tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
+    Ok(no_store(Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response()))
+}
+
+/// Who a login proved to be, and when.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    pub sso: Arc<SsoState>,
+    pub entry: ClientEntry,
+    pub now: i64,
+}
+
+/// Every check of a login, for `/v1/sso/login` and `/web/login` alike. An
+/// anonymous login (when `[sso] allow_anonymous`) gets a pseudonym at
+/// level 1. In front of the proof: the cheap checks, the replay cache and the
+/// failure limits ([`LoginGate`]); the proof itself is verified outside any
+/// lock; then the account rule and the OTP.
+pub(crate) async fn authenticate(st: &AppState, source: IpAddr, req: LoginBody) -> Result<Authenticated, ApiError> {
+    let s = sso(st)?;
+    let now = unix_now();
     let entry = if req.request.p_anon.is_some() {
         if !s.allow_anonymous {
             return Err(ApiError::new(StatusCode::FORBIDDEN, ANONYMOUS_OFF));
@@ -347,22 +369,17 @@ async fn login(
             return Err(login_refused());
         }
         let entry = ClientEntry { id_c: uid.clone(), p_c, level: user.level };
-        check_otp(&st, &user, req.otp.as_deref()).await?;
+        check_otp(st, &user, req.otp.as_deref()).await?;
         s.gate.succeeded(&admission);
         entry
     };
-    let (s2, e2, lifetime) = (s.clone(), entry.clone(), s.lifetime);
-    let reply = run_blocking(move || s2.issuer.issue_tgt(&e2, lifetime, now, &mut crate::clock::rng()))
-        .await
-        .map_err(|e| refused(&e, "login"))?;
-    tracing::info!(principal = %entry.id_c, level = entry.level.as_u8(), "SSO login: TGT issued");
-    Ok(no_store(Json(json!({ "principal": entry.id_c, "level": entry.level.as_u8(), "reply": reply })).into_response()))
+    Ok(Authenticated { sso: s, entry, now })
 }
 
 /// The TGT holder `sub` may still get tickets at `level`: an existing user
 /// must be usable now and hold at least `level`; a broker-assigned anonymous
 /// identity has no entry. `Ok(true)` for an anonymous holder.
-async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<bool, ApiError> {
+pub(crate) async fn check_holder(st: &AppState, sub: &str, level: Level) -> Result<bool, ApiError> {
     const REFUSED: &str = "this account is disabled or expired, or its level changed: log in again";
     let user = if crate::directory::dn::check_value("uid", sub).is_ok() {
         st.dir.find_user(sub).await.map_err(|e| st.dir_error(e))?
