@@ -22,7 +22,8 @@
   out.addEventListener("click", () => {
     DirbrokerUi.busy(out, async () => {
       try {
-        await DirbrokerSso.call("POST", "/web/logout");
+        // JSON, like every state-changing call the broker accepts from its pages (login CSRF rule).
+        await DirbrokerSso.call("POST", "/web/logout", {});
         say.ok("Signed out.");
       } catch (e) {
         say.error(e.message);

@@ -9,10 +9,9 @@
   const pw = document.getElementById("pw");
   const otp = document.getElementById("otp");
   const button = form.querySelector("button[type=submit]");
-  // The web session's login (helper "oidc": broker/src/serve/session.rs) takes
-  // the body of /v1/sso/login and sets the session cookie. Until that route is
-  // merged, the page signs in through /v1/sso/login itself (no cookie).
-  const LOGIN_PATH = "/v1/sso/login";
+  // The web session's login (broker/src/serve/session.rs) takes the body of
+  // /v1/sso/login, runs the same checks and sets the session cookie.
+  const LOGIN_PATH = "/web/login";
   const say = DirbrokerUi.status(document.getElementById("status"));
   const capture = DirbrokerCapture.attach(pw, (text) => say.error(text, "retype"));
 
@@ -58,7 +57,7 @@
         hardened.fill(0);
         document.body.dataset.argon2Ms = String(Math.round(argon2Ms));
         const session = await DirbrokerSso.call("POST", LOGIN_PATH, body);
-        say.ok(`Signed in as ${session.uid || session.principal}.`);
+        say.ok(`Signed in as ${session.uid}.`);
         location.assign(next());
       } catch (e) {
         retype(e.message, "refused");

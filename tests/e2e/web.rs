@@ -182,6 +182,14 @@ async fn web_sign_in_with_keystroke_hardening() {
     page.type_with_holds(PASSWORD, &RHYTHM[3]).await;
     page.press("Enter", "Enter", 13).await;
     assert_eq!(outcome(&page).await, "account", "{}", status(&page).await);
+    // The session cookie: /account says who is signed in; signing out (keyboard only) ends it.
+    assert_eq!(page.wait_for("document.body.dataset.state").await, json!("signed-in"));
+    let who = page.eval("document.getElementById('who').textContent").await;
+    assert!(who.as_str().unwrap().starts_with("Signed in as erin (level "), "{who}");
+    page.focus("signout").await;
+    page.press("Enter", "Enter", 13).await;
+    page.wait_for("document.body.dataset.state === 'signed-out'").await;
+    assert_eq!(page.eval("document.getElementById('status').textContent").await, json!("Signed out."));
 
     // Registered with the CLI (an even typist, with an OTP token) → the browser.
     let o = dirbroker(&s.cfg, &["user", "add", "frank", "--name", "frank"]);
@@ -221,6 +229,40 @@ async fn web_sign_in_with_keystroke_hardening() {
     assert_eq!(state, "refused");
     assert_eq!(page.eval("document.querySelectorAll('img').length").await, json!(0));
     assert!(b.events("Page.javascriptDialogOpening", None).is_empty(), "a script ran");
+
+    // Login CSRF: a valid login body posted from another origin, or as a
+    // form's text/plain, is refused and sets no cookie.
+    let login = |origin: &'static str, content_type: &'static str| {
+        let (http, url) = (s.http(), s.url());
+        async move {
+            let c = dirbroker_proto::sso::session::ClientCredential::derive(
+                "alice",
+                b"alice password",
+                &dirbroker_proto::sso::primitives::sha256(b"alice")[..16],
+                &dirbroker_proto::sso::kdf::KdfParams::MINIMUM,
+            )
+            .unwrap();
+            let issuer = http.get(format!("{url}/v1/sso/params/alice")).send().await.unwrap();
+            let issuer: serde_json::Value = issuer.json().await.unwrap();
+            let now = dirbroker::clock::now().unix_timestamp();
+            let req = c.login_request(issuer["issuer"].as_str().unwrap(), now, &mut dirbroker::clock::rng()).unwrap();
+            let body = serde_json::to_value(req).unwrap();
+            let origin = if origin == "own" { url.clone() } else { origin.to_string() };
+            let r = http
+                .post(format!("{url}/web/login"))
+                .header("origin", origin)
+                .header("content-type", content_type)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.headers().contains_key("set-cookie"))
+        }
+    };
+    assert_eq!(login("https://evil.example", "application/json").await, (403, false));
+    assert_eq!(login("null", "application/json").await, (403, false));
+    let (code, cookie) = login("own", "text/plain").await;
+    assert!(code >= 400 && !cookie, "{code}");
 
     // Framed by another origin: the headers say no and the browser does not render it.
     let r = s.http().get(format!("{}/signin", s.url())).send().await.unwrap();
