@@ -57,7 +57,8 @@
         hardened.fill(0);
         document.body.dataset.argon2Ms = String(Math.round(argon2Ms));
         const session = await DirbrokerSso.call("POST", LOGIN_PATH, body);
-        say.ok(`Signed in as ${session.uid}.`);
+        // Still busy: the next page tells the outcome.
+        say.info(`Signed in as ${session.uid}; opening the next page…`);
         location.assign(next());
       } catch (e) {
         retype(e.message, "refused");

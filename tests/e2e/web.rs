@@ -75,7 +75,11 @@ async fn outcome(page: &Page<'_>) -> String {
 }
 
 async fn status(page: &Page<'_>) -> String {
-    page.eval("document.getElementById('status').textContent").await.as_str().unwrap_or_default().to_string()
+    page.eval("document.getElementById('status')?.textContent ?? ('no status on ' + location.href)")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn register_in_browser(page: &Page<'_>, s: &Site, uid: &str, code: &str, typings: [&[u32]; 3]) -> String {

@@ -45,8 +45,6 @@ pub struct Browser {
 pub struct Page<'b> {
     browser: &'b Browser,
     session: String,
-    /// The next key event time (s since the epoch), strictly increasing.
-    clock: Mutex<f64>,
 }
 
 impl Browser {
@@ -139,8 +137,7 @@ impl Browser {
         let session = attached["sessionId"].as_str().unwrap().to_string();
         self.send(Some(&session), "Page.enable", json!({})).await;
         self.send(Some(&session), "Runtime.enable", json!({})).await;
-        let now = dirbroker::clock::now().unix_timestamp_nanos() as f64 / 1e9;
-        Page { browser: self, session, clock: Mutex::new(now) }
+        Page { browser: self, session }
     }
 }
 
@@ -236,26 +233,30 @@ impl Page<'_> {
     /// (stamped event times: no waiting). Characters without a hold are typed
     /// with 80 ms.
     pub async fn type_with_holds(&self, text: &str, holds_ms: &[u32]) {
+        let hold = |i: usize| f64::from(holds_ms.get(i).copied().unwrap_or(80)) / 1000.0;
+        // Stamped from now on: event.timeStamp counts from the page's time
+        // origin, so an earlier stamp would read as 0. The typing then takes
+        // its stamped time in real time too, so the next one does not start
+        // further ahead of the clock (the recipe's stamps were ≤ 6 s ahead).
+        let span: f64 = (0..text.chars().count()).map(|i| hold(i) + 0.06).sum();
+        let mut t = dirbroker::clock::now().unix_timestamp_nanos() as f64 / 1e9;
+        let done = Instant::now() + Duration::from_secs_f64(span);
         for (i, c) in text.chars().enumerate() {
-            let hold = f64::from(holds_ms.get(i).copied().unwrap_or(80)) / 1000.0;
-            let t = {
-                let mut clock = self.clock.lock().unwrap();
-                let now = dirbroker::clock::now().unix_timestamp_nanos() as f64 / 1e9;
-                let t = clock.max(now);
-                *clock = t + hold + 0.06;
-                t
-            };
+            let hold = hold(i);
+            let down_at = t;
+            t += hold + 0.06;
             let p = key_params(c);
             let mut down = p.clone();
             down["type"] = json!("keyDown");
-            down["timestamp"] = json!(t);
+            down["timestamp"] = json!(down_at);
             self.send("Input.dispatchKeyEvent", down).await;
             let mut up = p;
             up.as_object_mut().unwrap().remove("text");
             up["type"] = json!("keyUp");
-            up["timestamp"] = json!(t + hold);
+            up["timestamp"] = json!(down_at + hold);
             self.send("Input.dispatchKeyEvent", up).await;
         }
+        tokio::time::sleep_until(done.into()).await;
     }
 
     /// Presses a named key (Enter, Tab, Backspace) once.
