@@ -34,6 +34,7 @@
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
+    const started = performance.now();
     DirbrokerUi.busy(button, async () => {
       if (!uid.value) {
         say.error("Enter your user name.");
@@ -55,8 +56,9 @@
         say.info("Checking your password…");
         const { body, argon2Ms } = await DirbrokerSso.loginBody(uid.value, hardened, otp.value.trim());
         hardened.fill(0);
-        document.body.dataset.argon2Ms = String(Math.round(argon2Ms));
         const session = await DirbrokerSso.call("POST", LOGIN_PATH, body);
+        // Timings of this sign-in (submit → session; Argon2id), for bench/web.sh.
+        sessionStorage.setItem("dirbroker.signin", JSON.stringify({ ms: performance.now() - started, argon2Ms }));
         // Still busy: the next page tells the outcome.
         say.info(`Signed in as ${session.uid}; opening the next page…`);
         location.assign(next());

@@ -330,3 +330,26 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// bench/web.sh: browser sign-in wall time (submit → session cookie) and its
+/// Argon2id share, over `DIRBROKER_BENCH_SIGNINS` sign-ins (default 15).
+/// Prints one JSON line starting with `BENCH`. Not a test: no timing is asserted.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark; bench/web.sh runs it"]
+async fn bench_web_signin() {
+    let n: usize = std::env::var("DIRBROKER_BENCH_SIGNINS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
+    let (_bed, s) = site().await;
+    let b = browser(&s).await;
+    let page = b.page().await;
+    let code = invite(&s, "erin");
+    let state = register_in_browser(&page, &s, "erin", &code, [&RHYTHM[0], &RHYTHM[1], &RHYTHM[2]]).await;
+    assert_eq!(state, "ok", "{}", status(&page).await);
+    let kdf = s.http().get(format!("{}/v1/sso/params/erin", s.url())).send().await.unwrap();
+    let kdf: serde_json::Value = kdf.json().await.unwrap();
+    let mut runs = Vec::new();
+    for i in 0..n {
+        assert_eq!(sign_in(&page, &s, "", "erin", &RHYTHM[i % 4], "").await, "account", "{}", status(&page).await);
+        runs.push(page.eval("JSON.parse(sessionStorage.getItem('dirbroker.signin'))").await);
+    }
+    println!("BENCH {}", json!({ "kdf": kdf["kdf"], "runs": runs }));
+}
