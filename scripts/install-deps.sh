@@ -8,9 +8,11 @@ set -euo pipefail
 
 # sssd-ldap, sssd-tools, libnss-sss, libpam-sss: SSSD as a judge in the tests
 # (sssd-common, pulled in, has sss_ssh_authorizedkeys); util-linux (Essential)
-# has unshare and nsenter.
+# has unshare and nsenter. chromium (+ fonts-dejavu-core for readable
+# screenshots) runs the sign-in page tests (tests/e2e/web.rs); npm installs the
+# page's one npm dependency (web/package-lock.json) that the broker embeds.
 PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl python3-jwt python3-cryptography
-  sssd-ldap sssd-tools libnss-sss libpam-sss)
+  sssd-ldap sssd-tools libnss-sss libpam-sss chromium fonts-dejavu-core npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -71,3 +73,11 @@ for svc in slapd ssh sssd; do
 done
 
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+# The sign-in pages' npm dependency (hash-wasm's Argon2id), exactly as locked;
+# broker/build.rs embeds it and stops with a clear error when it is missing.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ! -f $root/web/node_modules/hash-wasm/dist/argon2.umd.min.js ]]; then
+  echo "install-deps: npm ci in web/"
+  (cd "$root/web" && npm ci --ignore-scripts --no-audit --no-fund)
+fi

@@ -18,4 +18,5 @@ mod posix;
 mod schema;
 mod sso_register;
 mod sso_tickets;
+mod web;
 mod web_session;

@@ -17,18 +17,18 @@ use dirbroker_proto::sso::session::ClientCredential;
 use dirbroker_testbed::Identity;
 use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
 
-const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub(crate) const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const LIFETIME: i64 = 600;
 /// The broker's one answer to a wrong password or a missing or wrong OTP code.
 const LOGIN_REFUSED: &str = "login refused: wrong password or OTP code";
 
-fn oathtool(counter: u64) -> String {
+pub(crate) fn oathtool(counter: u64) -> String {
     let o = Command::new("oathtool").args(["--hotp", "-b", SECRET_B32, "-c", &counter.to_string()]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-fn private(path: &Path, contents: &str) {
+pub(crate) fn private(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
@@ -37,11 +37,11 @@ fn mode(path: &Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
 
-struct Site {
+pub(crate) struct Site {
     _tmp: tempfile::TempDir,
-    t: PathBuf,
-    cfg: PathBuf,
-    broker: Daemon,
+    pub(crate) t: PathBuf,
+    pub(crate) cfg: PathBuf,
+    pub(crate) broker: Daemon,
     service: Daemon,
     service_port: u16,
     _ams: Daemon,
@@ -49,16 +49,16 @@ struct Site {
 }
 
 impl Site {
-    fn p(&self, name: &str) -> String {
+    pub(crate) fn p(&self, name: &str) -> String {
         self.t.join(name).to_str().unwrap().to_string()
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://{}", self.broker.addr)
     }
 
     /// `dirbroker ARGS` as a user runs it (no configuration needed).
-    fn cli(&self, ccache: &str, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, ccache: &str, args: &[&str]) -> Output {
         Command::new(dirbroker_bin())
             .args(args)
             .env("DIRBROKER_CCACHE", self.p(ccache))
@@ -90,7 +90,7 @@ impl Site {
     }
 }
 
-fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
+pub(crate) fn dirbroker(cfg: &Path, args: &[&str]) -> Output {
     Command::new(dirbroker_bin()).args(args).env("DIRBROKER_CONFIG", cfg).output().unwrap()
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn register(
     dir.create(&u).await.unwrap();
 }
 
-async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
+pub(crate) async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
     let bed = start().await;
     let tmp = scratch_dir();
     let t = tmp.path().to_path_buf();
@@ -478,7 +478,7 @@ async fn registered_through_ams_and_ans_then_logs_in_and_calls_the_service() {
 impl Site {
     /// An HTTPS client trusting the broker CA, without a client certificate
     /// (what anyone on the network has).
-    fn http(&self) -> reqwest::Client {
+    pub(crate) fn http(&self) -> reqwest::Client {
         use rustls_pki_types::pem::PemObject;
         dirbroker::install_crypto_provider();
         let ca = rustls_pki_types::CertificateDer::from_pem_file(self.p("broker/ca.pem")).unwrap();

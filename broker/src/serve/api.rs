@@ -39,6 +39,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/dc/credentials", get(dc_credentials))
         .route("/v1/dc/{did}", get(dc_entry))
         .merge(super::sso_register::routes())
+        .merge(super::pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod oidc;
+pub mod pages;
 pub mod session;
 pub mod sso_login;
 pub mod sso_register;

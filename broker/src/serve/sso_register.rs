@@ -38,7 +38,7 @@ use dirbroker_proto::sso::kdf::KdfParams;
 use dirbroker_proto::sso::level::Level;
 use dirbroker_proto::sso::primitives::{Bytes, b64, unb64};
 use dirbroker_proto::sso::registration::{
-    AgentCreation, BrokerAwaitingUserLevel, BrokerRegistrationState, broker_receive_registration,
+    AgentCreation, BrokerAwaitingUserLevel, BrokerRegistrationState, Published, broker_receive_registration,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 
 use dirbroker_proto::api::sso::{
     AGENT_CODE, CreateAgentRequest, McodeRequest, ParamsReply, PasswordKdf, RegisterReply, RegisterRequest,
-    STATE_LIFETIME_S, UserLevelRequest,
+    STATE_LIFETIME_S, ShareRequest, UserLevelRequest,
 };
 
 pub use dirbroker_service::api_error::sso_error;
@@ -150,6 +150,12 @@ impl Registrar {
         }))
     }
 
+    /// Passes a client's ShareToAns to ANS unchanged and returns ANS's answer
+    /// (the Published record): the sign-in page's way to ANS (pages.rs).
+    pub(crate) async fn relay_share(&self, req: &ShareRequest) -> Result<Published, ApiError> {
+        Registrar::post("ANS", &self.ans, "/v1/share", req).await
+    }
+
     /// The CA and CRL the clients to AMS and ANS judge by; a new CRL put in
     /// force here judges the next call.
     pub fn pki(&self) -> &Arc<dirbroker_service::pki::Pki> {
@@ -209,7 +215,7 @@ pub fn routes() -> Router<AppState> {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {
+pub(crate) fn registrar(st: &AppState) -> Result<&Registrar, ApiError> {
     st.sso_register.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@
 // Test support: failing loudly is the point here.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chromium;
 pub mod openssh;
 pub mod sssd;
 
