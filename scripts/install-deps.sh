@@ -12,7 +12,10 @@ set -euo pipefail
 # screenshots) runs the sign-in page tests (tests/e2e/web.rs); npm installs the
 # page's one npm dependency (web/package-lock.json) that the broker embeds.
 PKGS=(slapd ldap-utils openssh-server openssh-client oathtool openssl qemu-utils curl python3-jwt python3-cryptography
-  sssd-ldap sssd-tools libnss-sss libpam-sss chromium fonts-dejavu-core npm)
+  sssd-ldap sssd-tools libnss-sss libpam-sss chromium fonts-dejavu-core)
+# Debian's npm only where no npm is on PATH: a Node.js from elsewhere (e.g.
+# NodeSource's nodejs, which bundles npm) conflicts with that package.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
