@@ -5,7 +5,7 @@
 //! to applications on the strength of that cookie.
 //!
 //! ```text
-//! POST /web/login    {"request": LoginRequest, "otp"?}  same-origin + JSON only
+//! POST /web/login    {proof, p_anon?, otp?} (as /v1/sso/login)  same-origin + JSON only
 //!                    → 200 {uid, level, expires}, Set-Cookie: __Host-dirbroker-session=…
 //! GET  /web/session  → 200 {uid, level, expires} | 401
 //! POST /web/logout   same-origin + JSON only → 204, the cookie cleared, its sid ended here
