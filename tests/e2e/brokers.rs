@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use dirbroker_testbed::cluster::{Cluster, ClusterOptions};
-use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, text};
+use dirbroker_testbed::harness::{
+    Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, serve_section, text,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -68,11 +70,7 @@ async fn every_client_fails_over_to_the_second_broker_and_a_hung_one_costs_one_t
              kdf_memory_kib = 19456\nkdf_iterations = 2\n"
         ),
     );
-    let toml = format!(
-        "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
-        p("broker/cert.pem"),
-        p("broker/key.pem")
-    );
+    let toml = format!("{toml}{}", serve_section(&t.join("broker"), ""));
     std::fs::write(&cfg, toml).unwrap();
     run(&["sso", "init"]);
     let serve = |log: &str| {

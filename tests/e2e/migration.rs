@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dirbroker_testbed::harness::{
-    Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text,
+    Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, serve_section, start, text,
 };
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -130,11 +130,7 @@ async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
     std::fs::set_permissions(&seed, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     run(&["otp", "import", "bob", "--type", "hotp", "--secret-file", seed.to_str().unwrap(), "--id", "bob-hotp"]);
     let mut toml = std::fs::read_to_string(&cfg).unwrap();
-    toml.push_str(&format!(
-        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\ncrl_refresh_s = 1\n",
-        p("broker/cert.pem"),
-        p("broker/key.pem"),
-    ));
+    toml.push_str(&serve_section(&t.join("broker"), "crl_refresh_s = 1\n"));
     std::fs::write(&cfg, toml).unwrap();
     let broker =
         Daemon::start(Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg), t.join("serve.log"));

@@ -19,7 +19,7 @@ use dirbroker_proto::sso::kdf::derive_pw;
 use dirbroker_proto::sso::registration::client_start_registration;
 use dirbroker_testbed::Identity;
 use dirbroker_testbed::harness::{
-    Bed, Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, start, text,
+    Bed, Daemon, agents_bin, dirbroker_bin, free_port, run_with_stdin, scratch_dir, serve_section, start, text,
 };
 use serde_json::Value;
 
@@ -72,11 +72,7 @@ async fn site_with(ans_args: &[&str]) -> Site {
              kdf_memory_kib = 8\nkdf_iterations = 1\n"
         ),
     );
-    toml.push_str(&format!(
-        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\ncrl_refresh_s = 1\n",
-        p("broker/cert.pem"),
-        p("broker/key.pem"),
-    ));
+    toml.push_str(&serve_section(&t.join("broker"), "crl_refresh_s = 1\n"));
     std::fs::write(&cfg, toml).unwrap();
     let broker = Daemon::start_at(
         Command::new(dirbroker_bin()).arg("serve").env("DIRBROKER_CONFIG", &cfg),

@@ -15,7 +15,9 @@ use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::kdf::{KdfParams, derive_pw};
 use dirbroker_proto::sso::session::ClientCredential;
 use dirbroker_testbed::Identity;
-use dirbroker_testbed::harness::{Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, start, text};
+use dirbroker_testbed::harness::{
+    Daemon, agents_bin, dirbroker_bin, free_port, scratch_dir, serve_section, start, text,
+};
 
 pub(crate) const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const LIFETIME: i64 = 600;
@@ -146,15 +148,7 @@ pub(crate) async fn site() -> (dirbroker_testbed::harness::Bed, Site) {
              ans_url = \"https://127.0.0.1:{ans_port}\"\nkdf_memory_kib = 19456\nkdf_iterations = 2\n"
         ),
     );
-    std::fs::write(
-        &cfg,
-        format!(
-            "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
-            p("broker/cert.pem"),
-            p("broker/key.pem"),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("{toml}{}", serve_section(&t.join("broker"), ""))).unwrap();
 
     // Stage 0: the ticket-signing key, 0600, never overwritten.
     let o = run(&["--output", "json", "sso", "init"]);

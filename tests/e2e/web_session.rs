@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dirbroker::model::Level;
 use dirbroker_proto::api::sso::PasswordKdf;
 use dirbroker_proto::sso::session::ClientCredential;
-use dirbroker_testbed::harness::{Bed, Daemon, dirbroker_bin, scratch_dir, start, text};
+use dirbroker_testbed::harness::{Bed, Daemon, dirbroker_bin, scratch_dir, serve_section, start, text};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use serde_json::{Value, json};
@@ -55,15 +55,7 @@ impl Web {
         ok(&dirbroker(&cfg, &["ca", "init"]));
         ok(&dirbroker(&cfg, &["ca", "issue", "broker", "broker-1", "--ip", "127.0.0.1", "--out", &p("broker")]));
         let toml = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(
-            &cfg,
-            format!(
-                "{toml}\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
-                p("broker/cert.pem"),
-                p("broker/key.pem"),
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, format!("{toml}{}", serve_section(&t.join("broker"), ""))).unwrap();
         ok(&dirbroker(&cfg, &["sso", "init"]));
         // The relying parties, as the admin registers them.
         let app1 =

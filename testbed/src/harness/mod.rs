@@ -19,6 +19,17 @@ use dirbroker::directory::Directory;
 
 use crate::{Identity, Testbed, TestbedOptions};
 
+/// A `[serve]` section on any free loopback port with the certificate and
+/// key that `dirbroker ca issue broker … --out CERT_DIR` wrote, then `extra`
+/// lines (e.g. `crl_refresh_s = 1\n`).
+pub fn serve_section(cert_dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        "\n[serve]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n{extra}",
+        cert_dir.join("cert.pem").display().to_string(),
+        cert_dir.join("key.pem").display().to_string(),
+    )
+}
+
 /// A fresh temporary directory for a testbed; short, so the ldapi socket path fits.
 pub fn scratch_dir() -> tempfile::TempDir {
     #[allow(clippy::expect_used)]
